@@ -1,0 +1,81 @@
+# vmemtrans: vmemfs daemon, tests, benchmarks.
+#   make deps      install the Debian packages everything needs (root)
+#   make           build build/vmemfs
+#   make check     build and run every test
+#   make bench     run the speed benchmarks (prints ratios)
+#   make demo      mount a demo VM memory and look at it
+#   make install   PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/vmemtrans
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+VERSION := 0.1.0
+PKGS := fuse3 libnbd json-c
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+	-DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LIBS := $(shell pkg-config --libs $(PKGS)) -pthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+B := build
+COMMON_SRCS := $(wildcard common/*.c)
+VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
+CORE_OBJS := $(patsubst %.c,$(B)/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS))
+TEST_SRCS := $(wildcard tests/check_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
+TEST_HELPER_OBJS := $(patsubst %.c,$(B)/%.o,$(TEST_HELPER_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
+
+DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
+	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
+	ca-certificates
+
+all: $(B)/vmemfs
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/vmemfs: $(B)/vmemfs/main.o $(CORE_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/%.c $(CORE_OBJS) $(TEST_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LIBS) $(CHECK_LIBS)
+
+$(B)/bench/%: bench/%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LIBS)
+
+tests: $(TEST_BINS)
+
+check: all tests
+	VMEMFS=$(CURDIR)/$(B)/vmemfs tests/run-tests.sh $(TEST_BINS)
+
+bench: all $(BENCH_BINS)
+	scripts/bench.sh
+
+demo: all
+	scripts/demo.sh
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS_PKGS)
+
+install: all
+	install -D -m 0755 $(B)/vmemfs $(DESTDIR)$(SBINDIR)/vmemfs
+	install -D -m 0644 vmemtrans.conf $(DESTDIR)$(DOCDIR)/examples/vmemtrans.conf
+	install -D -m 0644 doc/vmemfs.8 $(DESTDIR)$(MANDIR)/man8/vmemfs.8
+	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all tests check bench demo deps install clean
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

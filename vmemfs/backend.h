@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A backend fetches guest memory that is not in the memory file.  The core
+ * (reader.c) knows nothing of any one backend: it finds the holes, asks
+ * the backend for them, and re-validates what comes back.  One small
+ * struct of callbacks per backend, in the manner of nbdkit plugins.
+ */
+#ifndef VMEMFS_BACKEND_H
+#define VMEMFS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/config.h"
+
+struct vmem_stats;
+struct vmem_memfile;
+
+/* What fetch() made of a request. */
+enum vmem_fetch_result {
+	VMEM_FETCH_DATA = 0,	/* buf holds the bytes */
+	VMEM_FETCH_LOCAL = 1,	/* range is in the memory file now: read it there */
+};
+
+struct vmem_backend_ops {
+	const char *name;
+
+	/*
+	 * Set up for @vm (already resolved).  Must not block on remote
+	 * peers: a sub-host that is down at start is only an error for
+	 * reads of its ranges.  @mf is the open memory file (for its
+	 * eviction sequence).  Returns NULL and a message in @err.
+	 */
+	void *(*open)(const struct vmem_vm *vm, const struct vmem_memfile *mf,
+		      struct vmem_stats *stats, char *err, size_t errlen);
+	void (*close)(void *h);
+
+	/*
+	 * Fill @buf with RAM range [@off, @off + @len), which lies inside
+	 * the home of sub-host @home (an index into vm->subhosts) and was a
+	 * hole in the memory file when the core looked.  Called from many
+	 * threads at once.  Returns a vmem_fetch_result, or -errno (-EIO for
+	 * a sub-host that failed or did not answer within the timeout).
+	 * Must return within the VM's timeout.
+	 */
+	int (*fetch)(void *h, unsigned int home, void *buf, uint64_t off,
+		     size_t len);
+};
+
+extern const struct vmem_backend_ops vmem_backend_direct;
+
+/* The ops for @kind, or NULL (with a message) when it is not built in. */
+const struct vmem_backend_ops *vmem_backend_lookup(enum vmem_backend_kind kind,
+						   char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The read path of `mem`: split a read into runs that are present in the
+ * memory file and runs that are not, read the first with pread, fetch the
+ * second through the backend, and re-validate both against page moves.
+ * Never serves bytes it could not validate: it retries (bounded) and then
+ * fails with EIO.
+ */
+#ifndef VMEMFS_READER_H
+#define VMEMFS_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/config.h"
+#include "backend.h"
+#include "memfile.h"
+#include "stats.h"
+
+/* Retries of one run after a page moved, before EIO. */
+#define VMEM_MAX_RETRIES 64
+
+struct vmem_reader {
+	const struct vmem_vm *vm;
+	struct vmem_memfile mf;
+	const struct vmem_backend_ops *ops;
+	void *bh;
+	struct vmem_stats stats;
+};
+
+int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
+		     char *err, size_t errlen);
+void vmem_reader_close(struct vmem_reader *r);
+
+/*
+ * Read [@off, @off + @len) of RAM into @buf; the range is clipped to
+ * ram_size.  Returns the number of bytes read or -errno.
+ */
+ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off);
+
+#endif

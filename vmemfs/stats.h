@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters behind the mount's `stats` file.  Updated lock-free from every
+ * FUSE thread; read (not atomically as a whole) when `stats` is opened.
+ */
+#ifndef VMEMFS_STATS_H
+#define VMEMFS_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/config.h"
+
+/*
+ * Latency histogram: log-linear buckets, VMEM_HIST_SUB per power of two
+ * of nanoseconds, so a percentile is exact to within 1/VMEM_HIST_SUB.
+ */
+#define VMEM_HIST_SUB_BITS 3
+#define VMEM_HIST_SUB (1u << VMEM_HIST_SUB_BITS)
+#define VMEM_HIST_BUCKETS (64 * VMEM_HIST_SUB)
+
+struct vmem_hist {
+	uint64_t count[VMEM_HIST_BUCKETS];
+	uint64_t n;
+};
+
+void vmem_hist_add(struct vmem_hist *h, uint64_t ns);
+/* Upper bound of the bucket holding the @p-th percentile (0 < p <= 100); 0 if empty. */
+uint64_t vmem_hist_percentile(const struct vmem_hist *h, double p);
+
+struct vmem_subhost_stats {
+	uint64_t requests;	/* NBD requests sent */
+	uint64_t bytes;		/* bytes received */
+	uint64_t errors;	/* requests failed or timed out */
+	uint64_t connects;	/* successful (re)connections */
+	struct vmem_hist latency;
+};
+
+struct vmem_stats {
+	uint64_t reads;			/* reads of `mem` */
+	uint64_t read_errors;		/* reads answered with an error */
+	uint64_t bytes_local;		/* served from the memory file */
+	uint64_t bytes_remote;		/* served by the backend */
+	uint64_t bytes_zero;		/* holes with no home, served as zeros */
+	uint64_t retries;		/* re-reads because a page moved */
+	uint64_t cache_hits;		/* chunks served from the direct cache */
+	uint64_t cache_misses;
+	struct vmem_hist latency;	/* whole `mem` reads */
+	size_t n_subhosts;
+	struct vmem_subhost_stats *sub;	/* n_subhosts entries */
+};
+
+int vmem_stats_init(struct vmem_stats *st, size_t n_subhosts);
+void vmem_stats_free(struct vmem_stats *st);
+
+#define vmem_stat_add(field, v) \
+	__atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
+
+/* The JSON text of `stats`; malloc'd, NUL-terminated; NULL on ENOMEM. */
+char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm);
+
+#endif
