@@ -51,19 +51,21 @@ int vmem_memfile_pread(const struct vmem_memfile *mf, void *buf, size_t len,
 
 /* Seqlock helpers; with no seq file every read validates. */
 static inline uint64_t vmem_memfile_seq_begin(const struct vmem_memfile *mf,
+					      uint64_t off, uint64_t len,
 					      bool *quiet)
 {
 	if (!mf->seq) {
 		*quiet = true;
 		return 0;
 	}
-	return vmem_seq_read_begin(mf->seq, quiet);
+	return vmem_seq_read_begin(mf->seq, off, len, quiet);
 }
 
 static inline bool vmem_memfile_seq_valid(const struct vmem_memfile *mf,
+					  uint64_t off, uint64_t len,
 					  uint64_t token)
 {
-	return !mf->seq || vmem_seq_read_valid(mf->seq, token);
+	return !mf->seq || vmem_seq_read_valid(mf->seq, off, len, token);
 }
 
 /* Count of allocated bytes (st_blocks * 512), for tests and map. */
