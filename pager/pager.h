@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmempager: userfaultfd remote paging for a VM whose RAM is a shared,
+ * sparse memory file (QEMU memory-backend-file,share=on in /dev/shm).
+ *
+ * Model.  File offset = RAM offset.  A page present in the memory file
+ * ("data" for SEEK_DATA) is on the main host; a hole is not.  Each
+ * sub-host is an NBD export of the full RAM size that is the *home* of one
+ * RAM range: a page that is not local lives there (or nowhere, and then
+ * reads as zeros).  A page lives in exactly one place: moving it in trims
+ * it on the sub-host, moving it out punches it from the memory file.
+ *
+ * The caller (QEMU glue or a test) maps the memory file MAP_SHARED and
+ * hands the mapping to the pager, which registers it with userfaultfd
+ * (MISSING|WP).  Any access to a hole through that mapping, from any
+ * thread or from KVM, blocks until the pager has installed the page.
+ * The pager itself never touches the mapping: it reads the file with
+ * pread and installs pages with UFFDIO_COPY, so it can never fault on
+ * itself.
+ *
+ * Fault path: the chunk-size aligned window around the faulting page,
+ * clipped to the faulting page's home range, is fetched with one NBD read,
+ * its still-absent pages are installed with UFFDIO_COPY (present pages are
+ * never overwritten), the faulting thread is woken, and the window is
+ * trimmed on the sub-host.  Pages without a home are zero-filled.
+ *
+ * Eviction (local-limit): see pager/README.md.  CLOCK over chunk-sized
+ * units whose reference bit is set when the chunk is paged in; moving a
+ * chunk out is write-protect -> copy to home -> punch -> un-protect, so a
+ * writer racing it blocks and then refetches: no write is ever lost.
+ * Pages without a home are never evicted.
+ *
+ * Every move is bracketed by vmem_seq_move_begin/end on the sequence file
+ * (common/evictseq.h) so vmemfs can detect a read that raced a move.
+ *
+ * Threads: vmem_pager_start() starts the fault threads and, when
+ * local_limit < size, one eviction thread.  All functions below are
+ * thread safe, except that new/start/stop/free must not race each other.
+ */
+#ifndef VMEM_PAGER_H
+#define VMEM_PAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/config.h"
+
+struct vmem_pager;
+
+/* The home of RAM range [start, end): an NBD URI (as libnbd accepts). */
+struct vmem_pager_subhost {
+	const char *uri;
+	uint64_t start;
+	uint64_t end;
+};
+
+struct vmem_pager_params {
+	/*
+	 * MAP_SHARED mapping of the whole memory file, page aligned,
+	 * @size bytes.  Registered with userfaultfd by vmem_pager_new()
+	 * and unregistered by vmem_pager_free().
+	 */
+	void *host_addr;
+	uint64_t size;			/* multiple of the page size */
+
+	/* The memory file, O_RDWR (pread, fallocate, SEEK_DATA).  The
+	 * pager dups it, the caller keeps ownership of its own fd. */
+	int mem_fd;
+
+	/*
+	 * Sequence file path.  The pager creates it if needed, sizes it
+	 * to VMEM_SEQ_FILE_SIZE and maps it.  NULL = mem_path + ".seq".
+	 */
+	const char *seq_path;
+	const char *mem_path;		/* used only when seq_path is NULL */
+
+	uint64_t chunk_size;		/* power of 2, >= page size; 0 = 64K */
+	/*
+	 * Cap on resident bytes (memory file data).  0 = no limit.  Must
+	 * otherwise be at least 4 * chunk_size so eviction always has a
+	 * victim while fault threads hold their own chunks.
+	 */
+	uint64_t local_limit;
+	/*
+	 * Per NBD request budget, and how long page_in/page_out retry a
+	 * failing sub-host before they give up.  0 = 2000 ms.  The fault
+	 * path never gives up (a vCPU cannot take EIO): it retries with
+	 * backoff for as long as the sub-host is down.
+	 */
+	uint64_t timeout_ms;
+
+	const struct vmem_pager_subhost *subhosts;	/* disjoint ranges */
+	size_t n_subhosts;
+
+	unsigned int n_fault_threads;	/* 0 = 2 */
+	bool quiet;			/* no log lines on stderr */
+};
+
+/*
+ * Fill @p's config-derived fields from a resolved vmem_vm: size,
+ * chunk_size, local_limit, timeout_ms, mem_path and the sub-hosts.  @subs
+ * must have room for vm->n_subhosts entries; it borrows vm's strings, so
+ * keep @vm alive until vmem_pager_new() returned.  host_addr and mem_fd
+ * are left for the caller.
+ */
+void vmem_pager_params_from_vm(struct vmem_pager_params *p,
+			       const struct vmem_vm *vm,
+			       struct vmem_pager_subhost *subs);
+
+/*
+ * Validate @p, open the sequence file, register the mapping with
+ * userfaultfd and count what is already resident.  No thread runs yet and
+ * no sub-host is contacted (connections are made on first use).  Returns
+ * NULL with a message in @err on failure.
+ */
+struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
+				  char *err, size_t errlen);
+
+/* Start the fault and eviction threads.  0, or -1 with errno. */
+int vmem_pager_start(struct vmem_pager *pg);
+
+/*
+ * Stop and join the threads.  Faults taken after this block until
+ * vmem_pager_start() is called again or vmem_pager_free() runs.
+ */
+void vmem_pager_stop(struct vmem_pager *pg);
+
+/*
+ * Stop, unregister the mapping and free everything.  After this, an
+ * access to a hole through the mapping allocates a zero page: call it
+ * only when nothing touches the mapping any more (VM stopped).
+ */
+void vmem_pager_free(struct vmem_pager *pg);
+
+/*
+ * Make [offset, offset + length) resident (page-aligned outward) and
+ * return when all of it is in the memory file.  The range is protected
+ * from eviction until then, so it must fit in local_limit.  Retries a
+ * failing sub-host until timeout_ms has passed, then returns -1 (errno
+ * ETIMEDOUT, EIO, EINVAL, EFBIG) with a message in @err.
+ */
+int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
+		       uint64_t length, char *err, size_t errlen);
+
+/*
+ * Move the resident pages of [offset, offset + length) to their home
+ * sub-hosts.  Pages without a home stay.  Returns 0 when every homed page
+ * of the range has left the memory file, else -1 as for page_in.
+ */
+int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
+			uint64_t length, char *err, size_t errlen);
+
+struct vmem_pager_subhost_stats {
+	const char *uri;		/* borrowed from the pager */
+	uint64_t start, end;
+	uint64_t bytes_in;		/* fetched from this sub-host */
+	uint64_t bytes_out;		/* written to it by eviction */
+	uint64_t errors;		/* failed NBD requests/connects */
+	bool up;			/* last request succeeded */
+};
+
+struct vmem_pager_stats {
+	uint64_t ram_size;
+	uint64_t local_limit;		/* 0 = none */
+	uint64_t chunk_size;
+	uint64_t resident_bytes;	/* data bytes of the memory file */
+	uint64_t faults;		/* MISSING faults handled */
+	uint64_t wp_faults;		/* writers that hit an eviction */
+	uint64_t page_ins;		/* windows moved in (fault + API) */
+	uint64_t page_outs;		/* windows moved out by page_out() */
+	uint64_t evictions;		/* windows moved out by the limit */
+	uint64_t bytes_in;		/* installed from sub-hosts */
+	uint64_t bytes_zero;		/* zero-filled, no home */
+	uint64_t bytes_out;		/* written to sub-hosts */
+	uint64_t retries;		/* failed sub-host attempts retried */
+	uint64_t over_limit;		/* times nothing could be evicted */
+	size_t n_subhosts;
+};
+
+/*
+ * Snapshot the counters.  @sh (may be NULL) receives up to @n_sh
+ * per-sub-host entries, in the order of the params.
+ */
+void vmem_pager_get_stats(struct vmem_pager *pg, struct vmem_pager_stats *s,
+			  struct vmem_pager_subhost_stats *sh, size_t n_sh);
+
+#endif
