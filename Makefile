@@ -78,4 +78,5 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all tests check bench demo deps install clean
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(wildcard $(B)/common/*.d $(B)/vmemfs/*.d $(B)/tests/*.d \
+	$(B)/tests/lib/*.d $(B)/bench/*.d)

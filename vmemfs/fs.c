@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The FUSE front end (low-level API): a flat directory of three files.
+ *   mem    the VM's RAM, read through reader.c
+ *   stats  counters as JSON, generated at open
+ *   map    where each RAM range lives, as JSON, generated at open
+ * Every file is direct_io: the page cache must never hold guest memory,
+ * which changes under us and which we promised to keep no copy of.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "layout.h"
+#include "log.h"
+
+enum {
+	INO_ROOT = FUSE_ROOT_ID,
+	INO_MEM,
+	INO_STATS,
+	INO_MAP,
+	INO_END,
+};
+
+static const char *const names[INO_END] = {
+	[INO_MEM] = "mem",
+	[INO_STATS] = "stats",
+	[INO_MAP] = "map",
+};
+
+/* A generated file's text, owned by one open file handle. */
+struct gen_file {
+	size_t len;
+	char text[];
+};
+
+static struct vmem_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void fill_attr(const struct vmem_fs *fs, fuse_ino_t ino,
+		      struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->start_time;
+	if (ino == INO_ROOT) {
+		st->st_mode = S_IFDIR | 0500;
+		st->st_nlink = 2;
+		return;
+	}
+	st->st_mode = S_IFREG | 0400;
+	st->st_nlink = 1;
+	/* Generated files say 0 like /proc: their length is known only
+	 * once opened, and direct_io makes readers go to EOF anyway. */
+	st->st_size = ino == INO_MEM ? (off_t)fs->reader.vm->ram_size : 0;
+	st->st_blksize = 4096;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* libfuse derives max_pages from max_write; 1 MiB requests need both. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want &= ~FUSE_CAP_SPLICE_WRITE;
+	conn->max_write = VMEM_FS_MAX_IO;
+	conn->max_read = VMEM_FS_MAX_IO;
+	conn->max_readahead = 0;
+	conn->want &= ~FUSE_CAP_ASYNC_READ;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	fuse_ino_t ino;
+
+	if (parent != INO_ROOT) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	for (ino = INO_MEM; ino < INO_END; ino++)
+		if (strcmp(name, names[ino]) == 0)
+			break;
+	if (ino == INO_END) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = ino;
+	e.attr_timeout = 1.0;
+	e.entry_timeout = 1.0;
+	fill_attr(fs_of(req), ino, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	(void)fi;
+	if (ino < INO_ROOT || ino >= INO_END) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fill_attr(fs_of(req), ino, &st);
+	fuse_reply_attr(req, &st, 1.0);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	char buf[512];
+	size_t used = 0;
+	fuse_ino_t i;
+
+	(void)fi;
+	if (ino != INO_ROOT) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* Entries: 0 ".", 1 "..", then one per file; off is the next index. */
+	for (i = (fuse_ino_t)off; i < 2 + (INO_END - INO_MEM); i++) {
+		struct stat st = { 0 };
+		const char *name;
+		size_t n;
+
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			st.st_ino = INO_ROOT;
+			st.st_mode = S_IFDIR;
+		} else {
+			st.st_ino = INO_MEM + (i - 2);
+			st.st_mode = S_IFREG;
+			name = names[st.st_ino];
+		}
+		n = fuse_add_direntry(req, buf + used,
+				      (size < sizeof(buf) ? size : sizeof(buf)) - used,
+				      name, &st, (off_t)i + 1);
+		if (n > (size < sizeof(buf) ? size : sizeof(buf)) - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vmem_fs *fs = fs_of(req);
+	struct gen_file *g;
+	char *text;
+
+	if (ino == INO_ROOT) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (ino >= INO_END) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->fh = 0;
+	if (ino == INO_MEM) {
+		fuse_reply_open(req, fi);
+		return;
+	}
+	text = ino == INO_STATS ?
+	       vmem_stats_json(&fs->reader.stats, fs->reader.vm) :
+	       vmem_map_json(fs->reader.vm, &fs->reader.mf);
+	if (!text) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	g = malloc(sizeof(*g) + strlen(text) + 2);
+	if (!g) {
+		free(text);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	g->len = strlen(text);
+	memcpy(g->text, text, g->len);
+	g->text[g->len++] = '\n';
+	free(text);
+	fi->fh = (uintptr_t)g;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		free(g);	/* the opener was interrupted */
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	free((void *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+/*
+ * One buffer per FUSE worker thread, grown to the largest request seen and
+ * freed when libfuse retires the thread.
+ */
+struct read_buf {
+	size_t len;
+	unsigned char data[];
+};
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void make_buf_key(void)
+{
+	if (pthread_key_create(&buf_key, free) != 0)
+		abort();
+}
+
+static unsigned char *thread_buf(size_t size)
+{
+	struct read_buf *b;
+
+	pthread_once(&buf_once, make_buf_key);
+	b = pthread_getspecific(buf_key);
+	if (b && b->len >= size)
+		return b->data;
+	free(b);
+	b = malloc(sizeof(*b) + size);
+	if (b)
+		b->len = size;
+	pthread_setspecific(buf_key, b);
+	return b ? b->data : NULL;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vmem_fs *fs = fs_of(req);
+	unsigned char *buf;
+	ssize_t n;
+
+	if (ino != INO_MEM) {
+		const struct gen_file *g = (const struct gen_file *)(uintptr_t)fi->fh;
+
+		if (!g || off < 0 || (size_t)off >= g->len) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		if (size > g->len - (size_t)off)
+			size = g->len - (size_t)off;
+		fuse_reply_buf(req, g->text + off, size);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = thread_buf(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = vmem_read(&fs->reader, buf, size, (uint64_t)off);
+	if (n < 0) {
+		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
+				     size, (unsigned long long)off, strerror((int)-n));
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv = { 0 };
+
+	(void)ino;
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops vmem_fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.release = op_release,
+	.read = op_read,
+	.statfs = op_statfs,
+};

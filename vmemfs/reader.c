@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The read path of `mem`.  Where a byte comes from:
+ *   present in the memory file      -> pread here (memfile.c), inline
+ *   hole with a home sub-host       -> the backend (backend_*.c)
+ *   hole with no home               -> zeros
+ * and every answer is re-validated before it is served, because the VM
+ * moves pages while we read:
+ *   - a local run must still be data after the pread, and no move may
+ *     have begun in its stripes (evictseq.h) meanwhile;
+ *   - a remote run must not overlap a move either, and a page that came
+ *     back all zeros may be one the sub-host no longer holds because it
+ *     moved to the main host: if the memory file has it now, read again.
+ * A run that fails validation is read again from the start of the run,
+ * with backoff, until the VM's timeout has passed; then EIO.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "layout.h"
+#include "reader.h"
+
+#define PAGE_SIZE_4K 4096u
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
+		     char *err, size_t errlen)
+{
+	memset(r, 0, sizeof(*r));
+	r->vm = vm;
+	r->mf.fd = -1;
+	r->mf.seq_fd = -1;
+	r->ops = vmem_backend_lookup(vm->backend, err, errlen);
+	if (!r->ops)
+		return -1;
+	if (vmem_stats_init(&r->stats, vm->n_subhosts) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (vmem_memfile_open(&r->mf, vm->memory_file, NULL, err, errlen) < 0)
+		goto fail;
+	r->bh = r->ops->open(vm, &r->mf, &r->stats, err, errlen);
+	if (!r->bh)
+		goto fail;
+	return 0;
+fail:
+	vmem_memfile_close(&r->mf);
+	vmem_stats_free(&r->stats);
+	return -1;
+}
+
+void vmem_reader_close(struct vmem_reader *r)
+{
+	if (r->bh)
+		r->ops->close(r->bh);
+	vmem_memfile_close(&r->mf);
+	vmem_stats_free(&r->stats);
+	r->bh = NULL;
+}
+
+static bool page_is_zero(const unsigned char *p, size_t len)
+{
+	/* Most pages with data differ in their first bytes: this returns
+	 * after one compare for them. */
+	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+}
+
+/*
+ * A remote run came back; is any all-zero page of it now present in the
+ * memory file?  Then the sub-host's zeros may be the hole it left when
+ * the page moved to the main host, and the run must be read again.
+ */
+static bool zero_page_moved_here(struct vmem_reader *r,
+				 const unsigned char *buf, uint64_t off,
+				 uint64_t end)
+{
+	uint64_t p = off;
+
+	while (p < end) {
+		uint64_t next = (p & ~(uint64_t)(PAGE_SIZE_4K - 1)) + PAGE_SIZE_4K;
+
+		if (next > end)
+			next = end;
+		if (page_is_zero(buf + (p - off), next - p)) {
+			bool present;
+			uint64_t run_end;
+
+			if (vmem_memfile_run(&r->mf, p, next, &present,
+					     &run_end) < 0 || present)
+				return true;
+		}
+		p = next;
+	}
+	return false;
+}
+
+static void backoff(unsigned int attempt)
+{
+	struct timespec ts = { 0, 0 };
+
+	if (attempt < 3)
+		return;
+	ts.tv_nsec = 1000L << (attempt < 13 ? attempt - 3 : 10);
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Read [off, end) which has one home (or none) into buf.  Returns 0 or
+ * -errno.
+ */
+static int read_segment(struct vmem_reader *r, unsigned char *buf,
+			uint64_t off, uint64_t end, int home, uint64_t t0)
+{
+	uint64_t deadline = t0 + r->vm->timeout_ms * 1000000u;
+	unsigned int attempt = 0;
+	uint64_t p = off;
+
+	while (p < end) {
+		unsigned char *dst = buf + (p - off);
+		uint64_t run_end, token;
+		bool present, quiet, ok;
+		int rc;
+
+		rc = vmem_memfile_run(&r->mf, p, end, &present, &run_end);
+		if (rc < 0)
+			return rc;
+		token = vmem_memfile_seq_begin(&r->mf, p, run_end - p, &quiet);
+
+		if (present) {
+			rc = vmem_memfile_pread(&r->mf, dst, run_end - p, p);
+			ok = rc == 0 && quiet &&
+			     vmem_memfile_all_present(&r->mf, p, run_end) &&
+			     vmem_memfile_seq_valid(&r->mf, p, run_end - p, token);
+			if (rc < 0 && rc != -ENODATA)
+				return rc;
+			if (ok) {
+				vmem_stat_add(r->stats.bytes_local, run_end - p);
+				p = run_end;
+				attempt = 0;
+				continue;
+			}
+		} else if (home == VMEM_HOME_NONE) {
+			/* Memory that has never been anywhere reads as zeros;
+			 * it was a hole with no home when we looked. */
+			memset(dst, 0, run_end - p);
+			vmem_stat_add(r->stats.bytes_zero, run_end - p);
+			p = run_end;
+			attempt = 0;
+			continue;
+		} else {
+			rc = r->ops->fetch(r->bh, (unsigned int)home, dst, p,
+					   run_end - p);
+			if (rc < 0)
+				return rc;
+			ok = rc == VMEM_FETCH_DATA && quiet &&
+			     vmem_memfile_seq_valid(&r->mf, p, run_end - p, token) &&
+			     !zero_page_moved_here(r, dst, p, run_end);
+			if (ok) {
+				vmem_stat_add(r->stats.bytes_remote, run_end - p);
+				p = run_end;
+				attempt = 0;
+				continue;
+			}
+			/* VMEM_FETCH_LOCAL is the backend saying "it is in the
+			 * memory file now": reading it there is the plan, not
+			 * a race, so it is not counted as a retry. */
+			if (rc == VMEM_FETCH_LOCAL && quiet &&
+			    vmem_memfile_seq_valid(&r->mf, p, run_end - p, token)) {
+				if (++attempt > VMEM_MAX_RETRIES)
+					return -EIO;
+				continue;
+			}
+		}
+
+		/* The run raced a page move: read it again. */
+		vmem_stat_add(r->stats.retries, 1);
+		if (++attempt > VMEM_MAX_RETRIES || now_ns() > deadline)
+			return -EIO;
+		backoff(attempt);
+	}
+	return 0;
+}
+
+ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
+{
+	uint64_t t0 = now_ns(), end, pos;
+	int rc = 0;
+
+	vmem_stat_add(r->stats.reads, 1);
+	if (off >= r->vm->ram_size)
+		return 0;
+	end = off + len;
+	if (end > r->vm->ram_size || end < off)
+		end = r->vm->ram_size;
+
+	for (pos = off; pos < end;) {
+		uint64_t home_end, seg_end;
+		int home = vmem_layout_home(r->vm, pos, &home_end);
+
+		seg_end = home_end < end ? home_end : end;
+		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
+				  seg_end, home, t0);
+		if (rc < 0)
+			break;
+		pos = seg_end;
+	}
+	vmem_hist_add(&r->stats.latency, now_ns() - t0);
+	if (rc < 0) {
+		vmem_stat_add(r->stats.read_errors, 1);
+		return rc;
+	}
+	return (ssize_t)(end - off);
+}
