@@ -24,11 +24,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 B := build
 COMMON_SRCS := $(wildcard common/*.c)
 VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
-CORE_OBJS := $(patsubst %.c,$(B)/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS))
+CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS))
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
-TEST_HELPER_OBJS := $(patsubst %.c,$(B)/%.o,$(TEST_HELPER_SRCS))
+TEST_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_HELPER_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 
@@ -38,11 +38,11 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 
 all: $(B)/vmemfs
 
-$(B)/%.o: %.c
+$(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/vmemfs: $(B)/vmemfs/main.o $(CORE_OBJS)
+$(B)/vmemfs: $(B)/obj/vmemfs/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: tests/%.c $(CORE_OBJS) $(TEST_HELPER_OBJS)
@@ -78,5 +78,5 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all tests check bench demo deps install clean
--include $(wildcard $(B)/common/*.d $(B)/vmemfs/*.d $(B)/tests/*.d \
-	$(B)/tests/lib/*.d $(B)/bench/*.d)
+-include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
+	$(B)/bench/*.d)
