@@ -51,6 +51,16 @@ struct vmem_vm {
 	uint64_t cache_size;		/* default 4M; 0 = no cache */
 	uint64_t cache_ttl_ms;		/* default 100 */
 	uint64_t timeout_ms;		/* default 2000; must be > 0 */
+	uint64_t local_limit;		/* QEMU side: cap on main-host RAM;
+					 * default (0 until resolved) = ram-size;
+					 * vmemfs ignores it */
+	bool local_limit_set;
+
+	/* Lines of some keys (0 = not in the file), so that checks made
+	 * after parsing (vmem_vm_resolve) can point at the right line. */
+	unsigned int memory_file_line;
+	unsigned int ram_size_line;
+	unsigned int local_limit_line;
 
 	struct vmem_subhost *subhosts;	/* sorted by start, disjoint */
 	size_t n_subhosts;
