@@ -91,7 +91,8 @@ char *vmem_map_json(const struct vmem_vm *vm, const struct vmem_memfile *mf)
 	if (cur_where && add_extent(arr, cur_start, off, cur_where) < 0)
 		goto out;
 	text = strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-						     JSON_C_TO_STRING_SPACED));
+						     JSON_C_TO_STRING_SPACED |
+						     JSON_C_TO_STRING_NOSLASHESCAPE));
 out:
 	json_object_put(arr);
 	return text;

@@ -197,8 +197,9 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 
 	vmem_stat_add(r->stats.reads, 1);
 	if (off >= r->vm->ram_size)
-		return 0;
-	end = off + len;
+		off = end = r->vm->ram_size;	/* EOF */
+	else
+		end = off + len;
 	if (end > r->vm->ram_size || end < off)
 		end = r->vm->ram_size;
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Counters and latency histograms behind `stats`. */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,15 +92,24 @@ static uint64_t ld(const uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+/* Microseconds with one decimal: the buckets are not finer than that. */
+static json_object *us_json(uint64_t ns)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%.1f", ns / 1e3);
+	return json_object_new_double_s(ns / 1e3, s);
+}
+
 static json_object *latency_json(const struct vmem_hist *h)
 {
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "count", json_object_new_uint64(ld(&h->n)));
-	json_object_object_add(o, "p50", json_object_new_double(vmem_hist_percentile(h, 50) / 1e3));
-	json_object_object_add(o, "p90", json_object_new_double(vmem_hist_percentile(h, 90) / 1e3));
-	json_object_object_add(o, "p99", json_object_new_double(vmem_hist_percentile(h, 99) / 1e3));
-	json_object_object_add(o, "max", json_object_new_double(vmem_hist_percentile(h, 100) / 1e3));
+	json_object_object_add(o, "p50", us_json(vmem_hist_percentile(h, 50)));
+	json_object_object_add(o, "p90", us_json(vmem_hist_percentile(h, 90)));
+	json_object_object_add(o, "p99", us_json(vmem_hist_percentile(h, 99)));
+	json_object_object_add(o, "max", us_json(vmem_hist_percentile(h, 100)));
 	return o;
 }
 
@@ -148,7 +158,8 @@ char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
 	json_object_object_add(o, "subhosts", subs);
 
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-						     JSON_C_TO_STRING_SPACED));
+						     JSON_C_TO_STRING_SPACED |
+						     JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return text;
 }
