@@ -33,6 +33,8 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 
 DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
+	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev \
+	gcc-multilib seabios \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
 
