@@ -842,6 +842,33 @@ START_TEST(load_size_limit)
 }
 END_TEST
 
+/* The example shipped (and installed) as vmemtrans.conf must stay valid. */
+START_TEST(shipped_example)
+{
+	struct vmem_config cfg;
+	char path[4096], err[512] = "";
+	const char *slash = strrchr(__FILE__, '/');
+	struct vmem_vm *vm;
+
+	/* __FILE__ is tests/check_config.c as make passed it */
+	snprintf(path, sizeof(path), "%.*s/../vmemtrans.conf",
+		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	ck_assert_msg(vmem_config_load(path, &cfg, err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_uint_eq(cfg.n_vms, 2);
+	vm = vmem_config_find(&cfg, "vm1", err, sizeof(err));
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_uint_eq(vm->ram_size, 2 * GiB);
+	ck_assert_uint_eq(vm->n_subhosts, 2);
+	ck_assert_uint_eq(vm->subhosts[0].start, 512 * MiB);
+	ck_assert_uint_eq(vm->subhosts[1].end, 2 * GiB);
+	vm = vmem_config_find(&cfg, "vm2", err, sizeof(err));
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_int_eq(vm->backend, VMEM_BACKEND_REMOTE_PAGING);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
 /* ---- resolve ------------------------------------------------------- */
 
 /* Parse a config whose memory-file is @file, optionally with @extra keys,
@@ -1126,6 +1153,7 @@ static Suite *config_suite(void)
 	tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
 	tcase_add_test(tc, load);
 	tcase_add_test(tc, load_size_limit);
+	tcase_add_test(tc, shipped_example);
 	tcase_add_test(tc, resolve_ok);
 	tcase_add_test(tc, resolve_errors);
 	tcase_add_test(tc, roundtrip_resolved);
