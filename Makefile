@@ -49,11 +49,11 @@ $(B)/vmemfs: $(B)/obj/vmemfs/main.o $(CORE_OBJS)
 
 $(B)/tests/%: tests/%.c $(CORE_OBJS) $(TEST_HELPER_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LIBS) $(CHECK_LIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS) $(CHECK_LIBS)
 
 $(B)/bench/%: bench/%.c $(CORE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $^ $(LIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 tests: $(TEST_BINS)
 
