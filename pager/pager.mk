@@ -1,0 +1,52 @@
+# pager/pager.mk: the userfaultfd remote pager library (issue 3) and its
+# test.  Included at the END of the top Makefile (it uses B, CC, CFLAGS,
+# CHECK_LIBS and adds to all/tests/TEST_BINS; the check recipe expands
+# TEST_BINS late, so appending here is enough).
+#
+# The test lives in tests/pager/ rather than tests/check_pager.c so that
+# the generic tests/check_% pattern rule, which does not link the pager,
+# never picks it up.
+
+# Objects have their own directory and rules so that this file does not
+# depend on how the top Makefile lays out its objects.
+PAGER_SRCS := $(wildcard pager/*.c)
+PAGER_OBJDIR := $(B)/pager/obj
+PAGER_OBJS := $(patsubst pager/%.c,$(PAGER_OBJDIR)/%.o,$(PAGER_SRCS)) \
+	$(PAGER_OBJDIR)/config.o
+PAGER_LIB := $(B)/libvmempager.a
+PAGER_LIBS := $(shell pkg-config --libs libnbd) -pthread
+PAGER_TEST := $(B)/tests/check_pager
+PAGER_BENCH := $(B)/pager/bench_pager
+
+$(PAGER_OBJDIR)/%.o: pager/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(PAGER_OBJDIR)/config.o: common/config.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(PAGER_LIB): $(PAGER_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(PAGER_TEST): tests/pager/check_pager.c $(PAGER_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(PAGER_LIB) $(PAGER_LIBS) \
+		$(CHECK_LIBS)
+
+$(PAGER_BENCH): pager/bench/bench_pager.c $(PAGER_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(PAGER_LIB) $(PAGER_LIBS)
+
+TEST_BINS += $(PAGER_TEST)
+all: $(PAGER_LIB)
+tests: $(PAGER_TEST)
+
+# Page-in throughput and per-fault latency (needs nbdkit); not a test.
+bench-pager: $(PAGER_BENCH)
+	$(PAGER_BENCH)
+
+.PHONY: bench-pager
+-include $(wildcard $(PAGER_OBJDIR)/*.d $(B)/pager/*.d)

@@ -1,0 +1,813 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Tests of the userfaultfd remote pager on a plain mapping, without QEMU,
+ * against a real nbdkit (file plugin on a /dev/shm image, unix socket).
+ *
+ * The expectations are computed independently of the pager: contents from
+ * a pattern function, residency from the memory file's own data map
+ * (SEEK_DATA / st_blocks), and the sub-host's state from its backing
+ * image file, which the test reads directly.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../common/evictseq.h"
+#include "../../pager/pager.h"
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define PG 4096ULL
+
+struct env {
+	char mem_path[128], img_path[128], sock[128], pidfile[128];
+	char uri[256];
+	uint64_t size;
+	int mem_fd;
+	char *map;
+	pid_t nbdkit;
+	struct vmem_pager *pg;
+	struct vmem_pager_subhost sub[2];
+};
+
+static struct env E;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The reference content of a sub-host at @off (8-byte aligned). */
+static uint64_t pat(uint64_t off, uint64_t seed)
+{
+	uint64_t x = (off + 1) * 0x9E3779B97F4A7C15ULL ^ seed;
+
+	x ^= x >> 29;
+	return x * 0xBF58476D1CE4E5B9ULL;
+}
+
+static void fill(char *buf, uint64_t off, uint64_t len, uint64_t seed)
+{
+	for (uint64_t i = 0; i < len; i += 8) {
+		uint64_t v = pat(off + i, seed);
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+/* First mismatching offset of @buf against the pattern, or UINT64_MAX. */
+static uint64_t mismatch(const char *buf, uint64_t off, uint64_t len,
+			 uint64_t seed)
+{
+	for (uint64_t i = 0; i < len; i += 8) {
+		uint64_t v;
+
+		memcpy(&v, buf + i, 8);
+		if (v != (seed == 0 ? 0 : pat(off + i, seed)))
+			return off + i;
+	}
+	return UINT64_MAX;
+}
+
+static uint64_t data_bytes(int fd, uint64_t off, uint64_t end)
+{
+	uint64_t n = 0;
+
+	while (off < end) {
+		off_t d = lseek(fd, (off_t)off, SEEK_DATA), h;
+
+		if (d < 0 || (uint64_t)d >= end)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if ((uint64_t)h > end)
+			h = (off_t)end;
+		n += (uint64_t)(h - d);
+		off = (uint64_t)h;
+	}
+	return n;
+}
+
+static uint64_t alloc_bytes(int fd)
+{
+	struct stat st;
+
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	ck_assert_int_eq(pwrite(fd, buf, len, off), (ssize_t)len);
+}
+
+static void write_pattern(int fd, uint64_t off, uint64_t len, uint64_t seed)
+{
+	char *b = malloc(MiB);
+
+	ck_assert_ptr_nonnull(b);
+	for (uint64_t o = off; o < off + len; o += MiB) {
+		uint64_t l = off + len - o < MiB ? off + len - o : MiB;
+
+		fill(b, o, l, seed);
+		pwrite_all(fd, b, l, (off_t)o);
+	}
+	free(b);
+}
+
+/* ---- nbdkit, started and killed by PID ---- */
+
+static void nbdkit_start(struct env *e)
+{
+	char fileopt[160];
+	uint64_t t0 = now_ms();
+	pid_t pid;
+
+	unlink(e->pidfile);
+	unlink(e->sock);	/* a killed nbdkit leaves it behind */
+	snprintf(fileopt, sizeof(fileopt), "file=%s", e->img_path);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, 1);
+		execlp("nbdkit", "nbdkit", "-f", "--exit-with-parent",
+		       "-U", e->sock, "-P", e->pidfile, "file", fileopt,
+		       (char *)NULL);
+		_exit(127);
+	}
+	e->nbdkit = pid;
+	/* nbdkit writes the PID file once it accepts connections. */
+	while (access(e->pidfile, F_OK) != 0) {
+		ck_assert_msg(now_ms() - t0 < 5000, "nbdkit did not start");
+		ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
+		usleep(5000);
+	}
+}
+
+static void nbdkit_stop(struct env *e)
+{
+	if (e->nbdkit > 0) {
+		kill(e->nbdkit, SIGKILL);
+		waitpid(e->nbdkit, NULL, 0);
+		e->nbdkit = 0;
+	}
+}
+
+static void cleanup(void)
+{
+	if (E.pg) {
+		vmem_pager_free(E.pg);
+		E.pg = NULL;
+	}
+	nbdkit_stop(&E);
+	if (E.map) {
+		munmap(E.map, E.size);
+		E.map = NULL;
+	}
+	if (E.mem_fd > 0)
+		close(E.mem_fd);
+	E.mem_fd = -1;
+	if (E.mem_path[0]) {
+		char seq[160];
+
+		snprintf(seq, sizeof(seq), "%s%s", E.mem_path, VMEM_SEQ_SUFFIX);
+		unlink(seq);
+		unlink(E.mem_path);
+		unlink(E.img_path);
+		unlink(E.sock);
+		unlink(E.pidfile);
+	}
+}
+
+/* A sparse memory file and sub-host image of @size; nbdkit running. */
+static void env_setup(uint64_t size)
+{
+	int img;
+
+	memset(&E, 0, sizeof(E));
+	E.mem_fd = -1;
+	E.size = size;
+	snprintf(E.mem_path, sizeof(E.mem_path), "/dev/shm/ckpager.%d.mem",
+		 getpid());
+	snprintf(E.img_path, sizeof(E.img_path), "/dev/shm/ckpager.%d.img",
+		 getpid());
+	snprintf(E.sock, sizeof(E.sock), "/tmp/ckpager.%d.sock", getpid());
+	snprintf(E.pidfile, sizeof(E.pidfile), "/tmp/ckpager.%d.pid",
+		 getpid());
+	snprintf(E.uri, sizeof(E.uri), "nbd+unix:///?socket=%s", E.sock);
+	atexit(cleanup);
+	unlink(E.mem_path);
+	unlink(E.img_path);
+	E.mem_fd = open(E.mem_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(E.mem_fd, 0);
+	ck_assert_int_eq(ftruncate(E.mem_fd, (off_t)size), 0);
+	img = open(E.img_path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(img, 0);
+	ck_assert_int_eq(ftruncate(img, (off_t)size), 0);
+	close(img);
+	E.map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     E.mem_fd, 0);
+	ck_assert_ptr_ne(E.map, MAP_FAILED);
+	nbdkit_start(&E);
+}
+
+static int img_fd(void)
+{
+	int fd = open(E.img_path, O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* One sub-host, home of [hs, he). */
+static void pager_up(uint64_t hs, uint64_t he, uint64_t chunk,
+		     uint64_t limit, uint64_t timeout_ms)
+{
+	struct vmem_pager_params p = {
+		.host_addr = E.map,
+		.size = E.size,
+		.mem_fd = E.mem_fd,
+		.mem_path = E.mem_path,
+		.chunk_size = chunk,
+		.local_limit = limit,
+		.timeout_ms = timeout_ms,
+		.subhosts = E.sub,
+		.n_subhosts = he > hs ? 1 : 0,
+		.quiet = getenv("PAGER_VERBOSE") == NULL,
+	};
+	char err[256] = "";
+
+	E.sub[0].uri = E.uri;
+	E.sub[0].start = hs;
+	E.sub[0].end = he;
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+}
+
+static struct vmem_pager_stats stats(struct vmem_pager_subhost_stats *sh)
+{
+	struct vmem_pager_stats s;
+	struct vmem_pager_subhost_stats dummy;
+
+	vmem_pager_get_stats(E.pg, &s, sh ? sh : &dummy, 1);
+	return s;
+}
+
+/* ---- faults fetch from the sub-host, trim it, zero-fill the rest ---- */
+
+START_TEST(test_fault_fetch)
+{
+	const uint64_t size = 32 * MiB, hs = 8 * MiB, he = 24 * MiB;
+	const uint64_t seed = 0x1234, lseed = 0x777;
+	const uint64_t localpg = hs + 64 * KiB;	/* already on the main host */
+	const uint64_t zs = 12 * MiB, ze = zs + 256 * KiB; /* hole in image */
+	struct vmem_pager_subhost_stats sh;
+	struct vmem_pager_stats s;
+	char page[PG], *buf;
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, hs, zs - hs, seed);
+	write_pattern(img, ze, he - ze, seed);
+	fill(page, localpg, PG, lseed);
+	pwrite_all(E.mem_fd, page, PG, (off_t)localpg);
+	pager_up(hs, he, 1 * MiB, 0, 2000);
+
+	/* Every page through the mapping, as a vCPU would see it. */
+	for (uint64_t o = 0; o < size; o += PG) {
+		uint64_t want = o < hs || o >= he || (o >= zs && o < ze) ?
+				0 : seed, bad;
+
+		if (o == localpg)
+			bad = mismatch(E.map + o, o, PG, lseed);
+		else
+			bad = mismatch(E.map + o, o, PG, want);
+		ck_assert_msg(bad == UINT64_MAX, "wrong byte at %#" PRIx64,
+			      bad);
+	}
+	/* Resident now: all of it, in the file itself (pread sees it). */
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), size);
+	buf = malloc(he - hs);
+	ck_assert_int_eq(pread(E.mem_fd, buf, PG, (off_t)(hs + 5 * MiB)),
+			 (ssize_t)PG);
+	ck_assert_uint_eq(mismatch(buf, hs + 5 * MiB, PG, seed), UINT64_MAX);
+
+	/* The sub-host no longer holds it: trimmed to a hole of zeros. */
+	ck_assert_uint_eq(data_bytes(img, 0, size), 0);
+	ck_assert_int_eq(pread(img, buf, he - hs, (off_t)hs),
+			 (ssize_t)(he - hs));
+	ck_assert_uint_eq(mismatch(buf, hs, he - hs, 0), UINT64_MAX);
+	free(buf);
+
+	s = stats(&sh);
+	/* 16 one-MiB windows in the homed range, one fault each. */
+	ck_assert_uint_ge(s.faults, 16 + 16);
+	ck_assert_uint_eq(s.bytes_in, he - hs - PG);
+	ck_assert_uint_eq(sh.bytes_in, he - hs - PG);
+	ck_assert_uint_eq(s.bytes_zero, size - (he - hs));
+	ck_assert_uint_eq(s.resident_bytes, size);
+	ck_assert_uint_eq(s.evictions + s.page_outs, 0);
+	ck_assert(sh.up);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* The sequence file brackets every move. */
+START_TEST(test_seq_file)
+{
+	char seq[160];
+	struct vmem_seq_map *m;
+	uint64_t t1, t2;
+	bool quiet;
+	char err[256];
+	int fd;
+
+	env_setup(8 * MiB);
+	pager_up(0, 8 * MiB, 64 * KiB, 0, 2000);
+	snprintf(seq, sizeof(seq), "%s%s", E.mem_path, VMEM_SEQ_SUFFIX);
+	fd = open(seq, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_eq(lseek(fd, 0, SEEK_END), VMEM_SEQ_FILE_SIZE);
+	m = mmap(NULL, VMEM_SEQ_FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	close(fd);
+
+	t1 = vmem_seq_read_begin(m, 0, 64 * KiB, &quiet);
+	ck_assert(quiet);
+	E.map[100] = 1;		/* fault: a move in */
+	ck_assert(!vmem_seq_read_valid(m, 0, 64 * KiB, t1));
+	t2 = vmem_seq_read_begin(m, 0, 64 * KiB, &quiet);
+	ck_assert(quiet);
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, 0, 64 * KiB, err,
+					     sizeof(err)), 0);
+	ck_assert(!vmem_seq_read_valid(m, 0, 64 * KiB, t2));
+	/* A range in another stripe was not disturbed. */
+	t1 = vmem_seq_read_begin(m, 4 * MiB, 64 * KiB, &quiet);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 0, 64 * KiB, err,
+					    sizeof(err)), 0);
+	ck_assert(vmem_seq_read_valid(m, 4 * MiB, 64 * KiB, t1));
+	ck_assert_int_eq(E.map[100], 1);
+	munmap(m, VMEM_SEQ_FILE_SIZE);
+	cleanup();
+}
+END_TEST
+
+/* ---- eviction keeps the file under the budget ---- */
+
+struct monitor {
+	int fd;
+	volatile bool stop;
+	uint64_t max;
+};
+
+static void *monitor_thread(void *arg)
+{
+	struct monitor *m = arg;
+
+	while (!m->stop) {
+		uint64_t a = alloc_bytes(m->fd);
+
+		if (a > m->max)
+			m->max = a;
+		usleep(100);
+	}
+	return NULL;
+}
+
+struct sweep {
+	uint64_t len, seed;
+	uint64_t bad;
+};
+
+static void *sweep_thread(void *arg)
+{
+	struct sweep *w = arg;
+
+	/* Write, then verify twice: every verify pass refetches evictees. */
+	for (uint64_t o = 0; o < w->len; o += PG)
+		fill(E.map + o, o, PG, w->seed);
+	for (int pass = 0; pass < 2 && w->bad == UINT64_MAX; pass++)
+		for (uint64_t o = 0; o < w->len; o += PG) {
+			w->bad = mismatch(E.map + o, o, PG, w->seed);
+			if (w->bad != UINT64_MAX)
+				break;
+		}
+	return NULL;
+}
+
+START_TEST(test_eviction_budget)
+{
+	const uint64_t size = 64 * MiB, limit = 8 * MiB, region = 24 * MiB;
+	struct monitor mon = { .max = 0 };
+	struct sweep sw = { .len = region, .seed = 0xabc, .bad = UINT64_MAX };
+	struct vmem_pager_stats s;
+	pthread_t mt, st;
+	char *buf;
+	int img;
+
+	env_setup(size);
+	pager_up(0, size, 256 * KiB, limit, 2000);
+	mon.fd = E.mem_fd;
+	pthread_create(&mt, NULL, monitor_thread, &mon);
+	pthread_create(&st, NULL, sweep_thread, &sw);
+	pthread_join(st, NULL);
+	mon.stop = true;
+	pthread_join(mt, NULL);
+
+	ck_assert_msg(sw.bad == UINT64_MAX, "wrong data at %#" PRIx64,
+		      sw.bad);
+	ck_assert_msg(mon.max <= limit, "resident %" PRIu64 " > limit",
+		      mon.max);
+	ck_assert_uint_le(data_bytes(E.mem_fd, 0, size), limit);
+	/* The eviction thread keeps its headroom: stop it to compare. */
+	vmem_pager_stop(E.pg);
+	s = stats(NULL);
+	ck_assert_uint_gt(s.evictions, 0);
+	ck_assert_uint_le(s.resident_bytes, limit);
+	ck_assert_uint_eq(s.resident_bytes, data_bytes(E.mem_fd, 0, size));
+	/* 24 MiB written through an 8 MiB budget: >= 16 MiB went out. */
+	ck_assert_uint_ge(s.bytes_out, region - limit);
+
+	/* Each page is in exactly one place, and the pair holds it all. */
+	img = img_fd();
+	buf = malloc(region);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, region) +
+			  data_bytes(img, 0, region), region);
+	for (uint64_t o = 0; o < region; o += 256 * KiB) {
+		int fd = data_bytes(E.mem_fd, o, o + 256 * KiB) ? E.mem_fd :
+			 img;
+
+		ck_assert_int_eq(pread(fd, buf, 256 * KiB, (off_t)o),
+				 (ssize_t)(256 * KiB));
+		ck_assert_uint_eq(mismatch(buf, o, 256 * KiB, sw.seed),
+				  UINT64_MAX);
+	}
+	free(buf);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- writers race eviction: no write may be lost ---- */
+
+#define NWRITERS 4
+#define RACE_MS 3000
+
+struct writer {
+	int id;
+	uint64_t npages;
+	uint64_t *val;		/* last value written per own page */
+	uint64_t iters, lost;
+	uint64_t lost_at;
+};
+
+static volatile bool race_stop;
+
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+	unsigned int r = (unsigned int)w->id * 7919 + 1;
+
+	while (!race_stop) {
+		uint64_t idx = (uint64_t)rand_r(&r) % (w->npages / NWRITERS);
+		uint64_t page = idx * NWRITERS + (uint64_t)w->id;
+		volatile uint64_t *head = (uint64_t *)(E.map + page * PG);
+		volatile uint64_t *tail = head + PG / 8 - 1;
+		uint64_t v = w->val[idx] + 1;
+
+		/* What we wrote last time must have survived its trips. */
+		if (*head != w->val[idx] || *tail != w->val[idx]) {
+			w->lost++;
+			w->lost_at = page * PG;
+		}
+		*head = v;
+		*tail = v;
+		if (*head != v || *tail != v) {
+			w->lost++;
+			w->lost_at = page * PG;
+		}
+		w->val[idx] = v;
+		w->iters++;
+	}
+	return NULL;
+}
+
+struct outer {
+	uint64_t size, calls, fails;
+};
+
+static void *pageout_thread(void *arg)
+{
+	struct outer *o = arg;
+	unsigned int r = 42;
+	char err[256];
+
+	while (!race_stop) {
+		uint64_t off = ((uint64_t)rand_r(&r) % (o->size / (64 * KiB))) *
+			       64 * KiB;
+
+		if (vmem_pager_page_out(E.pg, off, 256 * KiB < o->size - off ?
+					256 * KiB : o->size - off, err,
+					sizeof(err)))
+			o->fails++;
+		o->calls++;
+		usleep(200);
+	}
+	return NULL;
+}
+
+START_TEST(test_race_writers)
+{
+	const uint64_t size = 16 * MiB, npages = size / PG;
+	struct writer w[NWRITERS];
+	struct outer out = { .size = size };
+	pthread_t wt[NWRITERS], ot;
+	struct vmem_pager_stats s;
+	uint64_t iters = 0;
+
+	env_setup(size);
+	/* Pages start at zero: on the sub-host as never written. */
+	pager_up(0, size, 64 * KiB, 2 * MiB, 2000);
+	race_stop = false;
+	for (int i = 0; i < NWRITERS; i++) {
+		w[i] = (struct writer){ .id = i, .npages = npages };
+		w[i].val = calloc(npages / NWRITERS, sizeof(uint64_t));
+		pthread_create(&wt[i], NULL, writer_thread, &w[i]);
+	}
+	pthread_create(&ot, NULL, pageout_thread, &out);
+	usleep(RACE_MS * 1000);
+	race_stop = true;
+	for (int i = 0; i < NWRITERS; i++)
+		pthread_join(wt[i], NULL);
+	pthread_join(ot, NULL);
+
+	s = stats(NULL);
+	for (int i = 0; i < NWRITERS; i++) {
+		ck_assert_msg(w[i].lost == 0, "writer %d lost %" PRIu64
+			      " writes (last at %#" PRIx64 ")", i, w[i].lost,
+			      w[i].lost_at);
+		iters += w[i].iters;
+	}
+	fprintf(stderr, "race: %" PRIu64 " writes, %" PRIu64 " faults, %"
+		PRIu64 " wp faults, %" PRIu64 " evictions, %" PRIu64
+		" page_outs (%" PRIu64 " calls)\n", iters, s.faults,
+		s.wp_faults, s.evictions, s.page_outs, out.calls);
+	ck_assert_uint_eq(out.fails, 0);
+	vmem_pager_stop(E.pg);
+	/* The race really happened: many moves each way. */
+	ck_assert_uint_gt(s.evictions, 100);
+	ck_assert_uint_gt(s.page_outs, 100);
+	ck_assert_uint_gt(s.faults, 100);
+
+	/* Final state, read the independent way: file or sub-host image. */
+	{
+		int img = img_fd();
+
+		for (uint64_t p = 0; p < npages; p++) {
+			uint64_t want = w[p % NWRITERS].val[p / NWRITERS];
+			uint64_t h, t, off = p * PG;
+			int fd = data_bytes(E.mem_fd, off, off + PG) ?
+				 E.mem_fd : img;
+
+			ck_assert_int_eq(pread(fd, &h, 8, (off_t)off), 8);
+			ck_assert_int_eq(pread(fd, &t, 8,
+					       (off_t)(off + PG - 8)), 8);
+			ck_assert_msg(h == want && t == want,
+				      "page %#" PRIx64 ": %" PRIu64 "/%" PRIu64
+				      " want %" PRIu64, off, h, t, want);
+		}
+		close(img);
+	}
+	for (int i = 0; i < NWRITERS; i++)
+		free(w[i].val);
+	cleanup();
+}
+END_TEST
+
+/* ---- page_in / page_out seen in the data map ---- */
+
+START_TEST(test_page_in_out)
+{
+	const uint64_t size = 16 * MiB, hs = 4 * MiB;
+	const uint64_t seed = 0x5151;
+	struct vmem_pager_subhost_stats sh;
+	struct vmem_pager_stats s;
+	char err[256], *buf = malloc(4 * MiB);
+	int img;
+
+	env_setup(size);
+	pager_up(hs, size, 64 * KiB, 0, 2000);
+	img = img_fd();
+	/* Make [4M, 8M) resident with known content, and [0, 1M) too. */
+	for (uint64_t o = hs; o < 8 * MiB; o += PG)
+		fill(E.map + o, o, PG, seed);
+	for (uint64_t o = 0; o < 1 * MiB; o += PG)
+		fill(E.map + o, o, PG, seed);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, hs, 8 * MiB), 4 * MiB);
+
+	/* Out: gone from the file, on the sub-host with the content. */
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, hs, 4 * MiB, err,
+					     sizeof(err)), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, hs, 8 * MiB), 0);
+	ck_assert_int_eq(pread(img, buf, 4 * MiB, (off_t)hs),
+			 (ssize_t)(4 * MiB));
+	ck_assert_uint_eq(mismatch(buf, hs, 4 * MiB, seed), UINT64_MAX);
+
+	/* No home: page_out leaves it (succeeds, nothing to do). */
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, 0, 1 * MiB, err,
+					     sizeof(err)), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, 1 * MiB), 1 * MiB);
+
+	/* In, unaligned: exactly the covering pages come back. */
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 5 * MiB + 100,
+					    1 * MiB - 200, err,
+					    sizeof(err)), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, hs, 8 * MiB), 1 * MiB);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 5 * MiB, 6 * MiB), 1 * MiB);
+	ck_assert_uint_eq(data_bytes(img, 5 * MiB, 6 * MiB), 0);
+	ck_assert_uint_eq(data_bytes(img, hs, 8 * MiB), 3 * MiB);
+	ck_assert_int_eq(pread(E.mem_fd, buf, 1 * MiB, (off_t)(5 * MiB)),
+			 (ssize_t)(1 * MiB));
+	ck_assert_uint_eq(mismatch(buf, 5 * MiB, 1 * MiB, seed), UINT64_MAX);
+
+	/* page_in of a resident range is a no-op, and bad ranges fail. */
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 5 * MiB, 1 * MiB, err,
+					    sizeof(err)), 0);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, size, PG, err,
+					    sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, size - PG, 2 * PG, err,
+					     sizeof(err)), -1);
+
+	s = stats(&sh);
+	ck_assert_uint_eq(s.bytes_out, 4 * MiB);
+	ck_assert_uint_eq(sh.bytes_out, 4 * MiB);
+	ck_assert_uint_ge(s.page_outs, 1);
+	ck_assert_uint_eq(s.resident_bytes, data_bytes(E.mem_fd, 0, size));
+	free(buf);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- a failing sub-host: API callers time out, faults wait ---- */
+
+static void *touch_thread(void *arg)
+{
+	uint64_t off = *(uint64_t *)arg;
+
+	*(uint64_t *)arg = *(volatile uint64_t *)(E.map + off);
+	return NULL;
+}
+
+START_TEST(test_subhost_down)
+{
+	const uint64_t size = 8 * MiB, seed = 0x99, timeout = 300;
+	struct vmem_pager_subhost_stats sh;
+	struct vmem_pager_stats s;
+	uint64_t t0, el, arg = 2 * MiB + 8 * 11;
+	pthread_t t;
+	char err[256];
+	int img, rc;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, timeout);
+	nbdkit_stop(&E);
+
+	t0 = now_ms();
+	rc = vmem_pager_page_in(E.pg, 1 * MiB, 64 * KiB, err, sizeof(err));
+	el = now_ms() - t0;
+	ck_assert_int_eq(rc, -1);
+	ck_assert_msg(el >= timeout / 2 && el < timeout + 1500,
+		      "page_in gave up after %" PRIu64 " ms", el);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), 0);
+
+	/* A vCPU-like access blocks (no EIO, no zeros) ... */
+	pthread_create(&t, NULL, touch_thread, &arg);
+	usleep(600 * 1000);
+	ck_assert_int_eq(pthread_tryjoin_np(t, NULL), EBUSY);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), 0);
+	/* ... and completes with the right data once the sub-host is back. */
+	nbdkit_start(&E);
+	t0 = now_ms();
+	while (pthread_tryjoin_np(t, NULL) == EBUSY) {
+		ck_assert_msg(now_ms() - t0 < 5000, "fault never completed");
+		usleep(10000);
+	}
+	ck_assert_uint_eq(arg, pat(2 * MiB + 8 * 11, seed));
+	s = stats(&sh);
+	ck_assert_uint_gt(s.retries, 0);
+	ck_assert_uint_gt(sh.errors, 0);
+	ck_assert(sh.up);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 1 * MiB, 64 * KiB, err,
+					    sizeof(err)), 0);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- parameter checks ---- */
+
+START_TEST(test_bad_params)
+{
+	struct vmem_pager_params p;
+	struct vmem_pager_subhost sub[2] = {
+		{ "nbd://127.0.0.1:1", 0, 2 * MiB },
+		{ "nbd://127.0.0.1:2", 1 * MiB, 3 * MiB },
+	};
+	char err[256];
+
+	env_setup(4 * MiB);
+	memset(&p, 0, sizeof(p));
+	p.host_addr = E.map;
+	p.size = E.size;
+	p.mem_fd = E.mem_fd;
+	p.mem_path = E.mem_path;
+	p.quiet = true;
+
+	p.chunk_size = 3 * KiB;
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "chunk size"));
+	p.chunk_size = 64 * KiB;
+	p.local_limit = 64 * KiB;
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "local limit"));
+	p.local_limit = 0;
+	p.subhosts = sub;
+	p.n_subhosts = 2;
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "overlap"));
+	sub[1].start = 2 * MiB;
+	sub[1].end = 5 * MiB;
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "inside RAM"));
+	/* RAM bigger than the memory file. */
+	sub[1].end = 4 * MiB;
+	p.size = 8 * MiB;
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "smaller than size"));
+	p.size = E.size;
+	p.host_addr = E.map;
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "%s", err);
+	{
+		struct vmem_pager_subhost_stats shs[2];
+		struct vmem_pager_stats s;
+
+		vmem_pager_get_stats(E.pg, &s, shs, 2);
+		ck_assert_uint_eq(s.n_subhosts, 2);
+		ck_assert_str_eq(shs[1].uri, "nbd://127.0.0.1:2");
+		ck_assert_uint_eq(shs[1].start, 2 * MiB);
+		ck_assert_uint_eq(s.chunk_size, 64 * KiB);
+	}
+	cleanup();
+}
+END_TEST
+
+static Suite *pager_suite(void)
+{
+	Suite *s = suite_create("pager");
+	TCase *tc = tcase_create("pager");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_bad_params);
+	tcase_add_test(tc, test_fault_fetch);
+	tcase_add_test(tc, test_seq_file);
+	tcase_add_test(tc, test_page_in_out);
+	tcase_add_test(tc, test_eviction_budget);
+	tcase_add_test(tc, test_race_writers);
+	tcase_add_test(tc, test_subhost_down);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pager_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
