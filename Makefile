@@ -34,7 +34,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 
 DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev \
-	gcc-multilib seabios \
+	gcc-multilib seabios cpio \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
 
