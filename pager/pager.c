@@ -199,6 +199,33 @@ static pthread_mutex_t *chunk_lock(struct vmem_pager *pg, uint64_t c)
 	return &pg->stripes[c % NSTRIPES];
 }
 
+/*
+ * page_in/page_out must answer within their timeout even when a fault
+ * thread holds the chunk while it waits for a dead sub-host.
+ */
+static int lock_until(struct vmem_pager *pg, uint64_t c, uint64_t deadline,
+		      char *err, size_t errlen)
+{
+	uint64_t left = deadline > now_ms() ? deadline - now_ms() : 0;
+	struct timespec ts;
+	int e;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(left / 1000);
+	ts.tv_nsec += (long)(left % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	e = pthread_mutex_timedlock(chunk_lock(pg, c), &ts);
+	if (e == 0)
+		return 0;
+	snprintf(err, errlen, "RAM at %#" PRIx64 " is busy (a sub-host may "
+		 "be down): %s", c << pg->cshift, strerror(e));
+	errno = e;
+	return -1;
+}
+
 static struct sub *home_of(struct vmem_pager *pg, uint64_t off)
 {
 	for (size_t i = 0; i < pg->n_subs; i++)
@@ -263,7 +290,7 @@ static void recount(struct vmem_pager *pg, uint64_t c)
 	uint64_t e = s + pg->cs < pg->size ? s + pg->cs : pg->size;
 	uint64_t n = count_data(pg, s, e), old = pg->chunk_res[c];
 
-	pg->chunk_res[c] = (uint32_t)n;
+	STORE(pg->chunk_res[c], (uint32_t)n);
 	if (n >= old)
 		ADD(pg->resident, n - old);
 	else
@@ -690,6 +717,7 @@ static int fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 				uint64_t now = now_ms();
 
 				if (now >= deadline) {
+					/* err holds the last failure */
 					errno = ETIMEDOUT;
 					goto out;
 				}
@@ -778,11 +806,26 @@ static void handle_missing(struct vmem_pager *pg, uint64_t off)
 		s = home_run_end(pg, s, ce);
 	e = home_run_end(pg, s, ce);
 
-	pthread_mutex_lock(chunk_lock(pg, c));
-	if (fetch_range(pg, c, s, e, RETRY_FOREVER, 0, err, sizeof(err)))
-		if (!LOAD(pg->stopping))
-			logmsg(pg, "fault at %#" PRIx64 ": %s", off, err);
-	pthread_mutex_unlock(chunk_lock(pg, c));
+	/*
+	 * Sub-host errors are retried inside fetch_range; anything else
+	 * (no memory, a failed UFFDIO_COPY) is retried here, because the
+	 * kernel will not deliver this fault again and a vCPU cannot be
+	 * told EIO.
+	 */
+	for (uint64_t t = 100;; t = t * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS :
+	     t * 2) {
+		int rc;
+
+		pthread_mutex_lock(chunk_lock(pg, c));
+		rc = fetch_range(pg, c, s, e, RETRY_FOREVER, 0, err,
+				 sizeof(err));
+		pthread_mutex_unlock(chunk_lock(pg, c));
+		if (rc == 0 || LOAD(pg->stopping))
+			break;
+		logmsg(pg, "fault at %#" PRIx64 ": %s; retrying", off, err);
+		if (nap(pg, t))
+			break;
+	}
 	/* A racing installer may have beaten us to the page. */
 	uffd_wake(pg, off, PAGE);
 }
@@ -1265,11 +1308,16 @@ int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 		uint64_t ce = (c + 1) << pg->cshift;
 		uint64_t e = home_run_end(pg, pos, ce < end ? ce : end);
 
-		pthread_mutex_lock(chunk_lock(pg, c));
+		rc = lock_until(pg, c, deadline, err, errlen);
+		if (rc)
+			break;
 		rc = fetch_range(pg, c, pos, e, RETRY_DEADLINE, deadline, err,
 				 errlen);
+		STORE(pg->chunk_ref[c], 1);
 		pthread_mutex_unlock(chunk_lock(pg, c));
 		pos = e;
+		/* The timeout bounds a stall, not a long range. */
+		deadline = now_ms() + pg->timeout_ms;
 	}
 	if (rc == 0 && count_data(pg, offset, end) != length) {
 		/* Someone punched it behind our back (not the pager). */
@@ -1302,6 +1350,9 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 			uint64_t now = now_ms(), t = pg->timeout_ms;
 
 			if (now >= deadline) {
+				snprintf(err, errlen, "%s: no progress for %"
+					 PRIu64 " ms", sh->uri,
+					 pg->timeout_ms);
 				errno = ETIMEDOUT;
 				return -1;
 			}
@@ -1311,7 +1362,8 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 			 * Under the lock nothing can refill the range, so
 			 * looping until no data is left terminates.
 			 */
-			pthread_mutex_lock(chunk_lock(pg, c));
+			if (lock_until(pg, c, deadline, err, errlen))
+				return -1;
 			while ((r = evict_range(pg, sh, pos, e, t, err,
 						errlen)) > 0)
 				ADD(pg->st.page_outs, 1);
@@ -1329,6 +1381,9 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 					  MAX_BACKOFF_MS : backoff * 2;
 				continue;	/* same range again */
 			}
+			/* The timeout bounds a stall, not a long range. */
+			deadline = now_ms() + pg->timeout_ms;
+			backoff = 10;
 		}
 		pos = e;
 	}

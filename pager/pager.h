@@ -136,9 +136,13 @@ void vmem_pager_free(struct vmem_pager *pg);
 /*
  * Make [offset, offset + length) resident (page-aligned outward) and
  * return when all of it is in the memory file.  The range is protected
- * from eviction until then, so it must fit in local_limit.  Retries a
- * failing sub-host until timeout_ms has passed, then returns -1 (errno
- * ETIMEDOUT, EIO, EINVAL, EFBIG) with a message in @err.
+ * from eviction until then, so it must fit in local_limit (else EFBIG).
+ * Retries a failing sub-host, and waits for RAM that a fault thread holds
+ * while its sub-host is down, until timeout_ms pass without progress
+ * (a long range on a healthy sub-host may take longer than that), then
+ * returns -1 (errno ETIMEDOUT, EIO, ECONNREFUSED, ...; EINVAL for a range
+ * outside RAM) with a message in @err.  Pages that were paged in before
+ * the failure stay.
  */
 int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 		       uint64_t length, char *err, size_t errlen);

@@ -135,7 +135,7 @@ fail:
 }
 
 static struct nbd_handle *get_handle(struct vp_remote *r, uint64_t deadline,
-				     char *err, size_t errlen)
+				     bool *reused, char *err, size_t errlen)
 {
 	struct nbd_handle *h = NULL;
 
@@ -143,9 +143,25 @@ static struct nbd_handle *get_handle(struct vp_remote *r, uint64_t deadline,
 	if (r->n_idle > 0)
 		h = r->idle[--r->n_idle];
 	pthread_mutex_unlock(&r->mu);
+	*reused = h != NULL;
 	if (h)
 		return h;
 	return connect_one(r, deadline, err, errlen);
+}
+
+/* After a transport failure the other idle handles are likely dead too. */
+static void drop_idle(struct vp_remote *r)
+{
+	struct nbd_handle *old[POOL_MAX];
+	int n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->n_idle;
+	memcpy(old, r->idle, sizeof(old));
+	r->n_idle = 0;
+	pthread_mutex_unlock(&r->mu);
+	for (int i = 0; i < n; i++)
+		nbd_close(old[i]);
 }
 
 static void put_handle(struct vp_remote *r, struct nbd_handle *h, bool ok)
@@ -215,10 +231,13 @@ static int run_pieces(struct vp_remote *r, enum op op,
 	uint64_t deadline = now_ms() + timeout_ms;
 	int64_t cookies[INFLIGHT_MAX];
 	struct nbd_handle *h;
-	size_t i = 0;
+	bool reused, again = true;
+	size_t i;
 	int e;
 
-	h = get_handle(r, deadline, err, errlen);
+retry:
+	i = 0;
+	h = get_handle(r, deadline, &reused, err, errlen);
 	if (!h)
 		return -1;
 	while (i < n) {
@@ -256,6 +275,16 @@ fail:
 	e = errno;
 	set_err(err, errlen, r, what, e);
 	put_handle(r, h, false);
+	/*
+	 * A pooled connection that died while idle (sub-host restarted)
+	 * says nothing about the sub-host now: retry once on a new one.
+	 * Repeating reads, writes and trims of the same bytes is harmless.
+	 */
+	if (reused && again && e != ETIMEDOUT) {
+		again = false;
+		drop_idle(r);
+		goto retry;
+	}
 	errno = e;
 	return -1;
 }
