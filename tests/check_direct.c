@@ -1,0 +1,758 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The direct backend against real NBD servers: two `nbdkit memory`
+ * sub-hosts on Unix sockets, each holding a known pattern in its home
+ * range and different bytes outside it.  Checks the bytes of unaligned
+ * and multi-chunk fetches, that requests are whole chunks clipped to the
+ * home, what a stalled, dead and restarted sub-host does to reads of its
+ * range and of the other one, the cache (TTL, eviction token) and eight
+ * threads reading at once.
+ *
+ * Every server is a child of the forked test process with a parent-death
+ * signal of SIGKILL, so it dies with the test even when an assertion
+ * ends the test half-way, when Check's timeout kills it, or when the
+ * server is stopped (SIGSTOP) at that moment; teardown also kills them
+ * by PID.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libnbd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../vmemfs/backend.h"
+#include "../vmemfs/memfile.h"
+#include "../vmemfs/stats.h"
+#include "lib/hosts.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+
+#define RAM (8 * MiB)
+#define CHUNK (16 * KiB)
+/* Home edges deliberately not on chunk boundaries: the chunk around
+ * 4M + 10K belongs half to each sub-host. */
+#define H0_START (1 * MiB + 6 * KiB)
+#define H0_END (4 * MiB + 10 * KiB)
+#define H1_START H0_END
+#define H1_END RAM
+
+#define SEED_DATA 1000		/* what a home holds */
+#define SEED_FOREIGN 999	/* what a sub-host holds outside its home */
+#define SEED_NEW 2000		/* data rewritten during a test */
+
+#define TIMEOUT_MS 400		/* for the tests of failures */
+#define SLACK_MS 250		/* allowed lateness of an -EIO */
+/* Tests of bytes must not fail because the machine is busy. */
+#define RELAXED_TIMEOUT_MS 5000
+
+static char dir[64];
+static pid_t dir_owner;
+static char sock[2][128];
+static char uri[2][192];
+static pid_t srv[2];
+static struct nbd_handle *filler[2];
+
+static struct vmem_subhost subs[2];
+static struct vmem_vm vm;
+static struct vmem_stats st;
+static struct vmem_memfile mf;
+static struct vmem_seq_map *seqmap;
+static void *bh;
+
+static const uint64_t home_start[2] = { H0_START, H1_START };
+static const uint64_t home_end[2] = { H0_END, H1_END };
+
+/* ---- servers -------------------------------------------------------- */
+
+static void spawn_server(int i)
+{
+	char err[256];
+	pid_t pid;
+
+	unlink(sock[i]);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+
+		/* SIGKILL, not nbdkit's --exit-with-parent (SIGTERM): a
+		 * stopped server must die with us too. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);	/* it complains when we hang up on it */
+		/* One thread per connection: nbdkit 1.32 with several can
+		 * abort (raw_send_socket: sock >= 0) when it resumes from
+		 * SIGSTOP and finds that a client hung up on a connection
+		 * with two requests in flight, which is just what the
+		 * backend does after a timeout. */
+		execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-U", sock[i],
+		       "memory", "8M", (char *)NULL);
+		_exit(127);
+	}
+	srv[i] = pid;
+	filler[i] = vt_nbd_connect(uri[i], 5000, err, sizeof(err));
+	ck_assert_msg(filler[i] != NULL, "nbdkit %d: %s", i, err);
+}
+
+/* Write @seed's pattern over [off, off + len) of sub-host @i. */
+static void write_pattern(int i, uint64_t off, uint64_t len, uint64_t seed)
+{
+	unsigned char *buf = malloc(MiB);
+
+	ck_assert_ptr_nonnull(buf);
+	while (len) {
+		uint64_t n = len < MiB ? len : MiB;
+
+		vt_pattern_fill(buf, off, n, seed);
+		ck_assert_msg(nbd_pwrite(filler[i], buf, n, off, 0) == 0,
+			      "pwrite: %s", nbd_get_error());
+		off += n;
+		len -= n;
+	}
+	free(buf);
+}
+
+/* The whole export: foreign bytes everywhere, the home's data at home. */
+static void fill_server(int i)
+{
+	write_pattern(i, 0, RAM, SEED_FOREIGN);
+	write_pattern(i, home_start[i], home_end[i] - home_start[i],
+		      SEED_DATA);
+}
+
+static void kill_server(int i)
+{
+	if (filler[i]) {
+		nbd_close(filler[i]);
+		filler[i] = NULL;
+	}
+	if (srv[i] > 0) {
+		kill(srv[i], SIGKILL);
+		waitpid(srv[i], NULL, 0);
+		srv[i] = 0;
+	}
+}
+
+/* SIGSTOP takes effect some time after kill() returns: wait until every
+ * thread of @pid is stopped, or a request could still slip through. */
+static void stop_server(int i)
+{
+	double t0 = vt_now_ms();
+
+	ck_assert_int_eq(kill(srv[i], SIGSTOP), 0);
+	for (;;) {
+		char path[64], line[512];
+		DIR *d;
+		struct dirent *e;
+		bool all = true;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)srv[i]);
+		d = opendir(path);
+		ck_assert_ptr_nonnull(d);
+		while ((e = readdir(d))) {
+			char sp[384], *rp;
+			FILE *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(sp, sizeof(sp), "%s/%s/stat", path, e->d_name);
+			f = fopen(sp, "r");
+			if (!f)
+				continue;	/* thread gone */
+			if (fgets(line, sizeof(line), f)) {
+				rp = strrchr(line, ')');
+				if (rp && rp[2] != 'T' && rp[2] != 't')
+					all = false;
+			}
+			fclose(f);
+		}
+		closedir(d);
+		if (all)
+			return;
+		ck_assert_double_lt(vt_now_ms() - t0, 2000);
+		vt_sleep_ms(1);
+	}
+}
+
+static void kill_servers(void)
+{
+	kill_server(0);
+	kill_server(1);
+}
+
+/* ---- fixture -------------------------------------------------------- */
+
+static void setup(void)
+{
+	atexit(kill_servers);
+	for (int i = 0; i < 2; i++) {
+		spawn_server(i);
+		fill_server(i);
+		subs[i] = (struct vmem_subhost){
+			.uri = uri[i],
+			.start = home_start[i],
+			.end = home_end[i],
+		};
+	}
+	vm = (struct vmem_vm){
+		.name = "t",
+		.memory_file = "/nonexistent",
+		.ram_size = RAM,
+		.backend = VMEM_BACKEND_DIRECT,
+		.chunk_size = CHUNK,
+		.cache_size = 0,
+		.cache_ttl_ms = 100,
+		.timeout_ms = RELAXED_TIMEOUT_MS,
+		.subhosts = subs,
+		.n_subhosts = 2,
+	};
+	ck_assert_int_eq(vmem_stats_init(&st, 2), 0);
+	/* No memory file is read here: the backend only uses its seq. */
+	mf = (struct vmem_memfile){ .fd = -1, .seq_fd = -1, .seq = NULL };
+	seqmap = NULL;
+	bh = NULL;
+}
+
+static void teardown(void)
+{
+	if (bh)
+		vmem_backend_direct.close(bh);
+	bh = NULL;
+	kill_servers();
+	vmem_stats_free(&st);
+	free(seqmap);
+}
+
+static void be_open(void)
+{
+	char err[256] = "";
+
+	bh = vmem_backend_direct.open(&vm, &mf, &st, err, sizeof(err));
+	ck_assert_msg(bh != NULL, "open: %s", err);
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+static int fetch(void *h, unsigned int home, void *buf, uint64_t off,
+		 size_t len, double *ms)
+{
+	double t0 = vt_now_ms();
+	int rc = vmem_backend_direct.fetch(h, home, buf, off, len);
+
+	if (ms)
+		*ms = vt_now_ms() - t0;
+	return rc;
+}
+
+/* Fetch and compare with @seed's pattern; returns the fetch's result. */
+static int fetch_check(void *h, unsigned int home, uint64_t off, size_t len,
+		       uint64_t seed)
+{
+	unsigned char *got = malloc(len), *want = malloc(len);
+	int rc;
+
+	ck_assert(got && want);
+	memset(got, 0x5a, len);
+	rc = fetch(h, home, got, off, len, NULL);
+	if (rc == VMEM_FETCH_DATA) {
+		vt_pattern_fill(want, off, len, seed);
+		if (memcmp(got, want, len) != 0) {
+			size_t k = 0;
+
+			while (got[k] == want[k])
+				k++;
+			ck_abort_msg("home %u [%llu, +%zu): first wrong byte at %llu",
+				     home, (unsigned long long)off, len,
+				     (unsigned long long)(off + k));
+		}
+	}
+	free(got);
+	free(want);
+	return rc;
+}
+
+#define ck_fetch_ok(h, home, off, len, seed) \
+	ck_assert_int_eq(fetch_check(h, home, off, len, seed), VMEM_FETCH_DATA)
+
+static uint64_t rnd(unsigned int *seed, uint64_t n)
+{
+	uint64_t r = ((uint64_t)rand_r(seed) << 31) ^ (uint64_t)rand_r(seed);
+
+	return r % n;
+}
+
+/* A random range inside home @home, lengths from 1 byte to 300K. */
+static void random_range(unsigned int *seed, unsigned int home,
+			 uint64_t *off, size_t *len)
+{
+	static const size_t lens[] = {
+		1, 100, 4096, CHUNK - 1, CHUNK, CHUNK + 1, 50000, 300 * KiB,
+	};
+	uint64_t hs = home_start[home], he = home_end[home];
+	size_t l = lens[rnd(seed, sizeof(lens) / sizeof(lens[0]))];
+
+	*off = hs + rnd(seed, he - hs - l + 1);
+	if (rnd(seed, 3) == 0)		/* often exactly on a chunk */
+		*off = (*off & ~(CHUNK - 1)) < hs ? hs : (*off & ~(CHUNK - 1));
+	*len = l;
+}
+
+/* ---- tests: bytes and requests ------------------------------------- */
+
+START_TEST(bytes_match_pattern)
+{
+	unsigned int seed = 42;
+
+	be_open();
+	for (int i = 0; i < 300; i++) {
+		unsigned int home = i % 2;
+		uint64_t off;
+		size_t len;
+
+		random_range(&seed, home, &off, &len);
+		ck_fetch_ok(bh, home, off, len, SEED_DATA);
+	}
+	/* Whole homes in one fetch each, and their edges. */
+	ck_fetch_ok(bh, 0, H0_START, H0_END - H0_START, SEED_DATA);
+	ck_fetch_ok(bh, 1, H1_START, H1_END - H1_START, SEED_DATA);
+	ck_fetch_ok(bh, 0, H0_START, 1, SEED_DATA);
+	ck_fetch_ok(bh, 0, H0_END - 1, 1, SEED_DATA);
+	ck_fetch_ok(bh, 0, H0_END - 5000, 5000, SEED_DATA);
+	ck_fetch_ok(bh, 1, H1_START, 100, SEED_DATA);
+	ck_fetch_ok(bh, 1, H1_END - CHUNK - 3, CHUNK + 3, SEED_DATA);
+	ck_assert_uint_eq(st.sub[0].errors + st.sub[1].errors, 0);
+}
+END_TEST
+
+START_TEST(requests_are_whole_chunks_clipped_to_home)
+{
+	unsigned char buf[64 * KiB];
+	uint64_t r0, b0;
+
+	be_open();
+	/* 40K from 100 bytes into a chunk touches three chunks. */
+	r0 = st.sub[0].requests;
+	b0 = st.sub[0].bytes;
+	ck_fetch_ok(bh, 0, 2 * MiB + 100, 40 * KiB, SEED_DATA);
+	ck_assert_uint_eq(st.sub[0].requests - r0, 3);
+	ck_assert_uint_eq(st.sub[0].bytes - b0, 3 * CHUNK);
+	ck_assert_uint_eq(st.sub[0].latency.n, st.sub[0].requests);
+
+	/* The home starts 6K into a chunk: only the home part is asked. */
+	r0 = st.sub[0].requests;
+	b0 = st.sub[0].bytes;
+	ck_fetch_ok(bh, 0, H0_START, 100, SEED_DATA);
+	ck_assert_uint_eq(st.sub[0].requests - r0, 1);
+	ck_assert_uint_eq(st.sub[0].bytes - b0, CHUNK - 6 * KiB);
+
+	/* The chunk at 4M is split 10K / 6K between the homes. */
+	r0 = st.sub[1].requests;
+	b0 = st.sub[1].bytes;
+	ck_fetch_ok(bh, 1, H1_START, 6 * KiB, SEED_DATA);
+	ck_assert_uint_eq(st.sub[1].requests - r0, 1);
+	ck_assert_uint_eq(st.sub[1].bytes - b0, 6 * KiB);
+
+	/* Ranges outside the home, or a home that does not exist. */
+	ck_assert_int_eq(fetch(bh, 0, buf, H0_START - 1, 10, NULL), -EINVAL);
+	ck_assert_int_eq(fetch(bh, 0, buf, H0_END - 5, 10, NULL), -EINVAL);
+	ck_assert_int_eq(fetch(bh, 2, buf, H1_START, 10, NULL), -EINVAL);
+	ck_assert_int_eq(fetch(bh, 0, buf, H0_START, 0, NULL),
+			 VMEM_FETCH_DATA);
+	ck_assert_uint_eq(st.cache_hits + st.cache_misses, 0);
+}
+END_TEST
+
+START_TEST(open_contacts_nobody)
+{
+	struct vmem_subhost gone[2] = {
+		{ .uri = "nbd+unix:///?socket=/nonexistent/vmem.sock",
+		  .start = H0_START, .end = H0_END },
+		{ .uri = uri[1], .start = H1_START, .end = H1_END },
+	};
+	double t0, ms;
+	char err[256];
+	unsigned char buf[100];
+
+	vm.subhosts = gone;
+	vm.timeout_ms = TIMEOUT_MS;
+	/* Servers that exist see no connection from open() either. */
+	t0 = vt_now_ms();
+	bh = vmem_backend_direct.open(&vm, &mf, &st, err, sizeof(err));
+	ck_assert_ptr_nonnull(bh);
+	ck_assert_double_lt(vt_now_ms() - t0, TIMEOUT_MS / 2);
+	ck_assert_uint_eq(st.sub[0].connects + st.sub[1].connects, 0);
+
+	ck_assert_int_eq(fetch(bh, 0, buf, H0_START, sizeof(buf), &ms), -EIO);
+	ck_assert_double_lt(ms, TIMEOUT_MS / 2);	/* refused at once */
+	ck_assert_uint_eq(st.sub[0].errors, 1);
+	ck_fetch_ok(bh, 1, H1_START, sizeof(buf), SEED_DATA);
+	ck_assert_uint_eq(st.sub[1].connects, 1);
+}
+END_TEST
+
+/* ---- tests: failures ----------------------------------------------- */
+
+struct bg_fetch {
+	void *h;
+	unsigned int home;
+	uint64_t off;
+	size_t len;
+	int rc;
+	double ms;
+	unsigned char buf[32 * KiB];
+};
+
+static void *bg_fetch_run(void *arg)
+{
+	struct bg_fetch *b = arg;
+
+	b->rc = fetch(b->h, b->home, b->buf, b->off, b->len, &b->ms);
+	return NULL;
+}
+
+START_TEST(stalled_subhost_fails_alone_and_recovers)
+{
+	struct bg_fetch bg = {
+		.home = 0, .off = 2 * MiB, .len = 32 * KiB,
+	};
+	pthread_t th;
+	char err[256];
+	void *fresh;
+	double t0, ms;
+	int rc;
+
+	vm.timeout_ms = TIMEOUT_MS;
+	be_open();
+	ck_fetch_ok(bh, 0, 2 * MiB, 32 * KiB, SEED_DATA);
+	ck_fetch_ok(bh, 1, 5 * MiB, 32 * KiB, SEED_DATA);
+
+	/* A server that stops answering (packets vanish, host hangs). */
+	stop_server(0);
+	bg.h = bh;
+	ck_assert_int_eq(pthread_create(&th, NULL, bg_fetch_run, &bg), 0);
+	vt_sleep_ms(50);
+	/* The other sub-host answers as fast as ever meanwhile. */
+	for (int i = 0; i < 20; i++) {
+		t0 = vt_now_ms();
+		ck_fetch_ok(bh, 1, 5 * MiB + (uint64_t)i * 40000, 40000,
+			    SEED_DATA);
+		/* Far below the stalled one's timeout: it waits alone. */
+		ck_assert_double_lt(vt_now_ms() - t0, TIMEOUT_MS / 2);
+	}
+	pthread_join(th, NULL);
+	ck_assert_int_eq(bg.rc, -EIO);
+	ck_assert_double_ge(bg.ms, TIMEOUT_MS - 5);
+	ck_assert_double_le(bg.ms, TIMEOUT_MS + SLACK_MS);
+	ck_assert_uint_ge(st.sub[0].errors, 1);
+	ck_assert_uint_eq(st.sub[1].errors, 0);
+
+	/* A new connection to it hangs in the handshake: still bounded. */
+	fresh = vmem_backend_direct.open(&vm, &mf, NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(fresh);
+	rc = fetch(fresh, 0, bg.buf, 2 * MiB, 100, &ms);
+	ck_assert_int_eq(rc, -EIO);
+	ck_assert_double_le(ms, TIMEOUT_MS + SLACK_MS);
+	vmem_backend_direct.close(fresh);
+
+	/* Back: reads work again, without anyone reopening anything. */
+	ck_assert_int_eq(kill(srv[0], SIGCONT), 0);
+	t0 = vt_now_ms();
+	do {
+		rc = fetch_check(bh, 0, 2 * MiB, 32 * KiB, SEED_DATA);
+		if (rc != VMEM_FETCH_DATA)
+			vt_sleep_ms(10);
+	} while (rc != VMEM_FETCH_DATA && vt_now_ms() - t0 < 3000);
+	ck_assert_int_eq(rc, VMEM_FETCH_DATA);
+	ck_assert_double_lt(vt_now_ms() - t0, 1000);
+	ck_fetch_ok(bh, 0, H0_START, H0_END - H0_START, SEED_DATA);
+}
+END_TEST
+
+START_TEST(killed_subhost_fails_and_restart_recovers)
+{
+	unsigned char buf[4096];
+	uint64_t connects;
+	double t0, ms;
+	int rc;
+
+	vm.timeout_ms = TIMEOUT_MS;
+	be_open();
+	ck_fetch_ok(bh, 0, 3 * MiB, 64 * KiB, SEED_DATA);
+	connects = st.sub[0].connects;
+	ck_assert_uint_ge(connects, 1);
+
+	kill_server(0);
+	rc = fetch(bh, 0, buf, 3 * MiB, sizeof(buf), &ms);
+	ck_assert_int_eq(rc, -EIO);
+	ck_assert_double_le(ms, TIMEOUT_MS + SLACK_MS);
+	ck_fetch_ok(bh, 1, 6 * MiB, 64 * KiB, SEED_DATA);
+
+	/* A restarted server on the same socket, with the data put back
+	 * (a memory server starts empty). */
+	spawn_server(0);
+	fill_server(0);
+	t0 = vt_now_ms();
+	do {
+		rc = fetch_check(bh, 0, 3 * MiB, 64 * KiB, SEED_DATA);
+		if (rc != VMEM_FETCH_DATA)
+			vt_sleep_ms(10);
+	} while (rc != VMEM_FETCH_DATA && vt_now_ms() - t0 < 3000);
+	ck_assert_int_eq(rc, VMEM_FETCH_DATA);
+	ck_assert_double_lt(vt_now_ms() - t0, 1000);
+	ck_assert_uint_gt(st.sub[0].connects, connects);
+	ck_fetch_ok(bh, 0, H0_START, H0_END - H0_START, SEED_DATA);
+
+	/* Restarted under our feet with idle pooled connections: the first
+	 * read after it must not fail on a stale connection. */
+	kill_server(0);
+	spawn_server(0);
+	fill_server(0);
+	ck_fetch_ok(bh, 0, 3 * MiB, 64 * KiB, SEED_DATA);
+}
+END_TEST
+
+/* ---- tests: cache ----------------------------------------------- */
+
+START_TEST(cache_serves_within_ttl_only)
+{
+	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
+	uint64_t h0, m0, r0;
+	double t_fetch;
+
+	vm.cache_size = 16 * CHUNK;
+	vm.cache_ttl_ms = 300;
+	be_open();
+
+	t_fetch = vt_now_ms();
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	ck_assert_uint_eq(st.cache_misses, 4);
+	ck_assert_uint_eq(st.cache_hits, 0);
+	ck_assert_uint_eq(st.sub[0].requests, 4);
+
+	/* The sub-host's copy changes; within the TTL we still see what
+	 * was fetched, which proves the bytes came from the cache. */
+	write_pattern(0, x, len, SEED_NEW);
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	ck_fetch_ok(bh, 0, x + 100, 1000, SEED_DATA);
+	ck_assert_double_lt(vt_now_ms() - t_fetch, 300);
+	ck_assert_uint_eq(st.cache_hits, 5);
+	ck_assert_uint_eq(st.cache_misses, 4);
+	ck_assert_uint_eq(st.sub[0].requests, 4);
+
+	vt_sleep_ms(350);
+	h0 = st.cache_hits;
+	m0 = st.cache_misses;
+	r0 = st.sub[0].requests;
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	ck_assert_uint_eq(st.cache_hits, h0);
+	ck_assert_uint_eq(st.cache_misses - m0, 4);
+	ck_assert_uint_eq(st.sub[0].requests - r0, 4);
+}
+END_TEST
+
+START_TEST(cache_obeys_eviction_sequence)
+{
+	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
+	uint64_t h0, m0, r0;
+
+	seqmap = calloc(1, sizeof(*seqmap));
+	ck_assert_ptr_nonnull(seqmap);
+	mf.seq = seqmap;
+	vm.cache_size = 16 * CHUNK;
+	vm.cache_ttl_ms = 10000;
+	be_open();
+
+#define EXPECT(hits, misses, reqs) do {				\
+	ck_assert_uint_eq(st.cache_hits - h0, hits);		\
+	ck_assert_uint_eq(st.cache_misses - m0, misses);	\
+	ck_assert_uint_eq(st.sub[0].requests - r0, reqs);	\
+	h0 = st.cache_hits;					\
+	m0 = st.cache_misses;					\
+	r0 = st.sub[0].requests;				\
+} while (0)
+
+	h0 = m0 = r0 = 0;
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	EXPECT(0, 4, 4);
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	EXPECT(4, 0, 0);
+
+	/* A page move in a far stripe does not concern these chunks. */
+	vmem_seq_move_begin(seqmap, 6 * MiB, 4096);
+	vmem_seq_move_end(seqmap, 6 * MiB, 4096);
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	EXPECT(4, 0, 0);
+
+	/* A move here begins: cached bytes are no longer trusted, and
+	 * nothing fetched while it is in flight is kept. */
+	write_pattern(0, x, len, SEED_NEW);
+	vmem_seq_move_begin(seqmap, x + 4096, 4096);
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	EXPECT(0, 4, 4);
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	EXPECT(0, 4, 4);
+
+	/* Once it is done, the next fetch is kept again. */
+	vmem_seq_move_end(seqmap, x + 4096, 4096);
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	EXPECT(0, 4, 4);
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	EXPECT(4, 0, 0);
+#undef EXPECT
+}
+END_TEST
+
+START_TEST(cache_keeps_homes_apart)
+{
+	/* The chunk at 4M holds 10K of home 0 and 6K of home 1.  Its key
+	 * must never serve one sub-host's bytes as the other's. */
+	vm.cache_size = 16 * CHUNK;
+	vm.cache_ttl_ms = 10000;
+	be_open();
+	for (int i = 0; i < 3; i++) {
+		ck_fetch_ok(bh, 0, 4 * MiB, 10 * KiB, SEED_DATA);
+		ck_fetch_ok(bh, 1, H1_START, 6 * KiB, SEED_DATA);
+		ck_fetch_ok(bh, 0, 4 * MiB - 100, 200, SEED_DATA);
+		ck_fetch_ok(bh, 1, H1_START, CHUNK, SEED_DATA);
+	}
+}
+END_TEST
+
+/* ---- tests: threads ------------------------------------------------- */
+
+struct reader {
+	unsigned int seed;
+	int failures;
+};
+
+static void *reader_run(void *arg)
+{
+	struct reader *r = arg;
+
+	for (int i = 0; i < 150; i++) {
+		unsigned int home = rnd(&r->seed, 2);
+		uint64_t off;
+		size_t len;
+		unsigned char *got, *want;
+
+		random_range(&r->seed, home, &off, &len);
+		got = malloc(len);
+		want = malloc(len);
+		vt_pattern_fill(want, off, len, SEED_DATA);
+		if (!got || !want ||
+		    vmem_backend_direct.fetch(bh, home, got, off, len) != 0 ||
+		    memcmp(got, want, len) != 0)
+			r->failures++;
+		free(got);
+		free(want);
+	}
+	return NULL;
+}
+
+START_TEST(eight_threads_read_right_bytes)
+{
+	pthread_t th[8];
+	struct reader r[8];
+	int failures = 0;
+
+	/* A small cache with a short TTL: hits, misses and expiry race. */
+	vm.cache_size = 8 * CHUNK;
+	vm.cache_ttl_ms = 5;
+	be_open();
+	for (int i = 0; i < 8; i++) {
+		r[i] = (struct reader){ .seed = 7u + (unsigned int)i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader_run,
+						&r[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		failures += r[i].failures;
+	}
+	ck_assert_int_eq(failures, 0);
+	ck_assert_uint_eq(st.sub[0].errors + st.sub[1].errors, 0);
+	/* Eight readers share four connections per sub-host at most. */
+	ck_assert_uint_le(st.sub[0].connects, 4);
+	ck_assert_uint_le(st.sub[1].connects, 4);
+	ck_assert_uint_gt(st.cache_hits, 0);
+}
+END_TEST
+
+static Suite *direct_suite(void)
+{
+	Suite *s = suite_create("direct");
+	TCase *tc;
+
+	tc = tcase_create("data");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, bytes_match_pattern);
+	tcase_add_test(tc, requests_are_whole_chunks_clipped_to_home);
+	tcase_add_test(tc, open_contacts_nobody);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, stalled_subhost_fails_alone_and_recovers);
+	tcase_add_test(tc, killed_subhost_fails_and_restart_recovers);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, cache_serves_within_ttl_only);
+	tcase_add_test(tc, cache_obeys_eviction_sequence);
+	tcase_add_test(tc, cache_keeps_homes_apart);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, eight_threads_read_right_bytes);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+static void rm_dir(void)
+{
+	if (getpid() != dir_owner)
+		return;
+	unlink(sock[0]);
+	unlink(sock[1]);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	strcpy(dir, "/tmp/check_direct.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	dir_owner = getpid();
+	atexit(rm_dir);
+	for (int i = 0; i < 2; i++) {
+		snprintf(sock[i], sizeof(sock[i]), "%s/sub%d.sock", dir, i);
+		snprintf(uri[i], sizeof(uri[i]), "nbd+unix:///?socket=%s",
+			 sock[i]);
+	}
+
+	sr = srunner_create(direct_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
