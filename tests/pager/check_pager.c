@@ -387,7 +387,7 @@ END_TEST
 
 struct monitor {
 	int fd;
-	volatile bool stop;
+	bool stop;		/* atomic */
 	uint64_t max;
 };
 
@@ -395,7 +395,7 @@ static void *monitor_thread(void *arg)
 {
 	struct monitor *m = arg;
 
-	while (!m->stop) {
+	while (!__atomic_load_n(&m->stop, __ATOMIC_RELAXED)) {
 		uint64_t a = alloc_bytes(m->fd);
 
 		if (a > m->max)
@@ -442,7 +442,7 @@ START_TEST(test_eviction_budget)
 	pthread_create(&mt, NULL, monitor_thread, &mon);
 	pthread_create(&st, NULL, sweep_thread, &sw);
 	pthread_join(st, NULL);
-	mon.stop = true;
+	__atomic_store_n(&mon.stop, true, __ATOMIC_RELAXED);
 	pthread_join(mt, NULL);
 
 	ck_assert_msg(sw.bad == UINT64_MAX, "wrong data at %#" PRIx64,
@@ -492,14 +492,16 @@ struct writer {
 	uint64_t lost_at;
 };
 
-static volatile bool race_stop;
+static bool race_stop;	/* atomic */
+
+#define STOPPING() __atomic_load_n(&race_stop, __ATOMIC_RELAXED)
 
 static void *writer_thread(void *arg)
 {
 	struct writer *w = arg;
 	unsigned int r = (unsigned int)w->id * 7919 + 1;
 
-	while (!race_stop) {
+	while (!STOPPING()) {
 		uint64_t idx = (uint64_t)rand_r(&r) % (w->npages / NWRITERS);
 		uint64_t page = idx * NWRITERS + (uint64_t)w->id;
 		volatile uint64_t *head = (uint64_t *)(E.map + page * PG);
@@ -533,7 +535,7 @@ static void *pageout_thread(void *arg)
 	unsigned int r = 42;
 	char err[256];
 
-	while (!race_stop) {
+	while (!STOPPING()) {
 		uint64_t off = ((uint64_t)rand_r(&r) % (o->size / (64 * KiB))) *
 			       64 * KiB;
 
@@ -559,7 +561,7 @@ START_TEST(test_race_writers)
 	env_setup(size);
 	/* Pages start at zero: on the sub-host as never written. */
 	pager_up(0, size, 64 * KiB, 2 * MiB, 2000);
-	race_stop = false;
+	__atomic_store_n(&race_stop, false, __ATOMIC_RELAXED);
 	for (int i = 0; i < NWRITERS; i++) {
 		w[i] = (struct writer){ .id = i, .npages = npages };
 		w[i].val = calloc(npages / NWRITERS, sizeof(uint64_t));
@@ -567,7 +569,7 @@ START_TEST(test_race_writers)
 	}
 	pthread_create(&ot, NULL, pageout_thread, &out);
 	usleep(RACE_MS * 1000);
-	race_stop = true;
+	__atomic_store_n(&race_stop, true, __ATOMIC_RELAXED);
 	for (int i = 0; i < NWRITERS; i++)
 		pthread_join(wt[i], NULL);
 	pthread_join(ot, NULL);
