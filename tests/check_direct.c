@@ -50,7 +50,7 @@
 #define SEED_NEW 2000		/* data rewritten during a test */
 
 #define TIMEOUT_MS 400		/* for the tests of failures */
-#define SLACK_MS 250		/* allowed lateness of an -EIO */
+#define SLACK_MS 400		/* allowed lateness of an -EIO (busy CI) */
 /* Tests of bytes must not fail because the machine is busy. */
 #define RELAXED_TIMEOUT_MS 5000
 

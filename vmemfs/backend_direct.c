@@ -40,6 +40,7 @@
 #define DIRECT_POOL 4			/* connections per sub-host */
 #define DIRECT_RETRY_MS 100		/* quiet time after a failure */
 #define DIRECT_STACK_PIECES 16		/* pieces kept off the heap */
+#define DIRECT_WINDOW 64		/* requests in flight per fetch */
 
 struct direct_conn {
 	struct nbd_handle *nbd;		/* NULL: not connected */
@@ -286,60 +287,77 @@ static int piece_done(void *user_data, int *error)
 }
 
 /*
- * Send every needed piece on @nbd at once and wait for all answers.
- * Returns 0, or -1 with a reason in @why (and *timed_out set when the
- * deadline ran out rather than the connection failing).  *failed is the
- * number of requests lost.  @ctx belongs to the caller because requests
- * still in flight on failure are only dropped when the caller closes the
- * handle, so it must outlive this call.
+ * Send the needed pieces on @nbd, up to DIRECT_WINDOW at a time, and wait
+ * for all answers.  Returns 0, or -1 with a reason in @why (and
+ * *timed_out set when the deadline ran out rather than the connection
+ * failing).  *failed is the number of pieces not delivered.  @ctx belongs
+ * to the caller because requests still in flight on failure are only
+ * dropped when the caller closes the handle, so it must outlive this call.
  */
 static int run_pieces(struct direct_sub *s, struct nbd_handle *nbd,
 		      struct piece *pieces, size_t n, uint64_t deadline,
 		      struct wait_ctx *ctx, unsigned int *failed,
 		      bool *timed_out, char *why, size_t whylen)
 {
-	unsigned int sent = 0, unsent = 0;
+	unsigned int needed = 0;
+	size_t next = 0;
 	int rc = 0;
 
 	*ctx = (struct wait_ctx){ .st = s->st };
-	for (size_t i = 0; i < n; i++) {
-		struct piece *p = &pieces[i];
-		nbd_completion_callback cb = {
-			.callback = piece_done, .user_data = p,
-		};
+	for (size_t i = 0; i < n; i++)
+		needed += pieces[i].need;
 
-		if (!p->need)
-			continue;
-		p->ctx = ctx;
-		p->t0 = now_ns();
-		if (nbd_aio_pread(nbd, p->dst, p->len, p->off, cb, 0) == -1) {
-			snprintf(why, whylen, "%s", nbd_get_error());
-			unsent = 1;
-			rc = -1;
-			break;
+	for (;;) {
+		int ms;
+
+		/* Top up the window: pipelined, but bounded, so a huge read
+		 * does not queue thousands of commands in libnbd at once. */
+		while (next < n && ctx->pending < DIRECT_WINDOW) {
+			struct piece *p = &pieces[next++];
+			nbd_completion_callback cb = {
+				.callback = piece_done, .user_data = p,
+			};
+
+			if (!p->need)
+				continue;
+			p->ctx = ctx;
+			p->t0 = now_ns();
+			/* Counted first: if the handle is already dead,
+			 * libnbd may complete it before returning. */
+			ctx->pending++;
+			if (nbd_aio_pread(nbd, p->dst, p->len, p->off, cb,
+					  0) == -1) {
+				ctx->pending--;
+				snprintf(why, whylen, "%s", nbd_get_error());
+				rc = -1;
+				goto out;
+			}
+			vmem_stat_add(s->st->requests, 1);
 		}
-		ctx->pending++;
-		sent++;
-		vmem_stat_add(s->st->requests, 1);
-	}
+		if (ctx->err) {
+			snprintf(why, whylen, "read failed: %s",
+				 strerror(ctx->err));
+			rc = -1;
+			goto out;
+		}
+		if (!ctx->pending)
+			break;
 
-	while (rc == 0 && ctx->pending) {
-		int ms = ms_left(deadline);
-
+		ms = ms_left(deadline);
 		if (ms == 0) {
 			snprintf(why, whylen, "no answer within the timeout");
 			*timed_out = true;
 			rc = -1;
-		} else if (nbd_poll(nbd, ms) == -1) {
+			goto out;
+		}
+		if (nbd_poll(nbd, ms) == -1) {
 			snprintf(why, whylen, "%s", nbd_get_error());
 			rc = -1;
+			goto out;
 		}
 	}
-	if (rc == 0 && ctx->err) {
-		snprintf(why, whylen, "read failed: %s", strerror(ctx->err));
-		rc = -1;
-	}
-	*failed = rc ? sent - ctx->ok + unsent : 0;
+out:
+	*failed = rc ? needed - ctx->ok : 0;
 	return rc;
 }
 
