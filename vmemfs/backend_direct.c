@@ -283,7 +283,20 @@ static int piece_done(void *user_data, int *error)
 		vmem_hist_add(&ctx->st->latency, now_ns() - p->t0);
 	}
 	ctx->pending--;
-	return 1;	/* retire the command: nobody asks about it later */
+	/* Not retired here (return 1) but by retire_done(): libnbd 1.14
+	 * reads the command after a failed first send, and a command
+	 * retired from its own callback is freed by then. */
+	return 0;
+}
+
+/* Retire the commands whose callbacks have run, so a pooled handle does
+ * not collect them for its whole life. */
+static void retire_done(struct nbd_handle *nbd)
+{
+	int64_t cookie;
+
+	while ((cookie = nbd_aio_peek_command_completed(nbd)) > 0)
+		nbd_aio_command_completed(nbd, (uint64_t)cookie);
 }
 
 /*
@@ -334,6 +347,7 @@ static int run_pieces(struct direct_sub *s, struct nbd_handle *nbd,
 			}
 			vmem_stat_add(s->st->requests, 1);
 		}
+		retire_done(nbd);
 		if (ctx->err) {
 			snprintf(why, whylen, "read failed: %s",
 				 strerror(ctx->err));
