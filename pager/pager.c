@@ -418,7 +418,9 @@ static void uffd_wake(struct vmem_pager *pg, uint64_t off, uint64_t len)
  * to sub-host @sh.  The write-protect window is what makes it safe while
  * the VM runs: a writer blocks from before we read the page until after it
  * is gone, then takes a MISSING fault and refetches what we wrote.
- * Returns bytes moved, or -1 with @err set (nothing was punched then).
+ * Returns bytes moved, or -1 with @err set.  On -1 every page not yet
+ * punched is still local and authoritative; a punched one is on the
+ * sub-host, which acknowledged the write first.
  */
 static int64_t evict_range(struct vmem_pager *pg, struct sub *sh,
 			   uint64_t s, uint64_t e, uint64_t timeout_ms,
@@ -1284,16 +1286,81 @@ static int clip(struct vmem_pager *pg, uint64_t *off, uint64_t *len,
 	return 0;
 }
 
+/*
+ * page_in() of many chunks is spread over a few threads, each with its
+ * own pooled NBD connection, so requests overlap on the wire.  Each
+ * worker runs the same locked fetch as a fault, one chunk at a time, so
+ * this changes speed only, never what is installed.
+ */
+#define PAGE_IN_WORKERS 4
+
+struct page_in_job {
+	struct vmem_pager *pg;
+	uint64_t offset, end;
+	uint64_t next_c, last_c;	/* atomic: next chunk to take */
+	bool failed;			/* atomic */
+	pthread_mutex_t mu;		/* first error */
+	int err_no;
+	char err[256];
+};
+
+static void *page_in_worker(void *arg)
+{
+	struct page_in_job *j = arg;
+	struct vmem_pager *pg = j->pg;
+	char err[256];
+
+	while (!LOAD(j->failed)) {
+		uint64_t c = ADD(j->next_c, 1), pos, end;
+		uint64_t deadline = now_ms() + pg->timeout_ms;
+		int rc;
+
+		if (c > j->last_c)
+			break;
+		pos = c << pg->cshift > j->offset ? c << pg->cshift : j->offset;
+		end = (c + 1) << pg->cshift < j->end ? (c + 1) << pg->cshift :
+		      j->end;
+		rc = lock_until(pg, c, deadline, err, sizeof(err));
+		if (rc == 0) {
+			while (rc == 0 && pos < end) {
+				uint64_t e = home_run_end(pg, pos, end);
+
+				rc = fetch_range(pg, c, pos, e, RETRY_DEADLINE,
+						 deadline, err, sizeof(err));
+				pos = e;
+			}
+			STORE(pg->chunk_ref[c], 1);
+			pthread_mutex_unlock(chunk_lock(pg, c));
+		}
+		if (rc) {
+			int e = errno;
+
+			pthread_mutex_lock(&j->mu);
+			if (!j->failed) {
+				snprintf(j->err, sizeof(j->err), "%s", err);
+				j->err_no = e ? e : EIO;
+			}
+			STORE(j->failed, true);
+			pthread_mutex_unlock(&j->mu);
+		}
+	}
+	return NULL;
+}
+
 int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 		       uint64_t length, char *err, size_t errlen)
 {
-	uint64_t deadline = now_ms() + pg->timeout_ms, end, c0, c1, pos;
+	struct page_in_job j = { .pg = pg };
+	pthread_t helpers[PAGE_IN_WORKERS - 1];
+	unsigned int n_helpers = 0;
+	uint64_t end, c0, c1;
 	int rc = 0;
 
 	if (clip(pg, &offset, &length, err, errlen))
 		return -1;
 	end = offset + length;
-	if (pg->limit && length + (pg->n_threads + 1) * pg->cs > pg->limit) {
+	if (pg->limit && length + (pg->n_threads + PAGE_IN_WORKERS) * pg->cs >
+	    pg->limit) {
 		snprintf(err, errlen, "cannot hold %" PRIu64 " bytes resident "
 			 "under local-limit %" PRIu64, length, pg->limit);
 		errno = EFBIG;
@@ -1303,23 +1370,26 @@ int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 	c1 = (end - 1) >> pg->cshift;
 	for (uint64_t c = c0; c <= c1; c++)
 		ADD(pg->chunk_pin[c], 1);
-	for (pos = offset; pos < end && rc == 0;) {
-		uint64_t c = pos >> pg->cshift;
-		uint64_t ce = (c + 1) << pg->cshift;
-		uint64_t e = home_run_end(pg, pos, ce < end ? ce : end);
 
-		rc = lock_until(pg, c, deadline, err, errlen);
-		if (rc)
-			break;
-		rc = fetch_range(pg, c, pos, e, RETRY_DEADLINE, deadline, err,
-				 errlen);
-		STORE(pg->chunk_ref[c], 1);
-		pthread_mutex_unlock(chunk_lock(pg, c));
-		pos = e;
-		/* The timeout bounds a stall, not a long range. */
-		deadline = now_ms() + pg->timeout_ms;
-	}
-	if (rc == 0 && count_data(pg, offset, end) != length) {
+	j.offset = offset;
+	j.end = end;
+	j.next_c = c0;
+	j.last_c = c1;
+	pthread_mutex_init(&j.mu, NULL);
+	while (n_helpers < PAGE_IN_WORKERS - 1 && n_helpers < c1 - c0 &&
+	       pthread_create(&helpers[n_helpers], NULL, page_in_worker,
+			      &j) == 0)
+		n_helpers++;
+	page_in_worker(&j);
+	for (unsigned int i = 0; i < n_helpers; i++)
+		pthread_join(helpers[i], NULL);
+	pthread_mutex_destroy(&j.mu);
+
+	if (j.failed) {
+		snprintf(err, errlen, "%s", j.err);
+		errno = j.err_no;
+		rc = -1;
+	} else if (count_data(pg, offset, end) != length) {
 		/* Someone punched it behind our back (not the pager). */
 		snprintf(err, errlen, "range was punched while paging in");
 		errno = EAGAIN;

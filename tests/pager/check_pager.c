@@ -734,6 +734,13 @@ START_TEST(test_subhost_down)
 	ck_assert_msg(el >= timeout / 2 && el < timeout + 1500,
 		      "page_in gave up after %" PRIu64 " ms", el);
 	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), 64 * KiB);
+	/* Many chunks, spread over page_in's workers: fails as one. */
+	t0 = now_ms();
+	rc = vmem_pager_page_in(E.pg, 0, 1 * MiB, err, sizeof(err));
+	el = now_ms() - t0;
+	ck_assert_int_eq(rc, -1);
+	ck_assert_msg(el < timeout + 1500, "page_in took %" PRIu64 " ms", el);
+	ck_assert_ptr_nonnull(strstr(err, E.sock));
 
 	/* A vCPU-like access blocks (no EIO, no zeros) ... */
 	pthread_create(&t, NULL, touch_thread, &arg);
