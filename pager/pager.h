@@ -136,7 +136,9 @@ void vmem_pager_free(struct vmem_pager *pg);
 /*
  * Make [offset, offset + length) resident (page-aligned outward) and
  * return when all of it is in the memory file.  The range is protected
- * from eviction until then, so it must fit in local_limit (else EFBIG).
+ * from eviction until then, so it must fit in local_limit with room to
+ * spare: length + (fault threads + 4) * chunk_size <= local_limit, else
+ * EFBIG.  Large ranges are fetched by up to 4 threads at once.
  * Retries a failing sub-host, and waits for RAM that a fault thread holds
  * while its sub-host is down, until timeout_ms pass without progress
  * (a long range on a healthy sub-host may take longer than that), then
