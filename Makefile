@@ -82,3 +82,4 @@ clean:
 .PHONY: all tests check bench demo deps install clean
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
 	$(B)/bench/*.d)
+include pager/pager.mk
