@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A QMP client for one VM's monitor socket, safe to use from many threads.
+ *
+ * Commands from all threads share one connection; each carries its own id
+ * and a reader thread hands every reply to the thread waiting for that id,
+ * and every event to the event callback, so asynchronous events may come
+ * between (or instead of) replies.  Every wait is bounded by the timeout;
+ * a VM that goes away fails the commands in flight with EIO, and the next
+ * command reconnects (greeting and capability negotiation again).
+ */
+#ifndef VMEMFS_QMP_H
+#define VMEMFS_QMP_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vmem_qmp;
+
+typedef void vmem_qmp_event_fn(void *opaque, const char *event,
+			       json_object *data);
+
+/* Does not connect yet: a VM that is not up is only an error for commands. */
+struct vmem_qmp *vmem_qmp_new(const char *socket_path, uint64_t timeout_ms);
+void vmem_qmp_free(struct vmem_qmp *q);
+
+/* Called on the reader thread for each event; must not call execute. */
+void vmem_qmp_set_event_cb(struct vmem_qmp *q, vmem_qmp_event_fn *fn,
+			   void *opaque);
+
+/*
+ * Run @cmd with @args (may be NULL; ownership passes to the call) and wait
+ * for its reply.  Returns 0 and, if @ret is not NULL, the "return" value
+ * (caller must json_object_put it); -EIO when the VM is unreachable, did
+ * not answer within the timeout, or went away; -EREMOTEIO when QEMU
+ * answered with an error.  A message goes to @err either way.
+ */
+int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
+		     json_object **ret, char *err, size_t errlen);
+
+/* Number of connections made so far (for stats and tests). */
+uint64_t vmem_qmp_connects(struct vmem_qmp *q);
+
+#endif
