@@ -50,6 +50,7 @@ enum key {
 	K_TIMEOUT,
 	K_SUBHOST,
 	K_LOCAL_LIMIT,
+	K_QMP,
 	N_KEYS
 };
 
@@ -63,6 +64,7 @@ static const char *const key_names[N_KEYS] = {
 	[K_TIMEOUT] = "timeout",
 	[K_SUBHOST] = "subhost",
 	[K_LOCAL_LIMIT] = "local-limit",
+	[K_QMP] = "qmp",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -385,6 +387,7 @@ static void vm_free(struct vmem_vm *vm)
 
 	free(vm->name);
 	free(vm->memory_file);
+	free(vm->qmp);
 	for (i = 0; i < vm->n_subhosts; i++)
 		free(vm->subhosts[i].uri);
 	free(vm->subhosts);
@@ -566,6 +569,15 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->local_limit_set = true;
 		vm->local_limit_line = line;
 		return 0;
+	case K_QMP:
+		if (val[0] != '/')
+			return perr(ps, line,
+				    "qmp '%s' is not an absolute path to a unix socket",
+				    val);
+		vm->qmp = strdup(val);
+		if (!vm->qmp)
+			return perr(ps, line, "out of memory");
+		return 0;
 	case N_KEYS:
 		break;
 	}
@@ -586,6 +598,9 @@ static int finish_vm(struct parser *ps)
 		return perr(ps, vm->line,
 			    "VM '%s' has no memory-file (it is required)",
 			    vm->name);
+	if (vm->backend == VMEM_BACKEND_REMOTE_PAGING && !vm->qmp)
+		return perr(ps, ps->key_line[K_BACKEND],
+			    "backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
 	if (!ps->key_line[K_CACHE_SIZE]) {
 		/*
 		 * The default cache must hold at least one chunk, or large
@@ -1032,4 +1047,6 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	} else {
 		fprintf(out, "# local-limit: ram-size\n");
 	}
+	if (vm->qmp)
+		fprintf(out, "qmp         = %s\n", vm->qmp);
 }

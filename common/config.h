@@ -55,6 +55,8 @@ struct vmem_vm {
 					 * default (0 until resolved) = ram-size;
 					 * vmemfs ignores it */
 	bool local_limit_set;
+	char *qmp;			/* the VM's QMP unix socket, or NULL;
+					 * required by remote-paging */
 
 	/* Lines of some keys (0 = not in the file), so that checks made
 	 * after parsing (vmem_vm_resolve) can point at the right line. */

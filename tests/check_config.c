@@ -343,7 +343,8 @@ START_TEST(full_example)
 		"\n"
 		"[vm-2.test_x]\n"
 		"memory-file=/tmp/b\n"
-		"backend=remote-paging\n";
+		"backend=remote-paging\n"
+		"qmp=/run/vmemtrans/vm2.qmp\n";
 	struct vmem_config cfg;
 	struct vmem_vm *vm;
 
@@ -597,6 +598,12 @@ START_TEST(err_values)
 	/* enum */
 	expect_err(MIN "backend = Direct\n",
 		   "vm.conf:3: backend 'Direct' is not one of: direct, remote-paging");
+	expect_err(MIN "backend = remote-paging\n",
+		   "vm.conf:3: backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
+	expect_err(MIN "qmp = run/vm1.qmp\n",
+		   "vm.conf:3: qmp 'run/vm1.qmp' is not an absolute path to a unix socket");
+	expect_err(MIN "qmp = /a\nqmp = /b\n",
+		   "vm.conf:4: duplicate key 'qmp' (already set on line 3)");
 
 	/* durations */
 	expect_err(MIN "cache-ttl = soon\n",
@@ -1018,6 +1025,7 @@ static const char *const roundtrip_cfgs[] = {
 	"memory-file = /dev/shm/a b.mem\n"
 	"ram-size    = 0x80000000\n"
 	"backend     = remote-paging\n"
+	"qmp         = /run/x.qmp\n"
 	"chunk-size  = 0x400000\n"
 	"cache-size  = 19087360\n"
 	"cache-ttl   = 1500ms\n"
@@ -1067,7 +1075,8 @@ START_TEST(print_text)
 		"subhost     = nbd://[::1]:10809/vm 4K-8K\n"
 		"subhost     = nbd+unix:///e?socket=/run/s 1G-1536M\n"
 		"subhost     = nbd://h 1536M-2G\n"
-		"local-limit = 12K\n");
+		"local-limit = 12K\n"
+		"qmp         = /run/x.qmp\n");
 	free(text);
 	vmem_config_free(&cfg);
 
