@@ -205,7 +205,8 @@ static void pool_fail(struct direct_sub *s, struct direct_conn *c,
 		s->down = true;
 	}
 	c->busy = false;
-	pthread_cond_signal(&s->idle);
+	/* Everyone waiting re-checks: the quiet time may send them away. */
+	pthread_cond_broadcast(&s->idle);
 	pthread_mutex_unlock(&s->lock);
 
 	while (n)
@@ -460,31 +461,44 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 			.off = ps,
 			.len = (size_t)(pe - ps),
 			.whole = ps == cs && pe == cs + chunk,
+			.in_place = ps >= off && pe <= end,
 			.need = true,
 		};
-		if (ps >= off && pe <= end) {
-			p->in_place = true;
+		if (p->in_place)
 			p->dst = out + (ps - off);
-		} else {
-			/* Only the first and the last piece can stick out of
-			 * the caller's buffer; they land in a spare chunk. */
-			if (!spare) {
-				spare = malloc(2 * chunk);
-				if (!spare) {
-					rc = -ENOMEM;
-					goto out;
-				}
-			}
-			p->dst = spare + (n_spare++) * chunk;
+		else
+			n_spare++;	/* only the first and the last */
+	}
+	/* Pieces that stick out of the caller's buffer land in a spare
+	 * chunk each and are copied from there. */
+	if (n_spare) {
+		unsigned char *next;
+
+		spare = malloc(n_spare * chunk);
+		if (!spare) {
+			rc = -ENOMEM;
+			goto out;
 		}
+		next = spare;
+		for (size_t i = 0; i < n; i++) {
+			if (!pieces[i].in_place) {
+				pieces[i].dst = next;
+				next += chunk;
+			}
+		}
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		struct piece *p = &pieces[i];
+		uint64_t cs = first + i * chunk;
+
 		/* Clipped pieces are not cached: the same aligned chunk
 		 * offset names different bytes on the neighbouring home. */
 		if (d->cache && p->whole) {
+			p->quiet = true;
 			p->token = d->mf ? vmem_memfile_seq_begin(d->mf, cs, chunk,
 								  &p->quiet)
 					 : 0;
-			if (!d->mf)
-				p->quiet = true;
 			if (vmem_cache_get(d->cache, cs, p->dst, p->token)) {
 				p->need = false;
 				vmem_stat_add(d->stats->cache_hits, 1);
