@@ -19,6 +19,8 @@
 
 #include "../vmemfs/qmp.h"
 
+#include "lib/fakeqmp.h"
+
 enum mode {
 	ECHO,		/* reply {"return": {"echo": args}} to each command */
 	REVERSE4,	/* collect 4 commands, reply in reverse, events between */
@@ -27,153 +29,54 @@ enum mode {
 	HANGUP,		/* close the connection on the first command */
 };
 
-struct server {
-	char path[108];
-	int lfd;
+struct script {
 	enum mode mode;
-	int max_conns;
-	pthread_t thr;
+	json_object *held[4];
+	int nheld;
 };
 
-static char *read_json(int fd, json_tokener *tok, json_object **out)
+static void echo(int fd, json_object *cmd)
 {
-	char c;
-
-	/* Byte at a time is fine for a test server and keeps it simple. */
-	while (recv(fd, &c, 1, 0) == 1) {
-		json_object *o = json_tokener_parse_ex(tok, &c, 1);
-
-		if (o) {
-			json_tokener_reset(tok);
-			*out = o;
-			return "";
-		}
-		if (json_tokener_get_error(tok) != json_tokener_continue)
-			return NULL;
-	}
-	return NULL;
-}
-
-static void say(int fd, const char *s)
-{
-	ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL);
-
-	(void)n;
-}
-
-static void reply(int fd, json_object *cmd)
-{
-	json_object *r = json_object_new_object(), *ret = json_object_new_object(),
-		    *id, *args;
-	char *s;
+	json_object *ret = json_object_new_object(), *args;
 
 	if (json_object_object_get_ex(cmd, "arguments", &args))
 		json_object_object_add(ret, "echo", json_object_get(args));
-	json_object_object_add(r, "return", ret);
-	if (json_object_object_get_ex(cmd, "id", &id))
-		json_object_object_add(r, "id", json_object_get(id));
-	if (asprintf(&s, "%s\r\n", json_object_to_json_string(r)) > 0) {
-		say(fd, s);
-		free(s);
-	}
-	json_object_put(r);
+	fakeqmp_reply(fd, cmd, ret);
 }
 
-static void serve_conn(struct server *sv, int fd)
+static bool on_command(struct fakeqmp *s, int fd, json_object *cmd,
+		       void *opaque)
 {
-	json_tokener *tok = json_tokener_new();
-	json_object *held[4] = { 0 }, *o;
-	int nheld = 0, i;
-
-	say(fd, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n");
-	if (!read_json(fd, tok, &o))
-		goto out;
-	/* An event before the capabilities reply must not confuse it. */
-	say(fd, "{\"event\": \"EARLY\", \"data\": {}, \"timestamp\": {}}\r\n");
-	say(fd, "{\"return\": {}, \"id\": \"caps\"}\r\n");
-	json_object_put(o);
-	while (read_json(fd, tok, &o)) {
-		switch (sv->mode) {
-		case ECHO:
-			reply(fd, o);
-			json_object_put(o);
-			break;
-		case REVERSE4:
-			held[nheld++] = o;
-			if (nheld < 4)
-				break;
-			for (i = 3; i >= 0; i--) {
-				say(fd, "{\"event\": \"TICK\", \"data\": {\"n\": 1}}");
-				reply(fd, held[i]);
-				json_object_put(held[i]);
-			}
-			nheld = 0;
-			break;
-		case SILENT:
-			json_object_put(o);
-			break;
-		case ERROR: {
-			json_object *id;
-			char *s;
-
-			json_object_object_get_ex(o, "id", &id);
-			if (asprintf(&s, "{\"error\": {\"class\": \"GenericError\", "
-				     "\"desc\": \"no such range\"}, \"id\": %s}\r\n",
-				     json_object_to_json_string(id)) > 0) {
-				say(fd, s);
-				free(s);
-			}
-			json_object_put(o);
-			break;
-		}
-		case HANGUP:
-			json_object_put(o);
-			goto out;
-		}
-	}
-out:
-	json_tokener_free(tok);
-	close(fd);
-}
-
-static void *server_main(void *arg)
-{
-	struct server *sv = arg;
+	struct script *sc = opaque;
 	int i;
 
-	for (i = 0; i < sv->max_conns; i++) {
-		int fd = accept(sv->lfd, NULL, NULL);
-
-		if (fd < 0)
-			break;
-		serve_conn(sv, fd);
+	(void)s;
+	switch (sc->mode) {
+	case ECHO:
+		echo(fd, cmd);
+		break;
+	case REVERSE4:
+		sc->held[sc->nheld++] = cmd;
+		if (sc->nheld < 4)
+			return true;
+		for (i = 3; i >= 0; i--) {
+			fakeqmp_send(fd, "{\"event\": \"TICK\", \"data\": {\"n\": 1}}");
+			echo(fd, sc->held[i]);
+			json_object_put(sc->held[i]);
+		}
+		sc->nheld = 0;
+		return true;
+	case SILENT:
+		break;
+	case ERROR:
+		fakeqmp_error(fd, cmd, "no such range");
+		break;
+	case HANGUP:
+		json_object_put(cmd);
+		return false;
 	}
-	return NULL;
-}
-
-static void server_start(struct server *sv, enum mode mode, int max_conns)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	sv->mode = mode;
-	sv->max_conns = max_conns;
-	if (!sv->path[0])
-		snprintf(sv->path, sizeof(sv->path), "/tmp/vmt-qmp-%d.sock", getpid());
-	unlink(sv->path);
-	strcpy(sa.sun_path, sv->path);
-	sv->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(sv->lfd, 0);
-	ck_assert_int_eq(bind(sv->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(sv->lfd, 4), 0);
-	ck_assert_int_eq(pthread_create(&sv->thr, NULL, server_main, sv), 0);
-}
-
-/* Stop listening; the server thread ends once its connections do. */
-static void server_stop(struct server *sv)
-{
-	shutdown(sv->lfd, SHUT_RDWR);
-	close(sv->lfd);
-	unlink(sv->path);
+	json_object_put(cmd);
+	return true;
 }
 
 static double now_s(void)
@@ -203,12 +106,13 @@ static int echoed_n(json_object *ret)
 
 START_TEST(execute_returns_value)
 {
-	struct server sv = { 0 };
+	struct fakeqmp sv = { 0 };
 	struct vmem_qmp *q;
 	json_object *ret;
 	char err[256];
 
-	server_start(&sv, ECHO, 1);
+	struct script sc_ECHO = { .mode = ECHO };
+	fakeqmp_start(&sv, on_command, &sc_ECHO, 1);
 	q = vmem_qmp_new(sv.path, 2000);
 	ck_assert_int_eq(vmem_qmp_execute(q, "query-vmem", args_n(42), &ret, err,
 					  sizeof(err)), 0);
@@ -219,9 +123,8 @@ START_TEST(execute_returns_value)
 	ck_assert_int_eq(echoed_n(ret), 7);
 	json_object_put(ret);
 	ck_assert_uint_eq(vmem_qmp_connects(q), 1);
-	server_stop(&sv);
 	vmem_qmp_free(q);
-	pthread_join(sv.thr, NULL);
+	fakeqmp_stop(&sv);
 }
 END_TEST
 
@@ -257,13 +160,14 @@ static void on_event(void *opaque, const char *event, json_object *data)
 
 START_TEST(out_of_order_replies_and_events)
 {
-	struct server sv = { 0 };
+	struct fakeqmp sv = { 0 };
 	struct caller c[4];
 	pthread_t t[4];
 	struct vmem_qmp *q;
 	int i;
 
-	server_start(&sv, REVERSE4, 1);
+	struct script sc_REVERSE4 = { .mode = REVERSE4 };
+	fakeqmp_start(&sv, on_command, &sc_REVERSE4, 1);
 	q = vmem_qmp_new(sv.path, 3000);
 	vmem_qmp_set_event_cb(q, on_event, NULL);
 	for (i = 0; i < 4; i++) {
@@ -276,39 +180,39 @@ START_TEST(out_of_order_replies_and_events)
 		ck_assert_int_eq(c[i].got, 100 + i);
 	}
 	ck_assert_int_eq(__atomic_load_n(&events_seen, __ATOMIC_RELAXED), 4);
-	server_stop(&sv);
 	vmem_qmp_free(q);
-	pthread_join(sv.thr, NULL);
+	fakeqmp_stop(&sv);
 }
 END_TEST
 
 START_TEST(qemu_error_is_reported)
 {
-	struct server sv = { 0 };
+	struct fakeqmp sv = { 0 };
 	struct vmem_qmp *q;
 	json_object *ret;
 	char err[256];
 
-	server_start(&sv, ERROR, 1);
+	struct script sc_ERROR = { .mode = ERROR };
+	fakeqmp_start(&sv, on_command, &sc_ERROR, 1);
 	q = vmem_qmp_new(sv.path, 2000);
 	ck_assert_int_eq(vmem_qmp_execute(q, "vmem-page-in", NULL, &ret, err,
 					  sizeof(err)), -EREMOTEIO);
 	ck_assert_ptr_null(ret);
 	ck_assert_str_eq(err, "vmem-page-in: no such range");
-	server_stop(&sv);
 	vmem_qmp_free(q);
-	pthread_join(sv.thr, NULL);
+	fakeqmp_stop(&sv);
 }
 END_TEST
 
 START_TEST(silent_vm_times_out)
 {
-	struct server sv = { 0 };
+	struct fakeqmp sv = { 0 };
 	struct vmem_qmp *q;
 	char err[256];
 	double t0, dt;
 
-	server_start(&sv, SILENT, 1);
+	struct script sc_SILENT = { .mode = SILENT };
+	fakeqmp_start(&sv, on_command, &sc_SILENT, 1);
 	q = vmem_qmp_new(sv.path, 300);
 	t0 = now_s();
 	ck_assert_int_eq(vmem_qmp_execute(q, "x", NULL, NULL, err, sizeof(err)),
@@ -317,22 +221,22 @@ START_TEST(silent_vm_times_out)
 	ck_assert_msg(dt >= 0.29 && dt < 0.8, "timed out after %.3f s", dt);
 	ck_assert_ptr_nonnull(strstr(err, "no reply within 300 ms"));
 	printf("info: silent VM: EIO after %.3f s (timeout 0.3 s)\n", dt);
-	server_stop(&sv);
 	vmem_qmp_free(q);	/* shuts the socket: the server sees EOF */
-	pthread_join(sv.thr, NULL);
+	fakeqmp_stop(&sv);
 }
 END_TEST
 
 START_TEST(vm_gone_then_back)
 {
-	struct server sv = { 0 };
+	struct fakeqmp sv = { 0 };
 	struct vmem_qmp *q;
 	json_object *ret;
 	char err[256];
 	double t0, dt;
 
 	/* QEMU drops the connection mid-command: EIO at once, not at timeout. */
-	server_start(&sv, HANGUP, 1);
+	struct script sc_HANGUP = { .mode = HANGUP };
+	fakeqmp_start(&sv, on_command, &sc_HANGUP, 1);
 	q = vmem_qmp_new(sv.path, 5000);
 	t0 = now_s();
 	ck_assert_int_eq(vmem_qmp_execute(q, "x", NULL, NULL, err, sizeof(err)),
@@ -340,8 +244,7 @@ START_TEST(vm_gone_then_back)
 	dt = now_s() - t0;
 	ck_assert_msg(dt < 1.0, "EIO after %.3f s", dt);
 	ck_assert_ptr_nonnull(strstr(err, "connection to the VM lost"));
-	pthread_join(sv.thr, NULL);
-	server_stop(&sv);
+	fakeqmp_stop(&sv);
 
 	/* Nobody listens: EIO at once. */
 	t0 = now_s();
@@ -350,16 +253,17 @@ START_TEST(vm_gone_then_back)
 	ck_assert(now_s() - t0 < 1.0);
 
 	/* A new QEMU on the same socket is picked up. */
-	server_start(&sv, ECHO, 1);
+	memset(&sv, 0, sizeof(sv));
+	struct script sc_ECHO = { .mode = ECHO };
+	fakeqmp_start(&sv, on_command, &sc_ECHO, 1);
 	usleep(150 * 1000);	/* past the reconnect hold-off */
 	ck_assert_int_eq(vmem_qmp_execute(q, "x", args_n(5), &ret, err,
 					  sizeof(err)), 0);
 	ck_assert_int_eq(echoed_n(ret), 5);
 	json_object_put(ret);
 	ck_assert_uint_eq(vmem_qmp_connects(q), 2);
-	server_stop(&sv);
 	vmem_qmp_free(q);
-	pthread_join(sv.thr, NULL);
+	fakeqmp_stop(&sv);
 }
 END_TEST
 

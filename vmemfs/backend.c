@@ -14,9 +14,7 @@ const struct vmem_backend_ops *vmem_backend_lookup(enum vmem_backend_kind kind,
 	case VMEM_BACKEND_DIRECT:
 		return &vmem_backend_direct;
 	case VMEM_BACKEND_REMOTE_PAGING:
-		snprintf(err, errlen,
-			 "backend 'remote-paging' is not implemented yet");
-		return NULL;
+		return &vmem_backend_remote_paging;
 	}
 	snprintf(err, errlen, "unknown backend %d", (int)kind);
 	return NULL;

@@ -48,6 +48,7 @@ struct vmem_backend_ops {
 };
 
 extern const struct vmem_backend_ops vmem_backend_direct;
+extern const struct vmem_backend_ops vmem_backend_remote_paging;
 
 /* The ops for @kind, or NULL (with a message) when it is not built in. */
 const struct vmem_backend_ops *vmem_backend_lookup(enum vmem_backend_kind kind,

@@ -118,9 +118,12 @@ static void backoff(unsigned int attempt)
  * -errno.
  */
 static int read_segment(struct vmem_reader *r, unsigned char *buf,
-			uint64_t off, uint64_t end, int home, uint64_t t0)
+			uint64_t off, uint64_t end, int home)
 {
-	uint64_t deadline = t0 + r->vm->timeout_ms * 1000000u;
+	/* The timeout bounds how long a run may go without progress, not a
+	 * whole read: a big read of many healthy chunks is not a failure. */
+	const uint64_t timeout_ns = r->vm->timeout_ms * 1000000u;
+	uint64_t deadline = now_ns() + timeout_ns;
 	unsigned int attempt = 0;
 	uint64_t p = off;
 
@@ -146,6 +149,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 				vmem_stat_add(r->stats.bytes_local, run_end - p);
 				p = run_end;
 				attempt = 0;
+				deadline = now_ns() + timeout_ns;
 				continue;
 			}
 		} else if (home == VMEM_HOME_NONE) {
@@ -161,22 +165,27 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 					   run_end - p);
 			if (rc < 0)
 				return rc;
-			ok = rc == VMEM_FETCH_DATA && quiet &&
+			/*
+			 * VMEM_FETCH_LOCAL is the backend saying "it is in the
+			 * memory file now": reading it there is the plan, not
+			 * a race, so it is not counted as a retry.  (The move
+			 * that brought it in has changed the sequence; the
+			 * local read takes a fresh token.)
+			 */
+			if (rc == VMEM_FETCH_LOCAL) {
+				if (++attempt > VMEM_MAX_RETRIES ||
+				    now_ns() > deadline)
+					return -EIO;
+				continue;
+			}
+			ok = quiet &&
 			     vmem_memfile_seq_valid(&r->mf, p, run_end - p, token) &&
 			     !zero_page_moved_here(r, dst, p, run_end);
 			if (ok) {
 				vmem_stat_add(r->stats.bytes_remote, run_end - p);
 				p = run_end;
 				attempt = 0;
-				continue;
-			}
-			/* VMEM_FETCH_LOCAL is the backend saying "it is in the
-			 * memory file now": reading it there is the plan, not
-			 * a race, so it is not counted as a retry. */
-			if (rc == VMEM_FETCH_LOCAL && quiet &&
-			    vmem_memfile_seq_valid(&r->mf, p, run_end - p, token)) {
-				if (++attempt > VMEM_MAX_RETRIES)
-					return -EIO;
+				deadline = now_ns() + timeout_ns;
 				continue;
 			}
 		}
@@ -209,7 +218,7 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
-				  seg_end, home, t0);
+				  seg_end, home);
 		if (rc < 0)
 			break;
 		pos = seg_end;

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The remote-paging backend through the real read path (reader.c), with a
+ * stand-in VM: a QMP server whose vmem-page-in writes the range's pages
+ * into the memory file, bracketed by the eviction sequence, as the pager
+ * does.  The bytes vmemfs serves must be the pattern; the memory file must
+ * grow by exactly the chunks paged in; a VM that fails, goes silent, or
+ * evicts the range again at once must give EIO, not zeros.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/evictseq.h"
+#include "../vmemfs/reader.h"
+#include "lib/fakeqmp.h"
+
+#define K 1024ull
+#define M (1024ull * K)
+#define RAM (8 * M)
+#define CHUNK (64 * K)
+
+enum vm_mode { PAGE_IN, FAIL, SILENT, EVICT_AGAIN };
+
+struct vm {
+	enum vm_mode mode;
+	int memfd;
+	struct vmem_seq_map *seq;
+	int commands;
+	uint64_t last_len;
+};
+
+static char mem_path[64], seq_path[80], conf_text[1024];
+static struct vm vm;
+static struct fakeqmp qmp;
+
+/* The guest's memory: 8 bytes of a pattern that depends on the offset. */
+static uint64_t pat(uint64_t off)
+{
+	uint64_t x = (off / 8) * 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 31;
+	return x * 0xbf58476d1ce4e5b9ull;
+}
+
+static void fill(unsigned char *buf, uint64_t off, size_t len)
+{
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t v = pat(off + i);
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+static bool vm_command(struct fakeqmp *s, int fd, json_object *cmd, void *opaque)
+{
+	struct vm *v = opaque;
+	json_object *args, *o;
+	uint64_t off, len;
+	unsigned char *buf;
+
+	(void)s;
+	__atomic_fetch_add(&v->commands, 1, __ATOMIC_RELAXED);
+	ck_assert(json_object_object_get_ex(cmd, "execute", &o));
+	ck_assert_str_eq(json_object_get_string(o), "vmem-page-in");
+	ck_assert(json_object_object_get_ex(cmd, "arguments", &args));
+	ck_assert(json_object_object_get_ex(args, "offset", &o));
+	off = json_object_get_uint64(o);
+	ck_assert(json_object_object_get_ex(args, "length", &o));
+	len = json_object_get_uint64(o);
+	v->last_len = len;
+
+	switch (v->mode) {
+	case FAIL:
+		fakeqmp_error(fd, cmd, "sub-host did not answer");
+		break;
+	case SILENT:
+		break;
+	case PAGE_IN:
+	case EVICT_AGAIN:
+		buf = malloc(len);
+		fill(buf, off, len);
+		vmem_seq_move_begin(v->seq, off, len);
+		ck_assert_int_eq(pwrite(v->memfd, buf, len, (off_t)off), (ssize_t)len);
+		vmem_seq_move_end(v->seq, off, len);
+		free(buf);
+		if (v->mode == EVICT_AGAIN) {
+			/* The VM needed the room back before our reader got
+			 * to it (done before the reply, to be deterministic). */
+			vmem_seq_move_begin(v->seq, off, len);
+			ck_assert_int_eq(fallocate(v->memfd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE, (off_t)off,
+						   (off_t)len), 0);
+			vmem_seq_move_end(v->seq, off, len);
+		}
+		fakeqmp_reply(fd, cmd, NULL);
+		break;
+	}
+	json_object_put(cmd);
+	return true;
+}
+
+static void setup(void)
+{
+	unsigned char *buf = malloc(2 * M);
+	int sfd;
+
+	snprintf(mem_path, sizeof(mem_path), "/dev/shm/vmt-rp-%d.mem", getpid());
+	snprintf(seq_path, sizeof(seq_path), "%s" VMEM_SEQ_SUFFIX, mem_path);
+	vm.memfd = open(mem_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(vm.memfd, 0);
+	ck_assert_int_eq(ftruncate(vm.memfd, RAM), 0);
+	/* [0, 2M) is on the main host; [2M, 8M) is homed on a sub-host. */
+	fill(buf, 0, 2 * M);
+	ck_assert_int_eq(pwrite(vm.memfd, buf, 2 * M, 0), (ssize_t)(2 * M));
+	free(buf);
+	sfd = open(seq_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(ftruncate(sfd, VMEM_SEQ_FILE_SIZE), 0);
+	vm.seq = mmap(NULL, VMEM_SEQ_FILE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_SHARED, sfd, 0);
+	ck_assert(vm.seq != MAP_FAILED);
+	close(sfd);
+	memset(&qmp, 0, sizeof(qmp));
+	fakeqmp_start(&qmp, vm_command, &vm, 1);
+	snprintf(conf_text, sizeof(conf_text),
+		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
+		 "chunk-size = 64K\ntimeout = 500ms\n"
+		 "subhost = nbd://192.0.2.1:1 2M-8M   # never contacted\n",
+		 mem_path, qmp.path);
+}
+
+static void teardown(void)
+{
+	munmap(vm.seq, VMEM_SEQ_FILE_SIZE);
+	close(vm.memfd);
+	unlink(mem_path);
+	unlink(seq_path);
+}
+
+static void open_reader(struct vmem_config *cfg, struct vmem_reader *r)
+{
+	char err[256];
+
+	ck_assert_msg(vmem_config_parse(conf_text, "rp.conf", cfg, err,
+					sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(vmem_vm_resolve(&cfg->vms[0], "rp.conf", err,
+				      sizeof(err)) == 0, "%s", err);
+	ck_assert_msg(vmem_reader_open(r, &cfg->vms[0], err, sizeof(err)) == 0,
+		      "%s", err);
+	ck_assert_ptr_nonnull(r->mf.seq);
+}
+
+static void close_all(struct vmem_config *cfg, struct vmem_reader *r)
+{
+	vmem_reader_close(r);	/* closes the QMP connection first */
+	fakeqmp_stop(&qmp);
+	vmem_config_free(cfg);
+}
+
+static uint64_t allocated(void)
+{
+	struct stat st;
+
+	ck_assert_int_eq(fstat(vm.memfd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+START_TEST(pages_in_then_reads_locally)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char *got = malloc(RAM), *want = malloc(RAM);
+	uint64_t before;
+
+	vm.mode = PAGE_IN;
+	open_reader(&cfg, &r);
+	fill(want, 0, RAM);
+	before = allocated();
+	ck_assert_uint_eq(before, 2 * M);
+
+	/* An unaligned read inside one chunk pages in that whole chunk. */
+	ck_assert_int_eq(vmem_read(&r, got, 100, 3 * M + 5000), 100);
+	ck_assert_mem_eq(got, want + 3 * M + 5000, 100);
+	ck_assert_int_eq(vm.commands, 1);
+	ck_assert_uint_eq(vm.last_len, CHUNK);
+	ck_assert_uint_eq(allocated(), before + CHUNK);
+
+	/* Again: it is local now, no command. */
+	ck_assert_int_eq(vmem_read(&r, got, 100, 3 * M + 5000), 100);
+	ck_assert_int_eq(vm.commands, 1);
+
+	/* The whole memory: one command per chunk still absent. */
+	ck_assert_int_eq(vmem_read(&r, got, RAM, 0), (ssize_t)RAM);
+	ck_assert_mem_eq(got, want, RAM);
+	ck_assert_int_eq(vm.commands, 1 + (int)(6 * M / CHUNK) - 1);
+	ck_assert_uint_eq(allocated(), RAM);
+	ck_assert_uint_eq(r.stats.sub[0].requests, (uint64_t)vm.commands);
+	ck_assert_uint_eq(r.stats.bytes_remote, 0);	/* all read locally */
+	ck_assert_uint_eq(r.stats.bytes_local, 200 + RAM);
+	close_all(&cfg, &r);
+	free(got);
+	free(want);
+}
+END_TEST
+
+START_TEST(vm_error_is_eio)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char buf[4096];
+
+	vm.mode = FAIL;
+	open_reader(&cfg, &r);
+	ck_assert_int_eq(vmem_read(&r, buf, sizeof(buf), 4 * M), -EIO);
+	/* Local memory is still served. */
+	ck_assert_int_eq(vmem_read(&r, buf, sizeof(buf), 1 * M), (ssize_t)sizeof(buf));
+	ck_assert_uint_eq(r.stats.sub[0].errors, 1);
+	ck_assert_uint_eq(allocated(), 2 * M);
+	close_all(&cfg, &r);
+}
+END_TEST
+
+START_TEST(silent_vm_is_eio_within_timeout)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char buf[4096];
+	struct timespec a, b;
+	double dt;
+
+	vm.mode = SILENT;
+	open_reader(&cfg, &r);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_int_eq(vmem_read(&r, buf, sizeof(buf), 4 * M), -EIO);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	dt = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	ck_assert_msg(dt >= 0.45 && dt < 1.5, "EIO after %.3f s", dt);
+	printf("info: silent VM: EIO after %.3f s (timeout 0.5 s)\n", dt);
+	close_all(&cfg, &r);
+}
+END_TEST
+
+START_TEST(evicted_again_is_bounded)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char buf[4096];
+
+	vm.mode = EVICT_AGAIN;
+	open_reader(&cfg, &r);
+	ck_assert_int_eq(vmem_read(&r, buf, sizeof(buf), 5 * M), -EIO);
+	ck_assert_int_ge(vm.commands, 2);	/* asked again ... */
+	ck_assert_int_le(vm.commands, VMEM_MAX_RETRIES + 1);	/* ... bounded */
+	ck_assert_uint_eq(allocated(), 2 * M);
+	close_all(&cfg, &r);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("remote-paging");
+	TCase *tc = tcase_create("backend");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, pages_in_then_reads_locally);
+	tcase_add_test(tc, vm_error_is_eio);
+	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
+	tcase_add_test(tc, evicted_again_is_bounded);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
