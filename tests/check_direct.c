@@ -19,12 +19,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -537,6 +540,79 @@ START_TEST(killed_subhost_fails_and_restart_recovers)
 }
 END_TEST
 
+/* A "server" that accepts and hangs up at once, counting connections. */
+struct hangup_server {
+	int fd;
+	volatile int stop;
+	int accepted;
+};
+
+static void *hangup_run(void *arg)
+{
+	struct hangup_server *hs = arg;
+
+	while (!hs->stop) {
+		struct pollfd pfd = { .fd = hs->fd, .events = POLLIN };
+		int c;
+
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		c = accept(hs->fd, NULL, NULL);
+		if (c >= 0) {
+			hs->accepted++;
+			close(c);
+		}
+	}
+	return NULL;
+}
+
+START_TEST(failing_subhost_is_not_hammered)
+{
+	struct hangup_server hs = { .fd = -1 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char path[128], u[192];
+	struct vmem_subhost hang[2] = {
+		{ .uri = u, .start = H0_START, .end = H0_END },
+		{ .uri = uri[1], .start = H1_START, .end = H1_END },
+	};
+	unsigned char buf[100];
+	pthread_t th;
+	int fetches = 0;
+	double t0;
+
+	snprintf(path, sizeof(path), "%s/hangup.sock", dir);
+	snprintf(u, sizeof(u), "nbd+unix:///?socket=%s", path);
+	unlink(path);
+	strcpy(sa.sun_path, path);
+	hs.fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(hs.fd, 0);
+	ck_assert_int_eq(bind(hs.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(hs.fd, 64), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, hangup_run, &hs), 0);
+
+	vm.subhosts = hang;
+	vm.timeout_ms = TIMEOUT_MS;
+	be_open();
+	/* Readers keep asking for 350 ms: each fails fast, but the
+	 * sub-host sees a new connection at most every ~100 ms. */
+	t0 = vt_now_ms();
+	while (vt_now_ms() - t0 < 350) {
+		ck_assert_int_eq(fetch(bh, 0, buf, H0_START, sizeof(buf),
+				       NULL), -EIO);
+		fetches++;
+	}
+	hs.stop = 1;
+	pthread_join(th, NULL);
+	close(hs.fd);
+	unlink(path);
+	ck_assert_int_gt(fetches, 20);
+	ck_assert_int_ge(hs.accepted, 1);
+	ck_assert_int_le(hs.accepted, 5);
+	ck_assert_uint_eq(st.sub[0].errors, (uint64_t)fetches);
+	ck_assert_uint_eq(st.sub[0].connects, 0);
+}
+END_TEST
+
 /* ---- tests: cache ----------------------------------------------- */
 
 START_TEST(cache_serves_within_ttl_only)
@@ -720,6 +796,7 @@ static Suite *direct_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, stalled_subhost_fails_alone_and_recovers);
 	tcase_add_test(tc, killed_subhost_fails_and_restart_recovers);
+	tcase_add_test(tc, failing_subhost_is_not_hammered);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 
