@@ -220,6 +220,7 @@ CONFIGURE_ARGS=(
 	--disable-docs
 	--disable-werror
 	--disable-install-blobs
+	--with-git-submodules=ignore
 	--meson=/usr/bin/meson
 )
 
@@ -282,6 +283,9 @@ main() {
 	ensure_pkgs
 	ensure_source
 	stamp=$(stamp_of)
+	# The test guest goes with the binary: a test that finds QEMU can
+	# count on the guest too.  Cheap when it is already there.
+	"$ROOT/scripts/guest/build-guest.sh" >/dev/null
 	if [ $FORCE -eq 0 ] && [ -x "$OUT/qemu-system-x86_64" ] &&
 	   [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$stamp" ]; then
 		log "up to date ($OUT/qemu-system-x86_64)"

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: MIT
+/*
+ * End to end: the patched QEMU (scripts/build-qemu.sh) runs the test guest
+ * (scripts/guest/build-guest.sh) with 512 MiB of RAM whose upper half,
+ * [256M, 512M), is homed on an nbdkit sub-host in a network namespace of
+ * its own, and local-limit = 256M.  The guest writes 128 MiB of random
+ * data into tmpfs and checksums it; the host pages its upper half out
+ * with QMP, confirms with query-vmem, with its own SEEK_DATA scan of the
+ * memory file and by reading the sub-host directly that the data left the
+ * main host; then the guest re-reads the file and must get the same sum.
+ *
+ * Skips (passes, saying SKIP) only when the QEMU binary is missing.
+ *
+ * Processes: the sub-host, its namespace and QEMU are started by an
+ * unchecked fixture, i.e. in the runner process, which outlives the
+ * forked tests and kills everything by PID at teardown, at exit and on
+ * SIGINT/SIGTERM.  QEMU also dies with the runner (PR_SET_PDEATHSIG).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <libnbd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/guest.h"
+#include "lib/hosts.h"
+
+#define MiB ((uint64_t)1 << 20)
+#define RAM (512 * MiB)
+#define HOME_START (256 * MiB)
+#define HOME_END RAM
+#define LOCAL_LIMIT (256 * MiB)
+#define CHUNK MiB
+#define DATA_MIB 128
+#define NBD_PORT 10809
+
+/* Shared between the runner and the forked tests (MAP_SHARED). */
+struct env {
+	bool up;
+	char err[2048];
+	struct vt_guest guest;
+	struct vt_nbdkit sub;
+	struct vt_netns ns;
+	char dir[64];
+	char conf[128];
+	char mem[128];
+	char sum[64];		/* guest's md5 of the data file */
+};
+
+static struct env *E;
+static pid_t runner_pid;
+
+static void env_down(void)
+{
+	char path[256];
+
+	if (getpid() != runner_pid || !E)
+		return;
+	vt_guest_stop(&E->guest, 5000);
+	vt_nbdkit_kill(&E->sub);
+	vt_netns_delete(&E->ns);
+	if (E->mem[0]) {
+		unlink(E->mem);
+		snprintf(path, sizeof(path), "%s.seq", E->mem);
+		unlink(path);
+	}
+	if (E->dir[0]) {
+		snprintf(path, sizeof(path), "%s/qemu.log", E->dir);
+		unlink(path);
+		unlink(E->conf);
+		rmdir(E->dir);
+		E->dir[0] = '\0';
+	}
+	E->up = false;
+}
+
+static void on_signal(int sig)
+{
+	env_down();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static bool file_exists(const char *path)
+{
+	return access(path, R_OK) == 0;
+}
+
+static void env_up(void)
+{
+	char path[512], err[1024];
+	struct vt_guest_opts o = { 0 };
+	FILE *f;
+
+	memset(E, 0, sizeof(*E));
+	snprintf(path, sizeof(path), "%s/vmlinuz", vt_guest_dir());
+	if (!file_exists(path)) {
+		snprintf(E->err, sizeof(E->err), "guest missing: %s (run "
+			 "scripts/guest/build-guest.sh)", path);
+		return;
+	}
+	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-e2e.XXXXXX");
+	if (!mkdtemp(E->dir)) {
+		snprintf(E->err, sizeof(E->err), "mkdtemp: %s",
+			 strerror(errno));
+		E->dir[0] = '\0';
+		return;
+	}
+	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-e2e-%d.mem",
+		 (int)runner_pid);
+	unlink(E->mem);
+	snprintf(E->conf, sizeof(E->conf), "%s/vmemtrans.conf", E->dir);
+
+	/* The sub-host: its own namespace, reached over a veth pair. */
+	snprintf(path, sizeof(path), "vmt-e2e-%d", (int)runner_pid);
+	if (vt_netns_create(&E->ns, path, 16000 + runner_pid % 384, err,
+			    sizeof(err)) < 0) {
+		snprintf(E->err, sizeof(E->err), "netns: %s", err);
+		return;
+	}
+	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
+	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
+	E->sub.port = NBD_PORT;
+	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
+	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
+		snprintf(E->err, sizeof(E->err), "nbdkit: %s", err);
+		return;
+	}
+
+	f = fopen(E->conf, "w");
+	if (!f) {
+		snprintf(E->err, sizeof(E->err), "%s: %s", E->conf,
+			 strerror(errno));
+		return;
+	}
+	fprintf(f, "[e2e]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
+		"chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
+		"subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		E->mem, RAM / MiB, CHUNK / 1024, LOCAL_LIMIT / MiB, E->sub.uri,
+		HOME_START / MiB, HOME_END / MiB);
+	fclose(f);
+
+	o.mem_path = E->mem;
+	o.ram_size = RAM;
+	o.vmem_config = E->conf;
+	o.vmem_vm = "e2e";
+	o.run_dir = E->dir;
+	o.boot_timeout_ms = 90000;
+	if (vt_guest_start(&E->guest, &o, err, sizeof(err)) < 0) {
+		snprintf(E->err, sizeof(E->err), "boot: %s", err);
+		return;
+	}
+	printf("info: guest booted in %.1f s (TCG, 512 MiB, sub-host %s in "
+	       "netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri, E->ns.name);
+	E->up = true;
+}
+
+static void require_env(void)
+{
+	ck_assert_msg(E->up, "environment not up: %s", E->err);
+}
+
+/* ---- helpers -------------------------------------------------------- */
+
+static json_object *qmp_return(const char *cmd)
+{
+	char reply[1 << 14];
+	json_object *j, *ret;
+	int rc = vt_guest_qmp(&E->guest, cmd, reply, sizeof(reply), 120000);
+
+	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
+	j = json_tokener_parse(reply);
+	ck_assert_msg(j && json_object_object_get_ex(j, "return", &ret),
+		      "bad QMP reply %s", reply);
+	json_object_get(ret);
+	json_object_put(j);
+	return ret;
+}
+
+static uint64_t jget(json_object *o, const char *key)
+{
+	json_object *v;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v),
+		      "query-vmem has no %s", key);
+	return (uint64_t)json_object_get_int64(v);
+}
+
+static json_object *query_vmem(void)
+{
+	return qmp_return("{\"execute\":\"query-vmem\"}");
+}
+
+static json_object *subhost0(json_object *q)
+{
+	json_object *arr;
+
+	ck_assert(json_object_object_get_ex(q, "subhosts", &arr));
+	ck_assert_int_eq(json_object_array_length(arr), 1);
+	return json_object_array_get_idx(arr, 0);
+}
+
+/* Our own view of residency: data bytes of the memory file in [s, e). */
+static uint64_t file_data_bytes(uint64_t s, uint64_t e)
+{
+	int fd = open(E->mem, O_RDONLY);
+	uint64_t total = 0;
+	off_t pos = s;
+
+	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
+	while ((uint64_t)pos < e) {
+		off_t d = lseek(fd, pos, SEEK_DATA), h;
+
+		if (d < 0 || (uint64_t)d >= e)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || (uint64_t)h > e)
+			h = e;
+		total += h - d;
+		pos = h;
+	}
+	close(fd);
+	return total;
+}
+
+/* Bytes in [s, e) of the sub-host that are in non-zero 4K pages. */
+static uint64_t subhost_nonzero_bytes(uint64_t s, uint64_t e)
+{
+	static char buf[1 << 20];
+	char err[512];
+	struct nbd_handle *h = vt_nbd_connect(E->sub.uri, 5000, err,
+					      sizeof(err));
+	uint64_t total = 0;
+
+	ck_assert_msg(h, "connect to sub-host: %s", err);
+	for (uint64_t off = s; off < e; off += sizeof(buf)) {
+		ck_assert_msg(nbd_pread(h, buf, sizeof(buf), off, 0) == 0,
+			      "nbd_pread: %s", nbd_get_error());
+		for (size_t p = 0; p < sizeof(buf); p += 4096) {
+			static const char zero[4096];
+
+			if (memcmp(buf + p, zero, 4096))
+				total += 4096;
+		}
+	}
+	nbd_close(h);
+	return total;
+}
+
+static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
+{
+	double t0 = vt_now_ms();
+	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
+
+	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
+	       (vt_now_ms() - t0) / 1000);
+	if (st != 0)
+		printf("info: its output: %.500s\n", out);
+	return st;
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+/* The console really runs commands: output and exit status come back. */
+START_TEST(test_console)
+{
+	char out[4096], kver[128] = "", path[512];
+	FILE *f;
+
+	require_env();
+	ck_assert_int_eq(grun("echo hello; echo world >&2", out, sizeof(out),
+			      10000), 0);
+	ck_assert_str_eq(out, "hello\nworld\n");
+	ck_assert_int_eq(grun("exit_code() { return 7; }; exit_code", out,
+			      sizeof(out), 10000), 7);
+	ck_assert_int_eq(grun("echo 'it'\"'\"'s'", out, sizeof(out), 10000), 0);
+	ck_assert_str_eq(out, "it's\n");
+	/* The kernel is the one the build script fetched. */
+	snprintf(path, sizeof(path), "%s/kernel-version", vt_guest_dir());
+	f = fopen(path, "r");
+	ck_assert_msg(f, "%s", path);
+	ck_assert(fscanf(f, "vmlinuz-%127s", kver) == 1);
+	fclose(f);
+	ck_assert_int_eq(grun("uname -r", out, sizeof(out), 10000), 0);
+	ck_assert_msg(strncmp(out, kver, strlen(kver)) == 0,
+		      "uname -r %s, expected %s", out, kver);
+}
+END_TEST
+
+/* query-vmem reflects the configuration. */
+START_TEST(test_query_config)
+{
+	json_object *q, *s;
+	char want[160];
+
+	require_env();
+	q = query_vmem();
+	ck_assert_uint_eq(jget(q, "ram-size"), RAM);
+	ck_assert_uint_eq(jget(q, "local-limit"), LOCAL_LIMIT);
+	ck_assert_uint_eq(jget(q, "chunk-size"), CHUNK);
+	s = subhost0(q);
+	ck_assert_uint_eq(jget(s, "start"), HOME_START);
+	ck_assert_uint_eq(jget(s, "end"), HOME_END);
+	snprintf(want, sizeof(want), "%s",
+		 json_object_get_string(json_object_object_get(s, "uri")));
+	ck_assert_str_eq(want, E->sub.uri);
+	json_object_put(q);
+}
+END_TEST
+
+/* Bad requests are refused, not crashed on. */
+START_TEST(test_qmp_errors)
+{
+	char reply[2048];
+
+	require_env();
+	ck_assert_int_eq(vt_guest_qmp(&E->guest,
+		"{\"execute\":\"query-vmem\",\"arguments\":{\"id\":\"nope\"}}",
+		reply, sizeof(reply), 10000), 1);
+	ck_assert_msg(strstr(reply, "nope"), "%s", reply);
+	/* Beyond the end of RAM. */
+	ck_assert_int_eq(vt_guest_qmp(&E->guest,
+		"{\"execute\":\"vmem-page-in\",\"arguments\":"
+		"{\"offset\":1073741824,\"length\":4096}}",
+		reply, sizeof(reply), 10000), 1);
+}
+END_TEST
+
+START_TEST(test_pageout_roundtrip)
+{
+	char out[4096], cmd[256], sum1[64] = "", sum2[64] = "";
+	uint64_t before_file, after_file, moved, sub_nz;
+	uint64_t out0, in0, in1, res_q;
+	json_object *q, *s;
+	double t0;
+
+	require_env();
+	/* 1. The data, and the guest's checksum of it. */
+	/*
+	 * The guest kernel fills its low memory first; a ballast file
+	 * written before the data takes most of the unhomed lower half, so
+	 * that much of the data lands in the homed upper half.
+	 */
+	ck_assert_int_eq(grun("dd if=/dev/zero of=/tmp/ballast bs=1M "
+			      "count=64 2>/dev/null", out, sizeof(out),
+			      240000), 0);
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
+		 "count=%d 2>/dev/null && md5sum /tmp/data", DATA_MIB);
+	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
+	ck_assert(sscanf(out, "%32s", sum1) == 1);
+	ck_assert_int_eq(strlen(sum1), 32);
+
+	q = query_vmem();
+	before_file = file_data_bytes(HOME_START, HOME_END);
+	out0 = jget(q, "bytes-out");
+	res_q = jget(subhost0(q), "resident-bytes");
+	printf("info: before page-out: %" PRIu64 " MiB of the homed half "
+	       "resident (query-vmem: %" PRIu64 " MiB), %" PRIu64
+	       " MiB resident in all\n", before_file / MiB, res_q / MiB,
+	       jget(q, "resident-bytes") / MiB);
+	json_object_put(q);
+
+	/* 2. Page the homed half out. */
+	t0 = vt_now_ms();
+	json_object_put(qmp_return("{\"execute\":\"vmem-page-out\","
+		"\"arguments\":{\"offset\":268435456,\"length\":268435456}}"));
+	printf("info: vmem-page-out of 256 MiB took %.2f s\n",
+	       (vt_now_ms() - t0) / 1000);
+	after_file = file_data_bytes(HOME_START, HOME_END);
+	q = query_vmem();
+	s = subhost0(q);
+	moved = before_file > after_file ? before_file - after_file : 0;
+	printf("info: after page-out: %" PRIu64 " KiB of the homed half "
+	       "resident; query-vmem says %" PRIu64 " KiB resident, %" PRIu64
+	       " MiB remote, %" PRIu64 " MiB written to the sub-host\n",
+	       after_file / 1024, jget(s, "resident-bytes") / 1024,
+	       jget(s, "remote-bytes") / MiB,
+	       (jget(q, "bytes-out") - out0) / MiB);
+	/* An idle guest may fault a chunk or two back in; no more. */
+	ck_assert_msg(after_file <= 4 * CHUNK, "%" PRIu64 " bytes still "
+		      "resident after page-out", after_file);
+	ck_assert_uint_le(jget(s, "resident-bytes"), 4 * CHUNK);
+	ck_assert_uint_eq(jget(s, "remote-bytes") + jget(s, "resident-bytes"),
+			  HOME_END - HOME_START);
+	ck_assert_uint_ge(jget(q, "bytes-out") - out0, moved - 4 * CHUNK);
+	ck_assert_uint_ge(jget(q, "page-outs"), 1);
+	in0 = jget(q, "bytes-in");
+	json_object_put(q);
+
+	/* 3. The data is on the sub-host now (random data is not zero). */
+	sub_nz = subhost_nonzero_bytes(HOME_START, HOME_END);
+	printf("info: sub-host holds %" PRIu64 " MiB of non-zero pages\n",
+	       sub_nz / MiB);
+	/*
+	 * Where the guest put its data is the guest's business, and the
+	 * limit already evicted part of it while it was written; but with
+	 * 128 MiB of random data in a 512 MiB guest whose upper half is
+	 * homed remotely, tens of MiB of it must be there.
+	 */
+	ck_assert_uint_ge(sub_nz, 16 * MiB);
+
+	/* 4. The guest reads it back through remote paging. */
+	ck_assert_int_eq(grun("md5sum /tmp/data", out, sizeof(out), 240000),
+			 0);
+	ck_assert(sscanf(out, "%32s", sum2) == 1);
+	ck_assert_str_eq(sum2, sum1);
+	q = query_vmem();
+	in1 = jget(q, "bytes-in");
+	printf("info: re-read fetched %" PRIu64 " MiB from the sub-host; "
+	       "faults %" PRIu64 ", evictions %" PRIu64 "\n",
+	       (in1 - in0) / MiB, jget(q, "faults"), jget(q, "evictions"));
+	/* The re-read really went to the sub-host for its data. */
+	ck_assert_uint_ge(in1 - in0, 16 * MiB);
+	/* The main host keeps under its limit (eviction may lag a little). */
+	ck_assert_uint_le(file_data_bytes(0, RAM), LOCAL_LIMIT + 16 * CHUNK);
+	json_object_put(q);
+	snprintf(E->sum, sizeof(E->sum), "%s", sum1);
+}
+END_TEST
+
+/* vmem-page-in brings a range back, all of it, before it returns. */
+START_TEST(test_pagein)
+{
+	uint64_t off = HOME_START + 64 * MiB, len = 32 * MiB;
+	char cmd[256];
+
+	require_env();
+	json_object_put(qmp_return("{\"execute\":\"vmem-page-out\","
+		"\"arguments\":{\"offset\":268435456,\"length\":268435456}}"));
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"vmem-page-in\",\"arguments"
+		 "\":{\"offset\":%" PRIu64 ",\"length\":%" PRIu64 "}}", off, len);
+	json_object_put(qmp_return(cmd));
+	ck_assert_uint_eq(file_data_bytes(off, off + len), len);
+}
+END_TEST
+
+static Suite *e2e_suite(void)
+{
+	Suite *s = suite_create("qemu_e2e");
+	TCase *tc = tcase_create("split_vm");
+
+	tcase_add_unchecked_fixture(tc, env_up, env_down);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_console);
+	tcase_add_test(tc, test_query_config);
+	tcase_add_test(tc, test_qmp_errors);
+	tcase_add_test(tc, test_pageout_roundtrip);
+	tcase_add_test(tc, test_pagein);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+START_TEST(test_skipped)
+{
+	printf("SKIP: check_qemu_e2e: %s missing (run scripts/build-qemu.sh)\n",
+	       vt_qemu_bin());
+}
+END_TEST
+
+static Suite *skip_suite(void)
+{
+	Suite *s = suite_create("qemu_e2e");
+	TCase *tc = tcase_create("skipped");
+
+	tcase_add_test(tc, test_skipped);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	runner_pid = getpid();
+	if (access(vt_qemu_bin(), X_OK) != 0) {
+		printf("SKIP: check_qemu_e2e: %s missing (run "
+		       "scripts/build-qemu.sh)\n", vt_qemu_bin());
+		sr = srunner_create(skip_suite());
+	} else {
+		vt_become_subreaper();
+		E = mmap(NULL, sizeof(*E), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (E == MAP_FAILED) {
+			perror("mmap");
+			return 1;
+		}
+		memset(E, 0, sizeof(*E));
+		atexit(env_down);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGHUP, on_signal);
+		sr = srunner_create(e2e_suite());
+	}
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	env_down();
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Boot the test guest (scripts/guest/build-guest.sh) under the patched
+ * QEMU (scripts/build-qemu.sh), run shell commands in it over the serial
+ * console, and talk QMP to QEMU.  Like hosts.h, nothing here calls
+ * Check's assertions: errors come back as return values and messages.
+ *
+ * The guest's /init prints "VMT-GUEST-READY" and then evaluates one line
+ * per command from ttyS0 with echo off; vt_guest_run() wraps each command
+ * so that its output ends with a marker carrying a sequence number and
+ * the exit status.
+ */
+#ifndef VMEM_TESTS_GUEST_H
+#define VMEM_TESTS_GUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct vt_guest_opts {
+	/* Memory file for memory-backend-file,share=on (required). */
+	const char *mem_path;
+	uint64_t ram_size;
+	/* When set, add -object vmem-split,memdev=ram0,config=..,vm=.. */
+	const char *vmem_config;
+	const char *vmem_vm;
+	/* Directory for the sockets and the QEMU log (must exist). */
+	const char *run_dir;
+	int boot_timeout_ms;		/* 0 = 60000 */
+};
+
+struct vt_guest {
+	pid_t pid;			/* QEMU; 0 when not running */
+	int serial_fd;
+	int qmp_fd;
+	unsigned int seq;
+	double boot_ms;			/* start to VMT-GUEST-READY */
+	char serial_path[108];
+	char qmp_path[108];
+	char log_path[256];
+	/* Serial and QMP input not consumed yet. */
+	char sbuf[1 << 16];
+	size_t slen;
+	char qbuf[1 << 16];
+	size_t qlen;
+};
+
+/* $VMEM_QEMU, or build/qemu/qemu-system-x86_64 next to build/tests/. */
+const char *vt_qemu_bin(void);
+/* build/guest (vmlinuz and initramfs.cpio.gz) next to build/tests/. */
+const char *vt_guest_dir(void);
+/* build/qemu/share, the firmware directory given with -L. */
+const char *vt_qemu_share_dir(void);
+
+/*
+ * Start QEMU and wait until the guest's shell is ready.  On failure
+ * everything started is stopped again and -1 is returned with a message
+ * (including the tail of QEMU's log).
+ */
+int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
+		   char *err, size_t errlen);
+
+/*
+ * Run @cmd (one line of sh) in the guest; its stdout and stderr go to
+ * @out (NUL-terminated, truncated to @outlen).  Returns the command's exit
+ * status, or -1 on timeout / a broken console (message in @out).
+ */
+int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
+		 size_t outlen, int timeout_ms);
+
+/*
+ * Send one QMP command (a JSON object as text) and wait for its answer,
+ * skipping events.  The whole answer line goes to @reply.  Returns 0 for
+ * {"return": ...}, 1 for {"error": ...}, -1 on I/O error or timeout.
+ */
+int vt_guest_qmp(struct vt_guest *g, const char *json, char *reply,
+		 size_t replylen, int timeout_ms);
+
+/*
+ * Ask QEMU to quit over QMP, wait up to @timeout_ms, then SIGKILL by PID.
+ * Safe on a zeroed or already stopped guest.  Returns QEMU's wait status
+ * or -1 when it had to be killed.
+ */
+int vt_guest_stop(struct vt_guest *g, int timeout_ms);
+
+#endif
