@@ -51,6 +51,7 @@ enum key {
 	K_SUBHOST,
 	K_LOCAL_LIMIT,
 	K_QMP,
+	K_LAYOUT,
 	N_KEYS
 };
 
@@ -65,6 +66,7 @@ static const char *const key_names[N_KEYS] = {
 	[K_SUBHOST] = "subhost",
 	[K_LOCAL_LIMIT] = "local-limit",
 	[K_QMP] = "qmp",
+	[K_LAYOUT] = "layout",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -271,6 +273,11 @@ static void format_duration(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
 	else
 		snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+const char *vmem_layout_name(enum vmem_layout_kind k)
+{
+	return k == VMEM_LAYOUT_AUTO ? "auto" : "flat";
 }
 
 const char *vmem_backend_name(enum vmem_backend_kind k)
@@ -569,6 +576,15 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->local_limit_set = true;
 		vm->local_limit_line = line;
 		return 0;
+	case K_LAYOUT:
+		if (strcmp(val, "flat") == 0)
+			vm->layout = VMEM_LAYOUT_FLAT;
+		else if (strcmp(val, "auto") == 0)
+			vm->layout = VMEM_LAYOUT_AUTO;
+		else
+			return perr(ps, line,
+				    "layout '%s' is not one of: flat, auto", val);
+		return 0;
 	case K_QMP:
 		if (val[0] != '/')
 			return perr(ps, line,
@@ -598,6 +614,11 @@ static int finish_vm(struct parser *ps)
 		return perr(ps, vm->line,
 			    "VM '%s' has no memory-file (it is required)",
 			    vm->name);
+	if (!ps->key_line[K_LAYOUT])
+		vm->layout = vm->qmp ? VMEM_LAYOUT_AUTO : VMEM_LAYOUT_FLAT;
+	else if (vm->layout == VMEM_LAYOUT_AUTO && !vm->qmp)
+		return perr(ps, ps->key_line[K_LAYOUT],
+			    "layout 'auto' needs qmp = PATH (QEMU's memory map comes from it)");
 	if (vm->backend == VMEM_BACKEND_REMOTE_PAGING && !vm->qmp)
 		return perr(ps, ps->key_line[K_BACKEND],
 			    "backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
@@ -1049,4 +1070,5 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	}
 	if (vm->qmp)
 		fprintf(out, "qmp         = %s\n", vm->qmp);
+	fprintf(out, "layout      = %s\n", vmem_layout_name(vm->layout));
 }

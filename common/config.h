@@ -32,6 +32,12 @@ enum vmem_backend_kind {
 };
 
 /* One `subhost = URI START-END` line: the home of RAM range [start, end). */
+/* How `mem` is addressed: RAM offset (flat) or guest-physical (auto). */
+enum vmem_layout_kind {
+	VMEM_LAYOUT_FLAT,
+	VMEM_LAYOUT_AUTO,
+};
+
 struct vmem_subhost {
 	char *uri;
 	uint64_t start;
@@ -57,6 +63,8 @@ struct vmem_vm {
 	bool local_limit_set;
 	char *qmp;			/* the VM's QMP unix socket, or NULL;
 					 * required by remote-paging */
+	enum vmem_layout_kind layout;	/* default auto with qmp, else flat;
+					 * auto needs qmp */
 
 	/* Lines of some keys (0 = not in the file), so that checks made
 	 * after parsing (vmem_vm_resolve) can point at the right line. */
@@ -117,6 +125,7 @@ int vmem_parse_duration_ms(const char *s, uint64_t *out_ms);
 void vmem_format_size(uint64_t v, char *buf, size_t len);
 
 const char *vmem_backend_name(enum vmem_backend_kind k);
+const char *vmem_layout_name(enum vmem_layout_kind k);
 
 /* Print the effective settings of @vm in config syntax (--check-config). */
 void vmem_vm_print(const struct vmem_vm *vm, FILE *out);

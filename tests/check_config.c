@@ -309,6 +309,8 @@ START_TEST(defaults)
 	ck_assert_uint_eq(vm->ram_size, 0);
 	ck_assert(!vm->ram_size_set);
 	ck_assert_int_eq(vm->backend, VMEM_BACKEND_DIRECT);
+	ck_assert_int_eq(vm->layout, VMEM_LAYOUT_FLAT);	/* no qmp */
+	ck_assert_ptr_null(vm->qmp);
 	ck_assert_uint_eq(vm->chunk_size, 64 * KiB);
 	ck_assert_uint_eq(vm->cache_size, 4 * MiB);
 	ck_assert_uint_eq(vm->cache_ttl_ms, 100);
@@ -382,6 +384,8 @@ START_TEST(full_example)
 	ck_assert_uint_eq(vm->line, 16);
 	ck_assert_str_eq(vm->memory_file, "/tmp/b");
 	ck_assert_int_eq(vm->backend, VMEM_BACKEND_REMOTE_PAGING);
+	ck_assert_str_eq(vm->qmp, "/run/vmemtrans/vm2.qmp");
+	ck_assert_int_eq(vm->layout, VMEM_LAYOUT_AUTO);	/* qmp: auto */
 	ck_assert_uint_eq(vm->chunk_size, 64 * KiB);
 	ck_assert_uint_eq(vm->n_subhosts, 0);
 	vmem_config_free(&cfg);
@@ -602,6 +606,10 @@ START_TEST(err_values)
 		   "vm.conf:3: backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
 	expect_err(MIN "qmp = run/vm1.qmp\n",
 		   "vm.conf:3: qmp 'run/vm1.qmp' is not an absolute path to a unix socket");
+	expect_err(MIN "layout = gpa\n",
+		   "vm.conf:3: layout 'gpa' is not one of: flat, auto");
+	expect_err(MIN "layout = auto\n",
+		   "vm.conf:3: layout 'auto' needs qmp = PATH (QEMU's memory map comes from it)");
 	expect_err(MIN "qmp = /a\nqmp = /b\n",
 		   "vm.conf:4: duplicate key 'qmp' (already set on line 3)");
 
@@ -1076,7 +1084,8 @@ START_TEST(print_text)
 		"subhost     = nbd+unix:///e?socket=/run/s 1G-1536M\n"
 		"subhost     = nbd://h 1536M-2G\n"
 		"local-limit = 12K\n"
-		"qmp         = /run/x.qmp\n");
+		"qmp         = /run/x.qmp\n"
+		"layout      = auto\n");
 	free(text);
 	vmem_config_free(&cfg);
 
@@ -1092,7 +1101,8 @@ START_TEST(print_text)
 		"cache-size  = 4M\n"
 		"cache-ttl   = 100ms\n"
 		"timeout     = 2s\n"
-		"# local-limit: ram-size\n");
+		"# local-limit: ram-size\n"
+		"layout      = flat\n");
 	free(text);
 	vmem_config_free(&cfg);
 }
