@@ -820,8 +820,13 @@ static void rm_dir(void)
 {
 	if (getpid() != dir_owner)
 		return;
+	char path[128];
+
 	unlink(sock[0]);
 	unlink(sock[1]);
+	/* Left behind when failing_subhost_is_not_hammered fails. */
+	snprintf(path, sizeof(path), "%s/hangup.sock", dir);
+	unlink(path);
 	rmdir(dir);
 }
 
