@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/* Guest-physical layout from QEMU's memory tree.  See gpa.h. */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpa.h"
+
+int vmem_gpa_flat(struct vmem_gpa_map *m, uint64_t ram_size)
+{
+	m->ext = calloc(1, sizeof(*m->ext));
+	if (!m->ext)
+		return -1;
+	m->ext[0] = (struct vmem_gpa_ext){ 0, ram_size, 0 };
+	m->n = 1;
+	m->size = ram_size;
+	return 0;
+}
+
+void vmem_gpa_free(struct vmem_gpa_map *m)
+{
+	free(m->ext);
+	memset(m, 0, sizeof(*m));
+}
+
+static int cmp_gpa(const void *a, const void *b)
+{
+	const struct vmem_gpa_ext *x = a, *y = b;
+
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+/*
+ * One line of `info mtree`, e.g.
+ *   "    0000000100000000-000000017fffffff (prio 0, ram): alias ram-above-4g @ram0 00000000c0000000-000000013fffffff"
+ *   "    0000000000000000-000000001fffffff (prio 0, ram): ram0"
+ * Returns 1 and the extent if it maps RAM of @memdev, 0 if not, -1 if it
+ * claims to but does not parse.
+ */
+static int parse_line(const char *line, const char *memdev,
+		      struct vmem_gpa_ext *e)
+{
+	uint64_t start, last, ostart, olast;
+	char kind[16], rest[256], name[128], target[128];
+	int n;
+
+	if (sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %*d, %15[^)]): %255[^\n]",
+		   &start, &last, kind, rest) != 4)
+		return 0;
+	if (strcmp(kind, "ram") != 0 || last < start)
+		return 0;
+	if (strncmp(rest, "alias ", 6) == 0) {
+		n = sscanf(rest, "alias %127s @%127s %" SCNx64 "-%" SCNx64,
+			   name, target, &ostart, &olast);
+		if (n < 2 || strcmp(target, memdev) != 0)
+			return 0;
+		if (n != 4 || olast - ostart != last - start)
+			return -1;
+		*e = (struct vmem_gpa_ext){ start, last - start + 1, ostart };
+		return 1;
+	}
+	/* The backend's region mapped directly: "ram0" or "ram0 @offset"? */
+	if (sscanf(rest, "%127s", name) != 1 || strcmp(name, memdev) != 0)
+		return 0;
+	*e = (struct vmem_gpa_ext){ start, last - start + 1, 0 };
+	return 1;
+}
+
+int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
+			 const char *memdev, uint64_t ram_size,
+			 char *err, size_t errlen)
+{
+	const char *p = text;
+	bool in_memory = false, in_headers = false;
+	unsigned int lineno = 0;
+	size_t cap = 0, i;
+
+	memset(m, 0, sizeof(*m));
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char line[512];
+		struct vmem_gpa_ext e;
+		int r;
+
+		lineno++;
+		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ?
+							   len : sizeof(line) - 1), p);
+		p += len + (eol ? 1 : 0);
+		line[strcspn(line, "\r")] = '\0';
+		if (strncmp(line, "address-space: ", 15) == 0) {
+			/*
+			 * Only the CPUs' view ("memory") counts.  Address
+			 * spaces that share a root are listed one header
+			 * after the other, then the tree once: the tree
+			 * belongs to every header of the group.
+			 */
+			bool is_mem = strcmp(line + 15, "memory") == 0;
+
+			in_memory = in_headers ? (in_memory || is_mem) : is_mem;
+			in_headers = true;
+			continue;
+		}
+		in_headers = false;
+		if (!in_memory)
+			continue;
+		r = parse_line(line, memdev, &e);
+		if (r == 0)
+			continue;
+		if (r < 0 || e.ram + e.len > ram_size || e.ram + e.len < e.ram) {
+			snprintf(err, errlen, "info mtree line %u: RAM region of '%s' "
+				 "outside its %" PRIu64 " bytes or unreadable: %s",
+				 lineno, memdev, ram_size, line);
+			goto fail;
+		}
+		if (m->n == cap) {
+			struct vmem_gpa_ext *x;
+
+			cap = cap ? cap * 2 : 8;
+			x = realloc(m->ext, cap * sizeof(*x));
+			if (!x) {
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			m->ext = x;
+		}
+		m->ext[m->n++] = e;
+	}
+	if (!m->n) {
+		snprintf(err, errlen, "info mtree shows no RAM of memory backend '%s' "
+			 "in address space 'memory'", memdev);
+		goto fail;
+	}
+	qsort(m->ext, m->n, sizeof(*m->ext), cmp_gpa);
+	for (i = 1; i < m->n; i++) {
+		if (m->ext[i].gpa < m->ext[i - 1].gpa + m->ext[i - 1].len) {
+			snprintf(err, errlen, "info mtree: RAM of '%s' mapped twice at "
+				 "GPA 0x%" PRIx64, memdev, m->ext[i].gpa);
+			goto fail;
+		}
+	}
+	m->size = m->ext[m->n - 1].gpa + m->ext[m->n - 1].len;
+	return 0;
+fail:
+	vmem_gpa_free(m);
+	return -1;
+}
+
+const struct vmem_gpa_ext *vmem_gpa_lookup(const struct vmem_gpa_map *m,
+					   uint64_t gpa, uint64_t *next)
+{
+	size_t lo = 0, hi = m->n;
+
+	/* First extent that ends after gpa. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->ext[mid].gpa + m->ext[mid].len <= gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->n && m->ext[lo].gpa <= gpa)
+		return &m->ext[lo];
+	*next = lo < m->n ? m->ext[lo].gpa : m->size;
+	return NULL;
+}
