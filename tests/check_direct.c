@@ -240,7 +240,7 @@ static void be_open(void)
 {
 	char err[256] = "";
 
-	bh = vmem_backend_direct.open(&vm, &mf, &st, err, sizeof(err));
+	bh = vmem_backend_direct.open(&vm, &mf, &st, NULL, err, sizeof(err));
 	ck_assert_msg(bh != NULL, "open: %s", err);
 }
 
@@ -390,7 +390,7 @@ START_TEST(open_contacts_nobody)
 	vm.timeout_ms = TIMEOUT_MS;
 	/* Servers that exist see no connection from open() either. */
 	t0 = vt_now_ms();
-	bh = vmem_backend_direct.open(&vm, &mf, &st, err, sizeof(err));
+	bh = vmem_backend_direct.open(&vm, &mf, &st, NULL, err, sizeof(err));
 	ck_assert_ptr_nonnull(bh);
 	ck_assert_double_lt(vt_now_ms() - t0, TIMEOUT_MS / 2);
 	ck_assert_uint_eq(st.sub[0].connects + st.sub[1].connects, 0);
@@ -475,7 +475,7 @@ START_TEST(stalled_subhost_fails_alone_and_recovers)
 	ck_assert_uint_eq(st.sub[1].errors, 0);
 
 	/* A new connection to it hangs in the handshake: still bounded. */
-	fresh = vmem_backend_direct.open(&vm, &mf, NULL, err, sizeof(err));
+	fresh = vmem_backend_direct.open(&vm, &mf, NULL, NULL, err, sizeof(err));
 	ck_assert_ptr_nonnull(fresh);
 	rc = fetch(fresh, 0, bg[0].buf, 2 * MiB, 100, &ms);
 	ck_assert_int_eq(rc, -EIO);

@@ -15,6 +15,7 @@
 
 struct vmem_stats;
 struct vmem_memfile;
+struct vmem_qmp;
 
 /* What fetch() made of a request. */
 enum vmem_fetch_result {
@@ -29,10 +30,14 @@ struct vmem_backend_ops {
 	 * Set up for @vm (already resolved).  Must not block on remote
 	 * peers: a sub-host that is down at start is only an error for
 	 * reads of its ranges.  @mf is the open memory file (for its
-	 * eviction sequence).  Returns NULL and a message in @err.
+	 * eviction sequence).  @qmp is the VM's monitor connection, shared
+	 * with the rest of vmemfs (QEMU serves one client per socket), or
+	 * NULL when the config has no qmp.  Returns NULL and a message in
+	 * @err.
 	 */
 	void *(*open)(const struct vmem_vm *vm, const struct vmem_memfile *mf,
-		      struct vmem_stats *stats, char *err, size_t errlen);
+		      struct vmem_stats *stats, struct vmem_qmp *qmp,
+		      char *err, size_t errlen);
 	void (*close)(void *h);
 
 	/*

@@ -567,11 +567,13 @@ static void direct_close(void *h)
 
 static void *direct_open(const struct vmem_vm *vm,
 			 const struct vmem_memfile *mf,
-			 struct vmem_stats *stats, char *err, size_t errlen)
+			 struct vmem_stats *stats, struct vmem_qmp *qmp,
+			 char *err, size_t errlen)
 {
 	struct direct *d;
 	pthread_condattr_t ca;
 
+	(void)qmp;	/* the VM is never asked: that is the point */
 	if (vm->chunk_size < 4096 || (vm->chunk_size & (vm->chunk_size - 1))) {
 		snprintf(err, errlen, "direct backend: bad chunk-size %llu",
 			 (unsigned long long)vm->chunk_size);

@@ -24,7 +24,7 @@
 
 struct rp {
 	const struct vmem_vm *vm;
-	struct vmem_qmp *qmp;
+	struct vmem_qmp *qmp;		/* shared, not ours to free */
 	struct vmem_stats *stats;
 };
 
@@ -37,21 +37,22 @@ static uint64_t now_ns(void)
 }
 
 static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
-		     struct vmem_stats *stats, char *err, size_t errlen)
+		     struct vmem_stats *stats, struct vmem_qmp *qmp,
+		     char *err, size_t errlen)
 {
 	struct rp *rp;
 
 	(void)mf;
-	if (!vm->qmp) {
+	if (!qmp) {
 		snprintf(err, errlen, "backend 'remote-paging' needs qmp = PATH");
 		return NULL;
 	}
 	rp = calloc(1, sizeof(*rp));
-	if (!rp || !(rp->qmp = vmem_qmp_new(vm->qmp, vm->timeout_ms))) {
-		free(rp);
+	if (!rp) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	rp->qmp = qmp;
 	rp->vm = vm;
 	rp->stats = stats;
 	return rp;
@@ -59,10 +60,7 @@ static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 
 static void rp_close(void *h)
 {
-	struct rp *rp = h;
-
-	vmem_qmp_free(rp->qmp);
-	free(rp);
+	free(h);
 }
 
 static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,

@@ -48,11 +48,20 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 	}
 	if (vmem_memfile_open(&r->mf, vm->memory_file, NULL, err, errlen) < 0)
 		goto fail;
-	r->bh = r->ops->open(vm, &r->mf, &r->stats, err, errlen);
+	if (vm->qmp) {
+		r->qmp = vmem_qmp_new(vm->qmp, vm->timeout_ms);
+		if (!r->qmp) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	r->bh = r->ops->open(vm, &r->mf, &r->stats, r->qmp, err, errlen);
 	if (!r->bh)
 		goto fail;
 	return 0;
 fail:
+	vmem_qmp_free(r->qmp);
+	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
 	return -1;
@@ -62,6 +71,8 @@ void vmem_reader_close(struct vmem_reader *r)
 {
 	if (r->bh)
 		r->ops->close(r->bh);
+	vmem_qmp_free(r->qmp);
+	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
 	r->bh = NULL;

@@ -16,6 +16,7 @@
 #include "../common/config.h"
 #include "backend.h"
 #include "memfile.h"
+#include "qmp.h"
 #include "stats.h"
 
 /* Retries of one run after a page moved, before EIO. */
@@ -27,8 +28,13 @@ struct vmem_reader {
 	const struct vmem_backend_ops *ops;
 	void *bh;
 	struct vmem_stats stats;
+	struct vmem_qmp *qmp;	/* the VM's monitor, or NULL; owned here */
 };
 
+/*
+ * Open the memory file and the backend for @vm.  With vm->qmp, the QMP
+ * client is created here and shared by everything that talks to QEMU.
+ */
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen);
 void vmem_reader_close(struct vmem_reader *r);
