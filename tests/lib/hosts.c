@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -61,24 +62,73 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* ---- processes ------------------------------------------------------ */
 
-static bool is_zombie(pid_t pid)
+/* The state letter in a /proc/.../stat file, or 0. */
+static char proc_state(const char *path)
 {
-	char path[64], buf[512], *p;
+	char buf[512], *p;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
-		return errno == ENOENT;
+		return 0;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return 0;
 	buf[n] = '\0';
 	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
 	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static bool is_zombie(pid_t pid)
+{
+	char path[64];
+	char st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	st = proc_state(path);
+	return st == 0 || st == 'Z' || st == 'X';
+}
+
+int vt_stop_pid(pid_t pid, int timeout_ms)
+{
+	double deadline = vt_now_ms() + timeout_ms;
+	char dir[64];
+
+	if (kill(pid, SIGSTOP) < 0)
+		return -1;
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	/*
+	 * kill() returns before every thread has stopped; a thread still
+	 * running could answer one more request.  Wait for all of them.
+	 */
+	for (;;) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		bool all = d != NULL;
+
+		while (d && (e = readdir(d))) {
+			char path[400];
+			char st;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dir,
+				 e->d_name);
+			st = proc_state(path);
+			if (st != 'T' && st != 't')
+				all = false;
+		}
+		if (d)
+			closedir(d);
+		if (all)
+			return 0;
+		if (vt_now_ms() > deadline)
+			return -1;
+		vt_sleep_ms(1);
+	}
 }
 
 int vt_wait_pid(pid_t pid, int timeout_ms)
@@ -235,8 +285,29 @@ int vt_netns_create(struct vt_netns *ns, const char *name,
 	return 0;
 }
 
+void vt_netns_kill_all(const struct vt_netns *ns)
+{
+	char out[4096];
+	char *argv[] = { "ip", "netns", "pids", (char *)ns->name, NULL };
+	char *tok, *save;
+
+	if (!ns->name[0] || vt_run(argv, out, sizeof(out), NULL, 0, 5000))
+		return;
+	for (tok = strtok_r(out, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save)) {
+		pid_t pid = atoi(tok);
+
+		if (pid > 1 && pid != getpid()) {
+			kill(pid, SIGCONT);
+			kill(pid, SIGKILL);
+			vt_wait_pid(pid, 2000);
+		}
+	}
+}
+
 void vt_netns_delete(struct vt_netns *ns)
 {
+	vt_netns_kill_all(ns);
 	if (ns->name[0])
 		RUN(NULL, 0, "ip", "netns", "del", ns->name);
 	/* Deleting the namespace takes the peer with it; make sure. */
@@ -368,8 +439,12 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 	if (!exit_with_parent) {
 		/* The first process exits once the daemon listens. */
 		int st = vt_wait_pid(pid, 10000);
+		double until = vt_now_ms() + 5000;
 
-		n->pid = read_pidfile(pidfile);
+		/* The daemon may write its pidfile after the parent left. */
+		while ((n->pid = read_pidfile(pidfile)) <= 0 &&
+		       st != -1 && vt_now_ms() < until)
+			vt_sleep_ms(5);
 		unlink(pidfile);
 		if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
 		    n->pid <= 0) {

@@ -48,7 +48,13 @@ struct vt_netns {
  */
 int vt_netns_create(struct vt_netns *ns, const char *name,
 		    unsigned int subnet, char *err, size_t errlen);
-/* Delete what vt_netns_create made; safe on a zeroed struct. */
+/*
+ * SIGKILL (by PID) every process inside the namespace: a safety net for
+ * servers whose PID a failed test lost.
+ */
+void vt_netns_kill_all(const struct vt_netns *ns);
+/* Kill what runs inside, then delete what vt_netns_create made; safe on
+ * a zeroed struct. */
 void vt_netns_delete(struct vt_netns *ns);
 
 /* ---- nbdkit --------------------------------------------------------- */
@@ -111,6 +117,12 @@ int vt_wait_pid(pid_t pid, int timeout_ms);
  */
 int vt_run(char *const argv[], char *out, size_t outlen, char *errout,
 	   size_t errlen, int timeout_ms);
+
+/*
+ * SIGSTOP @pid and wait (up to @timeout_ms) until every thread of it is
+ * stopped, so that it cannot answer even one more request.  0 or -1.
+ */
+int vt_stop_pid(pid_t pid, int timeout_ms);
 
 /* ---- vmemfs --------------------------------------------------------- */
 
