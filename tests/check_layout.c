@@ -223,7 +223,7 @@ START_TEST(map_merges_and_covers)
 		     "subhost = nbd://a:1 768K-1M\n"
 		     "subhost = nbd://b:2 256K-512K\n");
 	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
-	text = vmem_map_json(vm, &mf);
+	text = vmem_map_json(vm, &mf, NULL);
 	ck_assert_ptr_nonnull(text);
 	arr = json_tokener_parse(text);
 	ck_assert_ptr_nonnull(arr);

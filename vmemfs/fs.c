@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The FUSE front end (low-level API): a flat directory of three files.
- *   mem    the VM's RAM, read through reader.c
+ * The FUSE front end (low-level API): a flat directory of four files.
+ *   mem    the VM's memory by guest-physical address (physmem.c); with
+ *          layout = flat that is the RAM offset
+ *   ram    the VM's RAM by RAM offset (= memory file offset), reader.c
  *   stats  counters as JSON, generated at open
  *   map    where each RAM range lives, as JSON, generated at open
  * Every file is direct_io: the page cache must never hold guest memory,
@@ -21,6 +23,7 @@
 enum {
 	INO_ROOT = FUSE_ROOT_ID,
 	INO_MEM,
+	INO_RAM,
 	INO_STATS,
 	INO_MAP,
 	INO_END,
@@ -28,6 +31,7 @@ enum {
 
 static const char *const names[INO_END] = {
 	[INO_MEM] = "mem",
+	[INO_RAM] = "ram",
 	[INO_STATS] = "stats",
 	[INO_MAP] = "map",
 };
@@ -43,8 +47,7 @@ static struct vmem_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void fill_attr(const struct vmem_fs *fs, fuse_ino_t ino,
-		      struct stat *st)
+static void fill_attr(struct vmem_fs *fs, fuse_ino_t ino, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -60,7 +63,10 @@ static void fill_attr(const struct vmem_fs *fs, fuse_ino_t ino,
 	st->st_nlink = 1;
 	/* Generated files say 0 like /proc: their length is known only
 	 * once opened, and direct_io makes readers go to EOF anyway. */
-	st->st_size = ino == INO_MEM ? (off_t)fs->reader.vm->ram_size : 0;
+	if (ino == INO_MEM)
+		st->st_size = (off_t)vmem_physmem_size(&fs->physmem);
+	else if (ino == INO_RAM)
+		st->st_size = (off_t)fs->reader.vm->ram_size;
 	st->st_blksize = 4096;
 }
 
@@ -172,13 +178,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->fh = 0;
-	if (ino == INO_MEM) {
+	if (ino == INO_MEM || ino == INO_MAP)
+		vmem_physmem_refresh(&fs->physmem);
+	if (ino == INO_MEM || ino == INO_RAM) {
 		fuse_reply_open(req, fi);
 		return;
 	}
-	text = ino == INO_STATS ?
-	       vmem_stats_json(&fs->reader.stats, fs->reader.vm) :
-	       vmem_map_json(fs->reader.vm, &fs->reader.mf);
+	if (ino == INO_STATS) {
+		text = vmem_stats_json(&fs->reader.stats, fs->reader.vm);
+	} else {
+		struct vmem_gpa_map snap;
+
+		text = NULL;
+		if (vmem_physmem_snapshot(&fs->physmem, &snap) == 0)
+			text = vmem_map_json(fs->reader.vm, &fs->reader.mf, &snap);
+		vmem_gpa_free(&snap);
+	}
 	if (!text) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -247,7 +262,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	unsigned char *buf;
 	ssize_t n;
 
-	if (ino != INO_MEM) {
+	if (ino != INO_MEM && ino != INO_RAM) {
 		const struct gen_file *g = (const struct gen_file *)(uintptr_t)fi->fh;
 
 		if (!g || off < 0 || (size_t)off >= g->len) {
@@ -268,7 +283,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = vmem_read(&fs->reader, buf, size, (uint64_t)off);
+	n = ino == INO_MEM ? vmem_physmem_read(&fs->physmem, buf, size, (uint64_t)off) :
+			     vmem_read(&fs->reader, buf, size, (uint64_t)off);
 	if (n < 0) {
 		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
 				     size, (unsigned long long)off, strerror((int)-n));

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "physmem.h"
 #include "reader.h"
 
 /* Largest read we ask the kernel to send in one request. */
@@ -15,6 +16,7 @@
 
 struct vmem_fs {
 	struct vmem_reader reader;
+	struct vmem_physmem physmem;
 	uid_t uid;
 	gid_t gid;
 	struct timespec start_time;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../common/config.h"
+#include "gpa.h"
 #include "memfile.h"
 
 #define VMEM_HOME_NONE (-1)
@@ -25,10 +26,14 @@ int vmem_layout_home(const struct vmem_vm *vm, uint64_t off,
 		     uint64_t *ext_end);
 
 /*
- * The `map` file: JSON array of {"start", "end", "where"} with where
- * "local", a sub-host URI, or "unmapped", covering [0, ram_size) in order,
- * adjacent extents with the same answer merged.  malloc'd; NULL on error.
+ * The `map` file: JSON array of {"start", "end", "where", "gpa_start",
+ * "gpa_end"}: start/end are RAM offsets, where is "local", a sub-host URI,
+ * or "unmapped"; the extents cover [0, ram_size) in order, adjacent ones
+ * with the same answer merged.  With @gpa (may be NULL), extents are also
+ * cut where the guest-physical mapping changes and carry the GPAs they
+ * appear at (null where that RAM has no GPA).  malloc'd; NULL on error.
  */
-char *vmem_map_json(const struct vmem_vm *vm, const struct vmem_memfile *mf);
+char *vmem_map_json(const struct vmem_vm *vm, const struct vmem_memfile *mf,
+		    const struct vmem_gpa_map *gpa);
 
 #endif

@@ -13,6 +13,7 @@
 #include "../common/config.h"
 #include "fs.h"
 #include "log.h"
+#include "qemu_info.h"
 
 #ifndef VMEM_VERSION
 #define VMEM_VERSION "unknown"
@@ -166,6 +167,36 @@ static int check_config(struct vmem_config *cfg, const char *vm_name)
 	return bad;
 }
 
+/*
+ * With qmp, ask QEMU which sub-hosts hold which ranges (config lines win).
+ * A VM that is not up yet is fine when the config names the sub-hosts
+ * itself; otherwise we would serve holes as zeros, so refuse.
+ */
+static int learn_from_qemu(struct vmem_vm *vm, const char *path)
+{
+	struct vmem_qmp *q = vmem_qmp_new(vm->qmp, vm->timeout_ms);
+	char err[512];
+	int n;
+
+	if (!q) {
+		fprintf(stderr, "vmemfs: out of memory\n");
+		return -1;
+	}
+	n = vmem_qemu_learn_subhosts(q, vm, err, sizeof(err));
+	vmem_qmp_free(q);
+	if (n >= 0)
+		return 0;
+	if (vm->n_subhosts) {
+		fprintf(stderr, "vmemfs: warning: %s:%u: VM %s: using the config's "
+			"sub-hosts only: %s\n", path, vm->line, vm->name, err);
+		return 0;
+	}
+	fprintf(stderr, "vmemfs: %s:%u: VM %s: cannot learn its sub-hosts from "
+		"QEMU (%s) and the config names none\n", path, vm->line, vm->name,
+		err);
+	return -1;
+}
+
 static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		     const struct vmem_vm *vm)
 {
@@ -257,6 +288,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmemfs: %s\n", err);
 		goto out_cfg;
 	}
+	if (vm->qmp && learn_from_qemu(vm, cfg.path) < 0)
+		goto out_cfg;
 	memset(&fs, 0, sizeof(fs));
 	fs.uid = getuid();
 	fs.gid = getgid();
@@ -266,7 +299,15 @@ int main(int argc, char **argv)
 			vm->name, err);
 		goto out_cfg;
 	}
+	if (vmem_physmem_init(&fs.physmem, &fs.reader, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmemfs: %s:%u: VM %s: layout %s: %s\n", cfg.path,
+			vm->line, vm->name, vmem_layout_name(vm->layout), err);
+		vmem_physmem_fini(&fs.physmem);
+		vmem_reader_close(&fs.reader);
+		goto out_cfg;
+	}
 	rc = run_mount(&fs, &o, vm);
+	vmem_physmem_fini(&fs.physmem);
 	vmem_reader_close(&fs.reader);
 out_cfg:
 	vmem_config_free(&cfg);

@@ -136,7 +136,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 	const uint64_t timeout_ns = r->vm->timeout_ms * 1000000u;
 	uint64_t deadline = now_ns() + timeout_ns;
 	unsigned int attempt = 0;
-	uint64_t p = off;
+	uint64_t p = off, max_run = UINT64_MAX;
 
 	while (p < end) {
 		unsigned char *dst = buf + (p - off);
@@ -147,6 +147,18 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 		rc = vmem_memfile_run(&r->mf, p, end, &present, &run_end);
 		if (rc < 0)
 			return rc;
+		/*
+		 * After a race, read less at a time: a VM that keeps moving
+		 * pages near this range must not starve a long read, and a
+		 * short one slips between two moves.  Page granular at most.
+		 */
+		if (run_end - p > max_run) {
+			uint64_t cut = (p + max_run + PAGE_SIZE_4K - 1) &
+				       ~(uint64_t)(PAGE_SIZE_4K - 1);
+
+			if (cut < run_end)
+				run_end = cut;
+		}
 		token = vmem_memfile_seq_begin(&r->mf, p, run_end - p, &quiet);
 
 		if (present) {
@@ -160,6 +172,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 				vmem_stat_add(r->stats.bytes_local, run_end - p);
 				p = run_end;
 				attempt = 0;
+				max_run = UINT64_MAX;
 				deadline = now_ns() + timeout_ns;
 				continue;
 			}
@@ -196,13 +209,16 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 				vmem_stat_add(r->stats.bytes_remote, run_end - p);
 				p = run_end;
 				attempt = 0;
+				max_run = UINT64_MAX;
 				deadline = now_ns() + timeout_ns;
 				continue;
 			}
 		}
 
-		/* The run raced a page move: read it again. */
+		/* The run raced a page move: read it again, a smaller piece. */
 		vmem_stat_add(r->stats.retries, 1);
+		max_run = (run_end - p) / 2 > PAGE_SIZE_4K ? (run_end - p) / 2 :
+			  PAGE_SIZE_4K;
 		if (++attempt > VMEM_MAX_RETRIES || now_ns() > deadline)
 			return -EIO;
 		backoff(attempt);
