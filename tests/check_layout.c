@@ -245,6 +245,53 @@ START_TEST(map_merges_and_covers)
 }
 END_TEST
 
+START_TEST(map_carries_gpa)
+{
+	/* RAM [0,640K) at GPA 0, RAM [640K,1M) at GPA 1M (a hole between). */
+	static struct vmem_gpa_ext ext[] = {
+		{ 1 * M, 384 * K, 640 * K },
+		{ 0, 640 * K, 0 },
+	};
+	static const struct { uint64_t s, e, gs, ge; const char *w; } want[] = {
+		{ 0, 64 * K, 0, 64 * K, "local" },
+		{ 64 * K, 640 * K, 64 * K, 640 * K, "unmapped" },
+		{ 640 * K, 1 * M, 1 * M, 1 * M + 384 * K, "unmapped" },
+	};
+	struct vmem_gpa_map gpa = { ext, 2, 1 * M + 384 * K };
+	struct vmem_memfile mf;
+	struct vmem_vm *vm;
+	json_object *arr;
+	char err[256], *text;
+	size_t i;
+
+	make_file(1 * M);
+	put(0, 64 * K, 1);
+	vm = vm_from("[v]\nmemory-file = /x\nram-size = 1M\n");
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	text = vmem_map_json(vm, &mf, &gpa);
+	arr = json_tokener_parse(text);
+	ck_assert_int_eq(json_object_array_length(arr), 3);
+	for (i = 0; i < 3; i++) {
+		json_object *o = json_object_array_get_idx(arr, i), *v;
+
+		json_object_object_get_ex(o, "start", &v);
+		ck_assert_uint_eq(json_object_get_uint64(v), want[i].s);
+		json_object_object_get_ex(o, "end", &v);
+		ck_assert_uint_eq(json_object_get_uint64(v), want[i].e);
+		json_object_object_get_ex(o, "gpa_start", &v);
+		ck_assert_uint_eq(json_object_get_uint64(v), want[i].gs);
+		json_object_object_get_ex(o, "gpa_end", &v);
+		ck_assert_uint_eq(json_object_get_uint64(v), want[i].ge);
+		json_object_object_get_ex(o, "where", &v);
+		ck_assert_str_eq(json_object_get_string(v), want[i].w);
+	}
+	json_object_put(arr);
+	free(text);
+	vmem_memfile_close(&mf);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(histogram_percentiles)
 {
 	struct vmem_hist *h = calloc(1, sizeof(*h));
@@ -287,6 +334,7 @@ int main(void)
 	tcase_add_test(tc, seq_file_is_used_when_present);
 	tcase_add_test(tc, homes);
 	tcase_add_test(tc, map_merges_and_covers);
+	tcase_add_test(tc, map_carries_gpa);
 	tcase_add_test(tc, histogram_percentiles);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
