@@ -1370,6 +1370,56 @@ START_TEST(test_subhost_stopped)
 }
 END_TEST
 
+static void set_link(const char *ns, const char *dev, bool up)
+{
+	char err[256];
+	char *argv[] = { "ip", "-n", (char *)ns, "link", "set", (char *)dev,
+			 up ? "up" : "down", NULL };
+	int rc = vt_run(argv, NULL, 0, err, sizeof(err), 5000);
+
+	ck_assert_msg(rc == 0, "ip link set %s %s: %s", dev,
+		      up ? "up" : "down", err);
+}
+
+START_TEST(test_subhost_unreachable)
+{
+	/*
+	 * The sub-host's end of the link goes down: its packets vanish (no
+	 * RST, no ICMP), so only the timeout can answer.
+	 */
+	const double slack = 1000;
+	double to, ms, worst = 0, rec;
+	int fd, e;
+
+	REQUIRE_ENV();
+	to = E->opt.timeout_ms;
+	fd = open(path_in_mnt("mem"), O_RDONLY);
+	ck_assert_msg(fd >= 0, "open mem: %s", strerror(errno));
+	ck_assert_int_eq(timed_read(fd, 140 * MiB + 9, 300 * KiB, &ms, true), 0);
+
+	set_link(netns[0].name, netns[0].veth_ns, false);
+	for (int i = 0; i < 2; i++) {
+		e = timed_read(fd, (141 + i) * MiB + 4 * KiB, 8 * KiB, &ms, false);
+		if (e != EIO || ms > to + slack)
+			set_link(netns[0].name, netns[0].veth_ns, true);
+		ck_assert_msg(e == EIO, "read of an unreachable sub-host's range: %s",
+			      e > 0 ? strerror(e) : e == 0 ? "succeeded" : "short");
+		ck_assert_msg(ms <= to + slack,
+			      "EIO after %.0f ms; timeout is %.0f ms", ms, to);
+		worst = ms > worst ? ms : worst;
+	}
+	printf("info: unreachable sub-host: EIO after at most %.1f ms (timeout %.0f ms)\n",
+	       worst, to);
+	others_still_work(fd, 0);
+	set_link(netns[0].name, netns[0].veth_ns, true);
+	rec = wait_recovery(fd, 143 * MiB + 4 * KiB, 64 * KiB, 8000 + to);
+	printf("info: unreachable sub-host back: reads recovered after %.0f ms\n",
+	       rec);
+	read_verify(fd, SUB0_START, SUB0_END - SUB0_START);
+	close(fd);
+}
+END_TEST
+
 /* ---- the mover ------------------------------------------------------ */
 
 /* Hot windows the mover works on, one per sub-host home. */
@@ -1609,6 +1659,8 @@ static Suite *mount_suite(void)
 	tcase_set_timeout(tc, 40);
 	tcase_add_test(tc, test_subhost_killed);
 	tcase_add_test(tc, test_subhost_stopped);
+	if (use_netns)	/* needs a link of its own to cut */
+		tcase_add_test(tc, test_subhost_unreachable);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mover");
