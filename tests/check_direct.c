@@ -220,9 +220,11 @@ static void setup(void)
 		.n_subhosts = 2,
 	};
 	ck_assert_int_eq(vmem_stats_init(&st, 2), 0);
-	/* No memory file is read here: the backend only uses its seq. */
-	mf = (struct vmem_memfile){ .fd = -1, .seq_fd = -1, .seq = NULL };
-	seqmap = NULL;
+	/* No memory file is read here: the backend only uses its seq, which
+	 * the cache needs (no sequence, no cache: see no_seq_no_cache). */
+	seqmap = calloc(1, sizeof(*seqmap));
+	ck_assert_ptr_nonnull(seqmap);
+	mf = (struct vmem_memfile){ .fd = -1, .seq_fd = -1, .seq = seqmap };
 	bh = NULL;
 }
 
@@ -652,14 +654,32 @@ START_TEST(cache_serves_within_ttl_only)
 }
 END_TEST
 
+/*
+ * Without an eviction sequence a cached chunk could hold the hole a page
+ * left on the sub-host while it was local, and be served after the page
+ * moved out: the backend must not cache at all then.
+ */
+START_TEST(no_seq_no_cache)
+{
+	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
+
+	mf.seq = NULL;
+	vm.cache_size = 16 * CHUNK;
+	vm.cache_ttl_ms = 10000;
+	be_open();
+	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
+	write_pattern(0, x, len, SEED_NEW);
+	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
+	ck_assert_uint_eq(st.cache_hits, 0);
+	ck_assert_uint_eq(st.sub[0].requests, 8);
+}
+END_TEST
+
 START_TEST(cache_obeys_eviction_sequence)
 {
 	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
 	uint64_t h0, m0, r0;
 
-	seqmap = calloc(1, sizeof(*seqmap));
-	ck_assert_ptr_nonnull(seqmap);
-	mf.seq = seqmap;
 	vm.cache_size = 16 * CHUNK;
 	vm.cache_ttl_ms = 10000;
 	be_open();
@@ -804,6 +824,7 @@ static Suite *direct_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, cache_serves_within_ttl_only);
 	tcase_add_test(tc, cache_obeys_eviction_sequence);
+	tcase_add_test(tc, no_seq_no_cache);
 	tcase_add_test(tc, cache_keeps_homes_apart);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);

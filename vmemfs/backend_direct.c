@@ -629,9 +629,20 @@ static void *direct_open(const struct vmem_vm *vm,
 	}
 	pthread_condattr_destroy(&ca);
 
-	/* NULL when cache-size is 0 (or below one chunk): fetch everything. */
-	d->cache = vmem_cache_new(vm->cache_size, vm->chunk_size,
-				  vm->cache_ttl_ms);
+	/*
+	 * NULL when cache-size is 0 (or below one chunk): fetch everything.
+	 * Without an eviction sequence file nothing tells us that a page
+	 * moved after we cached its chunk: a page that was local when the
+	 * chunk was fetched is a hole (zeros) in the sub-host's copy, and
+	 * once it moves out the cache would serve those zeros as its data.
+	 * The TTL alone cannot bound that, so no sequence, no cache.
+	 */
+	if (mf && mf->seq)
+		d->cache = vmem_cache_new(vm->cache_size, vm->chunk_size,
+					  vm->cache_ttl_ms);
+	else if (vm->cache_size)
+		vmem_log(LOG_NOTICE, "VM %s: no eviction sequence file beside %s: "
+			 "fetched data is not cached", vm->name, vm->memory_file);
 	return d;
 
 nomem:

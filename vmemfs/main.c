@@ -237,7 +237,9 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	vmem_log(LOG_INFO, "VM %s mounted on %s (%s backend, %zu sub-host%s)",
 		 vm->name, o->mountpoint, vmem_backend_name(vm->backend),
 		 vm->n_subhosts, vm->n_subhosts == 1 ? "" : "s");
-	rc = fuse_session_loop_mt(se, &lc) != 0;
+	/* The loop returns the signal number when SIGTERM/SIGINT ended it:
+	 * that is the normal way out, not an error. */
+	rc = fuse_session_loop_mt(se, &lc) < 0;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
