@@ -286,6 +286,12 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("chardev:ser0");
 	ARG("-qmp");
 	ARG("unix:%s,server=on,wait=off", g->qmp_path);
+	if (o->qmp2_path) {
+		ARG("-qmp");
+		ARG("unix:%s,server=on,wait=off", o->qmp2_path);
+	}
+	if (o->paused)
+		ARG("-S");
 #undef ARG
 	argv[n] = NULL;
 }
@@ -308,6 +314,8 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 	snprintf(g->log_path, sizeof(g->log_path), "%s/qemu.log", o->run_dir);
 	unlink(g->serial_path);
 	unlink(g->qmp_path);
+	if (o->qmp2_path)
+		unlink(o->qmp2_path);
 	build_argv(g, o, store, argv, 40);
 
 	/* @g may be shared with other processes (MAP_SHARED): only the
@@ -358,7 +366,7 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 		gerr(err, errlen, "qmp_capabilities: %s", line);
 		goto fail;
 	}
-	while (!strstr(g->sbuf, READY_LINE)) {
+	while (!o->paused && !strstr(g->sbuf, READY_LINE)) {
 		if (read_some(g->serial_fd, g->sbuf, &g->slen, sizeof(g->sbuf),
 			      deadline) < 0) {
 			gerr(err, errlen, "guest not ready after %d ms "

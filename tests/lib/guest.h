@@ -13,6 +13,7 @@
 #ifndef VMEM_TESTS_GUEST_H
 #define VMEM_TESTS_GUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,15 @@ struct vt_guest_opts {
 	/* Directory for the sockets and the QEMU log (must exist). */
 	const char *run_dir;
 	int boot_timeout_ms;		/* 0 = 60000 */
+	/*
+	 * When set, a second QMP socket at this path (server=on,wait=off):
+	 * a QMP socket serves one client at a time and the driver keeps its
+	 * own connection, so a vmemfs under test needs another one.
+	 */
+	const char *qmp2_path;
+	/* Start with -S (no vCPU runs) and do not wait for the guest's
+	 * shell: for tests that need QEMU's memory, not a booted guest. */
+	bool paused;
 };
 
 struct vt_guest {
