@@ -419,9 +419,15 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		}
 		dup2(nul, 0);
 		dup2(nul, 1);
+		/*
+		 * -t 1: nbdkit 1.32 can abort (raw_send_socket: sock >= 0)
+		 * when resumed after SIGSTOP if a client hung up with several
+		 * requests in flight, which is what a timed-out reader does.
+		 * One worker thread per connection never showed it.
+		 */
 		if (exit_with_parent)
-			execlp("nbdkit", "nbdkit", "-f", "-i", n->addr, "-p",
-			       port, "memory", n->size, (char *)NULL);
+			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,
+			       "-p", port, "memory", n->size, (char *)NULL);
 		else
 			/*
 			 * In the foreground nbdkit dies with its parent
@@ -429,8 +435,8 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 			 * Check test kills its process group at the end:
 			 * let it daemonize into a session of its own.
 			 */
-			execlp("nbdkit", "nbdkit", "-P", pidfile, "-i",
-			       n->addr, "-p", port, "memory", n->size,
+			execlp("nbdkit", "nbdkit", "-P", pidfile, "-t", "1",
+			       "-i", n->addr, "-p", port, "memory", n->size,
 			       (char *)NULL);
 		dprintf(2, "exec nbdkit: %s\n", strerror(errno));
 		_exit(127);
