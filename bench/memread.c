@@ -18,7 +18,10 @@
  *   check   FILE OFF LEN SEED        read and compare with the pattern
  *
  * Options (before the mode): -n NAME labels the result line, -t SECS is
- * the minimum run time of seq/nbdseq, -s SEED seeds the random offsets.
+ * the minimum run time of seq/nbdseq, -T SECS stops rand/nbdrand early
+ * after that long (so a pathologically slow daemon cannot stall the whole
+ * bench; n= in the result says how many reads were made), -s SEED seeds
+ * the random offsets.
  * Sizes take K/M/G suffixes (powers of 1024).
  *
  * Every run prints one line that scripts can parse:
@@ -45,6 +48,7 @@
 
 static const char *mr_name = "run";
 static double mr_min_secs;
+static double mr_max_secs;
 static uint64_t mr_seed = 1;
 
 static void mr_die(const char *fmt, const char *arg, const char *why)
@@ -219,15 +223,19 @@ static void mr_rand_file(const char *path, uint64_t off, uint64_t len,
 	char *buf = mr_alloc(bs);
 	double *lat = mr_alloc(n * sizeof(*lat));
 	uint64_t s = mr_seed, slots;
+	double start;
 
 	mr_check_range(off, len, bs);
 	slots = len / bs;
+	start = mr_now();
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t o = off + mr_rand(&s) % slots * bs;
 		double t0 = mr_now();
 
 		mr_pread_all(fd, path, buf, bs, o);
 		lat[i] = mr_now() - t0;
+		if (mr_max_secs && t0 + lat[i] - start > mr_max_secs)
+			n = i + 1;
 	}
 	mr_report_lat("rand", lat, n);
 	free(lat);
@@ -331,9 +339,11 @@ static void mr_nbdrand(const char *uri, uint64_t off, uint64_t len,
 	char *buf = mr_alloc(bs);
 	double *lat = mr_alloc(n * sizeof(*lat));
 	uint64_t s = mr_seed, slots;
+	double start;
 
 	mr_check_range(off, len, bs);
 	slots = len / bs;
+	start = mr_now();
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t o = off + mr_rand(&s) % slots * bs;
 		double t0 = mr_now();
@@ -341,6 +351,8 @@ static void mr_nbdrand(const char *uri, uint64_t off, uint64_t len,
 		if (nbd_pread(nbd, buf, bs, o, 0) == -1)
 			mr_die("%s", "nbd_pread", nbd_get_error());
 		lat[i] = mr_now() - t0;
+		if (mr_max_secs && t0 + lat[i] - start > mr_max_secs)
+			n = i + 1;
 	}
 	mr_report_lat("nbdrand", lat, n);
 	free(lat);
@@ -420,7 +432,8 @@ static void mr_check(const char *path, uint64_t off, uint64_t len,
 static void mr_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: memread [-n NAME] [-t MINSECS] [-s SEED] MODE ARGS\n"
+		"usage: memread [-n NAME] [-t MINSECS] [-T MAXSECS] [-s SEED] "
+		"MODE ARGS\n"
 		"  seq     FILE OFF LEN BS\n"
 		"  rand    FILE OFF LEN BS N\n"
 		"  nbdseq  URI  OFF LEN BS DEPTH\n"
@@ -436,13 +449,16 @@ int main(int argc, char **argv)
 	uint64_t off, len, a5 = 0, a6 = 0;
 	int opt, nargs;
 
-	while ((opt = getopt(argc, argv, "n:t:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:T:s:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			mr_name = optarg;
 			break;
 		case 't':
 			mr_min_secs = strtod(optarg, NULL);
+			break;
+		case 'T':
+			mr_max_secs = strtod(optarg, NULL);
 			break;
 		case 's':
 			mr_seed = mr_parse_size(optarg) | 1;
