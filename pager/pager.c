@@ -48,6 +48,12 @@
 #define MAX_BACKOFF_MS	1000
 #define LOG_EVERY_MS	5000
 #define MSG_BATCH	16
+/*
+ * A chunk paged in by one of the last YOUNG_MIN page-ins is never evicted
+ * (see young()).  8 covers the chunks one guest instruction can need at
+ * once (source, destination, page-table walks) for a couple of vCPUs.
+ */
+#define YOUNG_MIN	8
 
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
@@ -89,6 +95,8 @@ struct vmem_pager {
 	uint8_t *chunk_ref;	/* atomic: second chance for CLOCK */
 	uint16_t *chunk_pin;	/* atomic: page_in in progress */
 	uint8_t *chunk_homed;	/* constant */
+	/* atomic: pagein_seq when the chunk was last paged in */
+	uint32_t *chunk_stamp;
 
 	pthread_mutex_t acct_mu;
 	pthread_cond_t acct_cv;	/* wakes the eviction thread */
@@ -96,6 +104,9 @@ struct vmem_pager {
 	uint64_t reserved;	/* under acct_mu */
 	uint64_t headroom;	/* evictor keeps this much free */
 	uint64_t hand;		/* atomic CLOCK hand (chunk index) */
+	uint64_t pagein_seq;	/* atomic: chunk page-ins so far */
+	/* atomic: resident bytes and resident chunks that have a home */
+	uint64_t homed_res, homed_nres;
 
 	pthread_mutex_t buf_mu;
 	struct buf *free_bufs;
@@ -295,6 +306,16 @@ static void recount(struct vmem_pager *pg, uint64_t c)
 		ADD(pg->resident, n - old);
 	else
 		__atomic_fetch_sub(&pg->resident, old - n, __ATOMIC_RELAXED);
+	if (!pg->chunk_homed[c])
+		return;
+	if (n >= old)
+		ADD(pg->homed_res, n - old);
+	else
+		__atomic_fetch_sub(&pg->homed_res, old - n, __ATOMIC_RELAXED);
+	if (!old && n)
+		ADD(pg->homed_nres, 1);
+	else if (old && !n)
+		__atomic_fetch_sub(&pg->homed_nres, 1, __ATOMIC_RELAXED);
 }
 
 /* What is resident before we start, in one pass over the data map. */
@@ -308,6 +329,11 @@ static void count_initial(struct vmem_pager *pg)
 			uint64_t ce = (c + 1) << pg->cshift;
 			uint64_t e = ce < de ? ce : de;
 
+			if (pg->chunk_homed[c]) {
+				if (!pg->chunk_res[c])
+					pg->homed_nres++;
+				pg->homed_res += e - ds;
+			}
 			pg->chunk_res[c] += (uint32_t)(e - ds);
 			pg->resident += e - ds;
 			ds = e;
@@ -540,27 +566,60 @@ static uint64_t evict_chunk(struct vmem_pager *pg, uint64_t c)
 }
 
 /*
- * One step of CLOCK: sweep from the hand for a resident, homed, unpinned
- * chunk whose reference bit is clear (clearing set bits on the way), that
- * is not @own and whose lock is free, and evict it.  Two revolutions at
- * most.  Returns bytes evicted (0 = found nothing).
+ * Whether chunk @c came in too recently to be evicted: it is one of the
+ * chunks of the last max(YOUNG_MIN, resident homed chunks / 2) page-ins.
+ *
+ * Why.  A fault is resolved when the chunk is installed and the faulting
+ * thread woken, but that thread (a vCPU) uses the page only once it runs
+ * again.  The CLOCK hand measures age in sweeps, and when few homed chunks
+ * are resident (unhomed memory fills the budget) a sweep takes
+ * microseconds: the second chance expired before the vCPU ran, the chunk
+ * went out, the vCPU faulted again, and the guest made one page of
+ * progress per chunk fetched, or none.  Age in page-ins cannot run out
+ * while nothing else comes in.  Half the resident homed chunks keeps the
+ * policy FIFO-like without ever protecting all of them: the oldest
+ * resident chunk is at least as old as their number, so there is a victim
+ * whenever more than YOUNG_MIN homed chunks are resident.
  */
-static uint64_t clock_evict(struct vmem_pager *pg, uint64_t own)
+static bool young(struct vmem_pager *pg, uint64_t c)
 {
+	uint64_t n = LOAD(pg->homed_nres) / 2;
+	uint32_t age = (uint32_t)LOAD(pg->pagein_seq) -
+		       LOAD(pg->chunk_stamp[c]);
+
+	return age < (n > YOUNG_MIN ? n : YOUNG_MIN);
+}
+
+/*
+ * One step of CLOCK: sweep from the hand for a resident, homed, unpinned,
+ * not young chunk whose reference bit is clear (clearing set bits on the
+ * way), that is not @own and whose lock is free, and evict it.  Two
+ * revolutions at most.  Returns bytes evicted (0 = found nothing); *busy
+ * (may be NULL) tells whether a candidate was skipped only because
+ * another thread held its lock, i.e. whether trying again soon may help.
+ */
+static uint64_t clock_evict(struct vmem_pager *pg, uint64_t own, bool *busy)
+{
+	if (busy)
+		*busy = false;
 	for (uint64_t i = 0; i < 2 * pg->nchunks; i++) {
 		uint64_t c = ADD(pg->hand, 1) % pg->nchunks;
 		pthread_mutex_t *mu;
 		uint64_t got;
 
 		if (c == own || !pg->chunk_homed[c] ||
-		    LOAD(pg->chunk_res[c]) == 0 || LOAD(pg->chunk_pin[c]))
+		    LOAD(pg->chunk_res[c]) == 0 || LOAD(pg->chunk_pin[c]) ||
+		    young(pg, c))
 			continue;
 		if (__atomic_exchange_n(&pg->chunk_ref[c], 0,
 					__ATOMIC_RELAXED))
 			continue;
 		mu = chunk_lock(pg, c);
-		if (pthread_mutex_trylock(mu))
+		if (pthread_mutex_trylock(mu)) {
+			if (busy)
+				*busy = true;
 			continue;
+		}
 		got = 0;
 		if (!LOAD(pg->chunk_pin[c]))
 			got = evict_chunk(pg, c);
@@ -579,10 +638,27 @@ static bool over(struct vmem_pager *pg, uint64_t need, uint64_t slack)
 }
 
 /*
+ * The free space the eviction thread keeps: pg->headroom, but at most an
+ * eighth of the room that homed memory has, i.e. of the limit minus what
+ * unhomed memory (which never leaves) holds.  When unhomed memory fills
+ * most of the budget, a fixed headroom would be larger than that room, and
+ * keeping it would mean evicting every homed chunk the moment it arrives.
+ */
+static uint64_t headroom(struct vmem_pager *pg)
+{
+	uint64_t res = LOAD(pg->resident), hres = LOAD(pg->homed_res);
+	uint64_t unhomed = res > hres ? res - hres : 0;
+	uint64_t room = pg->limit > unhomed ? pg->limit - unhomed : 0;
+
+	return room / 8 < pg->headroom ? room / 8 : pg->headroom;
+}
+
+/*
  * Reserve @need bytes under local_limit before installing them, evicting
  * other chunks until they fit.  When nothing can be evicted (all resident
- * memory unhomed, pinned or busy) we go over the limit rather than stall
- * the VM forever, and say so.
+ * memory unhomed, young, pinned or busy) we go over the limit rather than
+ * stall the VM, and say so.  Only chunks busy in another thread's hands
+ * are worth a short wait; the other reasons do not pass in milliseconds.
  */
 static void reserve(struct vmem_pager *pg, uint64_t need, uint64_t own)
 {
@@ -593,16 +669,17 @@ static void reserve(struct vmem_pager *pg, uint64_t need, uint64_t own)
 	pthread_mutex_lock(&pg->acct_mu);
 	while (over(pg, need, 0)) {
 		uint64_t got;
+		bool busy;
 
 		pthread_cond_signal(&pg->acct_cv);
 		pthread_mutex_unlock(&pg->acct_mu);
-		got = clock_evict(pg, own);
+		got = clock_evict(pg, own, &busy);
 		pthread_mutex_lock(&pg->acct_mu);
 		if (got) {
 			idle = 0;
 			continue;
 		}
-		if (++idle >= 3 || LOAD(pg->stopping)) {
+		if (!busy || ++idle >= 3 || LOAD(pg->stopping)) {
 			uint64_t now = now_ms();
 
 			ADD(pg->st.over_limit, 1);
@@ -619,7 +696,7 @@ static void reserve(struct vmem_pager *pg, uint64_t need, uint64_t own)
 		pthread_mutex_lock(&pg->acct_mu);
 	}
 	pg->reserved += need;
-	if (over(pg, 0, pg->headroom))
+	if (over(pg, 0, headroom(pg)))
 		pthread_cond_signal(&pg->acct_cv);
 	pthread_mutex_unlock(&pg->acct_mu);
 }
@@ -642,7 +719,7 @@ static void *evict_thread(void *arg)
 		bool work;
 
 		pthread_mutex_lock(&pg->acct_mu);
-		if (!over(pg, 0, pg->headroom)) {
+		if (!over(pg, 0, headroom(pg))) {
 			struct timespec ts;
 
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -654,10 +731,10 @@ static void *evict_thread(void *arg)
 			pthread_cond_timedwait(&pg->acct_cv, &pg->acct_mu,
 					       &ts);
 		}
-		work = over(pg, 0, pg->headroom);
+		work = over(pg, 0, headroom(pg));
 		pthread_mutex_unlock(&pg->acct_mu);
 		if (work && !LOAD(pg->stopping) &&
-		    clock_evict(pg, UINT64_MAX) == 0)
+		    clock_evict(pg, UINT64_MAX, NULL) == 0)
 			nap(pg, 20);
 	}
 	return NULL;
@@ -782,6 +859,7 @@ static int fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 		ADD(pg->st.bytes_zero, installed);
 	}
 	ADD(pg->st.page_ins, 1);
+	STORE(pg->chunk_stamp[c], (uint32_t)(ADD(pg->pagein_seq, 1) + 1));
 out:
 	recount(pg, c);
 	unreserve(pg, absent);
@@ -1112,11 +1190,14 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	pg->chunk_ref = calloc(pg->nchunks, 1);
 	pg->chunk_pin = calloc(pg->nchunks, sizeof(*pg->chunk_pin));
 	pg->chunk_homed = calloc(pg->nchunks, 1);
+	pg->chunk_stamp = calloc(pg->nchunks, sizeof(*pg->chunk_stamp));
+	/* Chunks resident from before we started are not young. */
+	pg->pagein_seq = 1ULL << 31;
 	pg->zeros = aligned_alloc(PAGE, pg->cs);
 	pg->subs = calloc(p->n_subhosts ? p->n_subhosts : 1,
 			  sizeof(*pg->subs));
 	if (!pg->chunk_res || !pg->chunk_ref || !pg->chunk_pin ||
-	    !pg->chunk_homed || !pg->zeros || !pg->subs)
+	    !pg->chunk_homed || !pg->chunk_stamp || !pg->zeros || !pg->subs)
 		goto nomem;
 	memset(pg->zeros, 0, pg->cs);
 	pg->n_subs = p->n_subhosts;
@@ -1263,6 +1344,7 @@ void vmem_pager_free(struct vmem_pager *pg)
 	free(pg->chunk_ref);
 	free(pg->chunk_pin);
 	free(pg->chunk_homed);
+	free(pg->chunk_stamp);
 	free(pg);
 }
 

@@ -479,6 +479,135 @@ START_TEST(test_eviction_budget)
 }
 END_TEST
 
+/*
+ * ---- the budget is taken by memory without a home ----
+ *
+ * What a guest does once it has filled its low, unhomed RAM: resident
+ * memory that can never leave sits at local-limit, and the guest goes on
+ * writing and reading homed pages.  Each homed chunk that comes in is
+ * then the only thing eviction may take.  Evicting it before the thread
+ * that faulted on it has used it livelocks that thread (a guest write of
+ * 4K timed out after 240 s in the end-to-end test).  The faults must
+ * complete, each chunk of a sequential pass must be fetched about once,
+ * and the main host may go over the limit only by a bounded amount.
+ */
+struct homed_pass {
+	uint64_t off, len, seed;
+	uint64_t bad;
+	bool done;		/* atomic */
+};
+
+/*
+ * A vCPU does not touch the next page the moment its fault returns: it is
+ * woken, rescheduled, and under TCG runs the guest's code in between.  The
+ * pause per page stands for that.
+ */
+static void *homed_pass_thread(void *arg)
+{
+	struct homed_pass *w = arg;
+
+	for (uint64_t o = w->off; o < w->off + w->len; o += PG) {
+		fill(E.map + o, o, PG, w->seed);
+		usleep(50);
+	}
+	for (int pass = 0; pass < 2 && w->bad == UINT64_MAX; pass++)
+		for (uint64_t o = w->off; o < w->off + w->len; o += PG) {
+			w->bad = mismatch(E.map + o, o, PG, w->seed);
+			if (w->bad != UINT64_MAX)
+				break;
+			usleep(50);
+		}
+	__atomic_store_n(&w->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+#define NPASS 2
+
+START_TEST(test_unhomed_fills_budget)
+{
+	const uint64_t size = 64 * MiB, hs = 32 * MiB, cs = 1 * MiB;
+	const uint64_t limit = 24 * MiB, region = 16 * MiB;
+	/*
+	 * Room for two homed chunks: less than the eviction thread's usual
+	 * headroom (2 MiB here), as in the end-to-end test, where 11 MiB of
+	 * room met 16 MiB of headroom.
+	 */
+	const uint64_t unhomed = limit - 2 * cs;
+	struct homed_pass w[NPASS];
+	struct monitor mon = { .max = 0 };
+	struct vmem_pager_stats s;
+	pthread_t wt[NPASS], mt;
+	uint64_t t0, el;
+	int done;
+
+	env_setup(size);
+	pager_up(hs, size, cs, limit, 2000);
+	/* Unhomed memory, touched by "the guest", up to the whole budget. */
+	for (uint64_t o = 0; o < unhomed; o += PG)
+		fill(E.map + o, o, PG, 0x1111);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, hs), unhomed);
+
+	mon.fd = E.mem_fd;
+	pthread_create(&mt, NULL, monitor_thread, &mon);
+	t0 = now_ms();
+	for (int i = 0; i < NPASS; i++) {
+		w[i] = (struct homed_pass){ .off = hs + i * region / NPASS,
+			.len = region / NPASS, .seed = 0x4242,
+			.bad = UINT64_MAX };
+		pthread_create(&wt[i], NULL, homed_pass_thread, &w[i]);
+	}
+	do {
+		usleep(10000);
+		done = 0;
+		for (int i = 0; i < NPASS; i++)
+			done += __atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE);
+	} while (done < NPASS && now_ms() - t0 < 15000);
+	el = now_ms() - t0;
+	s = stats(NULL);
+	/* A livelocked thread cannot be joined: fail, and let the test's
+	 * process (forked by Check) take it down. */
+	ck_assert_msg(done == NPASS, "homed faults did not complete in %"
+		      PRIu64 " ms: %" PRIu64 " faults, %" PRIu64 " MiB "
+		      "fetched, %" PRIu64 " evictions", el, s.faults,
+		      s.bytes_in >> 20, s.evictions);
+	for (int i = 0; i < NPASS; i++)
+		pthread_join(wt[i], NULL);
+	__atomic_store_n(&mon.stop, true, __ATOMIC_RELAXED);
+	pthread_join(mt, NULL);
+	fprintf(stderr, "unhomed budget: %" PRIu64 " ms, %" PRIu64 " faults, "
+		"%" PRIu64 " MiB fetched for 3 passes over %" PRIu64 " MiB, %"
+		PRIu64 " evictions, over limit %" PRIu64 " times, max resident "
+		"%" PRIu64 " MiB\n", el, s.faults, s.bytes_in >> 20,
+		region >> 20, s.evictions, s.over_limit, mon.max >> 20);
+
+	for (int i = 0; i < NPASS; i++)
+		ck_assert_msg(w[i].bad == UINT64_MAX, "wrong data at %#"
+			      PRIx64, w[i].bad);
+	/* The unhomed data is untouched and still all resident. */
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, hs), unhomed);
+	for (uint64_t o = 0; o < unhomed; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, 0x1111),
+				  UINT64_MAX);
+	/*
+	 * Three sequential passes over 16 chunks: each chunk is fetched
+	 * once per pass at most (the region does not fit, so it is
+	 * refetched every pass).  Evicting chunks before their pages were
+	 * used fetches a chunk per page touched: 256x as much.
+	 */
+	ck_assert_uint_le(s.bytes_in, 3 * region + 4 * cs);
+	ck_assert_uint_gt(s.evictions, 0);
+	/*
+	 * It had to go over the limit, but only by the chunks the pager
+	 * protects as young (8) and those the fault threads (2) were
+	 * installing.
+	 */
+	ck_assert_uint_gt(s.over_limit, 0);
+	ck_assert_msg(mon.max <= unhomed + (8 + 2) * cs, "resident %" PRIu64
+		      " MiB", mon.max >> 20);
+	cleanup();
+}
+END_TEST
+
 /* ---- writers race eviction: no write may be lost ---- */
 
 #define NWRITERS 4
@@ -841,6 +970,7 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_seq_file);
 	tcase_add_test(tc, test_page_in_out);
 	tcase_add_test(tc, test_eviction_budget);
+	tcase_add_test(tc, test_unhomed_fills_budget);
 	tcase_add_test(tc, test_race_writers);
 	tcase_add_test(tc, test_subhost_down);
 	suite_add_tcase(s, tc);
