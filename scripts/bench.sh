@@ -450,7 +450,7 @@ table() {
 	     "the ceiling); remote = [512M,1G) from nbdkit memory over" \
 	     "loopback TCP; vmemfs chunk-size 64K (4K for the 4K reads)," \
 	     "cache-size 0"
-} >"$OUT.tmp"
+} >"$WORK/results.txt"
 for p in $PLACEMENTS; do
 	RAW=$B/bench-raw-$p.txt
 	: >"$RAW"
@@ -471,9 +471,9 @@ for p in $PLACEMENTS; do
 				>>"$RAW"
 		fi
 	done
-	table "$p" >>"$OUT.tmp"
+	table "$p" >>"$WORK/results.txt"
 done
-mv "$OUT.tmp" "$OUT"
+mv "$WORK/results.txt" "$OUT"
 cat "$OUT"
 echo "bench: tables written to $OUT, raw results in $B/bench-raw-*.txt" >&2
 exit 0
