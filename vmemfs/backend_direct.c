@@ -40,7 +40,13 @@
 #define DIRECT_POOL 4			/* connections per sub-host */
 #define DIRECT_RETRY_MS 100		/* quiet time after a failure */
 #define DIRECT_STACK_PIECES 16		/* pieces kept off the heap */
-#define DIRECT_WINDOW 64		/* requests in flight per fetch */
+/*
+ * Requests in flight per fetch.  Deep queues do not pay: measured with
+ * nbdkit on loopback, 64K reads ran at 2.9-3.2 GiB/s with 4 in flight and
+ * 2.0-2.2 GiB/s with 16 (the server's threads contend), and a 1 MiB read
+ * of 64K chunks went from 0.52x to 0.62x raw libnbd with a window of 4.
+ */
+#define DIRECT_WINDOW 4
 
 struct direct_conn {
 	struct nbd_handle *nbd;		/* NULL: not connected */

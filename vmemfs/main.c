@@ -46,7 +46,7 @@ static void usage(FILE *out)
 struct opts {
 	const char *config;
 	const char *vm;
-	const char *mountpoint;
+	char *mountpoint;
 	char *fuse_opts;
 	bool foreground;
 	bool debug;
@@ -136,7 +136,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			"vmemfs: too many arguments\nTry 'vmemfs --help'.\n");
 		return -1;
 	}
-	o->mountpoint = argv[optind];
+	/*
+	 * Absolute, because libfuse daemonizes into / and unmounts by the
+	 * path it was given: a relative one would leave the mount behind.
+	 */
+	o->mountpoint = realpath(argv[optind], NULL);
+	if (!o->mountpoint) {
+		fprintf(stderr, "vmemfs: %s: %s\n", argv[optind], strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -263,11 +271,13 @@ int main(int argc, char **argv)
 	rc = parse_args(argc, argv, &o);
 	if (rc != 0) {
 		free(o.fuse_opts);
+		free(o.mountpoint);
 		return rc > 0 ? 0 : 2;
 	}
 	if (vmem_config_load(o.config, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmemfs: %s\n", err);
 		free(o.fuse_opts);
+		free(o.mountpoint);
 		return 1;
 	}
 	if (o.check_config) {
@@ -314,5 +324,6 @@ int main(int argc, char **argv)
 out_cfg:
 	vmem_config_free(&cfg);
 	free(o.fuse_opts);
+	free(o.mountpoint);
 	return rc;
 }
