@@ -47,6 +47,7 @@
 #   COMPARE_OUT [build/compare-results.txt]
 #   COMPARE_RAW [build/compare-raw.txt]
 #   COMPARE_PNG [doc/compare.png]
+#   COMPARE_REPLOT=1             only redo the table and plot from COMPARE_RAW
 #   VMEMFS [build/vmemfs]  VMEM_QEMU [build/qemu/qemu-system-x86_64]
 #
 # Needs root (namespaces, FUSE).  Bounded: every wait has a timeout, and
@@ -184,87 +185,8 @@ grun() {
 	die "guest: \`$1\` timed out after $2 s (so far: ${out:0:300})"
 }
 
-# ---- set up ------------------------------------------------------------
-
-log "sub-host: nbdkit in namespace $NS at $URI"
-ip netns add "$NS"
-ip link add "$VH" type veth peer name "$VN"
-ip link set "$VN" netns "$NS"
-ip addr add "$HA/30" dev "$VH"
-ip link set "$VH" up
-ip -n "$NS" addr add "$NA/30" dev "$VN"
-ip -n "$NS" link set "$VN" up
-ip -n "$NS" link set lo up
-ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory 1G \
-	>"$TMP/nbdkit.log" 2>&1 &
-NBD_PID=$!
-for i in $(seq 100); do
-	nbdinfo --size "$URI" >/dev/null 2>&1 && break
-	[ "$i" = 100 ] && die "nbdkit did not come up: $(cat "$TMP/nbdkit.log")"
-	sleep 0.1
-done
-
-cat >"$TMP/qemu.conf" <<EOF
-[cmp]
-memory-file = $MEM
-ram-size    = 1G
-chunk-size  = 64K
-timeout     = 5s
-subhost     = $URI 512M-1G
-EOF
-
-SPORT=$(free_port)
-QPORT=$(free_port)
-[ "$SPORT" != "$QPORT" ] || QPORT=$((SPORT + 1))
-log "booting the guest (TCG, 1 GiB, [512M, 1G) homed on the sub-host)"
-T0=$(now)
-"$QEMU" -L "$SHARE" -accel tcg -smp 1 -m 1024 -nodefaults -no-user-config \
-	-display none -no-reboot \
-	-object "memory-backend-file,id=ram0,size=$RAM,mem-path=$MEM,share=on" \
-	-machine pc,memory-backend=ram0 \
-	-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=cmp" \
-	-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-	-append "console=ttyS0 quiet panic=-1" \
-	-chardev "socket,id=ser0,host=127.0.0.1,port=$SPORT,server=on,wait=on" \
-	-serial chardev:ser0 \
-	-qmp "tcp:127.0.0.1:$QPORT,server=on,wait=off" \
-	-qmp "unix:$QMP2,server=on,wait=off" \
-	>"$TMP/qemu.log" 2>&1 &
-QEMU_PID=$!
-# tcp_open VAR PORT: connect fd VAR to 127.0.0.1:PORT, retrying while
-# QEMU creates its sockets (the QMP ones only after the serial client).
-tcp_open() {
-	local i
-	for i in $(seq 300); do
-		if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
-			printf -v "$1" '%s' "$fd"
-			return
-		fi 2>/dev/null
-		kill -0 "$QEMU_PID" 2>/dev/null ||
-			die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
-		sleep 0.1
-	done
-	die "cannot connect to QEMU's port $2"
-}
-tcp_open SER "$SPORT"
-tcp_open QMP "$QPORT"
-read -r -t 30 -u "$QMP" line || die "no QMP greeting"
-qmp '{"execute":"qmp_capabilities"}' >/dev/null
-while read -r -t 180 -u "$SER" line; do
-	[ "$line" = VMT-GUEST-READY ] && break
-done
-[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot: $(tail -5 "$TMP/qemu.log")"
-log "guest up in $(elapsed "$T0" "$(now)") s; writing ${BALLAST_MIB}M ballast and a ${DATA_MIB}M file"
-grun "dd if=/dev/zero of=/tmp/ballast bs=1M count=$BALLAST_MIB 2>/dev/null && dd if=/dev/urandom of=/tmp/data bs=1M count=$DATA_MIB 2>/dev/null && sync" 600 >/dev/null ||
-	die "guest could not write its data"
-
 # ---- one measured run --------------------------------------------------
 
-: >"$RAWOUT"
-{
-	echo "# bench-compare $(date -u +%FT%TZ): 1 GiB TCG guest, [512M,1G) on $URI"
-	echo "# reader: $NSCATTER x ${SCATTER_BS}B scattered over [512M,1G), scan of $SCAN_LEN from 512M in $SCAN_BS reads"
-} >>"$RAWOUT"
 
 # guest_workload LABEL: time the guest re-reading its file; record what it
 # had to fetch from the sub-host.
@@ -356,16 +278,107 @@ EOF
 	guest_workload "$name"
 }
 
-for run in $(seq "$RUNS"); do
-	log "run $run/$RUNS"
-	reset_split
-	resume
-	guest_workload none
-	for c in $CHUNKS; do
-		run_vmemfs direct "$c" "$run"
-		run_vmemfs remote-paging "$c" "$run"
+# ---- set up, then measure ---------------------------------------------
+
+# (Here-documents stay at the margin: their terminators must.)
+measure() {
+	log "sub-host: nbdkit in namespace $NS at $URI"
+	ip netns add "$NS"
+	ip link add "$VH" type veth peer name "$VN"
+	ip link set "$VN" netns "$NS"
+	ip addr add "$HA/30" dev "$VH"
+	ip link set "$VH" up
+	ip -n "$NS" addr add "$NA/30" dev "$VN"
+	ip -n "$NS" link set "$VN" up
+	ip -n "$NS" link set lo up
+	ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory 1G \
+		>"$TMP/nbdkit.log" 2>&1 &
+	NBD_PID=$!
+	for i in $(seq 100); do
+		nbdinfo --size "$URI" >/dev/null 2>&1 && break
+		[ "$i" = 100 ] && die "nbdkit did not come up: $(cat "$TMP/nbdkit.log")"
+		sleep 0.1
 	done
-done
+
+	cat >"$TMP/qemu.conf" <<EOF
+[cmp]
+memory-file = $MEM
+ram-size    = 1G
+chunk-size  = 64K
+timeout     = 5s
+subhost     = $URI 512M-1G
+EOF
+
+	SPORT=$(free_port)
+	QPORT=$(free_port)
+	[ "$SPORT" != "$QPORT" ] || QPORT=$((SPORT + 1))
+	log "booting the guest (TCG, 1 GiB, [512M, 1G) homed on the sub-host)"
+	T0=$(now)
+	"$QEMU" -L "$SHARE" -accel tcg -smp 1 -m 1024 -nodefaults -no-user-config \
+		-display none -no-reboot \
+		-object "memory-backend-file,id=ram0,size=$RAM,mem-path=$MEM,share=on" \
+		-machine pc,memory-backend=ram0 \
+		-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=cmp" \
+		-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1" \
+		-chardev "socket,id=ser0,host=127.0.0.1,port=$SPORT,server=on,wait=on" \
+		-serial chardev:ser0 \
+		-qmp "tcp:127.0.0.1:$QPORT,server=on,wait=off" \
+		-qmp "unix:$QMP2,server=on,wait=off" \
+		>"$TMP/qemu.log" 2>&1 &
+	QEMU_PID=$!
+	# tcp_open VAR PORT: connect fd VAR to 127.0.0.1:PORT, retrying while
+	# QEMU creates its sockets (the QMP ones only after the serial client).
+	tcp_open() {
+		local i
+		for i in $(seq 300); do
+			if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
+				printf -v "$1" '%s' "$fd"
+				return
+			fi 2>/dev/null
+			kill -0 "$QEMU_PID" 2>/dev/null ||
+				die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
+			sleep 0.1
+		done
+		die "cannot connect to QEMU's port $2"
+	}
+	tcp_open SER "$SPORT"
+	tcp_open QMP "$QPORT"
+	read -r -t 30 -u "$QMP" line || die "no QMP greeting"
+	qmp '{"execute":"qmp_capabilities"}' >/dev/null
+	while read -r -t 180 -u "$SER" line; do
+		[ "$line" = VMT-GUEST-READY ] && break
+	done
+	[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot: $(tail -5 "$TMP/qemu.log")"
+	log "guest up in $(elapsed "$T0" "$(now)") s; writing ${BALLAST_MIB}M ballast and a ${DATA_MIB}M file"
+	grun "dd if=/dev/zero of=/tmp/ballast bs=1M count=$BALLAST_MIB 2>/dev/null && dd if=/dev/urandom of=/tmp/data bs=1M count=$DATA_MIB 2>/dev/null && sync" 600 >/dev/null ||
+		die "guest could not write its data"
+
+	: >"$RAWOUT"
+	{
+		echo "# bench-compare $(date -u +%FT%TZ): 1 GiB TCG guest, [512M,1G) on $URI"
+		echo "# reader: $NSCATTER x ${SCATTER_BS}B scattered over [512M,1G), scan of $SCAN_LEN from 512M in $SCAN_BS reads"
+		echo "# host: $(date -u +%F), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	} >>"$RAWOUT"
+
+	for run in $(seq "$RUNS"); do
+		log "run $run/$RUNS"
+		reset_split
+		resume
+		guest_workload none
+		for c in $CHUNKS; do
+			run_vmemfs direct "$c" "$run"
+			run_vmemfs remote-paging "$c" "$run"
+		done
+	done
+}
+
+if [ "${COMPARE_REPLOT:-0}" = 1 ]; then
+	[ -s "$RAWOUT" ] || die "COMPARE_REPLOT=1 needs $RAWOUT from an earlier run"
+	RUNS=$(grep -c '^guest name=none ' "$RAWOUT")
+else
+	measure
+fi
 
 # ---- the table ---------------------------------------------------------
 
@@ -391,10 +404,10 @@ raw_s=$(med raw total_s)
 none_s=$(med none secs guest)
 none_f=$(med none fetched_mib guest)
 {
-	echo "Direct fetch vs VM remote paging, $(date -u +%F), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); median of $RUNS run(s)"
-	echo "guest: TCG, 1 GiB, [512M,1G) on nbdkit in a network namespace; pager chunk 64K; paused while readers run: $PAUSE"
+	echo "Direct fetch vs VM remote paging, $(sed -n 's/^# host: //p' "$RAWOUT"); median of $RUNS run(s)"
+	echo "guest: TCG, 1 GiB, [512M,1G) on nbdkit in a network namespace; pager chunk 64K; guest paused while readers run: $([ "$PAUSE" = 1 ] && echo yes || echo no)"
 	echo "reader: $NSCATTER x ${SCATTER_BS}B scattered over [512M,1G), then [512M,+$SCAN_LEN) in $SCAN_BS reads"
-	echo "raw libnbd, exactly the bytes read: $raw_s s.  guest workload (dd of its ${DATA_MIB}M file) with no reader before: $none_s s, paged in $none_f MiB"
+	echo "raw libnbd, exactly the bytes read: $raw_s s.  guest workload (dd of its ${DATA_MIB}M file) with no reader before: $none_s s, paged in $(printf %.0f "$none_f") MiB"
 	echo
 	printf '%-5s|%8s %8s %6s|%8s %8s %7s|%7s %7s|%6s %6s|%6s %6s|%7s %7s|%s\n' \
 		chunk direct rpaging rp/dir raw-chnk dir/raw dir/rawc \
@@ -424,7 +437,7 @@ none_f=$(med none fetched_mib guest)
 	echo
 	echo "(a) reader time: direct fetch, remote paging; raw-chnk: libnbd fetching the same chunks direct fetch fetches"
 	echo "(b) guest workload time after the reader; in-*: what the guest then paged in from the sub-host"
-	echo "(c) memory file allocated after the reader; $(med raw memfile_mib) MiB before it (the local half)"
+	printf "(c) memory file allocated after the reader; %.0f MiB before it (the local half)\n" "$(med raw memfile_mib)"
 	echo "p50: median time per sub-host request (direct: one NBD read; remote paging: one vmem-page-in command)"
 	echo "same: both backends read exactly the bytes raw libnbd read"
 	echo "scattered / scan seconds:"
@@ -467,6 +480,7 @@ plot '$DAT' using 1:3:xtic(2) with linespoints lw 2 pt 7 title 'direct fetch', \
 unset logscale y
 set yrange [0:*]
 set ylabel 'seconds'
+set key bottom left opaque box
 set title '(b) guest re-reads its file afterwards'
 plot '$DAT' using 1:6:xtic(2) with linespoints lw 2 pt 7 title 'after direct fetch', \
      '' using 1:7 with linespoints lw 2 pt 5 title 'after VM remote paging', \
