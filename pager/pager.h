@@ -25,9 +25,10 @@
  * trimmed on the sub-host.  Pages without a home are zero-filled.
  *
  * Eviction (local-limit): see pager/README.md.  CLOCK over chunk-sized
- * units whose reference bit is set when the chunk is paged in; moving a
- * chunk out is write-protect -> copy to home -> punch -> un-protect, so a
- * writer racing it blocks and then refetches: no write is ever lost.
+ * units whose reference bit is set when the chunk is paged in, sparing
+ * the chunks of the most recent page-ins; moving a chunk out is
+ * write-protect -> copy to home -> punch -> un-protect, so a writer
+ * racing it blocks and then refetches: no write is ever lost.
  * Pages without a home are never evicted.
  *
  * Every move is bracketed by vmem_seq_move_begin/end on the sequence file
@@ -78,8 +79,13 @@ struct vmem_pager_params {
 	uint64_t chunk_size;		/* power of 2, >= page size; 0 = 64K */
 	/*
 	 * Cap on resident bytes (memory file data).  0 = no limit.  Must
-	 * otherwise be at least 4 * chunk_size so eviction always has a
-	 * victim while fault threads hold their own chunks.
+	 * otherwise be at least (fault threads + 2) * chunk_size.  The
+	 * chunks of the newest max(8, homed resident chunks / 2) page-ins
+	 * are never evicted (a vCPU must get to use the page it faulted
+	 * on), and pages without a home never are: when nothing else is
+	 * left, the pager goes over the limit (stats.over_limit) rather
+	 * than stall.  Size it above what the guest keeps in unhomed RAM,
+	 * plus the homed working set (README "Sizing local-limit").
 	 */
 	uint64_t local_limit;
 	/*
