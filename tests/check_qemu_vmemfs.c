@@ -146,7 +146,8 @@ static void env_down(void)
 		static const char *const names[] = {
 			"qemu.log", "qemu.conf", "direct.conf", "rp.conf",
 			"flat.conf", "pm.bin", "vmemfs0.log", "vmemfs1.log",
-			"vmemfs2.log", "r2/qemu.log", "r2",
+			"vmemfs2.log", "vmemfs-qmp.sock", "r2/qemu.log",
+			"r2", "mnt0", "mnt1", "mnt2",
 		};
 
 		for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
