@@ -42,6 +42,12 @@ struct env {
 };
 
 static struct env E;
+/*
+ * Files are named after the runner, not the forked test: a test that
+ * fails exits at once (Check runs no atexit handlers then), and the
+ * runner removes what it left behind.  Tests run one at a time.
+ */
+static pid_t runner_pid;
 
 static uint64_t now_ms(void)
 {
@@ -203,12 +209,13 @@ static void env_setup(uint64_t size)
 	E.mem_fd = -1;
 	E.size = size;
 	snprintf(E.mem_path, sizeof(E.mem_path), "/dev/shm/ckpager.%d.mem",
-		 getpid());
+		 (int)runner_pid);
 	snprintf(E.img_path, sizeof(E.img_path), "/dev/shm/ckpager.%d.img",
-		 getpid());
-	snprintf(E.sock, sizeof(E.sock), "/tmp/ckpager.%d.sock", getpid());
+		 (int)runner_pid);
+	snprintf(E.sock, sizeof(E.sock), "/tmp/ckpager.%d.sock",
+		 (int)runner_pid);
 	snprintf(E.pidfile, sizeof(E.pidfile), "/tmp/ckpager.%d.pid",
-		 getpid());
+		 (int)runner_pid);
 	snprintf(E.uri, sizeof(E.uri), "nbd+unix:///?socket=%s", E.sock);
 	atexit(cleanup);
 	unlink(E.mem_path);
@@ -977,12 +984,30 @@ static Suite *pager_suite(void)
 	return s;
 }
 
+/* What a failed test left (its nbdkit died with it: --exit-with-parent). */
+static void remove_leftovers(void)
+{
+	static const char *const fmt[] = {
+		"/dev/shm/ckpager.%d.mem", "/dev/shm/ckpager.%d.mem" VMEM_SEQ_SUFFIX,
+		"/dev/shm/ckpager.%d.img", "/tmp/ckpager.%d.sock",
+		"/tmp/ckpager.%d.pid",
+	};
+	char path[128];
+
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		snprintf(path, sizeof(path), fmt[i], (int)runner_pid);
+		unlink(path);
+	}
+}
+
 int main(void)
 {
 	SRunner *sr = srunner_create(pager_suite());
 	int failed;
 
+	runner_pid = getpid();
 	srunner_run_all(sr, CK_NORMAL);
+	remove_leftovers();
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? 1 : 0;
