@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest-physical layout: parsing QEMU's `info mtree` (texts as QEMU 7.2
+ * Guest-physical layout: parsing QEMU's `info mtree -f` (texts as QEMU 7.2
  * prints them for pc and q35 with 5 GiB), lookups, and what vmemfs learns
  * over QMP (qom-list / qom-get / human-monitor-command / query-vmem)
  * from a scripted QEMU.
@@ -19,32 +19,56 @@
 
 #define G (1024ull * 1024 * 1024)
 
-/* QEMU 7.2, -M pc -m 5G, memory-backend-file id=ram0 (abridged). */
+/* QEMU 7.2 `info mtree -f`, -M pc -m 5G, memory-backend-file id=ram0,
+ * paused before the BIOS ran (ROMs still over 0xc0000-0xfffff). */
 static const char mtree_pc[] =
-"address-space: cpu-smm-0\n"
-"  0000000000000000-ffffffffffffffff (prio 0, i/o): mem-container-smram\n"
-"    0000000000000000-ffffffffffffffff (prio 0, i/o): alias memory @system 0000000000000000-ffffffffffffffff\n"
-"\n"
-"address-space: cpu-memory-0\n"
-"address-space: memory\n"
-"  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n"
-"    0000000000000000-00000000bfffffff (prio 0, ram): alias ram-below-4g @ram0 0000000000000000-00000000bfffffff\n"
-"      00000000000e0000-00000000000fffff (prio 1, rom): alias isa-bios @pc.bios 0000000000020000-000000000003ffff\n"
-"    00000000000a0000-00000000000bffff (prio 1, i/o): alias smram-region @pci 00000000000a0000-00000000000bffff\n"
-"    0000000100000000-000000017fffffff (prio 0, ram): alias ram-above-4g @ram0 00000000c0000000-000000013fffffff\n"
-"\n"
-"address-space: PIIX4_PM\n"
-"  0000000000000000-ffffffffffffffff (prio 0, i/o): bus master container\n"
-"    00000000000a0000-00000000000bffff (prio 0, ram): alias smram-low @ram0 00000000000a0000-00000000000bffff\n";
+"FlatView #0\n"
+" AS \"I/O\", root: io\n"
+" Root memory region: io\n"
+"  0000000000000000-0000000000000007 (prio 0, i/o): dma-chan\n"
+"FlatView #1\n"
+" AS \"cpu-smm-0\", root: memory\n"
+" Root memory region: memory\n"
+"  0000000000000000-00000000000bffff (prio 0, ram): ram0\n"
+"  0000000000100000-00000000bfffffff (prio 0, ram): ram0 @0000000000100000\n"
+"FlatView #2\n"
+" AS \"memory\", root: system\n"
+" AS \"cpu-memory-0\", root: system\n"
+" Root memory region: system\n"
+"  0000000000000000-00000000000bffff (prio 0, ram): ram0\n"
+"  00000000000c0000-00000000000dffff (prio 1, rom): pc.rom\n"
+"  00000000000e0000-00000000000fffff (prio 0, rom): pc.bios @0000000000020000\n"
+"  0000000000100000-00000000bfffffff (prio 0, ram): ram0 @0000000000100000\n"
+"  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n"
+"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
+"  0000000100000000-000000017fffffff (prio 0, ram): ram0 @00000000c0000000\n"
+"FlatView #3\n"
+" AS \"PIIX4_PM\", root: bus master container\n"
+"  00000000000a0000-00000000000bffff (prio 0, ram): ram0 @00000000000a0000\n";
 
-/* -M q35 -m 5G: the switch at 2 GiB; "memory" listed before its alias. */
+/* -M q35 -m 5G: the switch at 2 GiB. */
 static const char mtree_q35[] =
-"address-space: memory\n"
-"address-space: cpu-memory-0\n"
-"  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n"
-"    0000000000000000-000000007fffffff (prio 0, ram): alias ram-below-4g @ram0 0000000000000000-000000007fffffff\n"
-"    0000000100000000-00000001bfffffff (prio 0, ram): alias ram-above-4g @ram0 0000000080000000-000000013fffffff\n"
-"    0000000200000000-00000002000fffff (prio 0, ram): alias other @vga.vram 0000000000000000-00000000000fffff\n";
+"FlatView #0\n"
+" AS \"memory\", root: system\n"
+" AS \"cpu-memory-0\", root: system\n"
+" Root memory region: system\n"
+"  0000000000000000-00000000000bffff (prio 0, ram): ram0\n"
+"  0000000000100000-000000007fffffff (prio 0, ram): ram0 @0000000000100000\n"
+"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n"
+"  0000000100000000-00000001bfffffff (prio 0, ram): ram0 @0000000080000000\n"
+"  0000000200000000-00000002000fffff (prio 0, ram): vga.vram\n";
+
+/* -M pc -m 1G after SeaBIOS shadowed its ROMs into RAM: rom/ram pieces
+ * of ram0 that join into one extent. */
+static const char mtree_booted[] =
+"FlatView #2\n"
+" AS \"memory\", root: system\n"
+"  0000000000000000-00000000000c2fff (prio 0, ram): ram0\n"
+"  00000000000c3000-00000000000e7fff (prio 0, rom): ram0 @00000000000c3000\n"
+"  00000000000e8000-00000000000effff (prio 0, ram): ram0 @00000000000e8000\n"
+"  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000\n"
+"  0000000000100000-000000003fffffff (prio 0, ram): ram0 @0000000000100000\n"
+"  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios\n";
 
 START_TEST(parse_pc)
 {
@@ -55,21 +79,27 @@ START_TEST(parse_pc)
 
 	ck_assert_msg(vmem_gpa_parse_mtree(&m, mtree_pc, "ram0", 5 * G, err,
 					   sizeof(err)) == 0, "%s", err);
-	ck_assert_uint_eq(m.n, 2);
+	/* The ROMs over [0xc0000, 0x100000) cut the low RAM in two. */
+	ck_assert_uint_eq(m.n, 3);
 	ck_assert_uint_eq(m.ext[0].gpa, 0);
-	ck_assert_uint_eq(m.ext[0].len, 3 * G);
+	ck_assert_uint_eq(m.ext[0].len, 0xc0000);
 	ck_assert_uint_eq(m.ext[0].ram, 0);
-	ck_assert_uint_eq(m.ext[1].gpa, 4 * G);
-	ck_assert_uint_eq(m.ext[1].len, 2 * G);
-	ck_assert_uint_eq(m.ext[1].ram, 3 * G);
+	ck_assert_uint_eq(m.ext[1].gpa, 0x100000);
+	ck_assert_uint_eq(m.ext[1].len, 3 * G - 0x100000);
+	ck_assert_uint_eq(m.ext[1].ram, 0x100000);
+	ck_assert_uint_eq(m.ext[2].gpa, 4 * G);
+	ck_assert_uint_eq(m.ext[2].len, 2 * G);
+	ck_assert_uint_eq(m.ext[2].ram, 3 * G);
 	ck_assert_uint_eq(m.size, 6 * G);
 
+	ck_assert_ptr_null(vmem_gpa_lookup(&m, 0xc0000, &next));	/* ROM */
+	ck_assert_uint_eq(next, 0x100000);
 	e = vmem_gpa_lookup(&m, 3 * G - 1, &next);
-	ck_assert_ptr_eq(e, &m.ext[0]);
+	ck_assert_ptr_eq(e, &m.ext[1]);
 	ck_assert_ptr_null(vmem_gpa_lookup(&m, 3 * G, &next));	/* PCI hole */
 	ck_assert_uint_eq(next, 4 * G);
 	e = vmem_gpa_lookup(&m, 4 * G + 5, &next);
-	ck_assert_ptr_eq(e, &m.ext[1]);
+	ck_assert_ptr_eq(e, &m.ext[2]);
 	ck_assert_ptr_null(vmem_gpa_lookup(&m, 6 * G, &next));
 	ck_assert_uint_eq(next, 6 * G);
 	vmem_gpa_free(&m);
@@ -83,27 +113,38 @@ START_TEST(parse_q35_and_errors)
 
 	ck_assert_msg(vmem_gpa_parse_mtree(&m, mtree_q35, "ram0", 5 * G, err,
 					   sizeof(err)) == 0, "%s", err);
-	ck_assert_uint_eq(m.n, 2);
-	ck_assert_uint_eq(m.ext[0].len, 2 * G);
-	ck_assert_uint_eq(m.ext[1].gpa, 4 * G);
-	ck_assert_uint_eq(m.ext[1].ram, 2 * G);
-	ck_assert_uint_eq(m.size, 7 * G);
+	ck_assert_uint_eq(m.n, 3);
+	ck_assert_uint_eq(m.ext[1].gpa + m.ext[1].len, 2 * G);
+	ck_assert_uint_eq(m.ext[2].gpa, 4 * G);
+	ck_assert_uint_eq(m.ext[2].ram, 2 * G);
+	ck_assert_uint_eq(m.size, 7 * G);	/* vga.vram is not ours */
+	vmem_gpa_free(&m);
+
+	/* After the BIOS shadowed itself: one extent, no ROM hole. */
+	ck_assert_msg(vmem_gpa_parse_mtree(&m, mtree_booted, "ram0", 1 * G, err,
+					   sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(m.n, 1);
+	ck_assert_uint_eq(m.ext[0].len, 1 * G);
 	vmem_gpa_free(&m);
 
 	/* RAM larger than the config says: refuse, naming the line. */
 	ck_assert_int_eq(vmem_gpa_parse_mtree(&m, mtree_q35, "ram0", 4 * G, err,
 					      sizeof(err)), -1);
-	ck_assert_ptr_nonnull(strstr(err, "info mtree line 5:"));
+	ck_assert_ptr_nonnull(strstr(err, "info mtree line 8:"));
 	/* Another backend's name finds nothing. */
 	ck_assert_int_eq(vmem_gpa_parse_mtree(&m, mtree_q35, "ram1", 5 * G, err,
 					      sizeof(err)), -1);
-	ck_assert_str_eq(err, "info mtree shows no RAM of memory backend 'ram1' "
+	ck_assert_str_eq(err, "info mtree -f shows no RAM of memory backend 'ram1' "
 			 "in address space 'memory'");
-	/* The same RAM at two GPAs that overlap is not a map. */
+	/* Not a flat view at all. */
+	ck_assert_int_eq(vmem_gpa_parse_mtree(&m, "address-space: memory\n", "ram0",
+					      1 * G, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "(no such flat view)"));
+	/* The same GPA twice is not a flat view: refuse rather than guess. */
 	ck_assert_int_eq(vmem_gpa_parse_mtree(&m,
-		"address-space: memory\n"
-		"    0000000000000000-000000000fffffff (prio 0, ram): alias a @r 0000000000000000-000000000fffffff\n"
-		"    0000000008000000-0000000008ffffff (prio 0, ram): alias b @r 0000000000000000-0000000000ffffff\n",
+		" AS \"memory\", root: system\n"
+		"  0000000000000000-000000000fffffff (prio 0, ram): r\n"
+		"  0000000008000000-0000000008ffffff (prio 0, ram): r @0000000010000000\n",
 		"r", 1 * G, err, sizeof(err)), -1);
 	ck_assert_ptr_nonnull(strstr(err, "mapped twice"));
 }
@@ -180,8 +221,8 @@ START_TEST(learn_from_qemu)
 	ck_assert_msg(memdev != NULL, "%s", err);
 	ck_assert_str_eq(memdev, "ram0");
 	ck_assert_int_eq(vmem_qemu_gpa_map(q, memdev, 5 * G, &m, err, sizeof(err)), 0);
-	ck_assert_uint_eq(m.n, 2);
-	ck_assert_uint_eq(m.ext[1].ram, 3 * G);
+	ck_assert_uint_eq(m.n, 3);
+	ck_assert_uint_eq(m.ext[2].ram, 3 * G);
 	vmem_gpa_free(&m);
 	free(memdev);
 

@@ -33,38 +33,33 @@ static int cmp_gpa(const void *a, const void *b)
 }
 
 /*
- * One line of `info mtree`, e.g.
- *   "    0000000100000000-000000017fffffff (prio 0, ram): alias ram-above-4g @ram0 00000000c0000000-000000013fffffff"
- *   "    0000000000000000-000000001fffffff (prio 0, ram): ram0"
- * Returns 1 and the extent if it maps RAM of @memdev, 0 if not, -1 if it
- * claims to but does not parse.
+ * One line of a FlatView of `info mtree -f`, e.g.
+ *   "  0000000100000000-000000017fffffff (prio 0, ram): ram0 @00000000c0000000"
+ *   "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000"
+ *   "  0000000000000000-00000000000bffff (prio 0, ram): ram0"
+ * A flat view already has every overlay (ROM, VGA, PAM) resolved: what it
+ * says is RAM of our backend is exactly what the CPU sees there.  Shadowed
+ * BIOS areas show as "rom" but are still our RAM.  Returns 1 and the
+ * extent if the line maps RAM of @memdev, 0 if not, -1 if it claims to but
+ * does not parse.
  */
 static int parse_line(const char *line, const char *memdev,
 		      struct vmem_gpa_ext *e)
 {
-	uint64_t start, last, ostart, olast;
-	char kind[16], rest[256], name[128], target[128];
+	uint64_t start, last, off = 0;
+	char kind[16], name[128], at[32];
 	int n;
 
-	if (sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %*d, %15[^)]): %255[^\n]",
-		   &start, &last, kind, rest) != 4)
+	n = sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %*d, %15[^)]): %127s %31s",
+		   &start, &last, kind, name, at);
+	if (n < 4 || (strcmp(kind, "ram") != 0 && strcmp(kind, "rom") != 0) ||
+	    strcmp(name, memdev) != 0)
 		return 0;
-	if (strcmp(kind, "ram") != 0 || last < start)
-		return 0;
-	if (strncmp(rest, "alias ", 6) == 0) {
-		n = sscanf(rest, "alias %127s @%127s %" SCNx64 "-%" SCNx64,
-			   name, target, &ostart, &olast);
-		if (n < 2 || strcmp(target, memdev) != 0)
-			return 0;
-		if (n != 4 || olast - ostart != last - start)
-			return -1;
-		*e = (struct vmem_gpa_ext){ start, last - start + 1, ostart };
-		return 1;
-	}
-	/* The backend's region mapped directly: "ram0" or "ram0 @offset"? */
-	if (sscanf(rest, "%127s", name) != 1 || strcmp(name, memdev) != 0)
-		return 0;
-	*e = (struct vmem_gpa_ext){ start, last - start + 1, 0 };
+	if (last < start)
+		return -1;
+	if (n == 5 && (at[0] != '@' || sscanf(at + 1, "%" SCNx64, &off) != 1))
+		return -1;
+	*e = (struct vmem_gpa_ext){ start, last - start + 1, off };
 	return 1;
 }
 
@@ -73,7 +68,7 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 			 char *err, size_t errlen)
 {
 	const char *p = text;
-	bool in_memory = false, in_headers = false;
+	bool in_memory = false, seen = false;
 	unsigned int lineno = 0;
 	size_t cap = 0, i;
 
@@ -90,20 +85,17 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 							   len : sizeof(line) - 1), p);
 		p += len + (eol ? 1 : 0);
 		line[strcspn(line, "\r")] = '\0';
-		if (strncmp(line, "address-space: ", 15) == 0) {
-			/*
-			 * Only the CPUs' view ("memory") counts.  Address
-			 * spaces that share a root are listed one header
-			 * after the other, then the tree once: the tree
-			 * belongs to every header of the group.
-			 */
-			bool is_mem = strcmp(line + 15, "memory") == 0;
-
-			in_memory = in_headers ? (in_memory || is_mem) : is_mem;
-			in_headers = true;
+		if (strncmp(line, "FlatView #", 10) == 0) {
+			/* Only the CPUs' view counts: the one whose address
+			 * spaces include "memory".  It comes once. */
+			if (in_memory)
+				break;
 			continue;
 		}
-		in_headers = false;
+		if (strncmp(line, " AS \"memory\",", 13) == 0) {
+			in_memory = seen = true;
+			continue;
+		}
 		if (!in_memory)
 			continue;
 		r = parse_line(line, memdev, &e);
@@ -114,6 +106,12 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 				 "outside its %" PRIu64 " bytes or unreadable: %s",
 				 lineno, memdev, ram_size, line);
 			goto fail;
+		}
+		/* Pieces split only by their rom/ram flavour join up again. */
+		if (m->n && m->ext[m->n - 1].gpa + m->ext[m->n - 1].len == e.gpa &&
+		    m->ext[m->n - 1].ram + m->ext[m->n - 1].len == e.ram) {
+			m->ext[m->n - 1].len += e.len;
+			continue;
 		}
 		if (m->n == cap) {
 			struct vmem_gpa_ext *x;
@@ -129,15 +127,18 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 		m->ext[m->n++] = e;
 	}
 	if (!m->n) {
-		snprintf(err, errlen, "info mtree shows no RAM of memory backend '%s' "
-			 "in address space 'memory'", memdev);
+		snprintf(err, errlen, "info mtree -f shows no RAM of memory backend "
+			 "'%s' in address space 'memory'%s", memdev,
+			 seen ? "" : " (no such flat view)");
 		goto fail;
 	}
 	qsort(m->ext, m->n, sizeof(*m->ext), cmp_gpa);
 	for (i = 1; i < m->n; i++) {
+		/* A flat view cannot overlap itself; if it does, it is not
+		 * a flat view and we will not guess. */
 		if (m->ext[i].gpa < m->ext[i - 1].gpa + m->ext[i - 1].len) {
-			snprintf(err, errlen, "info mtree: RAM of '%s' mapped twice at "
-				 "GPA 0x%" PRIx64, memdev, m->ext[i].gpa);
+			snprintf(err, errlen, "info mtree -f: RAM of '%s' mapped twice "
+				 "at GPA 0x%" PRIx64, memdev, m->ext[i].gpa);
 			goto fail;
 		}
 	}

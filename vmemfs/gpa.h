@@ -5,9 +5,10 @@
  * file is in RAM-offset order, and on x86 the two part ways at the PCI
  * hole (pc: RAM above 3 GiB moves to 4 GiB; q35: above 2 GiB).
  *
- * The map comes from QEMU's own view (info mtree: the RAM aliases of the
- * memory backend in the "memory" address space), never from a table of
- * machine types we would have to keep in step with QEMU.
+ * The map comes from QEMU's own view (the flat view of the "memory"
+ * address space in `info mtree -f`: where the CPU sees RAM of our memory
+ * backend, ROM, VGA and PAM overlays already resolved), never from a table
+ * of machine types we would have to keep in step with QEMU.
  */
 #ifndef VMEMFS_GPA_H
 #define VMEMFS_GPA_H
@@ -31,9 +32,9 @@ struct vmem_gpa_map {
 int vmem_gpa_flat(struct vmem_gpa_map *m, uint64_t ram_size);
 
 /*
- * Parse the text of HMP `info mtree` (not -f): the RAM regions of
- * @memdev (aliases "@memdev" or the region itself) in address space
- * "memory".  Each must lie inside [0, ram_size).  On error returns -1
+ * Parse the text of HMP `info mtree -f`: the extents of @memdev's RAM in
+ * the flat view of address space "memory" (shadowed BIOS "rom" pieces of
+ * it included).  Each must lie inside [0, ram_size).  On error returns -1
  * with a message naming the offending line.
  */
 int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,

@@ -72,11 +72,11 @@ int vmem_qemu_gpa_map(struct vmem_qmp *q, const char *memdev,
 	int rc;
 
 	if (vmem_qmp_execute(q, "human-monitor-command",
-			     str_args("command-line", "info mtree", NULL, NULL),
+			     str_args("command-line", "info mtree -f", NULL, NULL),
 			     &text, err, errlen) < 0)
 		return -1;
 	if (!json_object_is_type(text, json_type_string)) {
-		snprintf(err, errlen, "info mtree: QEMU answered no text");
+		snprintf(err, errlen, "info mtree -f: QEMU answered no text");
 		json_object_put(text);
 		return -1;
 	}

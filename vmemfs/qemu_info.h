@@ -20,7 +20,7 @@
 char *vmem_qemu_memdev(struct vmem_qmp *q, const char *memory_file,
 		       char *err, size_t errlen);
 
-/* The guest-physical map of @memdev's RAM, from HMP `info mtree`. */
+/* The guest-physical map of @memdev's RAM, from HMP `info mtree -f`. */
 int vmem_qemu_gpa_map(struct vmem_qmp *q, const char *memdev,
 		      uint64_t ram_size, struct vmem_gpa_map *m,
 		      char *err, size_t errlen);
