@@ -2,7 +2,9 @@
 #   make deps      install the Debian packages everything needs (root)
 #   make           build build/vmemfs
 #   make check     build and run every test
-#   make bench     run the speed benchmarks (prints ratios)
+#   make bench     run the vmemfs speed benchmarks (prints ratios)
+#   make bench-qemu     split-VM costs: guest reads, page-in throughput
+#   make bench-compare  direct fetch vs VM remote paging on a real guest
 #   make demo      mount a demo VM memory and look at it
 #   make install   PREFIX=/usr/local DESTDIR=
 
@@ -63,6 +65,12 @@ check: all tests
 bench: all $(BENCH_BINS)
 	scripts/bench.sh
 
+bench-qemu: all
+	scripts/bench-qemu.sh
+
+bench-compare: all $(B)/bench/ids_reader
+	scripts/bench-compare.sh
+
 demo: all
 	scripts/demo.sh
 
@@ -79,7 +87,7 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all tests check bench demo deps install clean
+.PHONY: all tests check bench bench-qemu bench-compare demo deps install clean
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
 	$(B)/bench/*.d)
 include pager/pager.mk

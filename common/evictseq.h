@@ -124,4 +124,19 @@ static inline bool vmem_seq_read_valid(const struct vmem_seq_map *m,
 	return begun == token;
 }
 
+/*
+ * Every counter of the file summed: it stands still only while no mover
+ * begins or ends anything.  A reader that finds a move in flight and this
+ * sum unchanged for a long time knows the mover died mid-move.
+ */
+static inline uint64_t vmem_seq_total(const struct vmem_seq_map *m)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < VMEM_SEQ_STRIPES; i++)
+		sum += __atomic_load_n(&m->pair[i].begun, __ATOMIC_ACQUIRE) +
+		       __atomic_load_n(&m->pair[i].done, __ATOMIC_ACQUIRE);
+	return sum;
+}
+
 #endif

@@ -58,6 +58,9 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 	r->bh = r->ops->open(vm, &r->mf, &r->stats, r->qmp, err, errlen);
 	if (!r->bh)
 		goto fail;
+	if (r->mf.seq)
+		r->seq_total = vmem_seq_total(r->mf.seq);
+	r->seq_total_ns = now_ns();
 	return 0;
 fail:
 	vmem_qmp_free(r->qmp);
@@ -114,6 +117,27 @@ static bool zero_page_moved_here(struct vmem_reader *r,
 	return false;
 }
 
+/*
+ * A move is in flight where we read, and no move anywhere has begun or
+ * ended for a whole timeout: the mover died in the middle of it (QEMU
+ * killed mid-eviction).  Its half move will never end (a new pager heals
+ * the file when it starts), and what the memory file holds now is all
+ * there is; waiting longer would only turn every read of that stripe into
+ * EIO.  What we read is still checked for presence and for new moves.
+ */
+static bool mover_gone(struct vmem_reader *r)
+{
+	uint64_t total = vmem_seq_total(r->mf.seq), now = now_ns();
+
+	if (total != __atomic_load_n(&r->seq_total, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&r->seq_total, total, __ATOMIC_RELAXED);
+		__atomic_store_n(&r->seq_total_ns, now, __ATOMIC_RELAXED);
+		return false;
+	}
+	return now - __atomic_load_n(&r->seq_total_ns, __ATOMIC_RELAXED) >=
+	       r->vm->timeout_ms * 1000000u;
+}
+
 static void backoff(unsigned int attempt)
 {
 	struct timespec ts = { 0, 0 };
@@ -141,7 +165,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 	while (p < end) {
 		unsigned char *dst = buf + (p - off);
 		uint64_t run_end, token;
-		bool present, quiet, ok;
+		bool present, quiet, ok, settled = false;
 		int rc;
 
 		rc = vmem_memfile_run(&r->mf, p, end, &present, &run_end);
@@ -163,9 +187,10 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 
 		if (present) {
 			rc = vmem_memfile_pread(&r->mf, dst, run_end - p, p);
-			ok = rc == 0 && quiet &&
-			     vmem_memfile_all_present(&r->mf, p, run_end) &&
-			     vmem_memfile_seq_valid(&r->mf, p, run_end - p, token);
+			settled = rc == 0 &&
+				  vmem_memfile_all_present(&r->mf, p, run_end) &&
+				  vmem_memfile_seq_valid(&r->mf, p, run_end - p, token);
+			ok = settled && (quiet || mover_gone(r));
 			if (rc < 0 && rc != -ENODATA)
 				return rc;
 			if (ok) {
@@ -202,9 +227,9 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 					return -EIO;
 				continue;
 			}
-			ok = quiet &&
-			     vmem_memfile_seq_valid(&r->mf, p, run_end - p, token) &&
-			     !zero_page_moved_here(r, dst, p, run_end);
+			settled = vmem_memfile_seq_valid(&r->mf, p, run_end - p, token) &&
+				  !zero_page_moved_here(r, dst, p, run_end);
+			ok = settled && (quiet || mover_gone(r));
 			if (ok) {
 				vmem_stat_add(r->stats.bytes_remote, run_end - p);
 				p = run_end;
@@ -215,8 +240,20 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			}
 		}
 
-		/* The run raced a page move: read it again, a smaller piece. */
 		vmem_stat_add(r->stats.retries, 1);
+		if (settled) {
+			/*
+			 * Only a move that began before we looked stands in
+			 * the way: wait for it to end (moves take micro- to
+			 * milliseconds), or for mover_gone() to say it never
+			 * will, which it does within a timeout.
+			 */
+			if (now_ns() > deadline + timeout_ns)
+				return -EIO;
+			nanosleep(&(struct timespec){ 0, 200000 }, NULL);
+			continue;
+		}
+		/* The run raced a page move: read it again, a smaller piece. */
 		max_run = (run_end - p) / 2 > PAGE_SIZE_4K ? (run_end - p) / 2 :
 			  PAGE_SIZE_4K;
 		if (++attempt > VMEM_MAX_RETRIES || now_ns() > deadline)

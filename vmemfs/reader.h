@@ -29,6 +29,8 @@ struct vmem_reader {
 	void *bh;
 	struct vmem_stats stats;
 	struct vmem_qmp *qmp;	/* the VM's monitor, or NULL; owned here */
+	uint64_t seq_total;	/* vmem_seq_total() as last seen ... */
+	uint64_t seq_total_ns;	/* ... and since when (monotonic) */
 };
 
 /*
