@@ -267,6 +267,40 @@ START_TEST(vm_gone_then_back)
 }
 END_TEST
 
+START_TEST(batch_is_pipelined)
+{
+	struct fakeqmp sv = { 0 };
+	struct script sc = { .mode = REVERSE4 };
+	json_object *args[4];
+	struct vmem_qmp *q;
+	char err[256];
+	int i;
+
+	/* REVERSE4 answers only once 4 commands have arrived: a client
+	 * that waited for each reply before sending the next would hang. */
+	fakeqmp_start(&sv, on_command, &sc, 1);
+	q = vmem_qmp_new(sv.path, 2000);
+	for (i = 0; i < 4; i++)
+		args[i] = args_n(i);
+	ck_assert_int_eq(vmem_qmp_execute_batch(q, "vmem-page-in", 4, args, err,
+						sizeof(err)), 0);
+	vmem_qmp_free(q);
+	fakeqmp_stop(&sv);
+
+	memset(&sv, 0, sizeof(sv));
+	sc = (struct script){ .mode = ERROR };
+	fakeqmp_start(&sv, on_command, &sc, 1);
+	q = vmem_qmp_new(sv.path, 2000);
+	for (i = 0; i < 3; i++)
+		args[i] = args_n(i);
+	ck_assert_int_eq(vmem_qmp_execute_batch(q, "vmem-page-in", 3, args, err,
+						sizeof(err)), -EREMOTEIO);
+	ck_assert_str_eq(err, "vmem-page-in: no such range");
+	vmem_qmp_free(q);
+	fakeqmp_stop(&sv);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("qmp");
@@ -280,6 +314,7 @@ int main(void)
 	tcase_add_test(tc, qemu_error_is_reported);
 	tcase_add_test(tc, silent_vm_times_out);
 	tcase_add_test(tc, vm_gone_then_back);
+	tcase_add_test(tc, batch_is_pipelined);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -432,47 +432,98 @@ static void unlink_pending(struct vmem_qmp *q, struct pending *me)
 	}
 }
 
-int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
-		     json_object **ret, char *err, size_t errlen)
+/* The reply of one command as execute() reports it; frees the reply. */
+static int take_reply(struct vmem_qmp *q, const char *cmd, json_object *reply,
+		      json_object **ret, char *err, size_t errlen)
+{
+	json_object *v, *desc;
+
+	if (!reply) {
+		snprintf(err, errlen, "%s: %s: connection to the VM lost", q->path,
+			 cmd);
+		return -EIO;
+	}
+	if (json_object_object_get_ex(reply, "error", &v)) {
+		snprintf(err, errlen, "%s: %s", cmd,
+			 json_object_object_get_ex(v, "desc", &desc) ?
+			 json_object_get_string(desc) :
+			 json_object_to_json_string(v));
+		json_object_put(reply);
+		return -EREMOTEIO;
+	}
+	if (ret && json_object_object_get_ex(reply, "return", &v))
+		*ret = json_object_get(v);
+	json_object_put(reply);
+	return 0;
+}
+
+/*
+ * Send @n commands @cmd with @args[i] (taken) back to back, then wait for
+ * all replies.  QEMU runs a monitor's commands one after the other, but
+ * queueing them saves a client round trip per command.
+ */
+static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
+		     json_object **args, json_object **ret, char *err,
+		     size_t errlen)
 {
 	uint64_t deadline = now_ns() + q->timeout_ms * 1000000u;
-	struct pending me = { 0 };
-	json_object *msg, *v;
+	struct pending stack_me[8], *me = stack_me;
 	struct conn *c;
-	const char *text;
-	char *line = NULL;
+	char *buf = NULL;
+	size_t blen = 0, i;
+	FILE *f;
 	int rc;
 
 	if (ret)
 		*ret = NULL;
+	if (n > sizeof(stack_me) / sizeof(stack_me[0]))
+		me = calloc(n, sizeof(*me));
+	if (!me) {
+		for (i = 0; i < n; i++)
+			json_object_put(args[i]);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memset(me, 0, n * sizeof(*me));
 	pthread_mutex_lock(&q->lock);
 	rc = ensure_connected(q, deadline, err, errlen);
 	if (rc < 0) {
 		pthread_mutex_unlock(&q->lock);
-		json_object_put(args);
+		for (i = 0; i < n; i++)
+			json_object_put(args[i]);
+		if (me != stack_me)
+			free(me);
 		return rc;
 	}
-	me.id = ++q->next_id;
-	me.next = q->pending;
-	q->pending = &me;
+	for (i = 0; i < n; i++) {
+		me[i].id = ++q->next_id;
+		me[i].next = q->pending;
+		q->pending = &me[i];
+	}
 	c = q->conn;
 	c->refs++;
 	pthread_mutex_unlock(&q->lock);
 
-	msg = json_object_new_object();
-	json_object_object_add(msg, "execute", json_object_new_string(cmd));
-	if (args)
-		json_object_object_add(msg, "arguments", args);
-	json_object_object_add(msg, "id", json_object_new_uint64(me.id));
-	text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-	rc = text && asprintf(&line, "%s\r\n", text) > 0 ? 0 : -ENOMEM;
-	json_object_put(msg);
+	f = open_memstream(&buf, &blen);
+	for (i = 0; i < n; i++) {
+		json_object *msg = json_object_new_object();
+
+		json_object_object_add(msg, "execute", json_object_new_string(cmd));
+		if (args[i])
+			json_object_object_add(msg, "arguments", args[i]);
+		json_object_object_add(msg, "id", json_object_new_uint64(me[i].id));
+		if (f)
+			fprintf(f, "%s\r\n",
+				json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
+		json_object_put(msg);
+	}
+	rc = f && fclose(f) == 0 && buf ? 0 : -ENOMEM;
 	if (rc == 0) {
 		pthread_mutex_lock(&q->wlock);
-		rc = write_all(c->fd, line, strlen(line), deadline);
+		rc = write_all(c->fd, buf, blen, deadline);
 		pthread_mutex_unlock(&q->wlock);
 	}
-	free(line);
+	free(buf);
 
 	pthread_mutex_lock(&q->lock);
 	if (rc < 0) {
@@ -481,41 +532,50 @@ int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
 		snprintf(err, errlen, "%s: %s: cannot send: %s", q->path, cmd,
 			 strerror(-rc));
 	}
-	while (rc == 0 && !me.done) {
-		struct timespec ts;
+	for (i = 0; rc == 0 && i < n; i++) {
+		while (!me[i].done) {
+			struct timespec ts;
 
-		deadline_ts(deadline, &ts);
-		if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT &&
-		    !me.done) {
-			snprintf(err, errlen, "%s: %s: no reply within %llu ms",
-				 q->path, cmd, (unsigned long long)q->timeout_ms);
-			rc = -ETIMEDOUT;
+			deadline_ts(deadline, &ts);
+			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) ==
+			    ETIMEDOUT && !me[i].done) {
+				snprintf(err, errlen, "%s: %s: no reply within %llu ms",
+					 q->path, cmd,
+					 (unsigned long long)q->timeout_ms);
+				rc = -ETIMEDOUT;
+				break;
+			}
 		}
 	}
-	unlink_pending(q, &me);
+	for (i = 0; i < n; i++)
+		unlink_pending(q, &me[i]);
 	conn_put(c);
 	pthread_mutex_unlock(&q->lock);
-	if (rc < 0)
-		return -EIO;
-	if (!me.reply) {
-		snprintf(err, errlen, "%s: %s: connection to the VM lost", q->path,
-			 cmd);
-		return -EIO;
-	}
-	if (json_object_object_get_ex(me.reply, "error", &v)) {
-		json_object *desc;
 
-		snprintf(err, errlen, "%s: %s", cmd,
-			 json_object_object_get_ex(v, "desc", &desc) ?
-			 json_object_get_string(desc) :
-			 json_object_to_json_string(v));
-		json_object_put(me.reply);
-		return -EREMOTEIO;
+	/* Replies that did come are ours to free, whatever happened. */
+	for (i = 0; i < n; i++) {
+		if (rc == 0) {
+			rc = take_reply(q, cmd, me[i].reply, n == 1 ? ret : NULL,
+					err, errlen);
+		} else {
+			json_object_put(me[i].reply);
+		}
 	}
-	if (ret && json_object_object_get_ex(me.reply, "return", &v))
-		*ret = json_object_get(v);
-	json_object_put(me.reply);
-	return 0;
+	if (me != stack_me)
+		free(me);
+	return rc < 0 && rc != -EREMOTEIO ? -EIO : rc;
+}
+
+int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
+		     json_object **ret, char *err, size_t errlen)
+{
+	return run_batch(q, cmd, 1, &args, ret, err, errlen);
+}
+
+int vmem_qmp_execute_batch(struct vmem_qmp *q, const char *cmd, size_t n,
+			   json_object **args, char *err, size_t errlen)
+{
+	return run_batch(q, cmd, n, args, NULL, err, errlen);
 }
 
 void vmem_qmp_free(struct vmem_qmp *q)

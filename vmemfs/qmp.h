@@ -39,6 +39,15 @@ void vmem_qmp_set_event_cb(struct vmem_qmp *q, vmem_qmp_event_fn *fn,
 int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
 		     json_object **ret, char *err, size_t errlen);
 
+/*
+ * Run @n commands @cmd with arguments @args[i] (taken), queued back to
+ * back on the connection, and wait for all of them: one timeout for the
+ * batch.  Returns 0 when every one succeeded, else the first failure as
+ * for vmem_qmp_execute().  Return values are dropped.
+ */
+int vmem_qmp_execute_batch(struct vmem_qmp *q, const char *cmd, size_t n,
+			   json_object **args, char *err, size_t errlen);
+
 /* Number of connections made so far (for stats and tests). */
 uint64_t vmem_qmp_connects(struct vmem_qmp *q);
 
