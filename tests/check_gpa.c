@@ -16,6 +16,7 @@
 #include "../vmemfs/gpa.h"
 #include "../vmemfs/qemu_info.h"
 #include "lib/fakeqmp.h"
+#include "lib/suite.h"
 
 #define G (1024ull * 1024 * 1024)
 
@@ -261,17 +262,11 @@ int main(void)
 {
 	Suite *s = suite_create("gpa");
 	TCase *tc = tcase_create("layout");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, parse_pc);
 	tcase_add_test(tc, parse_q35_and_errors);
 	tcase_add_test(tc, flat_is_identity);
 	tcase_add_test(tc, learn_from_qemu);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(s);
 }

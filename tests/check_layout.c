@@ -17,6 +17,7 @@
 #include "../vmemfs/layout.h"
 #include "../vmemfs/memfile.h"
 #include "../vmemfs/stats.h"
+#include "lib/suite.h"
 
 #define K 1024ull
 #define M (1024ull * K)
@@ -325,8 +326,6 @@ int main(void)
 {
 	Suite *s = suite_create("layout");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, runs_follow_data_map);
@@ -337,9 +336,5 @@ int main(void)
 	tcase_add_test(tc, map_carries_gpa);
 	tcase_add_test(tc, histogram_percentiles);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(s);
 }

@@ -20,6 +20,7 @@
 #include "../vmemfs/qmp.h"
 
 #include "lib/fakeqmp.h"
+#include "lib/suite.h"
 
 enum mode {
 	ECHO,		/* reply {"return": {"echo": args}} to each command */
@@ -305,8 +306,6 @@ int main(void)
 {
 	Suite *s = suite_create("qmp");
 	TCase *tc = tcase_create("client");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, execute_returns_value);
@@ -316,9 +315,5 @@ int main(void)
 	tcase_add_test(tc, vm_gone_then_back);
 	tcase_add_test(tc, batch_is_pipelined);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(s);
 }

@@ -22,6 +22,7 @@
 #include "../common/evictseq.h"
 #include "../vmemfs/reader.h"
 #include "lib/fakeqmp.h"
+#include "lib/suite.h"
 
 #define K 1024ull
 #define M (1024ull * K)
@@ -269,8 +270,6 @@ int main(void)
 {
 	Suite *s = suite_create("remote-paging");
 	TCase *tc = tcase_create("backend");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
@@ -279,9 +278,5 @@ int main(void)
 	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
 	tcase_add_test(tc, evicted_again_is_bounded);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(s);
 }
