@@ -17,6 +17,7 @@
  * pages.  A fetch reserves its bytes before installing them, so resident +
  * reserved never passes local_limit while eviction can find victims.
  */
+#include "../common/presence.h"
 #include "pager.h"
 
 #include <errno.h>
@@ -268,13 +269,37 @@ static uint64_t home_run_end(struct vmem_pager *pg, uint64_t off,
 static bool next_data(struct vmem_pager *pg, uint64_t off, uint64_t end,
 		      uint64_t *ds, uint64_t *de)
 {
+	uint64_t pages;
+	int64_t n;
 	off_t d, h;
 
 	if (off >= end)
 		return false;
+	/*
+	 * The common answers, "all of it" and "none of it", at a cost
+	 * bounded by the range (common/presence.h): SEEK_HOLE below walks
+	 * the whole data run, which made every page-in of a VM with a large
+	 * resident set cost milliseconds.
+	 */
+	n = vmem_pages_present(pg->fd, off, end, &pages);
+	if (n == 0)
+		return false;
+	if (n > 0 && (uint64_t)n == pages && !(off & 4095) && !(end & 4095)) {
+		*ds = off;
+		*de = end;
+		return true;
+	}
 	d = lseek(pg->fd, (off_t)off, SEEK_DATA);
 	if (d < 0 || (uint64_t)d >= end)
 		return false;
+	/* [d, end) holds a hole unless all of it is data: then SEEK_HOLE
+	 * would run past end, so ask cachestat instead. */
+	n = vmem_pages_present(pg->fd, (uint64_t)d, end, &pages);
+	if (n > 0 && (uint64_t)n == pages && !(end & 4095)) {
+		*ds = (uint64_t)d;
+		*de = end;
+		return true;
+	}
 	h = lseek(pg->fd, d, SEEK_HOLE);
 	if (h < 0 || (uint64_t)h > end)
 		h = (off_t)end;

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "../common/presence.h"
 #include "memfile.h"
 
 static int open_seq(struct vmem_memfile *mf, const char *seq_path,
@@ -107,48 +107,24 @@ void vmem_memfile_close(struct vmem_memfile *mf)
 	mf->seq_fd = -1;
 }
 
-/*
- * cachestat(2) (Linux 6.5) counts a file's pages present in a range.  For
- * tmpfs that is exactly the data map, and unlike lseek(SEEK_HOLE) its cost
- * is bounded by the range: SEEK_HOLE from the start of a 512 MiB run of
- * data walks all 512 MiB to find the hole, on every read.
- */
-#ifndef SYS_cachestat
-#define SYS_cachestat 451
-#endif
-
-struct cs_range {
-	uint64_t off;
-	uint64_t len;
-};
-
-struct cs_result {
-	uint64_t nr_cache;
-	uint64_t nr_dirty;
-	uint64_t nr_writeback;
-	uint64_t nr_evicted;
-	uint64_t nr_recently_evicted;
-};
-
 static bool no_cachestat;
 
 /* 1: every page of [off, end) is present; 0: not; -1: cannot tell. */
 static int range_all_present(const struct vmem_memfile *mf, uint64_t off,
 			     uint64_t end)
 {
-	struct cs_range r;
-	struct cs_result cs;
+	uint64_t pages;
+	int64_t n;
 
 	if (__atomic_load_n(&no_cachestat, __ATOMIC_RELAXED))
 		return -1;
-	r.off = off & ~(uint64_t)4095;
-	r.len = ((end + 4095) & ~(uint64_t)4095) - r.off;
-	if (syscall(SYS_cachestat, mf->fd, &r, &cs, 0) < 0) {
+	n = vmem_pages_present(mf->fd, off, end, &pages);
+	if (n < 0) {
 		if (errno == ENOSYS || errno == EOPNOTSUPP)
 			__atomic_store_n(&no_cachestat, true, __ATOMIC_RELAXED);
 		return -1;
 	}
-	return cs.nr_cache == r.len / 4096;
+	return (uint64_t)n == pages;
 }
 
 int vmem_memfile_run(const struct vmem_memfile *mf, uint64_t off,
