@@ -164,8 +164,8 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 
 	while (p < end) {
 		unsigned char *dst = buf + (p - off);
-		uint64_t run_end, token;
-		bool present, quiet, ok, settled = false;
+		uint64_t run_end, token, *served = NULL;
+		bool present, quiet, settled = false;
 		int rc;
 
 		rc = vmem_memfile_run(&r->mf, p, end, &present, &run_end);
@@ -190,25 +190,15 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			settled = rc == 0 &&
 				  vmem_memfile_all_present(&r->mf, p, run_end) &&
 				  vmem_memfile_seq_valid(&r->mf, p, run_end - p, token);
-			ok = settled && (quiet || mover_gone(r));
 			if (rc < 0 && rc != -ENODATA)
 				return rc;
-			if (ok) {
-				vmem_stat_add(r->stats.bytes_local, run_end - p);
-				p = run_end;
-				attempt = 0;
-				max_run = UINT64_MAX;
-				deadline = now_ns() + timeout_ns;
-				continue;
-			}
+			if (settled && (quiet || mover_gone(r)))
+				served = &r->stats.bytes_local;
 		} else if (home == VMEM_HOME_NONE) {
 			/* Memory that has never been anywhere reads as zeros;
 			 * it was a hole with no home when we looked. */
 			memset(dst, 0, run_end - p);
-			vmem_stat_add(r->stats.bytes_zero, run_end - p);
-			p = run_end;
-			attempt = 0;
-			continue;
+			served = &r->stats.bytes_zero;
 		} else {
 			rc = r->ops->fetch(r->bh, (unsigned int)home, dst, p,
 					   run_end - p);
@@ -229,15 +219,17 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			}
 			settled = vmem_memfile_seq_valid(&r->mf, p, run_end - p, token) &&
 				  !zero_page_moved_here(r, dst, p, run_end);
-			ok = settled && (quiet || mover_gone(r));
-			if (ok) {
-				vmem_stat_add(r->stats.bytes_remote, run_end - p);
-				p = run_end;
-				attempt = 0;
-				max_run = UINT64_MAX;
-				deadline = now_ns() + timeout_ns;
-				continue;
-			}
+			if (settled && (quiet || mover_gone(r)))
+				served = &r->stats.bytes_remote;
+		}
+
+		if (served) {
+			vmem_stat_add(*served, run_end - p);
+			p = run_end;
+			attempt = 0;
+			max_run = UINT64_MAX;
+			deadline = now_ns() + timeout_ns;
+			continue;
 		}
 
 		vmem_stat_add(r->stats.retries, 1);
