@@ -88,6 +88,8 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all tests check bench bench-qemu bench-compare demo deps install clean
+# Test helpers are shared by every test program: keep them between runs.
+.SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
 	$(B)/bench/*.d)
 include pager/pager.mk
