@@ -420,6 +420,13 @@ START_TEST(test_qmp_errors)
 		"{\"execute\":\"vmem-page-in\",\"arguments\":"
 		"{\"offset\":1073741824,\"length\":4096}}",
 		reply, sizeof(reply), 10000), 1);
+	/* Split migration itself is not implemented: QEMU must refuse to
+	 * migrate rather than pull every sub-host's pages through the pager. */
+	ck_assert_int_eq(vt_guest_qmp(&E->guest,
+		"{\"execute\":\"migrate\",\"arguments\":"
+		"{\"uri\":\"exec:cat >/dev/null\"}}",
+		reply, sizeof(reply), 10000), 1);
+	ck_assert_msg(strstr(reply, "split across hosts"), "%s", reply);
 }
 END_TEST
 
