@@ -24,10 +24,11 @@
 
 static char path[64];
 static int wfd = -1;
+static pid_t runner;	/* names the scratch file; main removes it */
 
 static void make_file(uint64_t size)
 {
-	snprintf(path, sizeof(path), "/dev/shm/vmt-layout-%d", getpid());
+	snprintf(path, sizeof(path), "/dev/shm/vmt-layout-%d", (int)runner);
 	wfd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(wfd, 0);
 	ck_assert_int_eq(ftruncate(wfd, (off_t)size), 0);
@@ -129,7 +130,7 @@ START_TEST(seq_file_is_used_when_present)
 	int sfd;
 
 	make_file(64 * M);
-	snprintf(seqpath, sizeof(seqpath), "%s%s", path, VMEM_SEQ_SUFFIX);
+	snprintf(seqpath, sizeof(seqpath), "%s%s", path, VMEM_SEQ_SUFFIX);	/* removed by main too */
 	sfd = open(seqpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(sfd, 0);
 	m = calloc(1, sizeof(*m));
@@ -326,6 +327,10 @@ int main(void)
 {
 	Suite *s = suite_create("layout");
 	TCase *tc = tcase_create("core");
+	char seqpath[80];
+	int rc;
+
+	runner = getpid();
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, runs_follow_data_map);
@@ -336,5 +341,11 @@ int main(void)
 	tcase_add_test(tc, map_carries_gpa);
 	tcase_add_test(tc, histogram_percentiles);
 	suite_add_tcase(s, tc);
-	return vt_run_suite(s);
+	rc = vt_run_suite(s);
+	/* Check skips a failed test's teardown: clean up here too. */
+	snprintf(path, sizeof(path), "/dev/shm/vmt-layout-%d", (int)runner);
+	snprintf(seqpath, sizeof(seqpath), "%s%s", path, VMEM_SEQ_SUFFIX);
+	unlink(path);
+	unlink(seqpath);
+	return rc;
 }

@@ -438,13 +438,6 @@ static void cleanup_all(void)
 		vt_netns_delete(&netns[i]);
 }
 
-static void on_signal(int sig)
-{
-	cleanup_all();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 #define REQUIRE_ENV() ck_assert_msg(E->ok, "environment: %s", E->err)
 
 /* ---- helpers for tests ---------------------------------------------- */
@@ -1687,20 +1680,10 @@ int main(void)
 	char err[1024];
 	int failed;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	runner_pid = getpid();
-	vt_become_subreaper();
-	E = mmap(NULL, sizeof(*E), PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (E == MAP_FAILED) {
-		perror("mmap");
+	E = vt_runner_env(sizeof(*E), cleanup_all);
+	if (!E)
 		return 1;
-	}
-	memset(E, 0, sizeof(*E));
-	atexit(cleanup_all);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
 
 	/* VMT_NO_NETNS=1 runs the loopback fallback on purpose. */
 	use_netns = !getenv("VMT_NO_NETNS");

@@ -142,13 +142,6 @@ static void env_down(void)
 	E->up = false;
 }
 
-static void on_signal(int sig)
-{
-	env_down();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static bool file_exists(const char *path)
 {
 	return access(path, R_OK) == 0;
@@ -862,31 +855,15 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	runner_pid = getpid();
 	if (access(vt_qemu_bin(), X_OK) != 0) {
 		printf("SKIP: check_qemu_e2e: %s missing (run "
 		       "scripts/build-qemu.sh)\n", vt_qemu_bin());
 		sr = srunner_create(skip_suite());
 	} else {
-		vt_become_subreaper();
-		E = mmap(NULL, sizeof(*E), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (E == MAP_FAILED) {
-			perror("mmap");
+		E = vt_runner_env(sizeof(*E), env_down);
+		if (!E)
 			return 1;
-		}
-		memset(E, 0, sizeof(*E));
-		atexit(env_down);
-		/*
-		 * A guest or server that died must fail a test, not kill the
-		 * runner that holds every PID to clean up: writes to its
-		 * sockets then fail with EPIPE.
-		 */
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		signal(SIGHUP, on_signal);
 		sr = srunner_create(e2e_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);

@@ -162,13 +162,6 @@ static void env_down(void)
 	E->have_hash = false;
 }
 
-static void on_signal(int sig)
-{
-	env_down();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
 static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void env_fail(const char *fmt, ...)
@@ -1176,27 +1169,15 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	runner_pid = getpid();
-	/* A killed QEMU's sockets must not kill us when we write to them. */
-	signal(SIGPIPE, SIG_IGN);
 	if (access(vt_qemu_bin(), X_OK) != 0) {
 		printf("SKIP: check_qemu_vmemfs: %s missing (run "
 		       "scripts/build-qemu.sh)\n", vt_qemu_bin());
 		sr = srunner_create(skip_suite());
 	} else {
-		vt_become_subreaper();
-		E = mmap(NULL, sizeof(*E), PROT_READ | PROT_WRITE,
-			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (E == MAP_FAILED) {
-			perror("mmap");
+		E = vt_runner_env(sizeof(*E), env_down);
+		if (!E)
 			return 1;
-		}
-		memset(E, 0, sizeof(*E));
-		atexit(env_down);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		signal(SIGHUP, on_signal);
 		sr = srunner_create(vmemfs_suite());
 	}
 	srunner_run_all(sr, CK_NORMAL);

@@ -40,6 +40,7 @@ struct vm {
 };
 
 static char mem_path[64], seq_path[80], conf_text[1024];
+static pid_t runner;	/* names the scratch files; main removes them */
 static struct vm vm;
 static struct fakeqmp qmp;
 
@@ -109,13 +110,18 @@ static bool vm_command(struct fakeqmp *s, int fd, json_object *cmd, void *opaque
 	return true;
 }
 
+static void setup_paths(void)
+{
+	snprintf(mem_path, sizeof(mem_path), "/dev/shm/vmt-rp-%d.mem", (int)runner);
+	snprintf(seq_path, sizeof(seq_path), "%s" VMEM_SEQ_SUFFIX, mem_path);
+}
+
 static void setup(void)
 {
 	unsigned char *buf = malloc(2 * M);
 	int sfd;
 
-	snprintf(mem_path, sizeof(mem_path), "/dev/shm/vmt-rp-%d.mem", getpid());
-	snprintf(seq_path, sizeof(seq_path), "%s" VMEM_SEQ_SUFFIX, mem_path);
+	setup_paths();
 	vm.memfd = open(mem_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(vm.memfd, 0);
 	ck_assert_int_eq(ftruncate(vm.memfd, RAM), 0);
@@ -270,6 +276,9 @@ int main(void)
 {
 	Suite *s = suite_create("remote-paging");
 	TCase *tc = tcase_create("backend");
+	int rc;
+
+	runner = getpid();
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
@@ -278,5 +287,10 @@ int main(void)
 	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
 	tcase_add_test(tc, evicted_again_is_bounded);
 	suite_add_tcase(s, tc);
-	return vt_run_suite(s);
+	rc = vt_run_suite(s);
+	/* Check skips a failed test's teardown: clean up here too. */
+	setup_paths();
+	unlink(mem_path);
+	unlink(seq_path);
+	return rc;
 }

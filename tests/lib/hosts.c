@@ -46,6 +46,37 @@ void vt_become_subreaper(void)
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
+static void (*runner_cleanup)(void);
+
+static void runner_on_signal(int sig)
+{
+	runner_cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void *vt_runner_env(size_t size, void (*cleanup)(void))
+{
+	void *env;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	vt_become_subreaper();
+	env = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (env == MAP_FAILED) {
+		perror("mmap");
+		return NULL;
+	}
+	memset(env, 0, size);
+	runner_cleanup = cleanup;
+	atexit(cleanup);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, runner_on_signal);
+	signal(SIGTERM, runner_on_signal);
+	signal(SIGHUP, runner_on_signal);
+	return env;
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -30,6 +30,16 @@ void vt_sleep_ms(unsigned int ms);
  */
 void vt_become_subreaper(void);
 
+/*
+ * Set up the runner process of a test program that starts real processes
+ * (servers, guests, mounts), before the suites run: line-buffered stdout,
+ * sub-reaper, @cleanup run at exit and on SIGINT/SIGTERM/SIGHUP (then the
+ * signal is re-raised), SIGPIPE ignored (a peer that died must fail a
+ * test, not kill the runner that holds every PID to clean up).  Returns
+ * @size zeroed bytes shared with the forked tests, or NULL.
+ */
+void *vt_runner_env(size_t size, void (*cleanup)(void));
+
 /* ---- network namespaces --------------------------------------------- */
 
 struct vt_netns {
