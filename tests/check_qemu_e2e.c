@@ -50,6 +50,7 @@
 
 #include "lib/guest.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define MiB ((uint64_t)1 << 20)
 #define RAM (512 * MiB)
@@ -833,42 +834,13 @@ static Suite *e2e_suite(void)
 	return s;
 }
 
-START_TEST(test_skipped)
+static void set_env(void *env)
 {
-	printf("SKIP: check_qemu_e2e: %s missing (run scripts/build-qemu.sh)\n",
-	       vt_qemu_bin());
-}
-END_TEST
-
-static Suite *skip_suite(void)
-{
-	Suite *s = suite_create("qemu_e2e");
-	TCase *tc = tcase_create("skipped");
-
-	tcase_add_test(tc, test_skipped);
-	suite_add_tcase(s, tc);
-	return s;
+	E = env;
 }
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	runner_pid = getpid();
-	if (access(vt_qemu_bin(), X_OK) != 0) {
-		printf("SKIP: check_qemu_e2e: %s missing (run "
-		       "scripts/build-qemu.sh)\n", vt_qemu_bin());
-		sr = srunner_create(skip_suite());
-	} else {
-		E = vt_runner_env(sizeof(*E), env_down);
-		if (!E)
-			return 1;
-		sr = srunner_create(e2e_suite());
-	}
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	env_down();
-	return failed ? 1 : 0;
+	return vt_guest_suite_main("check_qemu_e2e", e2e_suite, set_env, sizeof(*E), env_down);
 }

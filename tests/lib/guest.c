@@ -25,20 +25,6 @@
 #define READY_LINE "VMT-GUEST-READY\n"
 #define END_MARK "@@VMT-END "
 
-static void gerr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void gerr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* .../build/tests/check_x -> .../build/<rel> */
 static const char *build_path(char *buf, size_t len, const char *rel)
 {
@@ -322,7 +308,7 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 	 * parent may store the PID in it. */
 	pid = fork();
 	if (pid < 0) {
-		gerr(err, errlen, "fork: %s", strerror(errno));
+		vt_set_err(err, errlen, "fork: %s", strerror(errno));
 		return -1;
 	}
 	if (pid == 0) {
@@ -346,30 +332,30 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 
 	g->serial_fd = connect_retry(g, g->serial_path, deadline);
 	if (g->serial_fd < 0) {
-		gerr(err, errlen, "no serial socket %s (%s after %.0f ms)",
+		vt_set_err(err, errlen, "no serial socket %s (%s after %.0f ms)",
 		     g->serial_path, g->pid ? "timeout" : "QEMU exited",
 		     vt_now_ms() - t0);
 		goto fail;
 	}
 	g->qmp_fd = connect_retry(g, g->qmp_path, deadline);
 	if (g->qmp_fd < 0) {
-		gerr(err, errlen, "no QMP socket %s", g->qmp_path);
+		vt_set_err(err, errlen, "no QMP socket %s", g->qmp_path);
 		goto fail;
 	}
 	if (qmp_read_line(g, line, sizeof(line), deadline) < 0 ||
 	    !strstr(line, "\"QMP\"")) {
-		gerr(err, errlen, "no QMP greeting");
+		vt_set_err(err, errlen, "no QMP greeting");
 		goto fail;
 	}
 	if (vt_guest_qmp(g, "{\"execute\":\"qmp_capabilities\"}", line,
 			 sizeof(line), timeout) != 0) {
-		gerr(err, errlen, "qmp_capabilities: %s", line);
+		vt_set_err(err, errlen, "qmp_capabilities: %s", line);
 		goto fail;
 	}
 	while (!o->paused && !strstr(g->sbuf, READY_LINE)) {
 		if (read_some(g->serial_fd, g->sbuf, &g->slen, sizeof(g->sbuf),
 			      deadline) < 0) {
-			gerr(err, errlen, "guest not ready after %d ms "
+			vt_set_err(err, errlen, "guest not ready after %d ms "
 			     "(console: %.300s)", timeout, g->sbuf);
 			goto fail;
 		}

@@ -77,10 +77,7 @@ void *vt_runner_env(size_t size, void (*cleanup)(void))
 	return env;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -264,7 +261,7 @@ static int run_quiet(char *err, size_t errlen, char *const argv[])
 		for (int i = 0; argv[i] && used < sizeof(cmd) - 1; i++)
 			used += snprintf(cmd + used, sizeof(cmd) - used,
 					 "%s%s", i ? " " : "", argv[i]);
-		set_err(err, errlen, "`%s` failed (%d): %s", cmd, rc, e);
+		vt_set_err(err, errlen, "`%s` failed (%d): %s", cmd, rc, e);
 		return -1;
 	}
 	return 0;
@@ -375,12 +372,12 @@ struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,
 		struct nbd_handle *h = nbd_create();
 
 		if (!h) {
-			set_err(err, errlen, "nbd_create: %s", nbd_get_error());
+			vt_set_err(err, errlen, "nbd_create: %s", nbd_get_error());
 			return NULL;
 		}
 		if (nbd_connect_uri(h, uri) == 0)
 			return h;
-		set_err(err, errlen, "connect %s: %s", uri, nbd_get_error());
+		vt_set_err(err, errlen, "connect %s: %s", uri, nbd_get_error());
 		nbd_close(h);
 		if (vt_now_ms() > deadline)
 			return NULL;
@@ -420,7 +417,7 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 	snprintf(n->uri, sizeof(n->uri), "nbd://%s:%d", n->addr, n->port);
 	pid = fork();
 	if (pid < 0) {
-		set_err(err, errlen, "fork: %s", strerror(errno));
+		vt_set_err(err, errlen, "fork: %s", strerror(errno));
 		return -1;
 	}
 	if (pid == 0) {
@@ -489,7 +486,7 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 				kill(pid, SIGKILL);
 			if (n->pid > 0)
 				kill(n->pid, SIGKILL);
-			set_err(err, errlen, "nbdkit on %s did not start (status 0x%x)",
+			vt_set_err(err, errlen, "nbdkit on %s did not start (status 0x%x)",
 				n->uri, st);
 			n->pid = 0;
 			return -1;
@@ -505,7 +502,7 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 
 		if (exit_with_parent ? waitpid(pid, &st, WNOHANG) == pid :
 		    vt_wait_pid(pid, 0) != -1) {
-			set_err(err, errlen, "nbdkit on %s exited (status 0x%x)",
+			vt_set_err(err, errlen, "nbdkit on %s exited (status 0x%x)",
 				n->uri, st);
 			n->pid = 0;
 			return -1;
@@ -627,7 +624,7 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 
 	pid = fork();
 	if (pid < 0) {
-		set_err(err, errlen, "fork: %s", strerror(errno));
+		vt_set_err(err, errlen, "fork: %s", strerror(errno));
 		return -1;
 	}
 	if (pid == 0) {
@@ -658,7 +655,7 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 		int ws;
 
 		if (waitpid(pid, &ws, WNOHANG) == pid) {
-			set_err(err, errlen,
+			vt_set_err(err, errlen,
 				"%s exited before the mount was ready (status 0x%x)%s%s",
 				bin, ws, log ? "; log: " : "", log ? log : "");
 			v->pid = 0;
@@ -667,7 +664,7 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 		if (stat(mem, &st) == 0 && (uint64_t)st.st_size == ram_size)
 			return 0;
 		if (vt_now_ms() > deadline) {
-			set_err(err, errlen,
+			vt_set_err(err, errlen,
 				"%s not ready within %d ms (stat %s: %s)", mem,
 				timeout_ms, mem, strerror(errno));
 			vt_vmemfs_stop(v, 3000);

@@ -30,6 +30,10 @@ void vt_sleep_ms(unsigned int ms);
  */
 void vt_become_subreaper(void);
 
+/* printf into @err (if not NULL): how every helper here reports failure. */
+void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /*
  * Set up the runner process of a test program that starts real processes
  * (servers, guests, mounts), before the suites run: line-buffered stdout,
