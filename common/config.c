@@ -196,11 +196,10 @@ static int range_parse(const char *s, uint64_t *start, uint64_t *end)
 		return VAL_BAD;
 	if (r1 || r2)
 		return VAL_OVERFLOW;
-	if (a >= b)
-		return VAL_EMPTY_RANGE;
+	/* Both ends even for an empty range: vmem_range_problem says why. */
 	*start = a;
 	*end = b;
-	return VAL_OK;
+	return a < b ? VAL_OK : VAL_EMPTY_RANGE;
 }
 
 static int duration_parse(const char *s, uint64_t *out_ms)
@@ -237,7 +236,13 @@ int vmem_parse_size(const char *s, uint64_t *out)
 
 int vmem_parse_range(const char *s, uint64_t *start, uint64_t *end)
 {
-	return s && range_parse(s, start, end) == VAL_OK ? 0 : -1;
+	uint64_t a, b;
+
+	if (!s || range_parse(s, &a, &b) != VAL_OK)
+		return -1;
+	*start = a;
+	*end = b;
+	return 0;
 }
 
 int vmem_parse_duration_ms(const char *s, uint64_t *out_ms)
@@ -296,7 +301,7 @@ const char *vmem_backend_name(enum vmem_backend_kind k)
  * does the real parsing at connect time; this only catches typos early,
  * with the config line at hand.  Returns NULL when fine, else the reason.
  */
-static const char *uri_problem(const char *uri)
+const char *vmem_uri_problem(const char *uri)
 {
 	const char *p, *q;
 
@@ -350,6 +355,17 @@ static const char *uri_problem(const char *uri)
 	return "is not an nbd:// or nbd+unix:// URI";
 }
 
+const char *vmem_range_problem(uint64_t start, uint64_t end)
+{
+	if (start >= end)
+		return "is empty (START must be below END)";
+	if (end > VMEM_RAM_MAX)
+		return "ends above the largest supported ram-size 4096T";
+	if (start % PAGE_SZ || end % PAGE_SZ)
+		return "is not 4K-aligned";
+	return NULL;
+}
+
 /* ---- the parser ---------------------------------------------------- */
 
 struct parser {
@@ -400,31 +416,47 @@ static void vm_free(struct vmem_vm *vm)
 	free(vm->subhosts);
 }
 
+/* A size of at most @max; the message names the limit. */
 static int size_value(struct parser *ps, unsigned int line, const char *key,
-		      const char *val, uint64_t *out)
+		      const char *val, uint64_t max, uint64_t *out)
 {
-	int r = size_parse(val, out);
+	char m[32];
+	uint64_t v;
+	int r = size_parse(val, &v);
 
-	if (r == VAL_OVERFLOW)
-		return perr(ps, line, "%s '%s' is too large", key, val);
-	if (r)
+	if (r == VAL_BAD)
 		return perr(ps, line,
 			    "%s '%s' is not a size (e.g. 4096, 64K, 0x10000)",
 			    key, val);
+	if (r == VAL_OVERFLOW || v > max) {
+		vmem_format_size(max, m, sizeof(m));
+		return perr(ps, line,
+			    "%s '%s' is above the largest supported value %s",
+			    key, val, m);
+	}
+	*out = v;
 	return 0;
 }
 
+/* A duration of at most VMEM_DURATION_MAX_MS; the message names it. */
 static int duration_value(struct parser *ps, unsigned int line,
 			  const char *key, const char *val, uint64_t *out)
 {
-	int r = duration_parse(val, out);
+	char m[32];
+	uint64_t v;
+	int r = duration_parse(val, &v);
 
-	if (r == VAL_OVERFLOW)
-		return perr(ps, line, "%s '%s' is too large", key, val);
-	if (r)
+	if (r == VAL_BAD)
 		return perr(ps, line,
 			    "%s '%s' is not a duration (e.g. 500ms, 2s)",
 			    key, val);
+	if (r == VAL_OVERFLOW || v > VMEM_DURATION_MAX_MS) {
+		format_duration(VMEM_DURATION_MAX_MS, m, sizeof(m));
+		return perr(ps, line,
+			    "%s '%s' is above the largest supported value %s",
+			    key, val, m);
+	}
+	*out = v;
 	return 0;
 }
 
@@ -455,23 +487,24 @@ static int add_subhost(struct parser *ps, unsigned int line, char *val)
 			    "subhost '%s%s%s' is not 'URI START-END' "
 			    "(e.g. nbd://127.0.0.1:10809 1G-2G)",
 			    uri, *range ? " " : "", range);
-	why = uri_problem(uri);
+	why = vmem_uri_problem(uri);
 	if (why)
 		return perr(ps, line, "subhost URI '%s' %s", uri, why);
 	r = range_parse(range, &start, &end);
-	if (r == VAL_OVERFLOW)
-		return perr(ps, line, "subhost range '%s' is too large", range);
-	if (r == VAL_EMPTY_RANGE)
-		return perr(ps, line,
-			    "subhost range '%s' is empty (START must be below END)",
-			    range);
-	if (r)
+	if (r == VAL_BAD)
 		return perr(ps, line,
 			    "subhost range '%s' is not START-END (e.g. 1G-2G)",
 			    range);
-	if (start % PAGE_SZ || end % PAGE_SZ)
+	if (r == VAL_OVERFLOW)
+		why = vmem_range_problem(0, UINT64_MAX);
+	else
+		why = vmem_range_problem(start, end);
+	if (why)
+		return perr(ps, line, "subhost range '%s' %s", range, why);
+	if (vm->n_subhosts >= VMEM_SUBHOSTS_MAX)
 		return perr(ps, line,
-			    "subhost range '%s' is not 4K-aligned", range);
+			    "subhost '%s %s' is above the largest supported number of sub-hosts per VM, %d",
+			    uri, range, VMEM_SUBHOSTS_MAX);
 	for (i = 0; i < vm->n_subhosts; i++) {
 		struct vmem_subhost *o = &vm->subhosts[i];
 		char s[32], e[32];
@@ -514,7 +547,7 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->memory_file_line = line;
 		return 0;
 	case K_RAM_SIZE:
-		if (size_value(ps, line, key, val, &v))
+		if (size_value(ps, line, key, val, VMEM_RAM_MAX, &v))
 			return -1;
 		if (!v)
 			return perr(ps, line,
@@ -538,7 +571,11 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 				    val);
 		return 0;
 	case K_CHUNK_SIZE:
-		if (size_value(ps, line, key, val, &v))
+		/* Too large for 64 bits is outside 4K..16M as well: the one
+		 * message below names the limits for both. */
+		if (size_parse(val, &v) == VAL_OVERFLOW)
+			v = 0;
+		else if (size_value(ps, line, key, val, UINT64_MAX, &v))
 			return -1;
 		if (v < CHUNK_MIN || v > CHUNK_MAX || (v & (v - 1)))
 			return perr(ps, line,
@@ -547,7 +584,8 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->chunk_size = v;
 		return 0;
 	case K_CACHE_SIZE:
-		return size_value(ps, line, key, val, &vm->cache_size);
+		return size_value(ps, line, key, val, VMEM_RAM_MAX,
+				  &vm->cache_size);
 	case K_CACHE_TTL:
 		return duration_value(ps, line, key, val, &vm->cache_ttl_ms);
 	case K_TIMEOUT:
@@ -562,7 +600,7 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 	case K_SUBHOST:
 		return add_subhost(ps, line, val);
 	case K_LOCAL_LIMIT:
-		if (size_value(ps, line, key, val, &v))
+		if (size_value(ps, line, key, val, VMEM_RAM_MAX, &v))
 			return -1;
 		if (!v)
 			return perr(ps, line,
@@ -996,6 +1034,13 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 			seterr(err, errlen, path, mf_line,
 			       "memory-file '%s' size %" PRIu64
 			       " is not a multiple of 4K; set ram-size",
+			       vm->memory_file, ram);
+			return -1;
+		}
+		if (ram > VMEM_RAM_MAX) {
+			seterr(err, errlen, path, mf_line,
+			       "memory-file '%s' size %" PRIu64
+			       " is above the largest supported ram-size 4096T",
 			       vm->memory_file, ram);
 			return -1;
 		}

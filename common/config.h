@@ -26,6 +26,31 @@
 
 #define VMEM_DEFAULT_CONFIG "/etc/vmemtrans.conf"
 
+/*
+ * The largest values accepted, so that nothing that loads breaks later
+ * (a size that does not fit in off_t, a duration that wraps or turns into
+ * poll(-1)).  Everything learned from QEMU is held to the same limits.
+ *
+ * VMEM_RAM_MAX: 2^52 bytes (4096T), the widest guest-physical address
+ * space of x86-64 (5-level paging) and arm64 (LPA): no guest has more
+ * RAM, or RAM higher up.  It bounds ram-size, sub-host ranges,
+ * local-limit, cache-size and guest-physical addresses, and keeps the sum
+ * of any two offsets far inside off_t.
+ *
+ * VMEM_DURATION_MAX_MS: 1 hour, for timeout and cache-ttl.  Durations
+ * become poll() milliseconds (an int: 24.8 days) and nanosecond deadlines
+ * (uint64_t: 584 years); an hour is far inside both, and a read that
+ * waits longer for a sub-host, or a cached copy of guest memory older
+ * than that, is a hang or a stale view in all but name.
+ *
+ * VMEM_SUBHOSTS_MAX: sub-hosts per VM.  Each may hold 4 NBD connections
+ * (vmemfs) plus the pager's in QEMU; 128 keeps them inside half of the
+ * usual 1024 open files.
+ */
+#define VMEM_RAM_MAX		(1ULL << 52)
+#define VMEM_DURATION_MAX_MS	3600000ULL
+#define VMEM_SUBHOSTS_MAX	128
+
 enum vmem_backend_kind {
 	VMEM_BACKEND_DIRECT,
 	VMEM_BACKEND_REMOTE_PAGING,
@@ -120,6 +145,16 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 int vmem_parse_size(const char *s, uint64_t *out);
 int vmem_parse_range(const char *s, uint64_t *start, uint64_t *end);
 int vmem_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/*
+ * The checks of the config's own subhost lines, for sub-hosts that come
+ * from elsewhere (QEMU's query-vmem): NULL when fine, else the reason, to
+ * follow "URI '...' " or "range '...' " in a message.  The range check is
+ * START < END, both 4K-aligned, END at most VMEM_RAM_MAX; that it ends
+ * within ram-size and overlaps nothing is for the caller to check.
+ */
+const char *vmem_uri_problem(const char *uri);
+const char *vmem_range_problem(uint64_t start, uint64_t end);
 
 /* Format @v as the shortest exact "64K"/"2G"/"12345" for messages. */
 void vmem_format_size(uint64_t v, char *buf, size_t len);

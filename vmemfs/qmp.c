@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -76,11 +77,14 @@ static uint64_t now_ns(void)
 
 static int ms_left(uint64_t deadline)
 {
-	uint64_t now = now_ns();
+	uint64_t now = now_ns(), ms;
 
 	if (now >= deadline)
 		return 0;
-	return (int)((deadline - now + 999999) / 1000000);
+	ms = (deadline - now + 999999) / 1000000;
+	/* The config bounds the timeout far below this; should a larger
+	 * one come anyway, it must not wrap into poll(-1), a wait forever. */
+	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* pthread_cond_timedwait wants CLOCK_REALTIME unless told otherwise. */
