@@ -22,10 +22,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "qmp.h"
 
 /* After a failed connect, commands fail at once for this long. */
 #define RECONNECT_HOLDOFF_NS (100 * 1000000ull)
+
+/*
+ * The largest QMP message we take.  json-c's tokener keeps a message's
+ * strings whole until it ends, so without a cap a peer can make us hold
+ * any amount (a 100 MB string took RSS to 199 MB).  The largest answers
+ * we ask for are human-monitor-command "info mtree -f" and query-vmem:
+ * measured with QEMU 7.2, -M q35 -m 4G, VGA and 160 virtio PCI devices,
+ * info mtree -f is 17 KB (the flat views of like devices are shared), and
+ * query-vmem with the most sub-hosts a config allows (128) is about
+ * 16 KB.  4 MiB is over 200 times that; a bigger message is not QEMU
+ * answering us, and is treated as a broken peer: the connection is
+ * dropped, the commands in flight get EIO, and the next one reconnects.
+ */
+#define QMP_MAX_MSG (4u << 20)
 
 struct pending {
 	uint64_t id;
@@ -60,6 +75,8 @@ struct vmem_qmp {
 	uint64_t connects;
 	uint64_t failed_at_ns;	/* last failed connect, 0 if none */
 	char last_error[160];
+	char lost_why[96];	/* why the reader dropped the last
+				 * connection; "" for end of stream */
 
 	pthread_mutex_t wlock;	/* one writer on the socket at a time */
 
@@ -171,11 +188,18 @@ static int write_all(int fd, const char *buf, size_t len, uint64_t deadline)
 static json_object *read_object(int fd, json_tokener *tok, char *buf,
 				size_t cap, size_t *have, uint64_t deadline)
 {
+	size_t fed = 0;		/* bytes of this message so far */
+
 	for (;;) {
 		if (*have) {
 			json_object *o = json_tokener_parse_ex(tok, buf, (int)*have);
 			size_t used = json_tokener_get_parse_end(tok);
 
+			fed += used;
+			if (fed > QMP_MAX_MSG) {
+				json_object_put(o);
+				return NULL;
+			}
 			if (!o && json_tokener_get_error(tok) != json_tokener_continue)
 				return NULL;
 			memmove(buf, buf + used, *have - used);
@@ -316,7 +340,9 @@ static void *reader_main(void *arg)
 {
 	struct vmem_qmp *q = arg;
 	json_tokener *tok = json_tokener_new();
+	const char *why = "";
 	struct conn *c;
+	size_t msg = 0;		/* bytes of the message being parsed */
 	char buf[16384];
 
 	pthread_mutex_lock(&q->lock);
@@ -334,13 +360,25 @@ static void *reader_main(void *arg)
 		while (off < (size_t)n) {
 			json_object *o = json_tokener_parse_ex(tok, buf + off,
 							       (int)((size_t)n - off));
+			size_t used = json_tokener_get_parse_end(tok);
 
-			off += json_tokener_get_parse_end(tok);
+			off += used;
+			msg += used;
+			if (msg > QMP_MAX_MSG) {
+				json_object_put(o);
+				why = "a message larger than 4 MiB";
+				vmem_log(LOG_WARNING, "QMP %s: message larger "
+					 "than %u MiB; dropping the connection",
+					 q->path, QMP_MAX_MSG >> 20);
+				goto out;
+			}
 			if (o) {
 				json_tokener_reset(tok);
+				msg = 0;
 				dispatch(q, o);
 			} else if (json_tokener_get_error(tok) !=
 				   json_tokener_continue) {
+				why = "a message that is not JSON";
 				goto out;	/* not QMP: drop the connection */
 			}
 		}
@@ -348,6 +386,7 @@ static void *reader_main(void *arg)
 out:
 	json_tokener_free(tok);
 	pthread_mutex_lock(&q->lock);
+	snprintf(q->lost_why, sizeof(q->lost_why), "%s", why);
 	/* Every command in flight on this connection is lost. */
 	for (struct pending *p = q->pending; p; p = p->next)
 		p->done = true;
@@ -438,13 +477,15 @@ static void unlink_pending(struct vmem_qmp *q, struct pending *me)
 
 /* The reply of one command as execute() reports it; frees the reply. */
 static int take_reply(struct vmem_qmp *q, const char *cmd, json_object *reply,
-		      json_object **ret, char *err, size_t errlen)
+		      const char *lost_why, json_object **ret, char *err,
+		      size_t errlen)
 {
 	json_object *v, *desc;
 
 	if (!reply) {
-		snprintf(err, errlen, "%s: %s: connection to the VM lost", q->path,
-			 cmd);
+		snprintf(err, errlen, "%s: %s: connection to the VM lost%s%s",
+			 q->path, cmd, *lost_why ? ": QEMU sent " : "",
+			 lost_why);
 		return -EIO;
 	}
 	if (json_object_object_get_ex(reply, "error", &v)) {
@@ -472,6 +513,7 @@ static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 {
 	uint64_t deadline = now_ns() + q->timeout_ms * 1000000u;
 	struct pending stack_me[8], *me = stack_me;
+	char lost_why[sizeof(q->lost_why)];
 	struct conn *c;
 	char *buf = NULL;
 	size_t blen = 0, i;
@@ -553,14 +595,15 @@ static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 	}
 	for (i = 0; i < n; i++)
 		unlink_pending(q, &me[i]);
+	snprintf(lost_why, sizeof(lost_why), "%s", q->lost_why);
 	conn_put(c);
 	pthread_mutex_unlock(&q->lock);
 
 	/* Replies that did come are ours to free, whatever happened. */
 	for (i = 0; i < n; i++) {
 		if (rc == 0) {
-			rc = take_reply(q, cmd, me[i].reply, n == 1 ? ret : NULL,
-					err, errlen);
+			rc = take_reply(q, cmd, me[i].reply, lost_why,
+					n == 1 ? ret : NULL, err, errlen);
 		} else {
 			json_object_put(me[i].reply);
 		}
