@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* Guest-physical layout from QEMU's memory tree.  See gpa.h. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/config.h"
 #include "gpa.h"
 
 int vmem_gpa_flat(struct vmem_gpa_map *m, uint64_t ram_size)
@@ -33,6 +35,33 @@ static int cmp_gpa(const void *a, const void *b)
 }
 
 /*
+ * Hex digits at *p (QEMU prints 16), moving *p past them; false if there
+ * are none.  More than 16 digits cannot be a 64-bit address: *wide is
+ * set then, instead of sscanf's silent clamp to 2^64-1.
+ */
+static bool hex_u64(const char **p, uint64_t *v, bool *wide)
+{
+	const char *s = *p;
+	uint64_t x = 0;
+	int n;
+
+	for (n = 0; isxdigit((unsigned char)s[n]); n++) {
+		if (n == 16) {
+			*wide = true;
+			continue;
+		}
+		x = x << 4 | (uint64_t)(isdigit((unsigned char)s[n]) ?
+					s[n] - '0' :
+					tolower((unsigned char)s[n]) - 'a' + 10);
+	}
+	if (!n)
+		return false;
+	*v = x;
+	*p = s + n;
+	return true;
+}
+
+/*
  * One line of a FlatView of `info mtree -f`, e.g.
  *   "  0000000100000000-000000017fffffff (prio 0, ram): ram0 @00000000c0000000"
  *   "  00000000000f0000-00000000000fffff (prio 0, rom): ram0 @00000000000f0000"
@@ -44,21 +73,59 @@ static int cmp_gpa(const void *a, const void *b)
  * does not parse.
  */
 static int parse_line(const char *line, const char *memdev,
-		      struct vmem_gpa_ext *e)
+		      uint64_t ram_size, struct vmem_gpa_ext *e,
+		      char *why, size_t whylen)
 {
 	uint64_t start, last, off = 0;
-	char kind[16], name[128], at[32];
+	char kind[16], name[128], at[32], a[32];
+	const char *p = line, *q, *problem;
+	bool wide = false;
 	int n;
 
-	n = sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %*d, %15[^)]): %127s %31s",
-		   &start, &last, kind, name, at);
-	if (n < 4 || (strcmp(kind, "ram") != 0 && strcmp(kind, "rom") != 0) ||
+	while (*p == ' ')
+		p++;
+	if (!hex_u64(&p, &start, &wide) || *p++ != '-' ||
+	    !hex_u64(&p, &last, &wide))
+		return 0;
+	n = sscanf(p, " (prio %*d, %15[^)]): %127s %31s", kind, name, at);
+	if (n < 2 || (strcmp(kind, "ram") != 0 && strcmp(kind, "rom") != 0) ||
 	    strcmp(name, memdev) != 0)
 		return 0;
-	if (last < start)
+	q = at + 1;
+	if (n == 3 && (at[0] != '@' || !hex_u64(&q, &off, &wide) || *q)) {
+		snprintf(why, whylen, "its RAM offset '%s' is not @HEX", at);
 		return -1;
-	if (n == 5 && (at[0] != '@' || sscanf(at + 1, "%" SCNx64, &off) != 1))
+	}
+	/*
+	 * The same rules as a subhost line of the config: a 4K-aligned,
+	 * non-empty range below VMEM_RAM_MAX, on both sides of the map.
+	 * Checked before anything adds up, so nothing here can wrap (the
+	 * whole space, 0-ffffffffffffffff, has length 2^64: that is 0).
+	 */
+	if (wide) {
+		snprintf(why, whylen, "has a number wider than 64 bits");
 		return -1;
+	}
+	if (last >= VMEM_RAM_MAX) {
+		vmem_format_size(VMEM_RAM_MAX, a, sizeof(a));
+		snprintf(why, whylen, "ends above the largest supported "
+			 "guest-physical address %s", a);
+		return -1;
+	}
+	problem = vmem_range_problem(start, last + 1);
+	if (!problem && off >= VMEM_RAM_MAX)
+		problem = "has a RAM offset above the largest supported ram-size";
+	if (!problem)
+		problem = vmem_range_problem(off, off + (last - start + 1));
+	if (problem) {
+		snprintf(why, whylen, "%s", problem);
+		return -1;
+	}
+	if (off + (last - start + 1) > ram_size) {
+		snprintf(why, whylen, "RAM of '%s' outside its %" PRIu64
+			 " bytes", memdev, ram_size);
+		return -1;
+	}
 	*e = (struct vmem_gpa_ext){ start, last - start + 1, off };
 	return 1;
 }
@@ -76,7 +143,7 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 	while (*p) {
 		const char *eol = strchr(p, '\n');
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-		char line[512];
+		char line[512], why[160];
 		struct vmem_gpa_ext e;
 		int r;
 
@@ -98,13 +165,12 @@ int vmem_gpa_parse_mtree(struct vmem_gpa_map *m, const char *text,
 		}
 		if (!in_memory)
 			continue;
-		r = parse_line(line, memdev, &e);
+		r = parse_line(line, memdev, ram_size, &e, why, sizeof(why));
 		if (r == 0)
 			continue;
-		if (r < 0 || e.ram + e.len > ram_size || e.ram + e.len < e.ram) {
-			snprintf(err, errlen, "info mtree line %u: RAM region of '%s' "
-				 "outside its %" PRIu64 " bytes or unreadable: %s",
-				 lineno, memdev, ram_size, line);
+		if (r < 0) {
+			snprintf(err, errlen, "info mtree line %u: '%s': %s",
+				 lineno, line + strspn(line, " "), why);
 			goto fail;
 		}
 		/* Pieces split only by their rom/ram flavour join up again. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Learning the VM's layout from QEMU.  See qemu_info.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -18,6 +19,27 @@ static json_object *str_args(const char *k1, const char *v1, const char *k2,
 	if (k2)
 		json_object_object_add(a, k2, json_object_new_string(v2));
 	return a;
+}
+
+/*
+ * A QOM object id as QEMU makes them (id_wellformed: a letter, then
+ * letters, digits, '-', '.', '_'): it goes into a QOM path and is matched
+ * against `info mtree` names, so a '/' or a blank must not get through.
+ */
+static bool qom_id_ok(json_object *name)
+{
+	const char *s;
+
+	if (!json_object_is_type(name, json_type_string))
+		return false;
+	s = json_object_get_string(name);
+	if (!isalpha((unsigned char)*s) || json_object_get_string_len(name) > 127)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' &&
+		    *s != '_')
+			return false;
+	return true;
 }
 
 char *vmem_qemu_memdev(struct vmem_qmp *q, const char *memory_file,
@@ -43,8 +65,10 @@ char *vmem_qemu_memdev(struct vmem_qmp *q, const char *memory_file,
 
 		if (!json_object_object_get_ex(o, "name", &name) ||
 		    !json_object_object_get_ex(o, "type", &type) ||
+		    !json_object_is_type(type, json_type_string) ||
 		    strcmp(json_object_get_string(type),
-			   "child<memory-backend-file>") != 0)
+			   "child<memory-backend-file>") != 0 ||
+		    !qom_id_ok(name))
 			continue;
 		snprintf(path, sizeof(path), "/objects/%s", json_object_get_string(name));
 		if (vmem_qmp_execute(q, "qom-get", str_args("path", path, "property",
@@ -132,6 +156,12 @@ int vmem_qemu_learn_subhosts(struct vmem_qmp *q, struct vmem_vm *vm,
 		return -1;
 	}
 	n = json_object_array_length(subs);
+	if (n > VMEM_SUBHOSTS_MAX) {
+		snprintf(err, errlen, "query-vmem: %zu sub-hosts, above the "
+			 "largest supported number %d", n, VMEM_SUBHOSTS_MAX);
+		json_object_put(info);
+		return -1;
+	}
 	total = vm->n_subhosts + n;
 	all = calloc(total ? total : 1, sizeof(*all));
 	if (!all) {
@@ -145,11 +175,37 @@ int vmem_qemu_learn_subhosts(struct vmem_qmp *q, struct vmem_vm *vm,
 		json_object *s = json_object_array_get_idx(subs, i), *uri;
 		uint64_t start = get_u64(s, "start", &ok), end = get_u64(s, "end", &ok);
 		bool overridden = false;
+		const char *why;
+		char a[32], b[32], r[32];
 
 		if (!ok || !json_object_object_get_ex(s, "uri", &uri) ||
-		    start >= end || end > vm->ram_size) {
+		    !json_object_is_type(uri, json_type_string)) {
 			snprintf(err, errlen, "query-vmem: bad sub-host %s",
 				 json_object_to_json_string(s));
+			goto fail;
+		}
+		/* The checks of a subhost line, so QEMU gets no more
+		 * through than the config would. */
+		why = vmem_uri_problem(json_object_get_string(uri));
+		if (why) {
+			snprintf(err, errlen, "query-vmem: sub-host URI '%s' %s",
+				 json_object_get_string(uri), why);
+			goto fail;
+		}
+		vmem_format_size(start, a, sizeof(a));
+		vmem_format_size(end, b, sizeof(b));
+		why = vmem_range_problem(start, end);
+		if (why) {
+			snprintf(err, errlen, "query-vmem: sub-host %s range "
+				 "%s-%s %s", json_object_get_string(uri), a, b,
+				 why);
+			goto fail;
+		}
+		if (end > vm->ram_size) {
+			vmem_format_size(vm->ram_size, r, sizeof(r));
+			snprintf(err, errlen, "query-vmem: sub-host %s range "
+				 "%s-%s ends beyond ram-size %s",
+				 json_object_get_string(uri), a, b, r);
 			goto fail;
 		}
 		for (j = 0; j < vm->n_subhosts; j++)
@@ -167,6 +223,12 @@ int vmem_qemu_learn_subhosts(struct vmem_qmp *q, struct vmem_vm *vm,
 		all[total].line = 0;
 		total++;
 		learned++;
+	}
+	if (total > VMEM_SUBHOSTS_MAX) {
+		snprintf(err, errlen, "query-vmem: %zu sub-hosts with the config's, "
+			 "above the largest supported number %d", total,
+			 VMEM_SUBHOSTS_MAX);
+		goto fail;
 	}
 	qsort(all, total, sizeof(*all), cmp_start);
 	for (i = 1; i < total; i++) {
