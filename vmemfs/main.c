@@ -3,11 +3,13 @@
  * vmemfs: mount one VM's memory, split across hosts, as one file.
  * Command line, config, and the FUSE session's life cycle.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/config.h"
@@ -34,7 +36,9 @@ static void usage(FILE *out)
 "  -f, --foreground     do not daemonize; log to stderr\n"
 "  -d, --debug          FUSE debug output (implies -f)\n"
 "  -o OPT[,OPT...]      FUSE mount options, e.g. allow_other (lets users\n"
-"                       other than root read guest memory: think first)\n"
+"                       other than root read guest memory: think first);\n"
+"                       nonempty: mount over a non-empty directory or an\n"
+"                       existing vmemfs mount (refused otherwise)\n"
 "      --check-config   validate the configuration, print the effective\n"
 "                       settings of the VM(s) and exit\n"
 "  -h, --help           show this help and exit\n"
@@ -51,6 +55,7 @@ struct opts {
 	bool foreground;
 	bool debug;
 	bool check_config;
+	bool nonempty;		/* -o nonempty: ours, not passed to FUSE */
 };
 
 static int append_opts(struct opts *o, const char *more)
@@ -68,6 +73,25 @@ static int append_opts(struct opts *o, const char *more)
 	}
 	o->fuse_opts = n;
 	return 0;
+}
+
+/* Take -o @arg: "nonempty" is ours (libfuse 3 has no such option). */
+static int add_o(struct opts *o, const char *arg)
+{
+	char *copy = strdup(arg), *tok, *save = NULL;
+	int rc = 0;
+
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok && !rc;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "nonempty") == 0)
+			o->nonempty = true;
+		else
+			rc = append_opts(o, tok);
+	}
+	free(copy);
+	return rc;
 }
 
 /* Returns 0 to go on, 1 to exit 0 (help/version), -1 on a usage error. */
@@ -103,7 +127,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->foreground = true;
 			break;
 		case 'o':
-			if (append_opts(o, optarg) < 0) {
+			if (add_o(o, optarg) < 0) {
 				fprintf(stderr, "vmemfs: out of memory\n");
 				return -1;
 			}
@@ -143,6 +167,119 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->mountpoint = realpath(argv[optind], NULL);
 	if (!o->mountpoint) {
 		fprintf(stderr, "vmemfs: %s: %s\n", argv[optind], strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Undo the octal escapes (\040 for a blank) of a /proc mountinfo field. */
+static void unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The source ("vmemfs:VM") of the topmost vmemfs mounted on @path, per
+ * /proc/self/mountinfo, into @src; false when there is none.
+ */
+static bool vmemfs_mounted_on(const char *path, char *src, size_t srclen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (getline(&line, &cap, f) > 0) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - TYPE SOURCE ... */
+		char *save = NULL, *mp, *sep, *type, *source;
+		int i;
+
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		*sep = '\0';
+		type = strtok_r(sep + 3, " \n", &save);
+		source = strtok_r(NULL, " \n", &save);
+		if (!type || strcmp(type, "fuse.vmemfs") != 0)
+			continue;
+		save = NULL;
+		mp = strtok_r(line, " ", &save);
+		for (i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (!mp)
+			continue;
+		unescape_mountinfo(mp);
+		if (strcmp(mp, path) != 0)
+			continue;
+		if (source)
+			unescape_mountinfo(source);
+		snprintf(src, srclen, "%s", source ? source : "vmemfs");
+		found = true;	/* later lines are mounted on top */
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Where we may mount.  A directory only: FUSE mounts over a regular file
+ * too, and once did over /etc/passwd when two arguments were swapped.
+ * Not on a vmemfs that already serves there: a second daemon would stack
+ * over the first without a word, and readers would see only one of them.
+ * Not over a non-empty directory, whose files the mount would hide.  The
+ * last two are for experts to override with -o nonempty.
+ */
+static int check_mountpoint(const char *mnt, bool nonempty)
+{
+	char src[256];
+	struct stat st;
+	struct dirent *de;
+	bool empty = true;
+	DIR *d;
+
+	if (stat(mnt, &st) < 0) {
+		fprintf(stderr, "vmemfs: %s: %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "vmemfs: %s: mount point is not a directory\n",
+			mnt);
+		return -1;
+	}
+	if (nonempty)
+		return 0;
+	if (vmemfs_mounted_on(mnt, src, sizeof(src))) {
+		fprintf(stderr, "vmemfs: %s: already a vmemfs mount (%s); "
+			"unmount it first, or use -o nonempty to mount over "
+			"it\n", mnt, src);
+		return -1;
+	}
+	d = opendir(mnt);
+	if (!d) {
+		fprintf(stderr, "vmemfs: %s: %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	while (empty && (de = readdir(d)))
+		empty = strcmp(de->d_name, ".") == 0 ||
+			strcmp(de->d_name, "..") == 0;
+	closedir(d);
+	if (!empty) {
+		fprintf(stderr, "vmemfs: %s: mount point is not empty; use -o "
+			"nonempty to mount over its contents\n", mnt);
 		return -1;
 	}
 	return 0;
@@ -273,6 +410,11 @@ int main(int argc, char **argv)
 		free(o.fuse_opts);
 		free(o.mountpoint);
 		return rc > 0 ? 0 : 2;
+	}
+	if (!o.check_config && check_mountpoint(o.mountpoint, o.nonempty) < 0) {
+		free(o.fuse_opts);
+		free(o.mountpoint);
+		return 1;
 	}
 	if (vmem_config_load(o.config, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmemfs: %s\n", err);
