@@ -355,6 +355,9 @@ const char *vmem_uri_problem(const char *uri)
 	return "is not an nbd:// or nbd+unix:// URI";
 }
 
+/* The messages below and in vmem_vm_resolve() spell the limits out. */
+_Static_assert(VMEM_RAM_MAX == 4096ULL << 40, "messages say 4096T");
+
 const char *vmem_range_problem(uint64_t start, uint64_t end)
 {
 	if (start >= end)

@@ -41,6 +41,7 @@
  * dropped, the commands in flight get EIO, and the next one reconnects.
  */
 #define QMP_MAX_MSG (4u << 20)
+_Static_assert(QMP_MAX_MSG == 4u << 20, "reader_main's message says 4 MiB");
 
 struct pending {
 	uint64_t id;
