@@ -6,6 +6,7 @@
  * with EIO well inside its timeout, a log line says why, the memory used
  * stays bounded (VmHWM), and the next command reconnects to a
  * well-behaved server.  A reply just under the cap still gets through.
+ * The same cap holds for the greeting, read while connecting.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,6 +209,77 @@ START_TEST(large_reply_under_the_cap_passes)
 }
 END_TEST
 
+/* A peer whose greeting never ends: {"QMP": "xxx... (100 MB). */
+struct raw_peer {
+	char path[108];
+	int lfd;
+	size_t sent;
+	pthread_t thr;
+};
+
+static void *raw_peer_main(void *arg)
+{
+	struct raw_peer *p = arg;
+	static char piece[64 * 1024];
+	int fd = accept(p->lfd, NULL, NULL);
+	size_t sent = 0;
+
+	memset(piece, 'x', sizeof(piece));
+	if (fd < 0)
+		return NULL;
+	if (send(fd, "{\"QMP\": \"", 9, MSG_NOSIGNAL) == 9) {
+		while (sent < 100 * MiB) {
+			ssize_t n = send(fd, piece, sizeof(piece), MSG_NOSIGNAL);
+
+			if (n <= 0)
+				break;
+			sent += (size_t)n;
+			__atomic_store_n(&p->sent, sent, __ATOMIC_RELAXED);
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+START_TEST(oversized_greeting_is_refused)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct raw_peer p = { .sent = 0 };
+	struct vmem_qmp *q;
+	char err[256];
+	long before, after;
+	size_t sent;
+	int rc;
+
+	snprintf(p.path, sizeof(p.path), "/tmp/vmt-qmpcap-%d.sock",
+		 (int)getpid());
+	unlink(p.path);
+	strcpy(sa.sun_path, p.path);
+	p.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(p.lfd, 0);
+	ck_assert_int_eq(bind(p.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(p.lfd, 1), 0);
+	ck_assert_int_eq(pthread_create(&p.thr, NULL, raw_peer_main, &p), 0);
+
+	q = vmem_qmp_new(p.path, 5000);
+	before = hwm_kib();
+	rc = vmem_qmp_execute(q, "query-status", NULL, NULL, err, sizeof(err));
+	after = hwm_kib();
+	vmem_qmp_free(q);
+	pthread_join(p.thr, NULL);
+	close(p.lfd);
+	unlink(p.path);
+	sent = __atomic_load_n(&p.sent, __ATOMIC_RELAXED);
+	printf("oversized greeting: rc %d after %zu bytes; VmHWM %ld -> %ld "
+	       "KiB; err: %s\n", rc, sent, before, after, err);
+	ck_assert_int_eq(rc, -EIO);
+	ck_assert_msg(strstr(err, "no QMP greeting"), "err: %s", err);
+	ck_assert_msg(sent < 40 * MiB, "peer sent %zu bytes", sent);
+	ck_assert_msg(after - before < 40 * 1024, "VmHWM grew by %ld KiB",
+		      after - before);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("qmp_cap");
@@ -214,6 +288,7 @@ int main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, oversized_reply_is_a_broken_peer);
 	tcase_add_test(tc, large_reply_under_the_cap_passes);
+	tcase_add_test(tc, oversized_greeting_is_refused);
 	suite_add_tcase(s, tc);
 	return vt_run_suite(s);
 }
