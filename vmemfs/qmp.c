@@ -308,6 +308,27 @@ static void dispatch(struct vmem_qmp *q, json_object *o)
 	json_object_put(o);
 }
 
+int vmem_qmp_feed(struct vmem_qmp *q, json_tokener *tok, const char *buf,
+		  size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		json_object *o = json_tokener_parse_ex(tok, buf + off,
+						       (int)(len - off));
+
+		off += json_tokener_get_parse_end(tok);
+		if (o) {
+			json_tokener_reset(tok);
+			dispatch(q, o);
+		} else if (json_tokener_get_error(tok) !=
+			   json_tokener_continue) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void *reader_main(void *arg)
 {
 	struct vmem_qmp *q = arg;
@@ -321,27 +342,14 @@ static void *reader_main(void *arg)
 
 	while (tok) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-		size_t off = 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		while (off < (size_t)n) {
-			json_object *o = json_tokener_parse_ex(tok, buf + off,
-							       (int)((size_t)n - off));
-
-			off += json_tokener_get_parse_end(tok);
-			if (o) {
-				json_tokener_reset(tok);
-				dispatch(q, o);
-			} else if (json_tokener_get_error(tok) !=
-				   json_tokener_continue) {
-				goto out;	/* not QMP: drop the connection */
-			}
-		}
+		if (vmem_qmp_feed(q, tok, buf, (size_t)n) < 0)
+			break;	/* not QMP: drop the connection */
 	}
-out:
 	json_tokener_free(tok);
 	pthread_mutex_lock(&q->lock);
 	/* Every command in flight on this connection is lost. */

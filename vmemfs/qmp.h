@@ -48,6 +48,18 @@ int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
 int vmem_qmp_execute_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 			   json_object **args, char *err, size_t errlen);
 
+/*
+ * The reader thread's parser, exposed for the fuzzer (fuzz/fuzz_qmp.c):
+ * feed @len bytes as they came from QEMU's socket to @tok (one tokener
+ * per connection; a message may span calls) and hand each complete
+ * message to @q: a reply wakes the command waiting for its id, an event
+ * goes to the event callback, anything else is dropped.  Returns 0 when
+ * all bytes were taken, -1 when the stream is not JSON (the reader then
+ * drops the connection).
+ */
+int vmem_qmp_feed(struct vmem_qmp *q, json_tokener *tok, const char *buf,
+		  size_t len);
+
 /* Number of connections made so far (for stats and tests). */
 uint64_t vmem_qmp_connects(struct vmem_qmp *q);
 
