@@ -1,8 +1,8 @@
 #!/bin/bash
 # Run test programs one after the other and end with one summary line:
 #
-#   tests/run-tests.sh [--label L] [--note TEXT] CHECK_PROGRAM...
-#                      [--plain COMMAND...]
+#   tests/run-tests.sh [--label L] [--note TEXT] [--sanitizer-logs DIR]
+#                      CHECK_PROGRAM... [--plain COMMAND...]
 #
 # A Check program counts the tests its closing "NN%: Checks: ..." line
 # reports; one that exits nonzero or prints no such line is a failing
@@ -11,13 +11,17 @@
 # own: it passes when it exits 0 (the fuzz runs).  The last line is
 # "L: N passed, N failed" (L defaults to "tests", the line CI reads),
 # followed by " (TEXT)" when --note is given (reduced runs say so).
+# --sanitizer-logs: DIR is where ASan/UBSan write their reports (log_path),
+# from every process the tests start, daemons included, whose exit status
+# a test may not look at; one more test at the end fails if any is there.
 # Exit nonzero if anything failed.
 set -u
-label=tests note=
+label=tests note= sanlogs=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--label) label=$2; shift 2 ;;
 	--note) note=$2; shift 2 ;;
+	--sanitizer-logs) sanlogs=$2; shift 2 ;;
 	*) break ;;
 	esac
 done
@@ -59,6 +63,20 @@ for t in "$@"; do
 		[ -z "$line" ] && failed=$((failed + 1))
 	fi
 done
+if [ -n "$sanlogs" ]; then
+	echo "=== sanitizer reports in $sanlogs"
+	reports=$(find "$sanlogs" -type f 2>/dev/null | sort)
+	if [ -z "$reports" ]; then
+		passed=$((passed + 1))
+	else
+		for r in $reports; do
+			echo "--- $r"
+			cat "$r"
+		done
+		failed=$((failed + 1))
+		bad+=("sanitizer-reports")
+	fi
+fi
 echo
 [ ${#bad[@]} -gt 0 ] && echo "failing programs: ${bad[*]}"
 echo "$label: $passed passed, $failed failed${note:+ ($note)}"
