@@ -174,7 +174,7 @@ bench: all $(BENCH_BINS)
 bench-qemu: all
 	scripts/bench-qemu.sh
 
-bench-compare: all $(B)/bench/ids_reader
+bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 	scripts/bench-compare.sh
 
 demo: all
