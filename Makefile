@@ -1,12 +1,28 @@
 # vmemtrans: vmemfs daemon, tests, benchmarks.
 #   make deps      install the Debian packages everything needs (root)
 #   make           build build/vmemfs
-#   make check     build and run every test
+#   make check     build and run every test, and what they need: the
+#                  patched QEMU (scripts/build-qemu.sh) and the test guest
+#                  (scripts/guest/build-guest.sh), each only when its
+#                  inputs changed; a missing part is a failed test, never a
+#                  skip.  Ends with "tests: N passed, N failed".
+#   make check-quick    reduced run: every test program that boots no
+#                  guest, plus the fuzz smoke runs; says so on its last line
+#   make check SANITIZE=1   the same reduced run with everything built with
+#                  ASan+UBSan into build-san/
+#   make fuzz      run each libFuzzer harness (fuzz/) for FUZZ_SECONDS (60)
 #   make bench     run the vmemfs speed benchmarks (prints ratios)
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
 #   make demo      mount a demo VM memory and look at it
 #   make install   PREFIX=/usr/local DESTDIR=
+# Variables:
+#   WERROR=0       build without -Werror (for packagers whose compiler
+#                  warns about more); the default, used by CI and the
+#                  tests, keeps -Werror
+#   VMEM_QEMU=PATH run the guest tests against this patched QEMU instead
+#                  of building build/qemu
+#   FUZZ_CHECK_SECONDS=N  length of each fuzz run in make check (5)
 
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -16,14 +32,24 @@ DOCDIR ?= $(PREFIX)/share/doc/vmemtrans
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
+WERROR ?= 1
 VERSION := 0.1.0
 PKGS := fuse3 libnbd json-c
-override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
-	-DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+WERROR_FLAG := $(if $(filter 1,$(WERROR)),-Werror)
+override CFLAGS += -std=gnu11 -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE \
+	-pthread -DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -pthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
+# SANITIZE=1: a build dir of its own, so sanitized and plain objects never
+# mix (every rule below links with $(CFLAGS), so the flags reach the link).
+ifeq ($(SANITIZE),1)
+B := build-san
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+else
 B := build
+endif
 COMMON_SRCS := $(wildcard common/*.c)
 VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
 CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS))
@@ -31,6 +57,9 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
 TEST_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_HELPER_SRCS))
+# The programs that boot the test guest under the patched QEMU.
+GUEST_TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,\
+	$(wildcard tests/check_qemu_*.c))
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRCS))
 
@@ -38,7 +67,7 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	dpkg-dev meson ninja-build libglib2.0-dev libpixman-1-dev libfdt-dev \
 	gcc-multilib seabios cpio \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
-	ca-certificates
+	ca-certificates clang libclang-rt-14-dev
 
 all: $(B)/vmemfs
 
@@ -59,8 +88,85 @@ $(B)/bench/%: bench/%.c $(CORE_OBJS)
 
 tests: $(TEST_BINS)
 
-check: all tests
-	VMEMFS=$(CURDIR)/$(B)/vmemfs tests/run-tests.sh $(TEST_BINS)
+# ---- what the guest tests boot --------------------------------------
+# The patched QEMU and the test guest always live in build/ (the scripts'
+# place), also with SANITIZE=1.  Both scripts are idempotent and decide
+# for themselves (build-qemu.sh hashes its inputs: the patches, common/,
+# pager/ and itself); these stamps only spare make from asking them on
+# every run.  A missing output forces a run even with a fresh stamp.
+QEMU_BIN := build/qemu/qemu-system-x86_64
+QEMU_INPUTS := scripts/build-qemu.sh \
+	$(wildcard qemu-patches/*.patch common/*.[ch] pager/*.[ch])
+GUEST_FILES := build/guest/vmlinuz build/guest/initramfs.cpio.gz
+GUEST_INPUTS := scripts/guest/build-guest.sh scripts/guest/init
+missing = $(if $(filter-out $(wildcard $(1)),$(1)),FORCE)
+
+build/stamp/guest: $(GUEST_INPUTS) $(call missing,$(GUEST_FILES))
+	scripts/guest/build-guest.sh >/dev/null
+	@mkdir -p $(dir $@) && touch $@
+
+# After the guest: build-qemu.sh builds it too, and two at once would race.
+build/stamp/qemu: $(QEMU_INPUTS) $(call missing,$(QEMU_BIN)) \
+		| build/stamp/guest
+	scripts/build-qemu.sh
+	@mkdir -p $(dir $@) && touch $@
+
+GUEST_PARTS := build/stamp/guest $(if $(VMEM_QEMU),,build/stamp/qemu)
+
+# ---- fuzzing (fuzz/README.md) ---------------------------------------
+# clang's libFuzzer with ASan+UBSan; objects of their own under $(B)/fuzz.
+CLANG ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 5
+FZ := $(B)/fuzz
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE \
+	-pthread $(shell pkg-config --cflags json-c)
+FUZZ_BINS := $(FZ)/fuzz_config $(FZ)/fuzz_qmp
+
+$(FZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c -o $@ $<
+
+$(FZ)/fuzz_config: $(FZ)/obj/fuzz/fuzz_config.o $(FZ)/obj/common/config.o
+$(FZ)/fuzz_qmp: $(FZ)/obj/fuzz/fuzz_qmp.o $(FZ)/obj/vmemfs/qmp.o
+$(FUZZ_BINS):
+	$(CLANG) $(FUZZ_SAN) -o $@ $^ $(shell pkg-config --libs json-c) -pthread
+
+# One bounded run per harness; in the test runs each counts as one test.
+FUZZ_RUNS = $(foreach f,$(FUZZ_BINS),"fuzz/run.sh $(f) $(FUZZ_CHECK_SECONDS)")
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do fuzz/run.sh $$f $(FUZZ_SECONDS) || exit 1; done
+
+# ---- test runs --------------------------------------------------------
+RUN_TESTS = VMEMFS=$(CURDIR)/$(B)/vmemfs \
+	$(if $(VMEM_QEMU),VMEM_QEMU=$(VMEM_QEMU)) tests/run-tests.sh
+QUICK_TEST_BINS = $(filter-out $(GUEST_TEST_BINS),$(TEST_BINS))
+QUICK_NOTE := reduced run: guest tests not run
+
+ifeq ($(SANITIZE),1)
+# The unit and mount tests; the guest tests would run an unsanitized QEMU
+# for minutes and add nothing the mount tests do not cover of vmemfs.
+# Reports go to files, so that one from a daemon (whose exit status a test
+# may not check) still fails the run.  tests/asan.supp says why its one
+# suppression is a false positive.
+SAN_LOGS := $(CURDIR)/$(B)/sanitizer-logs
+check: all tests $(FUZZ_BINS)
+	rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	ASAN_OPTIONS=log_path=$(SAN_LOGS)/asan:suppressions=$(CURDIR)/tests/asan.supp \
+	UBSAN_OPTIONS=log_path=$(SAN_LOGS)/ubsan:print_stacktrace=1 \
+	$(RUN_TESTS) --label "check SANITIZE=1" --note "ASan+UBSan; \
+	$(QUICK_NOTE)" --sanitizer-logs $(SAN_LOGS) $(QUICK_TEST_BINS) \
+	--plain $(FUZZ_RUNS)
+else
+check: all tests $(GUEST_PARTS) $(FUZZ_BINS)
+	$(RUN_TESTS) $(TEST_BINS) --plain $(FUZZ_RUNS)
+endif
+
+check-quick: all tests $(FUZZ_BINS)
+	$(RUN_TESTS) --label check-quick --note "$(QUICK_NOTE)" \
+		$(QUICK_TEST_BINS) --plain $(FUZZ_RUNS)
 
 bench: all $(BENCH_BINS)
 	scripts/bench.sh
@@ -68,7 +174,7 @@ bench: all $(BENCH_BINS)
 bench-qemu: all
 	scripts/bench-qemu.sh
 
-bench-compare: all $(B)/bench/ids_reader
+bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 	scripts/bench-compare.sh
 
 demo: all
@@ -85,11 +191,14 @@ install: all
 	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5
 
 clean:
-	rm -rf $(B)
+	rm -rf build build-san
 
-.PHONY: all tests check bench bench-qemu bench-compare demo deps install clean
+FORCE:
+
+.PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
+	demo deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
-	$(B)/bench/*.d)
+	$(B)/bench/*.d $(FZ)/obj/*/*.d)
 include pager/pager.mk

@@ -989,13 +989,18 @@ struct vmem_vm *vmem_config_find(struct vmem_config *cfg, const char *name,
 	return NULL;
 }
 
-int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
-		    char *err, size_t errlen)
+/*
+ * @unstarted: a memory file that does not exist is the VM not started yet
+ * (QEMU creates the file), not an error: see vmem_vm_resolve_unstarted().
+ */
+static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
+		   char *err, size_t errlen)
 {
 	unsigned int mf_line = vm->memory_file_line ?
 			       vm->memory_file_line : vm->line;
 	char a[32], b[32], r[32];
 	struct stat st;
+	bool missing = false;
 	uint64_t ram;
 	size_t i;
 
@@ -1005,11 +1010,17 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 		return -1;
 	}
 	if (stat(vm->memory_file, &st) < 0) {
-		seterr(err, errlen, path, mf_line, "memory-file '%s': %s",
-		       vm->memory_file, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
+		if (!unstarted || errno != ENOENT) {
+			seterr(err, errlen, path, mf_line,
+			       "memory-file '%s': %s", vm->memory_file,
+			       strerror(errno));
+			return -1;
+		}
+		missing = true;
+		/* Without ram-size the size is the file's: unknown yet. */
+		if (!vm->ram_size_set)
+			goto warn;
+	} else if (!S_ISREG(st.st_mode)) {
 		seterr(err, errlen, path, mf_line,
 		       "memory-file '%s' is not a regular file",
 		       vm->memory_file);
@@ -1074,7 +1085,27 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 	vm->ram_size = ram;
 	if (!vm->local_limit_set)
 		vm->local_limit = ram;
-	return 0;
+	if (!missing)
+		return 0;
+warn:
+	seterr(err, errlen, path, mf_line,
+	       "memory-file '%s' does not exist yet (VM not started?); %s",
+	       vm->memory_file, vm->ram_size_set ?
+	       "checked against ram-size" :
+	       "ram-size is its size, so ranges are checked when mounting");
+	return 1;
+}
+
+int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
+		    char *err, size_t errlen)
+{
+	return resolve(vm, path, false, err, errlen);
+}
+
+int vmem_vm_resolve_unstarted(struct vmem_vm *vm, const char *path,
+			      char *err, size_t errlen)
+{
+	return resolve(vm, path, true, err, errlen);
 }
 
 void vmem_vm_print(const struct vmem_vm *vm, FILE *out)

@@ -139,6 +139,16 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 		    char *err, size_t errlen);
 
 /*
+ * As vmem_vm_resolve(), for a VM that may not be started yet
+ * (--check-config): a memory file that does not exist is no error but
+ * returns 1 with a warning in @err.  A given ram-size is then still
+ * checked, and the ranges and local-limit against it; without ram-size
+ * those checks wait for the file.  Any other error returns -1.
+ */
+int vmem_vm_resolve_unstarted(struct vmem_vm *vm, const char *path,
+			      char *err, size_t errlen);
+
+/*
  * Value parsers, exposed for tests and for other tools.  Each returns 0 on
  * success and -1 on a malformed or overflowing value.
  */

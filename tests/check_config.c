@@ -3,7 +3,8 @@
  * Unit tests for common/config.c: value parsers, the INI parser with every
  * error message checked word for word, vmem_config_find, vmem_config_load,
  * vmem_vm_resolve against real (sparse) files, and the print -> parse
- * round trip that --check-config relies on.
+ * round trip that --check-config relies on.  Also the real build/vmemfs
+ * (or $VMEMFS) --check-config on the shipped example with no VM running.
  */
 #include <check.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "lib/hosts.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -995,6 +997,195 @@ START_TEST(resolve_errors)
 }
 END_TEST
 
+/* A VM that is not started yet: its memory file is only a warning. */
+START_TEST(resolve_unstarted)
+{
+	struct vmem_config cfg;
+	char path[256], err[512] = "", want[512];
+	const char *f;
+
+	snprintf(path, sizeof(path), "%s/later.mem", tmpdir);
+	/* no ram-size: nothing to check the ranges against yet */
+	snprintf(want, sizeof(want), "[vm1]\nmemory-file = %s\n"
+		 "subhost = nbd://h 1G-2G\n", path);
+	parse_ok(want, &cfg);
+	ck_assert_int_eq(vmem_vm_resolve_unstarted(&cfg.vms[0], cfg.path, err,
+						   sizeof(err)), 1);
+	snprintf(want, sizeof(want), "vm.conf:2: memory-file '%s' does not "
+		 "exist yet (VM not started?); ram-size is its size, so "
+		 "ranges are checked when mounting", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_uint_eq(cfg.vms[0].ram_size, 0);
+	ck_assert_uint_eq(cfg.vms[0].local_limit, 0);
+	/* mounting still refuses it */
+	ck_assert_int_eq(vmem_vm_resolve(&cfg.vms[0], cfg.path, err,
+					 sizeof(err)), -1);
+	snprintf(want, sizeof(want), "vm.conf:2: memory-file '%s': No such "
+		 "file or directory", path);
+	ck_assert_str_eq(err, want);
+	vmem_config_free(&cfg);
+
+	/* with ram-size: resolved against it, then the warning */
+	snprintf(want, sizeof(want), "[vm1]\nmemory-file = %s\n"
+		 "ram-size = 2G\nsubhost = nbd://h 1G-2G\n", path);
+	parse_ok(want, &cfg);
+	ck_assert_int_eq(vmem_vm_resolve_unstarted(&cfg.vms[0], cfg.path, err,
+						   sizeof(err)), 1);
+	snprintf(want, sizeof(want), "vm.conf:2: memory-file '%s' does not "
+		 "exist yet (VM not started?); checked against ram-size", path);
+	ck_assert_str_eq(err, want);
+	ck_assert_uint_eq(cfg.vms[0].ram_size, 2 * GiB);
+	ck_assert_uint_eq(cfg.vms[0].local_limit, 2 * GiB);
+	vmem_config_free(&cfg);
+
+	/* only "does not exist" is the VM not started: ENOTDIR is an error */
+	f = make_file("plain", 0);
+	snprintf(path, sizeof(path), "%s/x.mem", f);
+	snprintf(want, sizeof(want), "[vm1]\nmemory-file = %s\n"
+		 "ram-size = 1G\n", path);
+	parse_ok(want, &cfg);
+	ck_assert_int_eq(vmem_vm_resolve_unstarted(&cfg.vms[0], cfg.path, err,
+						   sizeof(err)), -1);
+	snprintf(want, sizeof(want), "vm.conf:2: memory-file '%s': Not a "
+		 "directory", path);
+	ck_assert_str_eq(err, want);
+	vmem_config_free(&cfg);
+
+	/* a file that exists: the same as vmem_vm_resolve, no warning */
+	f = make_file("now.mem", GiB);
+	ck_assert_int_eq(parse_resolve(&cfg, f, NULL, err, sizeof(err)), 0);
+	vmem_config_free(&cfg);
+	snprintf(want, sizeof(want), "[vm1]\nmemory-file = %s\n", f);
+	parse_ok(want, &cfg);
+	ck_assert_int_eq(vmem_vm_resolve_unstarted(&cfg.vms[0], cfg.path, err,
+						   sizeof(err)), 0);
+	ck_assert_uint_eq(cfg.vms[0].ram_size, GiB);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+/* ---- the real vmemfs binary ---------------------------------------- */
+
+/* Run build/vmemfs (or $VMEMFS) with @args; returns its exit status. */
+static int run_vmemfs(const char *const *args, char *out, size_t outlen,
+		      char *errout, size_t errlen)
+{
+	char *argv[16];
+	int n = 0, rc;
+
+	argv[n++] = (char *)vt_vmemfs_bin();
+	while (*args && n < 15)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	rc = vt_run(argv, out, outlen, errout, errlen, 10000);
+	ck_assert_msg(rc >= 0, "could not run %s: %s", argv[0], errout);
+	return rc;
+}
+
+/*
+ * The README's promise: the shipped example passes --check-config on a
+ * machine with no VM running (the memory files do not exist yet).
+ */
+START_TEST(check_config_shipped)
+{
+	char path[1024], out[8192], errout[4096], want[1536];
+	const char *slash = strrchr(__FILE__, '/');
+	static const char *const files[] = {
+		"/dev/shm/vm1.mem", "/dev/shm/vm2.mem",
+	};
+	int rc;
+
+	snprintf(path, sizeof(path), "%.*s/../vmemtrans.conf",
+		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
+	rc = run_vmemfs((const char *[]){ "--check-config", "-c", path, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	ck_assert_msg(rc == 0, "exit %d, stderr:\n%s", rc, errout);
+	ck_assert_msg(strstr(out, "[vm1]\n") && strstr(out, "[vm2]\n"),
+		      "settings not printed:\n%s", out);
+	for (size_t i = 0; i < 2; i++) {
+		const char *w;
+
+		if (access(files[i], F_OK) == 0)
+			continue;	/* a VM of that name runs here */
+		snprintf(want, sizeof(want), "memory-file '%s' does not exist "
+			 "yet (VM not started?)", files[i]);
+		w = strstr(errout, want);
+		ck_assert_msg(w, "no '%s' in:\n%s", want, errout);
+		/* on a line "vmemfs: warning: PATH:LINE: ..." */
+		while (w > errout && w[-1] != '\n')
+			w--;
+		snprintf(want, sizeof(want), "vmemfs: warning: %s:", path);
+		ck_assert_msg(strncmp(w, want, strlen(want)) == 0,
+			      "not a warning naming %s:\n%s", path, errout);
+	}
+}
+END_TEST
+
+/* With the memory file missing, real errors still fail --check-config,
+ * and mounting refuses the missing file. */
+START_TEST(check_config_missing_errors)
+{
+	char conf[256], mem[256], mnt[256], text[1024];
+	char out[8192], errout[4096], want[1024];
+	int rc;
+
+	snprintf(conf, sizeof(conf), "%s/vm.conf", tmpdir);
+	snprintf(mem, sizeof(mem), "%s/absent.mem", tmpdir);
+	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
+		 "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-2G\n", mem);
+	write_text(conf, text, strlen(text));
+	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+	snprintf(want, sizeof(want), "vmemfs: %s:4: subhost range 512M-2G "
+		 "ends beyond ram-size 1G\n", conf);
+	ck_assert_str_eq(errout, want);
+
+	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
+		 "ram-size = 1G\nlocal-limit = 2G\n", mem);
+	write_text(conf, text, strlen(text));
+	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+	snprintf(want, sizeof(want), "vmemfs: %s:4: local-limit '2G' is "
+		 "larger than ram-size 1G\n", conf);
+	ck_assert_str_eq(errout, want);
+
+	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
+		 "chunk-size = 3K\n", mem);
+	write_text(conf, text, strlen(text));
+	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+	snprintf(want, sizeof(want), "vmemfs: %s:3: chunk-size '3K' is not "
+		 "a power of two between 4K and 16M\n", conf);
+	ck_assert_str_eq(errout, want);
+
+	/* a valid file: --check-config passes with the warning ... */
+	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
+		 "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-1G\n", mem);
+	write_text(conf, text, strlen(text));
+	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	ck_assert_msg(rc == 0, "exit %d, stderr:\n%s", rc, errout);
+	snprintf(want, sizeof(want), "vmemfs: warning: %s:2: memory-file '%s' "
+		 "does not exist yet (VM not started?); checked against "
+		 "ram-size\n", conf, mem);
+	ck_assert_str_eq(errout, want);
+
+	/* ... but the mount refuses it, before mounting anything */
+	snprintf(mnt, sizeof(mnt), "%s/mnt", tmpdir);
+	ck_assert_int_eq(mkdir(mnt, 0700), 0);
+	rc = run_vmemfs((const char *[]){ "-f", "-c", conf, mnt, NULL },
+			out, sizeof(out), errout, sizeof(errout));
+	rmdir(mnt);
+	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+	snprintf(want, sizeof(want), "vmemfs: %s:2: memory-file '%s': No such "
+		 "file or directory\n", conf, mem);
+	ck_assert_str_eq(errout, want);
+}
+END_TEST
+
 /* ---- print -> parse round trip ------------------------------------- */
 
 static char *print_vm(const struct vmem_vm *vm)
@@ -1177,6 +1368,9 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, shipped_example);
 	tcase_add_test(tc, resolve_ok);
 	tcase_add_test(tc, resolve_errors);
+	tcase_add_test(tc, resolve_unstarted);
+	tcase_add_test(tc, check_config_shipped);
+	tcase_add_test(tc, check_config_missing_errors);
 	tcase_add_test(tc, roundtrip_resolved);
 	suite_add_tcase(s, tc);
 

@@ -26,7 +26,7 @@
  * 64K chunks: the regime in which the pager used to livelock.  See README,
  * "Sizing local-limit".  Both guests together take about 40 s.
  *
- * Skips (passes, saying SKIP) only when the QEMU binary is missing.
+ * Fails (one test naming what to build) when QEMU or the guest is missing.
  *
  * Processes: the sub-host, its namespace and QEMU are started by an
  * unchecked fixture, i.e. in the runner process, which outlives the

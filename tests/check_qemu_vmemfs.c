@@ -27,7 +27,7 @@
  * (RAM [0, 3G) at GPA 0, RAM [3G, 5G) at GPA 4G): the expectation is
  * computed here, not taken from vmemfs or QEMU.
  *
- * Skips (passes, printing SKIP:) only when the QEMU binary is missing.
+ * Fails (one test naming what to build) when QEMU or the guest is missing.
  *
  * Processes: the sub-host, the namespace and QEMU are started by unchecked
  * fixtures in the runner, which outlives the forked tests, is the

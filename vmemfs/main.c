@@ -285,22 +285,30 @@ static int check_mountpoint(const char *mnt, bool nonempty)
 	return 0;
 }
 
+
+/*
+ * The VM need not run: a memory file that does not exist yet is only a
+ * warning (QEMU creates it at start); everything else is checked.
+ */
 static int check_config(struct vmem_config *cfg, const char *vm_name)
 {
 	char err[512];
 	size_t i;
-	int bad = 0;
+	int bad = 0, rc;
 
 	for (i = 0; i < cfg->n_vms; i++) {
 		struct vmem_vm *vm = &cfg->vms[i];
 
 		if (vm_name && strcmp(vm->name, vm_name) != 0)
 			continue;
-		if (vmem_vm_resolve(vm, cfg->path, err, sizeof(err)) < 0) {
+		rc = vmem_vm_resolve_unstarted(vm, cfg->path, err, sizeof(err));
+		if (rc < 0) {
 			fprintf(stderr, "vmemfs: %s\n", err);
 			bad = 1;
 			continue;
 		}
+		if (rc > 0)
+			fprintf(stderr, "vmemfs: warning: %s\n", err);
 		if (!vmem_backend_lookup(vm->backend, err, sizeof(err))) {
 			fprintf(stderr, "vmemfs: %s:%u: %s\n", cfg->path,
 				vm->line, err);

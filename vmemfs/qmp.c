@@ -337,6 +337,39 @@ static void dispatch(struct vmem_qmp *q, json_object *o)
 	json_object_put(o);
 }
 
+int vmem_qmp_feed(struct vmem_qmp *q, json_tokener *tok, size_t *msg,
+		  const char *buf, size_t len, const char **why)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		json_object *o = json_tokener_parse_ex(tok, buf + off,
+						       (int)(len - off));
+		size_t used = json_tokener_get_parse_end(tok);
+
+		off += used;
+		*msg += used;
+		if (*msg > QMP_MAX_MSG) {
+			json_object_put(o);
+			*why = "a message larger than 4 MiB";
+			vmem_log(LOG_WARNING, "QMP %s: message larger than %u "
+				 "MiB; dropping the connection", q->path,
+				 QMP_MAX_MSG >> 20);
+			return -1;
+		}
+		if (o) {
+			json_tokener_reset(tok);
+			*msg = 0;
+			dispatch(q, o);
+		} else if (json_tokener_get_error(tok) !=
+			   json_tokener_continue) {
+			*why = "a message that is not JSON";
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void *reader_main(void *arg)
 {
 	struct vmem_qmp *q = arg;
@@ -352,39 +385,14 @@ static void *reader_main(void *arg)
 
 	while (tok) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-		size_t off = 0;
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		while (off < (size_t)n) {
-			json_object *o = json_tokener_parse_ex(tok, buf + off,
-							       (int)((size_t)n - off));
-			size_t used = json_tokener_get_parse_end(tok);
-
-			off += used;
-			msg += used;
-			if (msg > QMP_MAX_MSG) {
-				json_object_put(o);
-				why = "a message larger than 4 MiB";
-				vmem_log(LOG_WARNING, "QMP %s: message larger "
-					 "than %u MiB; dropping the connection",
-					 q->path, QMP_MAX_MSG >> 20);
-				goto out;
-			}
-			if (o) {
-				json_tokener_reset(tok);
-				msg = 0;
-				dispatch(q, o);
-			} else if (json_tokener_get_error(tok) !=
-				   json_tokener_continue) {
-				why = "a message that is not JSON";
-				goto out;	/* not QMP: drop the connection */
-			}
-		}
+		if (vmem_qmp_feed(q, tok, &msg, buf, (size_t)n, &why) < 0)
+			break;	/* not QMP or too large: drop the connection */
 	}
-out:
 	json_tokener_free(tok);
 	pthread_mutex_lock(&q->lock);
 	snprintf(q->lost_why, sizeof(q->lost_why), "%s", why);

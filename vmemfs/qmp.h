@@ -48,6 +48,20 @@ int vmem_qmp_execute(struct vmem_qmp *q, const char *cmd, json_object *args,
 int vmem_qmp_execute_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 			   json_object **args, char *err, size_t errlen);
 
+/*
+ * The reader thread's parser, exposed for the fuzzer (fuzz/fuzz_qmp.c):
+ * feed @len bytes as they came from QEMU's socket to @tok (one tokener
+ * per connection; a message may span calls) and hand each complete
+ * message to @q: a reply wakes the command waiting for its id, an event
+ * goes to the event callback, anything else is dropped.  @msg counts the
+ * bytes of the message being parsed (0 at the start of a connection): a
+ * message over 4 MiB (QMP_MAX_MSG) is a broken peer.  Returns 0 when all bytes
+ * were taken, -1 with a reason in *@why when the stream is not JSON or a
+ * message is too large (the reader then drops the connection).
+ */
+int vmem_qmp_feed(struct vmem_qmp *q, json_tokener *tok, size_t *msg,
+		  const char *buf, size_t len, const char **why);
+
 /* Number of connections made so far (for stats and tests). */
 uint64_t vmem_qmp_connects(struct vmem_qmp *q);
 

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <limits.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,14 +18,46 @@ int vt_run_suite(Suite *s)
 	return failed ? 1 : 0;
 }
 
-static const char *skip_name;
+/* What a guest-booting program needs and is missing, for the failing test. */
+static char missing[PATH_MAX + 256];
 
-START_TEST(test_skipped)
+START_TEST(test_missing)
 {
-	printf("SKIP: %s: %s missing (run scripts/build-qemu.sh)\n", skip_name,
-	       vt_qemu_bin());
+	ck_abort_msg("%s", missing);
 }
 END_TEST
+
+/*
+ * Everything a guest test needs from outside the tree, with the command
+ * that builds it.  Returns 0 when all is there, else -1 with @missing set.
+ */
+static int find_parts(const char *name)
+{
+	static const char *const guest_files[] = {
+		"vmlinuz", "initramfs.cpio.gz",
+	};
+	char path[PATH_MAX];
+	size_t i;
+
+	if (access(vt_qemu_bin(), X_OK) != 0) {
+		snprintf(missing, sizeof(missing), "%s: patched QEMU %s is "
+			 "missing: build it with `make check` or "
+			 "scripts/build-qemu.sh (or set VMEM_QEMU)", name,
+			 vt_qemu_bin());
+		return -1;
+	}
+	for (i = 0; i < sizeof(guest_files) / sizeof(guest_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", vt_guest_dir(),
+			 guest_files[i]);
+		if (access(path, R_OK) != 0) {
+			snprintf(missing, sizeof(missing), "%s: test guest %s "
+				 "is missing: build it with `make check` or "
+				 "scripts/guest/build-guest.sh", name, path);
+			return -1;
+		}
+	}
+	return 0;
+}
 
 int vt_guest_suite_main(const char *name, Suite *(*make)(void),
 			void (*set_env)(void *env), size_t size,
@@ -34,16 +67,15 @@ int vt_guest_suite_main(const char *name, Suite *(*make)(void),
 	Suite *s;
 	int rc;
 
-	if (access(vt_qemu_bin(), X_OK) != 0) {
-		TCase *tc = tcase_create("skipped");
+	if (find_parts(name) < 0) {
+		TCase *tc = tcase_create("prerequisites");
 
-		skip_name = name;
-		printf("SKIP: %s: %s missing (run scripts/build-qemu.sh)\n", name,
-		       vt_qemu_bin());
+		printf("FAIL: %s\n", missing);
 		s = suite_create(name);
-		tcase_add_test(tc, test_skipped);
+		tcase_add_test(tc, test_missing);
 		suite_add_tcase(s, tc);
-		return vt_run_suite(s);
+		vt_run_suite(s);
+		return 1;
 	}
 	env = vt_runner_env(size, down);
 	if (!env)

@@ -9,9 +9,11 @@ int vt_run_suite(Suite *s);
 
 /*
  * main() of a program whose tests boot a guest under our QEMU: when the
- * QEMU binary is missing, run one visible "SKIP:" test instead; else set
- * up the runner (vt_runner_env: @size shared bytes handed to @set_env,
- * @down as cleanup), run the suite @make builds, and clean up.
+ * QEMU binary or the test guest is missing, run one test that FAILS,
+ * naming what is missing and how to build it (a missing part is never a
+ * pass); else set up the runner (vt_runner_env: @size shared bytes handed
+ * to @set_env, @down as cleanup), run the suite @make builds, and clean
+ * up.
  */
 int vt_guest_suite_main(const char *name, Suite *(*make)(void),
 			void (*set_env)(void *env), size_t size,
