@@ -129,7 +129,8 @@ $(FZ)/obj/%.o: %.c
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c -o $@ $<
 
 $(FZ)/fuzz_config: $(FZ)/obj/fuzz/fuzz_config.o $(FZ)/obj/common/config.o
-$(FZ)/fuzz_qmp: $(FZ)/obj/fuzz/fuzz_qmp.o $(FZ)/obj/vmemfs/qmp.o
+$(FZ)/fuzz_qmp: $(FZ)/obj/fuzz/fuzz_qmp.o $(FZ)/obj/vmemfs/qmp.o \
+	$(FZ)/obj/vmemfs/log.o
 $(FUZZ_BINS):
 	$(CLANG) $(FUZZ_SAN) -o $@ $^ $(shell pkg-config --libs json-c) -pthread
 
