@@ -675,11 +675,8 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 	int e;
 
 	*run = (struct run){ 0 };
-	for (size_t i = 0; i < n; i++) {
-		r[i].sent = r[i].answered = false;
-		r[i].err = 0;
+	for (size_t i = 0; i < n; i++)
 		r[i].run_ = run;
-	}
 	for (;;) {
 		int ms;
 
@@ -749,10 +746,16 @@ int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 	struct run run;
 	int rc;
 
+	if (n == 0)
+		return 0;	/* nothing to ask: no connection needed */
 	for (int attempt = 0;; attempt++) {
 		struct nbd_handle *h;
 		bool fresh = false, timed_out = false;
 
+		for (size_t i = 0; i < n; i++) {
+			reqs[i].sent = reqs[i].answered = false;
+			reqs[i].err = 0;
+		}
 		rc = pool_get(c, deadline_ns, &h, why, sizeof(why));
 		if (rc < 0)
 			break;

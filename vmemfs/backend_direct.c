@@ -38,7 +38,6 @@
 #define DIRECT_POOL 4			/* connections per sub-host */
 #define DIRECT_RETRY_MS 100		/* quiet time after a failure */
 #define DIRECT_STACK_PIECES 16		/* pieces kept off the heap */
-#define DIRECT_REFUSED_LOG_NS 1000000000ull	/* one refusal line a second */
 /*
  * Requests in flight per fetch.  Deep queues do not pay: measured with
  * nbdkit on loopback, 64K reads ran at 2.9-3.2 GiB/s with 4 in flight and
@@ -52,8 +51,7 @@ struct direct_sub {
 	uint64_t start, end;		/* home range */
 	struct vmem_subhost_stats *st;
 	struct nbdconn *nc;		/* the connection pool */
-	uint64_t refused_log_ns;	/* last refusal logged (atomic) */
-	uint64_t refused_unlogged;	/* refusals since (atomic) */
+	long refused_log_sec;		/* for vmem_log_should() */
 };
 
 struct direct {
@@ -104,20 +102,10 @@ static void sub_event(void *opaque, enum nbdconn_event ev, const char *msg)
  * a disk goes bad under a busy reader. */
 static void log_refused(struct direct_sub *s, const char *why)
 {
-	uint64_t now = nbdconn_now_ns();
-	uint64_t last = __atomic_load_n(&s->refused_log_ns, __ATOMIC_RELAXED);
-	uint64_t more;
-
-	if ((last && now - last < DIRECT_REFUSED_LOG_NS) ||
-	    !__atomic_compare_exchange_n(&s->refused_log_ns, &last, now, false,
-					 __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-		__atomic_fetch_add(&s->refused_unlogged, 1, __ATOMIC_RELAXED);
-		return;
-	}
-	more = __atomic_exchange_n(&s->refused_unlogged, 0, __ATOMIC_RELAXED);
-	vmem_log(LOG_WARNING,
-		 "sub-host %s: %s; that read fails with EIO, the sub-host stays up (%llu more refusals not shown)",
-		 s->uri, why, (unsigned long long)more);
+	if (vmem_log_should(&s->refused_log_sec))
+		vmem_log(LOG_WARNING,
+			 "sub-host %s: %s; that read fails with EIO, the sub-host stays up (one such line a second at most)",
+			 s->uri, why);
 }
 
 /*
