@@ -101,6 +101,14 @@ static void make_image(void)
 	free(buf);
 }
 
+/* A killed server leaves its socket, where the next cannot bind: called
+ * by each test before it starts any server. */
+static void remove_sockets(void)
+{
+	unlink(sock[0]);
+	unlink(sock[1]);
+}
+
 /* nbdkit -f ARGS..., a child that dies with this test process. */
 static pid_t spawn_nbdkit(const char *const *args)
 {
@@ -108,9 +116,6 @@ static pid_t spawn_nbdkit(const char *const *args)
 	int argc = 2;
 	pid_t pid;
 
-	/* A killed server leaves its socket, where the next cannot bind. */
-	unlink(sock[0]);
-	unlink(sock[1]);
 
 	while (*args && argc < 23)
 		argv[argc++] = *args++;
@@ -266,6 +271,7 @@ static void start_error_server(void)
 	};
 
 	make_image();
+	remove_sockets();
 	E->srv[0] = spawn_nbdkit(args);
 	wait_server(uri[0]);
 }
@@ -449,6 +455,7 @@ START_TEST(short_export_refused_at_connect)
 	make_image();
 	snprintf(size_arg, sizeof(size_arg), "truncate=%llu",
 		 (unsigned long long)SHORT_EXPORT);
+	remove_sockets();
 	E->srv[0] = spawn_nbdkit(args0);
 	E->srv[1] = spawn_nbdkit(args1);
 	wait_server(uri[0]);
