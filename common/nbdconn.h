@@ -83,7 +83,10 @@ struct nbdconn_params {
  */
 struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
 			    size_t errlen);
-/* Closes every handle; a name lookup still running finishes on its own. */
+/*
+ * Closes every handle; a name lookup still running finishes on its own.
+ * Only once no nbdconn_run() on @c is running any more.
+ */
 void nbdconn_free(struct nbdconn *c);
 
 enum nbdconn_op {
@@ -125,6 +128,7 @@ struct nbdconn_req {
  *   -EAGAIN           the sub-host is in its quiet time after DOWN;
  *   -ENXIO            the export is smaller than min_size;
  *   -errno            the connection could not be made or broke.
+ * answered and err are meaningful after 0 and NBDCONN_REFUSED only.
  * On anything but 0, READ buffers hold undefined bytes.  The buffers
  * must stay valid until this returns, and not longer: a connection with
  * requests still in flight is closed before it returns.
