@@ -6,9 +6,11 @@
  *
  *  - error replies: nbdkit's error filter fails 1% of reads.  Through the
  *    direct backend, and through the client with the pager's pool shape,
- *    about 1% of 4 KiB reads fail (it was 57-88%), every other read has
- *    the right bytes, one connection serves them all and the sub-host is
- *    never logged down.
+ *    about 1% of 4 KiB reads fail, every other read has the right bytes,
+ *    the connections are kept and the sub-host is never logged down (the
+ *    old code reconnected after every error reply, and blacked the
+ *    sub-host out when the new connection met one: at 30%, 99% of reads
+ *    failed; now 30% do).
  *  - a short export (truncate filter): refused at connect, with its size
  *    and the end of its home range in the log; reads of its home fail
  *    with EIO, the other sub-host's reads are fine.
@@ -263,12 +265,15 @@ static int fetch_check(void *h, unsigned int home, uint64_t off, size_t len)
 
 /* ---- tests: error replies -------------------------------------------- */
 
-static void start_error_server(void)
+static void start_error_server(const char *rate)
 {
+	char rate_arg[48];
 	const char *args[] = {
 		"-U", sock[0], "--filter=error", "file", img, "error=EIO",
-		"error-pread-rate=1%", NULL,
+		rate_arg, NULL,
 	};
+
+	snprintf(rate_arg, sizeof(rate_arg), "error-pread-rate=%s", rate);
 
 	make_image();
 	remove_sockets();
@@ -310,7 +315,7 @@ START_TEST(error_reply_fails_that_read_only)
 
 	snprintf(logf, sizeof(logf), "%s/error.log", dir);
 	capture_stderr(logf);
-	start_error_server();
+	start_error_server("1%");
 	be_open(&b, 1, uris, 5000);
 	for (int i = 0; i < THREADS; i++) {
 		r[i] = (struct reader){ .h = b.h, .seed = 11u + (unsigned)i };
@@ -345,6 +350,45 @@ START_TEST(error_reply_fails_that_read_only)
 }
 END_TEST
 
+/*
+ * At 30% the old code failed 97-99% of reads: each error reply on a new
+ * connection blacked the sub-host out for 100 ms.  Now it is 30%.
+ */
+START_TEST(error_replies_at_30_percent_no_blackout)
+{
+	const char *uris[] = { uri[0] };
+	unsigned int seed = 3;
+	int failed = 0;
+	char logf[160];
+	struct be b;
+	char *log;
+
+	snprintf(logf, sizeof(logf), "%s/error30.log", dir);
+	capture_stderr(logf);
+	start_error_server("30%");
+	be_open(&b, 1, uris, 5000);
+	for (int i = 0; i < 1000; i++) {
+		uint64_t pg = (uint64_t)rand_r(&seed) %
+			      ((H0_END - H0_START) / (4 * KiB));
+
+		failed += !fetch_check(b.h, 0, H0_START + pg * 4 * KiB,
+				       4 * KiB);
+	}
+	printf("error filter at 30%%: %d of 1000 4 KiB reads failed, %" PRIu64 " connects\n",
+	       failed, b.st.sub[0].connects);
+	/* 30% +- 1.5% (one sigma): far inside the bounds. */
+	ck_assert_int_gt(failed, 200);
+	ck_assert_int_lt(failed, 400);
+	ck_assert_uint_eq(b.st.sub[0].connects, 1);
+	be_close(&b);
+	fflush(stderr);
+	log = slurp(logf);
+	ck_assert_msg(!strstr(log, "until it answers again"),
+		      "sub-host logged as down:\n%s", log);
+	free(log);
+}
+END_TEST
+
 static int n_connects;
 
 static void count_event(void *opaque, enum nbdconn_event ev, const char *msg)
@@ -371,7 +415,7 @@ START_TEST(error_reply_pager_shape)
 	struct nbdconn *c;
 
 	ck_assert(buf && want);
-	start_error_server();
+	start_error_server("1%");
 	c = nbdconn_new(&p, err, sizeof(err));
 	ck_assert_ptr_nonnull(c);
 	for (int i = 0; i < READS; i++) {
@@ -748,6 +792,7 @@ static Suite *faults_suite(void)
 	tc = tcase_create("replies");
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, error_reply_fails_that_read_only);
+	tcase_add_test(tc, error_replies_at_30_percent_no_blackout);
 	tcase_add_test(tc, error_reply_pager_shape);
 	tcase_add_test(tc, short_export_refused_at_connect);
 	tcase_set_timeout(tc, 60);
@@ -775,7 +820,8 @@ static void runner_cleanup(void)
 	if (!dir[0])
 		return;
 	static const char *const files[] = {
-		"img", "sub0.sock", "sub1.sock", "error.log", "short.log",
+		"img", "sub0.sock", "sub1.sock", "error.log", "error30.log",
+		"short.log",
 		"resolv.conf", "hosts", "vnf.conf", "vmemfs.log",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
