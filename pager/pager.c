@@ -1242,7 +1242,7 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	for (size_t i = 0; i < pg->n_subs; i++) {
 		struct sub *s = &pg->subs[i];
 
-		s->remote = vp_remote_new(s->uri);
+		s->remote = vp_remote_new(s->uri, s->end);
 		if (!s->remote)
 			goto nomem;
 		for (uint64_t c = s->start >> pg->cshift;

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal to the pager: one sub-host's NBD export, reached through a
- * small pool of libnbd handles so that fault threads, the eviction thread
- * and page_in/page_out callers never queue behind each other's requests.
- * Every call is bounded by a deadline: libnbd's synchronous calls can
- * block for as long as the kernel's TCP timeouts, which a pager that must
- * report a dead sub-host cannot afford.
+ * Internal to the pager: one sub-host's NBD export, reached through the
+ * shared NBD client (common/nbdconn.h, which states the promises: bounded
+ * by the deadline, name lookups included; a server's error reply fails
+ * that request only; an export smaller than the home range's end is
+ * refused at connect).  A pool of handles per sub-host, no limit on how
+ * many are busy, so that fault threads, the eviction thread and
+ * page_in/page_out callers never queue behind each other's requests.
  */
 #ifndef VMEM_PAGER_REMOTE_H
 #define VMEM_PAGER_REMOTE_H
@@ -16,12 +17,14 @@
 
 struct vp_remote;
 
-struct vp_remote *vp_remote_new(const char *uri);
+/* @home_end: the end of the sub-host's home range (smallest export). */
+struct vp_remote *vp_remote_new(const char *uri, uint64_t home_end);
 void vp_remote_free(struct vp_remote *r);
 
 /*
- * Each returns 0, or -1 with errno (ETIMEDOUT when @timeout_ms ran out)
- * and a message in @err.  A handle that failed is closed, not reused.
+ * Each returns 0, or -1 with errno (ETIMEDOUT when @timeout_ms ran out,
+ * EIO, EINVAL, ... when the server refused a request) and a message in
+ * @err that names the URI.
  */
 int vp_remote_pread(struct vp_remote *r, void *buf, uint64_t len,
 		    uint64_t off, uint64_t timeout_ms, char *err,
@@ -33,14 +36,12 @@ int vp_remote_pwritev(struct vp_remote *r, void *const *bufs,
 		      uint64_t timeout_ms, char *err, size_t errlen);
 
 /*
- * Discard [off, off + len) so it reads as zeros and holds no space: NBD
- * trim when the export can, else write-zeroes allowing holes.  Trim is
- * only advisory in NBD, so an export that keeps data after trim is
- * handled by the zero fallback (see vp_remote_new).
+ * Discard [off, off + len) so it holds no space: NBD trim when the
+ * export can, else write-zeroes allowing holes.  Trim is only advisory
+ * in NBD; an export that keeps the data is harmless, because the pager
+ * never reads a range back before it evicted (wrote) it again.
  */
 int vp_remote_discard(struct vp_remote *r, uint64_t len, uint64_t off,
 		      uint64_t timeout_ms, char *err, size_t errlen);
-
-const char *vp_remote_uri(const struct vp_remote *r);
 
 #endif

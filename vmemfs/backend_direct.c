@@ -3,34 +3,32 @@
  * The direct backend: read the memory that is not on the main host from
  * its home sub-host over NBD, without the VM's involvement.
  *
- * Each sub-host has a small pool of libnbd connections.  A thread takes
- * one idle connection for a whole fetch, pipelines every chunk request of
- * the fetch on it and gives it back.  The pool's mutex guards only the
- * bookkeeping, never a network wait, and each sub-host has its own pool:
- * a dead or stalled sub-host therefore costs only the readers of its own
- * range, and those get -EIO within the VM's timeout.
+ * Each sub-host has a small pool of libnbd connections (common/nbdconn.h
+ * says what it promises).  A thread takes one idle connection for a whole
+ * fetch, pipelines every chunk request of the fetch on it and gives it
+ * back.  Each sub-host has its own pool: a dead or stalled sub-host
+ * therefore costs only the readers of its own range, and those get -EIO
+ * within the VM's timeout.  A request the server refuses (an NBD error
+ * reply) fails that read with -EIO and nothing else.
  *
- * Connections are made lazily, from fetch(), with libnbd's asynchronous
- * connect and a deadline: a sub-host whose packets vanish (a netns that
- * is gone, a stopped server) must not hang a reader past the timeout.
- * After a failure a sub-host is left alone for DIRECT_RETRY_MS, so that a
- * burst of readers does not turn into a burst of doomed connects; the
- * first read after that tries again, so recovery needs no timer thread.
+ * Connections are made lazily, from fetch(), with a deadline on the name
+ * lookup, the connect and the handshake: a sub-host whose packets vanish
+ * (a netns that is gone, a stopped server, a silent resolver) must not
+ * hang a reader past the timeout.  After the sub-host was found down it
+ * is left alone for DIRECT_RETRY_MS, so that a burst of readers does not
+ * turn into a burst of doomed connects; the first read after that tries
+ * again, so recovery needs no timer thread.
  *
  * Requests to a sub-host are always whole aligned chunks (clipped to the
  * home range), whatever the reader asked for: that is the unit the cache
  * keeps and the unit the config's chunk-size promises.
  */
 #include <errno.h>
-#include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <libnbd.h>
-
+#include "../common/nbdconn.h"
 #include "backend.h"
 #include "cache.h"
 #include "log.h"
@@ -48,21 +46,12 @@
  */
 #define DIRECT_WINDOW 4
 
-struct direct_conn {
-	struct nbd_handle *nbd;		/* NULL: not connected */
-	bool busy;			/* owned by a fetch right now */
-};
-
 struct direct_sub {
 	char *uri;
 	uint64_t start, end;		/* home range */
 	struct vmem_subhost_stats *st;
-
-	pthread_mutex_t lock;		/* guards the fields below */
-	pthread_cond_t idle;		/* a connection was given back */
-	uint64_t retry_at_ns;		/* no new connection before this */
-	bool down;			/* last attempt failed (for the log) */
-	struct direct_conn conn[DIRECT_POOL];
+	struct nbdconn *nc;		/* the connection pool */
+	long refused_log_sec;		/* for vmem_log_should() */
 };
 
 struct direct {
@@ -70,13 +59,13 @@ struct direct {
 	struct vmem_stats *stats;
 	struct vmem_stats own_stats;	/* used when the caller gave none */
 	uint64_t chunk;
-	uint64_t timeout_ns;
+	uint64_t timeout_ms;
 	struct vmem_cache *cache;	/* NULL: keep nothing */
 	size_t n_subs;
 	struct direct_sub *subs;
 };
 
-/* One chunk-aligned request of a fetch. */
+/* One chunk-aligned part of a fetch. */
 struct piece {
 	uint64_t off;			/* RAM (= export) offset */
 	size_t len;			/* chunk, or less where clipped */
@@ -86,345 +75,76 @@ struct piece {
 	bool need;			/* not served by the cache */
 	bool quiet;			/* no page move in flight at start */
 	uint64_t token;			/* eviction sequence of the chunk */
-	uint64_t t0;			/* when the request was sent */
-	struct wait_ctx *ctx;
 };
 
-struct wait_ctx {
-	struct vmem_subhost_stats *st;
-	unsigned int pending;		/* requests sent and not answered */
-	unsigned int ok;		/* requests answered with data */
-	int err;			/* first error reported */
-};
+/* ---- the sub-host's connections (common/nbdconn) -------------------- */
 
-static uint64_t now_ns(void)
+static void sub_event(void *opaque, enum nbdconn_event ev, const char *msg)
 {
-	struct timespec ts;
+	struct direct_sub *s = opaque;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* Milliseconds left until @deadline, rounded up; 0 when it has passed. */
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = now_ns(), ms;
-
-	if (now >= deadline)
-		return 0;
-	ms = (deadline - now + 999999) / 1000000;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-static struct timespec abs_monotonic(uint64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(ns / 1000000000ull),
-		.tv_nsec = (long)(ns % 1000000000ull),
-	};
-
-	return ts;
-}
-
-/* ---- connection pool ---------------------------------------------- */
-
-/*
- * Take an idle connection of @s, preferring one that is already
- * connected.  Waits for one to come back until @deadline.  Returns NULL
- * when none came, or when a new connection would be needed while the
- * sub-host is still in its quiet time after a failure.
- */
-static struct direct_conn *pool_get(struct direct_sub *s, uint64_t deadline)
-{
-	struct direct_conn *c;
-	struct timespec ts = abs_monotonic(deadline);
-
-	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		struct direct_conn *fresh = NULL;
-
-		c = NULL;
-		for (unsigned int i = 0; i < DIRECT_POOL; i++) {
-			if (s->conn[i].busy)
-				continue;
-			if (s->conn[i].nbd) {
-				c = &s->conn[i];
-				break;
-			}
-			if (!fresh)
-				fresh = &s->conn[i];
-		}
-		if (!c)
-			c = fresh;
-		if (c)
-			break;
-		if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) ==
-		    ETIMEDOUT) {
-			pthread_mutex_unlock(&s->lock);
-			return NULL;
-		}
-	}
-	if (!c->nbd && now_ns() < s->retry_at_ns) {
-		pthread_mutex_unlock(&s->lock);
-		return NULL;
-	}
-	c->busy = true;
-	pthread_mutex_unlock(&s->lock);
-	return c;
-}
-
-static void pool_put(struct direct_sub *s, struct direct_conn *c)
-{
-	pthread_mutex_lock(&s->lock);
-	c->busy = false;
-	pthread_cond_signal(&s->idle);
-	pthread_mutex_unlock(&s->lock);
-}
-
-/*
- * @c failed: close it (its state is unknown, answers may still be on the
- * way) and the idle connections too, since whatever broke this one most
- * likely broke them (a restarted server leaves them all half dead).
- * With @quiet_time, also keep new connects away for a while.
- * Closing happens outside the lock: it is a syscall per handle.
- */
-static void pool_fail(struct direct_sub *s, struct direct_conn *c,
-		      bool quiet_time, const char *why)
-{
-	struct nbd_handle *dead[DIRECT_POOL];
-	unsigned int n = 0;
-	bool log_it = false;
-
-	pthread_mutex_lock(&s->lock);
-	if (c->nbd)
-		dead[n++] = c->nbd;
-	c->nbd = NULL;
-	for (unsigned int i = 0; i < DIRECT_POOL; i++) {
-		if (!s->conn[i].busy && s->conn[i].nbd) {
-			dead[n++] = s->conn[i].nbd;
-			s->conn[i].nbd = NULL;
-		}
-	}
-	if (quiet_time) {
-		s->retry_at_ns = now_ns() + DIRECT_RETRY_MS * 1000000ull;
-		log_it = !s->down;
-		s->down = true;
-	}
-	c->busy = false;
-	/* Everyone waiting re-checks: the quiet time may send them away. */
-	pthread_cond_broadcast(&s->idle);
-	pthread_mutex_unlock(&s->lock);
-
-	while (n)
-		nbd_close(dead[--n]);
-	if (log_it)
+	switch (ev) {
+	case NBDCONN_CONNECTED:
+		vmem_stat_add(s->st->connects, 1);
+		break;
+	case NBDCONN_DOWN:
 		vmem_log(LOG_WARNING,
 			 "sub-host %s: %s; reads of its range fail until it answers again",
+			 s->uri, msg);
+		break;
+	case NBDCONN_UP:
+		vmem_log(LOG_NOTICE, "sub-host %s answers again", s->uri);
+		break;
+	}
+}
+
+/* The server refused a request: worth a line, but not one per read when
+ * a disk goes bad under a busy reader. */
+static void log_refused(struct direct_sub *s, const char *why)
+{
+	if (vmem_log_should(&s->refused_log_sec))
+		vmem_log(LOG_WARNING,
+			 "sub-host %s: %s; that read fails with EIO, the sub-host stays up (one such line a second at most)",
 			 s->uri, why);
 }
 
-/* Connect @c to @s before @deadline without ever blocking on the peer. */
-static int conn_open(struct direct_sub *s, struct direct_conn *c,
-		     uint64_t deadline, char *why, size_t whylen)
-{
-	struct nbd_handle *nbd = nbd_create();
-	bool was_down;
-
-	if (!nbd) {
-		snprintf(why, whylen, "%s", nbd_get_error());
-		return -1;
-	}
-	/* libnbd zeroes read buffers before each read by default, to hide
-	 * stale memory on failure.  We never hand out a failed read's
-	 * buffer, so that would be a wasted pass over every byte. */
-	nbd_set_pread_initialize(nbd, false);
-	if (nbd_aio_connect_uri(nbd, s->uri) == -1)
-		goto fail;
-	while (!nbd_aio_is_ready(nbd)) {
-		int ms;
-
-		if (nbd_aio_is_dead(nbd) || nbd_aio_is_closed(nbd)) {
-			snprintf(why, whylen, "connection lost during handshake");
-			goto out;
-		}
-		ms = ms_left(deadline);
-		if (ms == 0) {
-			snprintf(why, whylen, "no handshake within the timeout");
-			goto out;
-		}
-		if (nbd_poll(nbd, ms) == -1)
-			goto fail;
-	}
-	c->nbd = nbd;
-	vmem_stat_add(s->st->connects, 1);
-
-	pthread_mutex_lock(&s->lock);
-	was_down = s->down;
-	s->down = false;
-	s->retry_at_ns = 0;	/* it answers: others may connect at once */
-	pthread_mutex_unlock(&s->lock);
-	if (was_down)
-		vmem_log(LOG_NOTICE, "sub-host %s answers again", s->uri);
-	return 0;
-
-fail:
-	snprintf(why, whylen, "%s", nbd_get_error());
-out:
-	nbd_close(nbd);
-	return -1;
-}
-
-/* ---- one fetch ---------------------------------------------------- */
-
-static int piece_done(void *user_data, int *error)
-{
-	struct piece *p = user_data;
-	struct wait_ctx *ctx = p->ctx;
-
-	if (*error) {
-		if (!ctx->err)
-			ctx->err = *error;
-	} else {
-		ctx->ok++;
-		vmem_stat_add(ctx->st->bytes, p->len);
-		vmem_hist_add(&ctx->st->latency, now_ns() - p->t0);
-	}
-	ctx->pending--;
-	/* Not retired here (return 1) but by retire_done(): libnbd 1.14
-	 * reads the command after a failed first send, and a command
-	 * retired from its own callback is freed by then. */
-	return 0;
-}
-
-/* Retire the commands whose callbacks have run, so a pooled handle does
- * not collect them for its whole life. */
-static void retire_done(struct nbd_handle *nbd)
-{
-	int64_t cookie;
-
-	while ((cookie = nbd_aio_peek_command_completed(nbd)) > 0)
-		nbd_aio_command_completed(nbd, (uint64_t)cookie);
-}
-
 /*
- * Send the needed pieces on @nbd, up to DIRECT_WINDOW at a time, and wait
- * for all answers.  Returns 0, or -1 with a reason in @why (and
- * *timed_out set when the deadline ran out rather than the connection
- * failing).  *failed is the number of pieces not delivered.  @ctx belongs
- * to the caller because requests still in flight on failure are only
- * dropped when the caller closes the handle, so it must outlive this call.
- */
-static int run_pieces(struct direct_sub *s, struct nbd_handle *nbd,
-		      struct piece *pieces, size_t n, uint64_t deadline,
-		      struct wait_ctx *ctx, unsigned int *failed,
-		      bool *timed_out, char *why, size_t whylen)
-{
-	unsigned int needed = 0;
-	size_t next = 0;
-	int rc = 0;
-
-	*ctx = (struct wait_ctx){ .st = s->st };
-	for (size_t i = 0; i < n; i++)
-		needed += pieces[i].need;
-
-	for (;;) {
-		int ms;
-
-		/* Top up the window: pipelined, but bounded, so a huge read
-		 * does not queue thousands of commands in libnbd at once. */
-		while (next < n && ctx->pending < DIRECT_WINDOW) {
-			struct piece *p = &pieces[next++];
-			nbd_completion_callback cb = {
-				.callback = piece_done, .user_data = p,
-			};
-
-			if (!p->need)
-				continue;
-			p->ctx = ctx;
-			p->t0 = now_ns();
-			/* Counted first: if the handle is already dead,
-			 * libnbd may complete it before returning. */
-			ctx->pending++;
-			if (nbd_aio_pread(nbd, p->dst, p->len, p->off, cb,
-					  0) == -1) {
-				ctx->pending--;
-				snprintf(why, whylen, "%s", nbd_get_error());
-				rc = -1;
-				goto out;
-			}
-			vmem_stat_add(s->st->requests, 1);
-		}
-		retire_done(nbd);
-		if (ctx->err) {
-			snprintf(why, whylen, "read failed: %s",
-				 strerror(ctx->err));
-			rc = -1;
-			goto out;
-		}
-		if (!ctx->pending)
-			break;
-
-		ms = ms_left(deadline);
-		if (ms == 0) {
-			snprintf(why, whylen, "no answer within the timeout");
-			*timed_out = true;
-			rc = -1;
-			goto out;
-		}
-		if (nbd_poll(nbd, ms) == -1) {
-			snprintf(why, whylen, "%s", nbd_get_error());
-			rc = -1;
-			goto out;
-		}
-	}
-out:
-	*failed = rc ? needed - ctx->ok : 0;
-	return rc;
-}
-
-/*
- * Fetch the needed pieces from sub-host @s.  A connection that was idle
- * in the pool may have died since (the sub-host restarted): if it fails
- * before the deadline, try once more on a fresh connection before calling
- * the sub-host down.
+ * Fetch the needed pieces from sub-host @s on one of its connections
+ * (see nbdconn.h for the retry on a stale connection and for what makes
+ * a sub-host down).  0 or -EIO; @rq has room for every piece.
  */
 static int fetch_remote(struct direct_sub *s, struct piece *pieces, size_t n,
-			uint64_t deadline)
+			struct nbdconn_req *rq, uint64_t deadline)
 {
 	char why[256] = "";
-	struct wait_ctx ctx;
+	size_t k = 0;
+	unsigned int ok = 0, sent = 0;
+	int rc;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		struct direct_conn *c;
-		bool fresh = false, timed_out = false;
-		unsigned int failed = 0;
-
-		c = pool_get(s, deadline);
-		if (!c) {
-			vmem_stat_add(s->st->errors, 1);
-			return -EIO;
-		}
-		if (!c->nbd) {
-			if (conn_open(s, c, deadline, why, sizeof(why)) < 0) {
-				vmem_stat_add(s->st->errors, 1);
-				pool_fail(s, c, true, why);
-				return -EIO;
-			}
-			fresh = true;
-		}
-		if (run_pieces(s, c->nbd, pieces, n, deadline, &ctx, &failed,
-			       &timed_out, why, sizeof(why)) == 0) {
-			pool_put(s, c);
-			return 0;
-		}
-		if (fresh || timed_out || ms_left(deadline) == 0) {
-			vmem_stat_add(s->st->errors, failed ? failed : 1);
-			pool_fail(s, c, true, why);
-			return -EIO;
-		}
-		/* A stale pooled connection: not the sub-host's fault yet. */
-		pool_fail(s, c, false, why);
+	for (size_t i = 0; i < n; i++) {
+		if (pieces[i].need)
+			rq[k++] = (struct nbdconn_req){
+				.op = NBDCONN_READ, .buf = pieces[i].dst,
+				.off = pieces[i].off, .len = pieces[i].len,
+			};
 	}
+	rc = nbdconn_run(s->nc, rq, k, deadline, why, sizeof(why));
+	for (size_t i = 0; i < k; i++) {
+		if (!rq[i].sent)
+			continue;
+		sent++;
+		if (rc >= 0 && rq[i].answered && !rq[i].err) {
+			ok++;
+			vmem_stat_add(s->st->bytes, rq[i].len);
+			vmem_hist_add(&s->st->latency, rq[i].ns);
+		}
+	}
+	vmem_stat_add(s->st->requests, sent);
+	if (rc == 0)
+		return 0;
+	vmem_stat_add(s->st->errors, sent ? k - ok : 1);
+	if (rc == NBDCONN_REFUSED)
+		log_refused(s, why);
 	return -EIO;
 }
 
@@ -434,6 +154,7 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	struct direct *d = h;
 	struct direct_sub *s;
 	struct piece stack_pieces[DIRECT_STACK_PIECES], *pieces = stack_pieces;
+	struct nbdconn_req stack_rq[DIRECT_STACK_PIECES], *rq = stack_rq;
 	unsigned char *out = buf, *spare = NULL;
 	uint64_t chunk = d->chunk, first, last, deadline, end = off + len;
 	size_t n, n_need = 0, n_spare = 0;
@@ -446,15 +167,18 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		return VMEM_FETCH_DATA;
 	if (off < s->start || end > s->end || end < off)
 		return -EINVAL;
-	deadline = now_ns() + d->timeout_ns;
+	deadline = nbdconn_deadline(d->timeout_ms);
 
 	first = off & ~(chunk - 1);
 	last = (end - 1) & ~(chunk - 1);
 	n = (size_t)((last - first) / chunk) + 1;
 	if (n > DIRECT_STACK_PIECES) {
 		pieces = malloc(n * sizeof(*pieces));
-		if (!pieces)
-			return -ENOMEM;
+		rq = malloc(n * sizeof(*rq));
+		if (!pieces || !rq) {
+			rc = -ENOMEM;
+			goto out;
+		}
 	}
 
 	for (size_t i = 0; i < n; i++) {
@@ -517,7 +241,7 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	}
 
 	if (n_need) {
-		rc = fetch_remote(s, pieces, n, deadline);
+		rc = fetch_remote(s, pieces, n, rq, deadline);
 		if (rc < 0)
 			goto out;
 	}
@@ -545,6 +269,8 @@ out:
 	free(spare);
 	if (pieces != stack_pieces)
 		free(pieces);
+	if (rq != stack_rq)
+		free(rq);
 	return rc;
 }
 
@@ -559,10 +285,7 @@ static void direct_close(void *h)
 	for (size_t i = 0; i < d->n_subs; i++) {
 		struct direct_sub *s = &d->subs[i];
 
-		for (unsigned int j = 0; j < DIRECT_POOL; j++)
-			nbd_close(s->conn[j].nbd);
-		pthread_cond_destroy(&s->idle);
-		pthread_mutex_destroy(&s->lock);
+		nbdconn_free(s->nc);
 		free(s->uri);
 	}
 	free(d->subs);
@@ -577,7 +300,6 @@ static void *direct_open(const struct vmem_vm *vm,
 			 char *err, size_t errlen)
 {
 	struct direct *d;
-	pthread_condattr_t ca;
 
 	(void)qmp;	/* the VM is never asked: that is the point */
 	if (vm->chunk_size < 4096 || (vm->chunk_size & (vm->chunk_size - 1))) {
@@ -601,7 +323,7 @@ static void *direct_open(const struct vmem_vm *vm,
 		goto nomem;
 	d->mf = mf && mf->seq ? mf : NULL;
 	d->chunk = vm->chunk_size;
-	d->timeout_ns = vm->timeout_ms * 1000000ull;
+	d->timeout_ms = vm->timeout_ms;
 	d->stats = stats;
 	if (!stats) {
 		/* Counting into a private sink keeps fetch() free of
@@ -616,24 +338,32 @@ static void *direct_open(const struct vmem_vm *vm,
 	d->subs = calloc(vm->n_subhosts + 1, sizeof(*d->subs));
 	if (!d->subs)
 		goto nomem;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	for (size_t i = 0; i < vm->n_subhosts; i++) {
 		struct direct_sub *s = &d->subs[i];
+		struct nbdconn_params p = {
+			.uri = vm->subhosts[i].uri,
+			/* Export offsets are RAM offsets: anything shorter
+			 * than the home's end is refused at connect. */
+			.min_size = vm->subhosts[i].end,
+			.max_conns = DIRECT_POOL,
+			.max_idle = DIRECT_POOL,
+			.window = DIRECT_WINDOW,
+			.quiet_ms = DIRECT_RETRY_MS,
+			.event = sub_event,
+			.opaque = s,
+		};
 
 		s->uri = strdup(vm->subhosts[i].uri);
-		if (!s->uri) {
-			pthread_condattr_destroy(&ca);
-			goto nomem;
-		}
+		s->st = &d->stats->sub[i];
 		s->start = vm->subhosts[i].start;
 		s->end = vm->subhosts[i].end;
-		s->st = &d->stats->sub[i];
-		pthread_mutex_init(&s->lock, NULL);
-		pthread_cond_init(&s->idle, &ca);
-		d->n_subs++;
+		d->n_subs++;	/* direct_close() frees what is set */
+		if (!s->uri)
+			goto nomem;
+		s->nc = nbdconn_new(&p, err, errlen);
+		if (!s->nc)
+			goto nomem;
 	}
-	pthread_condattr_destroy(&ca);
 
 	/*
 	 * NULL when cache-size is 0 (or below one chunk): fetch everything.

@@ -1,0 +1,787 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The NBD client shared by vmemfs and the pager (contract in nbdconn.h).
+ *
+ * A pool counts its connections (busy and idle) against max_conns and
+ * keeps at most max_idle connected handles between calls.  A call takes
+ * an idle handle, or the right to connect a new one, or waits for one to
+ * come back until its deadline.
+ *
+ * Host names: libnbd's nbd_aio_connect_uri() calls getaddrinfo() on the
+ * caller's thread, unbounded.  So for nbd://NAME URIs the pool looks the
+ * name up itself, on a detached thread, and hands libnbd the same URI
+ * with the numeric address in place of the name (for a numeric host
+ * glibc's getaddrinfo() only parses).  The lookup state is reference
+ * counted between the pool and that thread, so a pool can be freed while
+ * a lookup still hangs in the resolver.
+ */
+#include "nbdconn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libnbd.h>
+
+#define LOOKUP_ADDRS 8		/* addresses kept from one lookup */
+#define NBD_DEFAULT_PORT "10809"
+
+/* ---- time ------------------------------------------------------------ */
+
+uint64_t nbdconn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t nbdconn_deadline(uint64_t timeout_ms)
+{
+	uint64_t now = nbdconn_now_ns();
+
+	if (timeout_ms > (UINT64_MAX - now) / 1000000ull)
+		return UINT64_MAX;
+	return now + timeout_ms * 1000000ull;
+}
+
+/* Milliseconds left until @deadline, rounded up; 0 when it has passed. */
+static int ms_left(uint64_t deadline)
+{
+	uint64_t now = nbdconn_now_ns(), ms;
+
+	if (now >= deadline)
+		return 0;
+	ms = (deadline - now + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static struct timespec abs_monotonic(uint64_t ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(ns / 1000000000ull),
+		.tv_nsec = (long)(ns % 1000000000ull),
+	};
+
+	return ts;
+}
+
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* ---- name lookup ------------------------------------------------------ */
+
+struct lookup {
+	char *host, *port;	/* immutable: read by the thread unlocked */
+	pthread_mutex_t mu;	/* guards the rest */
+	pthread_cond_t done;	/* a lookup finished */
+	unsigned int refs;	/* the pool, and a running thread */
+	bool running;
+	uint64_t gen;		/* lookups finished so far */
+	int gai;		/* the last one's result: 0 or EAI_* */
+	int sys;		/* its errno, for EAI_SYSTEM */
+	struct sockaddr_storage addr[LOOKUP_ADDRS];
+	unsigned int n;		/* usable addresses; 0: look up (again) */
+	unsigned int next;	/* the one to connect to */
+};
+
+static void lookup_unref_locked(struct lookup *lk)
+{
+	bool last = --lk->refs == 0;
+
+	pthread_mutex_unlock(&lk->mu);
+	if (!last)
+		return;
+	pthread_cond_destroy(&lk->done);
+	pthread_mutex_destroy(&lk->mu);
+	free(lk->host);
+	free(lk->port);
+	free(lk);
+}
+
+static void *lookup_thread(void *arg)
+{
+	struct lookup *lk = arg;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_ADDRCONFIG,
+	}, *res = NULL, *ai;
+	int rc = getaddrinfo(lk->host, lk->port, &hints, &res);
+	int sys = errno;
+
+	pthread_mutex_lock(&lk->mu);
+	lk->gai = rc;
+	lk->sys = sys;
+	lk->n = 0;
+	lk->next = 0;
+	for (ai = rc == 0 ? res : NULL; ai && lk->n < LOOKUP_ADDRS;
+	     ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(lk->addr[0]))
+			continue;
+		memcpy(&lk->addr[lk->n++], ai->ai_addr, ai->ai_addrlen);
+	}
+	if (rc == 0 && lk->n == 0)
+		lk->gai = EAI_NONAME;
+	lk->running = false;
+	lk->gen++;
+	pthread_cond_broadcast(&lk->done);
+	lookup_unref_locked(lk);
+	if (res)
+		freeaddrinfo(res);
+	return NULL;
+}
+
+/* Called with lk->mu held.  Signals are for the process's own threads. */
+static int lookup_start(struct lookup *lk)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&t, &attr, lookup_thread, lk);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc)
+		return -rc;
+	lk->refs++;
+	lk->running = true;
+	return 0;
+}
+
+/*
+ * Put into @uri the pool's URI with the host replaced by an address of
+ * it, looking the name up first if no address is known; wait for that
+ * at most until @deadline.  *@idx says which address it was.
+ */
+static int lookup_uri(struct lookup *lk, const char *tail, uint64_t deadline,
+		      char *uri, size_t urilen, unsigned int *idx,
+		      char *why, size_t whylen)
+{
+	struct timespec ts = abs_monotonic(deadline);
+	char a[INET6_ADDRSTRLEN];
+	uint64_t gen;
+	int rc;
+
+	pthread_mutex_lock(&lk->mu);
+	gen = lk->gen;
+	while (lk->n == 0) {
+		if (lk->gen != gen && lk->gai != 0) {
+			const char *m = lk->gai == EAI_SYSTEM ?
+					strerror(lk->sys) : gai_strerror(lk->gai);
+
+			snprintf(why, whylen, "name lookup of %s failed: %s",
+				 lk->host, m);
+			pthread_mutex_unlock(&lk->mu);
+			return -EHOSTUNREACH;
+		}
+		if (!lk->running) {
+			rc = lookup_start(lk);
+			if (rc < 0) {
+				snprintf(why, whylen,
+					 "cannot start a name lookup of %s: %s",
+					 lk->host, strerror(-rc));
+				pthread_mutex_unlock(&lk->mu);
+				return rc;
+			}
+		}
+		if (pthread_cond_timedwait(&lk->done, &lk->mu, &ts) ==
+		    ETIMEDOUT && lk->n == 0) {
+			snprintf(why, whylen,
+				 "name lookup of %s did not finish within the timeout",
+				 lk->host);
+			pthread_mutex_unlock(&lk->mu);
+			return -ETIMEDOUT;
+		}
+	}
+	*idx = lk->next;
+	if (lk->addr[*idx].ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&lk->addr[*idx];
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(uri, urilen, "nbd://[%s]:%s%s", a, lk->port, tail);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)&lk->addr[*idx];
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(uri, urilen, "nbd://%s:%s%s", a, lk->port, tail);
+	}
+	pthread_mutex_unlock(&lk->mu);
+	return 0;
+}
+
+/* Address @idx did not take a connection: the next one gets the next
+ * connect, and after the last one the name is looked up again. */
+static void lookup_skip(struct lookup *lk, unsigned int idx)
+{
+	pthread_mutex_lock(&lk->mu);
+	if (lk->n && lk->next == idx && ++lk->next >= lk->n)
+		lk->n = lk->next = 0;
+	pthread_mutex_unlock(&lk->mu);
+}
+
+static void lookup_forget(struct lookup *lk)
+{
+	pthread_mutex_lock(&lk->mu);
+	lk->n = lk->next = 0;
+	pthread_mutex_unlock(&lk->mu);
+}
+
+/*
+ * For nbd://HOST[:PORT]... with a HOST that is not a numeric address,
+ * a lookup for it, and in *@tail where the URI goes on after the port.
+ * NULL with *@tail NULL when no lookup is needed, NULL with *@tail set
+ * on ENOMEM.
+ */
+static struct lookup *lookup_new(const char *uri, const char **tail)
+{
+	struct in6_addr a6;
+	struct lookup *lk;
+	const char *h, *he, *p;
+	size_t plen = 0;
+
+	*tail = NULL;
+	if (strncmp(uri, "nbd://", 6) != 0)
+		return NULL;
+	h = uri + 6;
+	if (*h == '[')
+		return NULL;	/* [IPv6]: numeric by definition */
+	he = h + strcspn(h, ":/?");
+	if (he == h)
+		return NULL;	/* libnbd will say what is wrong */
+	p = he;
+	if (*p == ':') {
+		p++;
+		plen = strspn(p, "0123456789");
+	}
+	lk = calloc(1, sizeof(*lk));
+	if (!lk) {
+		*tail = uri;
+		return NULL;
+	}
+	lk->host = strndup(h, (size_t)(he - h));
+	lk->port = plen ? strndup(p, plen) : strdup(NBD_DEFAULT_PORT);
+	if (!lk->host || !lk->port) {
+		free(lk->host);
+		free(lk->port);
+		free(lk);
+		*tail = uri;
+		return NULL;
+	}
+	if (inet_pton(AF_INET, lk->host, &a6) == 1 ||
+	    inet_pton(AF_INET6, lk->host, &a6) == 1) {
+		free(lk->host);
+		free(lk->port);
+		free(lk);
+		return NULL;
+	}
+	*tail = p + plen;
+	pthread_mutex_init(&lk->mu, NULL);
+	cond_init_monotonic(&lk->done);
+	lk->refs = 1;
+	return lk;
+}
+
+/* ---- the pool --------------------------------------------------------- */
+
+struct nbdconn {
+	char *uri;
+	struct lookup *lk;		/* NULL: nothing to look up */
+	const char *tail;		/* in uri, after HOST[:PORT] */
+	uint64_t min_size;
+	unsigned int max_conns, max_idle, window;
+	uint64_t quiet_ns;
+	void (*event)(void *opaque, enum nbdconn_event ev, const char *msg);
+	void *opaque;
+
+	pthread_mutex_t mu;		/* guards the fields below */
+	pthread_cond_t back;		/* a connection was given back */
+	unsigned int live;		/* connections, busy and idle */
+	unsigned int n_idle;
+	struct nbd_handle **idle;	/* max_idle entries */
+	bool down;			/* since the last DOWN event */
+	uint64_t retry_at_ns;		/* no new connect before this */
+};
+
+/* Per call, on the caller's stack: what the completion callbacks count. */
+struct run {
+	unsigned int pending;		/* sent and not answered */
+	bool refused;			/* a reply carried an error */
+};
+
+static void tell(struct nbdconn *c, enum nbdconn_event ev, const char *msg)
+{
+	if (c->event)
+		c->event(c->opaque, ev, msg);
+}
+
+/* A healthy handle says goodbye (NBD_CMD_DISC, queued without waiting)
+ * so the server does not log a reset connection; a failed one is just
+ * dropped. */
+static void close_handle(struct nbd_handle *h, bool healthy)
+{
+	if (healthy && nbd_aio_is_ready(h))
+		nbd_aio_disconnect(h, 0);
+	nbd_close(h);
+}
+
+struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
+			    size_t errlen)
+{
+	struct nbdconn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		goto nomem;
+	c->uri = strdup(p->uri);
+	c->idle = calloc(p->max_idle ? p->max_idle : 1, sizeof(*c->idle));
+	if (!c->uri || !c->idle)
+		goto nomem;
+	c->lk = lookup_new(c->uri, &c->tail);
+	if (!c->lk && c->tail)
+		goto nomem;
+	c->min_size = p->min_size;
+	c->max_conns = p->max_conns;
+	c->max_idle = p->max_idle;
+	c->window = p->window ? p->window : 1;
+	c->quiet_ns = p->quiet_ms * 1000000ull;
+	c->event = p->event;
+	c->opaque = p->opaque;
+	pthread_mutex_init(&c->mu, NULL);
+	cond_init_monotonic(&c->back);
+	return c;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	if (c) {
+		free(c->idle);
+		free(c->uri);
+		free(c);
+	}
+	return NULL;
+}
+
+void nbdconn_free(struct nbdconn *c)
+{
+	if (!c)
+		return;
+	for (unsigned int i = 0; i < c->n_idle; i++)
+		close_handle(c->idle[i], true);
+	if (c->lk) {
+		pthread_mutex_lock(&c->lk->mu);
+		lookup_unref_locked(c->lk);
+	}
+	pthread_cond_destroy(&c->back);
+	pthread_mutex_destroy(&c->mu);
+	free(c->idle);
+	free(c->uri);
+	free(c);
+}
+
+/*
+ * An idle handle in *@h, or *@h = NULL and the right to connect one, or
+ * -errno when neither came before @deadline or the pool is quiet.
+ */
+static int pool_get(struct nbdconn *c, uint64_t deadline,
+		    struct nbd_handle **h, char *why, size_t whylen)
+{
+	struct timespec ts = abs_monotonic(deadline);
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		if (c->n_idle) {
+			*h = c->idle[--c->n_idle];
+			break;
+		}
+		if (!c->max_conns || c->live < c->max_conns) {
+			if (nbdconn_now_ns() < c->retry_at_ns) {
+				pthread_mutex_unlock(&c->mu);
+				snprintf(why, whylen,
+					 "not tried again yet after a failure");
+				return -EAGAIN;
+			}
+			c->live++;
+			*h = NULL;
+			break;
+		}
+		if (pthread_cond_timedwait(&c->back, &c->mu, &ts) ==
+		    ETIMEDOUT) {
+			pthread_mutex_unlock(&c->mu);
+			snprintf(why, whylen,
+				 "no connection free within the timeout");
+			return -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+static void pool_put(struct nbdconn *c, struct nbd_handle *h)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->n_idle < c->max_idle) {
+		c->idle[c->n_idle++] = h;
+		h = NULL;
+	} else {
+		c->live--;
+	}
+	pthread_cond_signal(&c->back);
+	pthread_mutex_unlock(&c->mu);
+	if (h)
+		close_handle(h, true);
+}
+
+/*
+ * The call's connection @h (NULL: its connect failed) is gone: close it
+ * (its state is unknown, answers may still be on the way) and the idle
+ * ones too, since whatever broke this one most likely broke them.  With
+ * @down, the sub-host is down: quiet time, and the event the first time.
+ * Closing happens outside the lock: it is a syscall per handle.
+ */
+static void pool_fail(struct nbdconn *c, struct nbd_handle *h, bool down,
+		      const char *why)
+{
+	struct nbd_handle **dead = NULL;
+	unsigned int n = 0;
+	bool first = false;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->n_idle) {
+		dead = malloc(c->n_idle * sizeof(*dead));
+		if (dead) {
+			n = c->n_idle;
+			memcpy(dead, c->idle, n * sizeof(*dead));
+			c->live -= n;
+			c->n_idle = 0;
+		}
+	}
+	c->live--;
+	if (down) {
+		c->retry_at_ns = nbdconn_now_ns() + c->quiet_ns;
+		first = !c->down;
+		c->down = true;
+	}
+	/* Everyone waiting re-checks: the quiet time may send them away. */
+	pthread_cond_broadcast(&c->back);
+	pthread_mutex_unlock(&c->mu);
+
+	if (h)
+		nbd_close(h);
+	while (n)
+		nbd_close(dead[--n]);
+	free(dead);
+	if (c->lk)
+		lookup_forget(c->lk);
+	if (first)
+		tell(c, NBDCONN_DOWN, why);
+}
+
+static void set_why_nbd(char *why, size_t whylen, int e)
+{
+	const char *m = nbd_get_error();
+
+	snprintf(why, whylen, "%s", m && *m ? m : strerror(e));
+}
+
+static int nbd_err(void)
+{
+	int e = nbd_get_errno();
+
+	return e > 0 ? e : EIO;
+}
+
+static bool is_dead(struct nbd_handle *h)
+{
+	return nbd_aio_is_dead(h) || nbd_aio_is_closed(h);
+}
+
+/* Connect a new handle before @deadline without ever blocking on the
+ * peer (nor on the resolver). */
+static int conn_open(struct nbdconn *c, uint64_t deadline,
+		     struct nbd_handle **out, char *why, size_t whylen)
+{
+	const char *uri = c->uri;
+	char *numeric = NULL;
+	struct nbd_handle *h;
+	unsigned int idx = 0;
+	int64_t size;
+	bool was_down;
+	int e;
+
+	if (c->lk) {
+		size_t len = strlen(c->uri) + INET6_ADDRSTRLEN + 16;
+
+		numeric = malloc(len);
+		if (!numeric) {
+			snprintf(why, whylen, "out of memory");
+			return -ENOMEM;
+		}
+		e = -lookup_uri(c->lk, c->tail, deadline, numeric, len, &idx,
+				why, whylen);
+		if (e) {
+			free(numeric);
+			return -e;
+		}
+		uri = numeric;
+	}
+	h = nbd_create();
+	if (!h) {
+		set_why_nbd(why, whylen, ENOMEM);
+		free(numeric);
+		return -ENOMEM;
+	}
+	/* libnbd zeroes read buffers before each read by default, to hide
+	 * stale memory on failure.  No caller uses a failed read's buffer,
+	 * so that would be a wasted pass over every byte. */
+	nbd_set_pread_initialize(h, false);
+	if (nbd_aio_connect_uri(h, uri) == -1)
+		goto fail;
+	while (!nbd_aio_is_ready(h)) {
+		int ms;
+
+		if (is_dead(h)) {
+			snprintf(why, whylen,
+				 "connection lost during handshake");
+			e = ECONNRESET;
+			goto out;
+		}
+		ms = ms_left(deadline);
+		if (ms == 0) {
+			snprintf(why, whylen, "no handshake within the timeout");
+			e = ETIMEDOUT;
+			goto out;
+		}
+		if (nbd_poll(h, ms) == -1)
+			goto fail;
+	}
+	size = nbd_get_size(h);
+	if (size < 0)
+		goto fail;
+	if ((uint64_t)size < c->min_size) {
+		snprintf(why, whylen,
+			 "export is %lld bytes, smaller than the end of its home range (%llu): refused",
+			 (long long)size, (unsigned long long)c->min_size);
+		close_handle(h, true);
+		free(numeric);
+		return -ENXIO;
+	}
+	free(numeric);
+	*out = h;
+
+	pthread_mutex_lock(&c->mu);
+	was_down = c->down;
+	c->down = false;
+	c->retry_at_ns = 0;	/* it answers: others may connect at once */
+	pthread_mutex_unlock(&c->mu);
+	tell(c, NBDCONN_CONNECTED, NULL);
+	if (was_down)
+		tell(c, NBDCONN_UP, NULL);
+	return 0;
+
+fail:
+	e = nbd_err();
+	set_why_nbd(why, whylen, e);
+out:
+	nbd_close(h);
+	free(numeric);
+	if (c->lk)
+		lookup_skip(c->lk, idx);
+	return -e;
+}
+
+static int req_done(void *user_data, int *error)
+{
+	struct nbdconn_req *r = user_data;
+	struct run *run = r->run_;
+
+	r->answered = true;
+	r->err = *error;
+	r->ns = nbdconn_now_ns() - r->ns;
+	if (*error)
+		run->refused = true;
+	run->pending--;
+	/* Not retired here (return 1) but by retire_done(): libnbd 1.14
+	 * reads the command after a failed first send, and a command
+	 * retired from its own callback is freed by then. */
+	return 0;
+}
+
+/* Retire the commands whose callbacks have run, so a pooled handle does
+ * not collect them for its whole life. */
+static void retire_done(struct nbd_handle *h)
+{
+	int64_t cookie;
+
+	while ((cookie = nbd_aio_peek_command_completed(h)) > 0)
+		nbd_aio_command_completed(h, (uint64_t)cookie);
+}
+
+static const char *op_name(enum nbdconn_op op)
+{
+	return op == NBDCONN_READ ? "read" :
+	       op == NBDCONN_WRITE ? "write" : "discard";
+}
+
+static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q)
+{
+	nbd_completion_callback cb = {
+		.callback = req_done, .user_data = q,
+	};
+
+	switch (q->op) {
+	case NBDCONN_READ:
+		return nbd_aio_pread(h, q->buf, q->len, q->off, cb, 0);
+	case NBDCONN_WRITE:
+		return nbd_aio_pwrite(h, q->buf, q->len, q->off, cb, 0);
+	case NBDCONN_DISCARD:
+		if (nbd_can_trim(h) == 1)
+			return nbd_aio_trim(h, q->len, q->off, cb, 0);
+		return nbd_aio_zero(h, q->len, q->off, cb, 0);
+	}
+	return -1;
+}
+
+/*
+ * Send the requests on @h, up to the window at a time, and wait for all
+ * answers.  0, NBDCONN_REFUSED, or -errno with *@timed_out when the
+ * deadline ran out rather than the connection failing.  @run belongs to
+ * the caller because requests still in flight on failure are only
+ * dropped when the caller closes the handle.
+ */
+static int run_on(struct nbdconn *c, struct nbd_handle *h,
+		  struct nbdconn_req *r, size_t n, struct run *run,
+		  uint64_t deadline, bool *timed_out, char *why, size_t whylen)
+{
+	size_t next = 0;
+	int e;
+
+	*run = (struct run){ 0 };
+	for (size_t i = 0; i < n; i++)
+		r[i].run_ = run;
+	for (;;) {
+		int ms;
+
+		/* Top up the window: pipelined, but bounded, so a huge call
+		 * does not queue thousands of commands in libnbd at once. */
+		while (!run->refused && next < n && run->pending < c->window) {
+			struct nbdconn_req *q = &r[next++];
+
+			q->ns = nbdconn_now_ns();
+			/* Counted first: if the handle is already dead,
+			 * libnbd may complete it before returning. */
+			run->pending++;
+			if (issue(h, q) == -1) {
+				run->pending--;
+				e = nbd_err();
+				set_why_nbd(why, whylen, e);
+				if (is_dead(h))
+					return -e;
+				/* libnbd itself refused it (a range past the
+				 * export's end, say): still only this one. */
+				q->answered = true;
+				q->err = e;
+				run->refused = true;
+				break;
+			}
+			q->sent = true;
+		}
+		retire_done(h);
+		if (is_dead(h)) {
+			snprintf(why, whylen, "connection lost");
+			return -ECONNRESET;
+		}
+		if (!run->pending && (run->refused || next == n))
+			break;
+
+		ms = ms_left(deadline);
+		if (ms == 0) {
+			snprintf(why, whylen, "no answer within the timeout");
+			*timed_out = true;
+			return -ETIMEDOUT;
+		}
+		if (nbd_poll(h, ms) == -1) {
+			e = nbd_err();
+			set_why_nbd(why, whylen, e);
+			return -e;
+		}
+	}
+	if (!run->refused)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].answered && r[i].err) {
+			snprintf(why, whylen,
+				 "%s of [%llu, +%llu) refused by the server: %s",
+				 op_name(r[i].op), (unsigned long long)r[i].off,
+				 (unsigned long long)r[i].len,
+				 strerror(r[i].err));
+			break;
+		}
+	}
+	return NBDCONN_REFUSED;
+}
+
+int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
+		uint64_t deadline_ns, char *err, size_t errlen)
+{
+	char why[256] = "";
+	struct run run;
+	int rc;
+
+	if (n == 0)
+		return 0;	/* nothing to ask: no connection needed */
+	for (int attempt = 0;; attempt++) {
+		struct nbd_handle *h;
+		bool fresh = false, timed_out = false;
+
+		for (size_t i = 0; i < n; i++) {
+			reqs[i].sent = reqs[i].answered = false;
+			reqs[i].err = 0;
+		}
+		rc = pool_get(c, deadline_ns, &h, why, sizeof(why));
+		if (rc < 0)
+			break;
+		if (!h) {
+			rc = conn_open(c, deadline_ns, &h, why, sizeof(why));
+			if (rc < 0) {
+				pool_fail(c, NULL, true, why);
+				break;
+			}
+			fresh = true;
+		}
+		rc = run_on(c, h, reqs, n, &run, deadline_ns, &timed_out, why,
+			    sizeof(why));
+		if (rc >= 0) {
+			pool_put(c, h);
+			break;
+		}
+		if (fresh || timed_out || attempt > 0 ||
+		    ms_left(deadline_ns) == 0) {
+			pool_fail(c, h, true, why);
+			break;
+		}
+		/* A stale pooled connection: not the sub-host's fault yet. */
+		pool_fail(c, h, false, why);
+	}
+	if (rc)
+		snprintf(err, errlen, "%s", why);
+	return rc;
+}
