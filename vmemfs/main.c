@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ static void usage(FILE *out)
 "  -d, --debug          FUSE debug output (implies -f)\n"
 "  -o OPT[,OPT...]      FUSE mount options, e.g. allow_other (lets users\n"
 "                       other than root read guest memory: think first)\n"
+"                       and allow_mmap (let mmap(MAP_PRIVATE) of mem/ram\n"
+"                       work, copying guest memory into the page cache)\n"
 "      --check-config   validate the configuration, print the effective\n"
 "                       settings of the VM(s) and exit\n"
 "  -h, --help           show this help and exit\n"
@@ -231,6 +234,13 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_args;
 	}
 
+	/* Our own mount options, taken out before libfuse sees them. */
+	static const struct fuse_opt own_opts[] = {
+		{ "allow_mmap", offsetof(struct vmem_fs, allow_mmap), 1 },
+		FUSE_OPT_END
+	};
+	if (fuse_opt_parse(&args, fs, own_opts, NULL) != 0)
+		goto out_args;
 	se = fuse_session_new(&args, &vmem_fs_ops, sizeof(vmem_fs_ops), fs);
 	if (!se)
 		goto out_args;	/* libfuse said why on stderr */
