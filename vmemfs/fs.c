@@ -282,18 +282,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	/*
-	 * Only read(2) and its kin come here by the direct-I/O path, which
-	 * always names the reader's file table as lock owner.  A request
-	 * without one fills the page cache: a fault on a MAP_PRIVATE
-	 * mapping (the kernel refuses MAP_SHARED of a direct_io file with
-	 * ENODEV itself).  Guest memory must not be kept there, stale,
-	 * after the read: EIO, and the touch of the mapping gets SIGBUS.
+	 * read(2) and its kin come here by the kernel's direct-I/O path,
+	 * which always names the reader's file table as lock owner
+	 * (FUSE_READ_LOCKOWNER).  A request without one fills the page
+	 * cache: a fault on a MAP_PRIVATE mapping (the kernel refuses
+	 * MAP_SHARED of a direct_io file with ENODEV itself), or
+	 * sendfile/splice, which read through the page cache even here.
+	 * Guest memory must not be kept there, stale, after the read: EIO,
+	 * so a touch of the mapping gets SIGBUS and nothing is cached.
 	 */
 	if (!fi->lock_owner && !fs->allow_mmap) {
 		vmem_log_ratelimited(LOG_WARNING, "%s: refused a page-cache read "
-				     "(mmap) at 0x%llx; mount with -o allow_mmap "
-				     "to allow it", names[ino],
-				     (unsigned long long)off);
+				     "(mmap, sendfile or splice) at 0x%llx: use "
+				     "read(2), or mount with -o allow_mmap",
+				     names[ino], (unsigned long long)off);
 		fuse_reply_err(req, EIO);
 		return;
 	}
