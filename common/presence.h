@@ -31,9 +31,13 @@
 #define VMEM_PRESENCE_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -91,6 +95,34 @@ static inline const char *vmem_fs_name(unsigned long magic)
 }
 
 /*
+ * ext2, ext3 and ext4 share one statfs type.  The ext4 driver, which
+ * serves all three on current kernels, reports holes exactly and has a
+ * directory /sys/fs/ext4/DEV for each file system it mounted; the old
+ * stand-alone ext2 driver reports none (generic "all data").  False only
+ * when sysfs shows ext4 and says this one is not among its file systems.
+ */
+static inline bool vmem_ext4_driver_serves(int fd)
+{
+	char link[512], path[600];
+	const char *dev;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) < 0 || access("/sys/fs/ext4", F_OK) < 0)
+		return true;	/* cannot tell */
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u",
+		 major(st.st_dev), minor(st.st_dev));
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return true;
+	link[n] = '\0';
+	dev = strrchr(link, '/');
+	dev = dev ? dev + 1 : link;
+	snprintf(path, sizeof(path), "/sys/fs/ext4/%s", dev);
+	return access(path, F_OK) == 0;
+}
+
+/*
  * How to ask for @fd's data map: 0 and *kind, or -1 with a message
  * naming @path and its file system in @err.
  */
@@ -111,6 +143,16 @@ static inline int vmem_datamap_kind(int fd, const char *path,
 		*kind = VMEM_DATAMAP_SHMEM;
 		return 0;
 	case VMEM_EXT4_MAGIC:
+		if (!vmem_ext4_driver_serves(fd)) {
+			snprintf(err, errlen,
+				 "%s is on ext2 served by the stand-alone ext2 "
+				 "driver, which does not report the file's holes: "
+				 "holes would be served as zeros; mount it as "
+				 "ext4, or put the memory file on tmpfs", path);
+			return -1;
+		}
+		*kind = VMEM_DATAMAP_SEEK;
+		return 0;
 	case VMEM_XFS_MAGIC:
 	case VMEM_BTRFS_MAGIC:
 		*kind = VMEM_DATAMAP_SEEK;
