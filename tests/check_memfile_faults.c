@@ -977,6 +977,10 @@ static void dead_test(bool rename_away)
 	read_not_old(fd, "an fd opened before, again");
 	close(fd);
 	close(fd2);
+	/* map must not describe the dead file either. */
+	fd = open(in_mnt("map"), O_RDONLY);
+	ck_assert_msg(fd < 0 && errno == EIO, "open map: %s, want EIO",
+		      fd < 0 ? strerror(errno) : "it opened");
 	ck_assert_msg(log_has(E->log, E->memfile) &&
 		      (log_has(E->log, "deleted") || log_has(E->log, "replaced")),
 		      "no log line says the memory file is gone");
