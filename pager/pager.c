@@ -1256,6 +1256,21 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 		snprintf(err, errlen, "fd: %s", strerror(errno));
 		goto fail;
 	}
+	/* next_data() trusts cachestat, which is the data map on tmpfs
+	 * only (common/presence.h). */
+	{
+		enum vmem_datamap_kind kind;
+
+		if (vmem_datamap_kind(pg->fd, p->mem_path ? p->mem_path :
+				      "memory file", &kind, err, errlen) < 0)
+			goto fail;
+		if (kind != VMEM_DATAMAP_SHMEM) {
+			snprintf(err, errlen, "%s: the pager needs the memory "
+				 "file on tmpfs", p->mem_path ? p->mem_path :
+				 "memory file");
+			goto fail;
+		}
+	}
 	if (open_seq(pg, p, err, errlen) || setup_uffd(pg, err, errlen))
 		goto fail;
 	count_initial(pg);

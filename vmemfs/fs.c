@@ -178,6 +178,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	fi->fh = 0;
+	if (ino == INO_MEM || ino == INO_RAM || ino == INO_MAP)
+		vmem_memfile_check(&fs->reader.mf, true);
 	if (ino == INO_MEM || ino == INO_MAP)
 		vmem_physmem_refresh(&fs->physmem);
 	if (ino == INO_MEM || ino == INO_RAM) {
@@ -195,7 +197,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		vmem_gpa_free(&snap);
 	}
 	if (!text) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, vmem_memfile_dead(&fs->reader.mf) ? EIO :
+				    ENOMEM);
 		return;
 	}
 	g = malloc(sizeof(*g) + strlen(text) + 2);
@@ -276,6 +279,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/*
+	 * read(2) and its kin come here by the kernel's direct-I/O path,
+	 * which always names the reader's file table as lock owner
+	 * (FUSE_READ_LOCKOWNER).  A request without one fills the page
+	 * cache: a fault on a MAP_PRIVATE mapping (the kernel refuses
+	 * MAP_SHARED of a direct_io file with ENODEV itself), or
+	 * sendfile/splice, which read through the page cache even here.
+	 * Guest memory must not be kept there, stale, after the read: EIO,
+	 * so a touch of the mapping gets SIGBUS and nothing is cached.
+	 */
+	if (!fi->lock_owner && !fs->allow_mmap) {
+		vmem_log_ratelimited(LOG_WARNING, "%s: refused a page-cache read "
+				     "(mmap, sendfile or splice) at 0x%llx: use "
+				     "read(2), or mount with -o allow_mmap",
+				     names[ino], (unsigned long long)off);
+		fuse_reply_err(req, EIO);
 		return;
 	}
 	buf = thread_buf(size);

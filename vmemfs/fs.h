@@ -20,6 +20,7 @@ struct vmem_fs {
 	uid_t uid;
 	gid_t gid;
 	struct timespec start_time;
+	int allow_mmap;		/* -o allow_mmap: serve page-cache reads */
 };
 
 extern const struct fuse_lowlevel_ops vmem_fs_ops;

@@ -31,8 +31,15 @@ int vmem_layout_home(const struct vmem_vm *vm, uint64_t off,
  * or "unmapped"; the extents cover [0, ram_size) in order, adjacent ones
  * with the same answer merged.  With @gpa (may be NULL), extents are also
  * cut where the guest-physical mapping changes and carry the GPAs they
- * appear at (null where that RAM has no GPA).  malloc'd; NULL on error.
+ * appear at (null where that RAM has no GPA).  Once VMEM_MAP_MAX_EXTENTS
+ * extents are written the walk stops, and one last extent, where =
+ * VMEM_MAP_TRUNCATED, covers the rest of RAM, not looked at.
+ * Cost: linear in the runs of the data map it walks.  malloc'd; NULL
+ * with errno on error (EIO when the memory file is gone).
  */
+#define VMEM_MAP_MAX_EXTENTS 65536
+#define VMEM_MAP_TRUNCATED "truncated"
+
 char *vmem_map_json(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 		    const struct vmem_gpa_map *gpa);
 

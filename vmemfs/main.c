@@ -38,7 +38,9 @@ static void usage(FILE *out)
 "  -o OPT[,OPT...]      FUSE mount options, e.g. allow_other (lets users\n"
 "                       other than root read guest memory: think first);\n"
 "                       nonempty: mount over a non-empty directory or an\n"
-"                       existing vmemfs mount (refused otherwise)\n"
+"                       existing vmemfs mount (refused otherwise);\n"
+"                       allow_mmap: let mmap(MAP_PRIVATE) of mem/ram\n"
+"                       work, copying guest memory into the page cache\n"
 "      --check-config   validate the configuration, print the effective\n"
 "                       settings of the VM(s) and exit\n"
 "  -h, --help           show this help and exit\n"
@@ -56,6 +58,7 @@ struct opts {
 	bool debug;
 	bool check_config;
 	bool nonempty;		/* -o nonempty: ours, not passed to FUSE */
+	bool allow_mmap;	/* -o allow_mmap: ours too */
 };
 
 static int append_opts(struct opts *o, const char *more)
@@ -75,7 +78,10 @@ static int append_opts(struct opts *o, const char *more)
 	return 0;
 }
 
-/* Take -o @arg: "nonempty" is ours (libfuse 3 has no such option). */
+/*
+ * Take -o @arg: "nonempty" and "allow_mmap" are ours (libfuse 3 has no
+ * such options); the rest goes to FUSE.
+ */
 static int add_o(struct opts *o, const char *arg)
 {
 	char *copy = strdup(arg), *tok, *save = NULL;
@@ -87,6 +93,8 @@ static int add_o(struct opts *o, const char *arg)
 	     tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, "nonempty") == 0)
 			o->nonempty = true;
+		else if (strcmp(tok, "allow_mmap") == 0)
+			o->allow_mmap = true;
 		else
 			rc = append_opts(o, tok);
 	}
@@ -376,6 +384,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_args;
 	}
 
+	fs->allow_mmap = o->allow_mmap;
 	se = fuse_session_new(&args, &vmem_fs_ops, sizeof(vmem_fs_ops), fs);
 	if (!se)
 		goto out_args;	/* libfuse said why on stderr */

@@ -261,6 +261,11 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 	int rc = 0;
 
 	vmem_stat_add(r->stats.reads, 1);
+	/* A deleted or replaced memory file is a dead VM (memfile.h). */
+	if (vmem_memfile_check(&r->mf, false) < 0) {
+		vmem_stat_add(r->stats.read_errors, 1);
+		return -EIO;
+	}
 	if (off >= r->vm->ram_size)
 		off = end = r->vm->ram_size;	/* EOF */
 	else
