@@ -8,9 +8,16 @@
  *   map    where each RAM range lives, as JSON, generated at open
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
+ *
+ * libfuse's worker threads (at most 10) only ever do what cannot wait on
+ * the network: a read of `mem` or `ram` reads what is local inline, and
+ * if some of it needs a sub-host, the rest goes to that sub-host's pool
+ * of remote-read threads, which answers the request when it is done.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -255,10 +262,250 @@ static unsigned char *thread_buf(size_t size)
 	return b ? b->data : NULL;
 }
 
+static void reply_read(fuse_req_t req, size_t size, off_t off,
+		       const unsigned char *buf, ssize_t n)
+{
+	if (n < 0) {
+		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
+				     size, (unsigned long long)off, strerror((int)-n));
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
+/* ---- reads that need a remote peer ---------------------------------- */
+
+/* A read op_read handed over, with the bytes it had read locally. */
+struct remote_job {
+	struct remote_job *next;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	size_t size;
+	off_t off;
+	uint64_t queued_ns;
+	size_t done;			/* bytes in prefix[] */
+	unsigned char prefix[];
+};
+
+/* The remote-read pool of one sub-host. */
+struct vmem_fs_remote {
+	struct vmem_fs *fs;
+	const char *uri;
+	pthread_mutex_t lock;		/* guards the fields below */
+	pthread_cond_t work;		/* a job was queued, or stop */
+	struct remote_job *head, **tail;
+	size_t queued;
+	unsigned int threads, idle;
+	bool stopping;
+	pthread_t tid[VMEM_FS_REMOTE_THREADS];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void serve_remote(struct vmem_fs_remote *p, struct remote_job *j)
+{
+	struct vmem_fs *fs = p->fs;
+	unsigned char *buf;
+	ssize_t n;
+
+	if (fuse_req_interrupted(j->req)) {
+		/* The reader gave up (a signal; killed) while it waited. */
+		fuse_reply_err(j->req, EINTR);
+		return;
+	}
+	/* As in the reader: a whole timeout without progress is EIO. */
+	if (now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
+		vmem_stat_add(fs->reader.stats.reads, 1);
+		vmem_stat_add(fs->reader.stats.read_errors, 1);
+		vmem_log_ratelimited(LOG_WARNING,
+				     "read of %zu bytes at 0x%llx: all %d threads for sub-host %s were busy for the whole timeout",
+				     j->size, (unsigned long long)j->off,
+				     VMEM_FS_REMOTE_THREADS, p->uri);
+		fuse_reply_err(j->req, EIO);
+		return;
+	}
+	buf = thread_buf(j->size);
+	if (!buf) {
+		fuse_reply_err(j->req, ENOMEM);
+		return;
+	}
+	memcpy(buf, j->prefix, j->done);
+	n = j->ino == INO_MEM ?
+		vmem_physmem_read(&fs->physmem, buf + j->done, j->size - j->done,
+				  (uint64_t)j->off + j->done) :
+		vmem_read(&fs->reader, buf + j->done, j->size - j->done,
+			  (uint64_t)j->off + j->done);
+	reply_read(j->req, j->size, j->off, buf,
+		   n < 0 ? n : n + (ssize_t)j->done);
+}
+
+static void *remote_worker(void *arg)
+{
+	struct vmem_fs_remote *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct remote_job *j;
+		bool stopping;
+
+		while (!p->head && !p->stopping) {
+			p->idle++;
+			pthread_cond_wait(&p->work, &p->lock);
+			p->idle--;
+		}
+		j = p->head;
+		if (!j)
+			break;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = &p->head;
+		p->queued--;
+		stopping = p->stopping;
+		pthread_mutex_unlock(&p->lock);
+		if (stopping)
+			fuse_reply_err(j->req, EIO);	/* unmounting */
+		else
+			serve_remote(p, j);
+		free(j);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Called with p->lock held. */
+static int remote_spawn(struct vmem_fs_remote *p)
+{
+	sigset_t all, old;
+	int rc;
+
+	/* Signals are for libfuse's main thread: one handled here would
+	 * not wake the session loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&p->tid[p->threads], NULL, remote_worker, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0)
+		p->threads++;
+	return rc;
+}
+
+/* Hand the rest of a read, from stop->done on, to its sub-host's pool. */
+static void remote_enqueue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+			   size_t size, off_t off, const unsigned char *buf,
+			   const struct vmem_read_stop *stop)
+{
+	struct vmem_fs_remote *p = &fs->remote[stop->home];
+	struct remote_job *j = malloc(sizeof(*j) + stop->done), *dead = NULL;
+	int rc = 0;
+
+	if (!j) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	j->next = NULL;
+	j->req = req;
+	j->ino = ino;
+	j->size = size;
+	j->off = off;
+	j->queued_ns = now_ns();
+	j->done = stop->done;
+	memcpy(j->prefix, buf, stop->done);
+
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		free(j);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	*p->tail = j;
+	p->tail = &j->next;
+	p->queued++;
+	if (p->queued > p->idle && p->threads < VMEM_FS_REMOTE_THREADS)
+		rc = remote_spawn(p);
+	if (rc != 0 && p->threads == 0) {
+		/* Nobody would ever answer these. */
+		dead = p->head;
+		p->head = NULL;
+		p->tail = &p->head;
+		p->queued = 0;
+	}
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	if (rc != 0)
+		vmem_log_ratelimited(LOG_ERR, "cannot start a remote-read thread for sub-host %s: %s",
+				     p->uri, strerror(rc));
+	while (dead) {
+		j = dead;
+		dead = j->next;
+		fuse_reply_err(j->req, EIO);
+		free(j);
+	}
+}
+
+int vmem_fs_remote_start(struct vmem_fs *fs, char *err, size_t errlen)
+{
+	size_t i, n = fs->reader.vm->n_subhosts;
+
+	fs->remote = calloc(n ? n : 1, sizeof(*fs->remote));
+	if (!fs->remote) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct vmem_fs_remote *p = &fs->remote[i];
+
+		p->fs = fs;
+		p->uri = fs->reader.vm->subhosts[i].uri;
+		pthread_mutex_init(&p->lock, NULL);
+		pthread_cond_init(&p->work, NULL);
+		p->tail = &p->head;
+	}
+	return 0;
+}
+
+void vmem_fs_remote_stop(struct vmem_fs *fs)
+{
+	size_t i, n = fs->reader.vm->n_subhosts;
+
+	if (!fs->remote)
+		return;
+	for (i = 0; i < n; i++) {
+		struct vmem_fs_remote *p = &fs->remote[i];
+
+		pthread_mutex_lock(&p->lock);
+		p->stopping = true;
+		pthread_cond_broadcast(&p->work);
+		pthread_mutex_unlock(&p->lock);
+	}
+	for (i = 0; i < n; i++) {
+		struct vmem_fs_remote *p = &fs->remote[i];
+
+		/* No thread starts once stopping is set. */
+		for (unsigned int t = 0; t < p->threads; t++)
+			pthread_join(p->tid[t], NULL);
+		pthread_cond_destroy(&p->work);
+		pthread_mutex_destroy(&p->lock);
+	}
+	free(fs->remote);
+	fs->remote = NULL;
+}
+
+/* ---- read ------------------------------------------------------------ */
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct vmem_fs *fs = fs_of(req);
+	struct vmem_read_stop stop;
 	unsigned char *buf;
 	ssize_t n;
 
@@ -283,15 +530,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ino == INO_MEM ? vmem_physmem_read(&fs->physmem, buf, size, (uint64_t)off) :
-			     vmem_read(&fs->reader, buf, size, (uint64_t)off);
-	if (n < 0) {
-		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
-				     size, (unsigned long long)off, strerror((int)-n));
-		fuse_reply_err(req, (int)-n);
+	/* Only what is local here; the rest never waits on this thread. */
+	n = ino == INO_MEM ? vmem_physmem_read_local(&fs->physmem, buf, size, (uint64_t)off, &stop) :
+			     vmem_read_local(&fs->reader, buf, size, (uint64_t)off, &stop);
+	if (n == -EWOULDBLOCK) {
+		remote_enqueue(fs, req, ino, size, off, buf, &stop);
 		return;
 	}
-	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+	reply_read(req, size, off, buf, n);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

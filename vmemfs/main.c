@@ -211,7 +211,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
 	struct fuse_session *se;
-	char base[512];
+	char base[512], err[256];
 	int rc = 1;
 
 	/*
@@ -242,12 +242,18 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_unmount;
 	if (!o->foreground)
 		vmem_log_to_syslog("vmemfs");
+	/* After the fork of fuse_daemonize: the pools' threads must be ours. */
+	if (vmem_fs_remote_start(fs, err, sizeof(err)) < 0) {
+		vmem_log(LOG_ERR, "%s", err);
+		goto out_unmount;
+	}
 	vmem_log(LOG_INFO, "VM %s mounted on %s (%s backend, %zu sub-host%s)",
 		 vm->name, o->mountpoint, vmem_backend_name(vm->backend),
 		 vm->n_subhosts, vm->n_subhosts == 1 ? "" : "s");
 	/* The loop returns the signal number when SIGTERM/SIGINT ended it:
 	 * that is the normal way out, not an error. */
 	rc = fuse_session_loop_mt(se, &lc) < 0;
+	vmem_fs_remote_stop(fs);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

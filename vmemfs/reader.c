@@ -23,6 +23,7 @@
 #include "reader.h"
 
 #define PAGE_SIZE_4K 4096u
+#define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
 
 static uint64_t now_ns(void)
 {
@@ -150,10 +151,12 @@ static void backoff(unsigned int attempt)
 
 /*
  * Read [off, end) which has one home (or none) into buf.  Returns 0 or
- * -errno.
+ * -errno.  With @stop_at, a run that needs the backend is not fetched:
+ * its start goes to *stop_at and the answer is SEGMENT_STOPPED.
  */
 static int read_segment(struct vmem_reader *r, unsigned char *buf,
-			uint64_t off, uint64_t end, int home)
+			uint64_t off, uint64_t end, int home,
+			uint64_t *stop_at)
 {
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
@@ -199,6 +202,10 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 * it was a hole with no home when we looked. */
 			memset(dst, 0, run_end - p);
 			served = &r->stats.bytes_zero;
+		} else if (stop_at) {
+			/* Only the backend can serve it: not on this thread. */
+			*stop_at = p;
+			return SEGMENT_STOPPED;
 		} else {
 			rc = r->ops->fetch(r->bh, (unsigned int)home, dst, p,
 					   run_end - p);
@@ -255,12 +262,12 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 	return 0;
 }
 
-ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
+static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_stop *stop)
 {
-	uint64_t t0 = now_ns(), end, pos;
+	uint64_t t0 = now_ns(), end, pos, stop_at = 0;
 	int rc = 0;
 
-	vmem_stat_add(r->stats.reads, 1);
 	if (off >= r->vm->ram_size)
 		off = end = r->vm->ram_size;	/* EOF */
 	else
@@ -274,15 +281,33 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
-				  seg_end, home);
+				  seg_end, home, stop ? &stop_at : NULL);
+		if (rc == SEGMENT_STOPPED) {
+			/* Not a read yet: whoever reads the rest counts it. */
+			stop->done = (size_t)(stop_at - off);
+			stop->home = (unsigned int)home;
+			return -EWOULDBLOCK;
+		}
 		if (rc < 0)
 			break;
 		pos = seg_end;
 	}
+	vmem_stat_add(r->stats.reads, 1);
 	vmem_hist_add(&r->stats.latency, now_ns() - t0);
 	if (rc < 0) {
 		vmem_stat_add(r->stats.read_errors, 1);
 		return rc;
 	}
 	return (ssize_t)(end - off);
+}
+
+ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
+{
+	return read_ram(r, buf, len, off, NULL);
+}
+
+ssize_t vmem_read_local(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_stop *stop)
+{
+	return read_ram(r, buf, len, off, stop);
 }

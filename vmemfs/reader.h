@@ -47,4 +47,22 @@ void vmem_reader_close(struct vmem_reader *r);
  */
 ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off);
 
+/* Where vmem_read_local() stopped. */
+struct vmem_read_stop {
+	size_t done;		/* bytes from the start of buf already read */
+	unsigned int home;	/* the sub-host the next run needs */
+};
+
+/*
+ * vmem_read() without waiting on a remote peer, for threads that must
+ * stay free (FUSE's): it reads and validates runs as vmem_read() does
+ * and stops before the first run only the backend can serve.  Then it
+ * returns -EWOULDBLOCK with *stop set, having counted nothing in the
+ * stats; the bytes before stop->done are final, and vmem_read() of the
+ * rest, [off + done, off + len), completes the read exactly as one
+ * vmem_read() of the whole would.  Otherwise as vmem_read().
+ */
+ssize_t vmem_read_local(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_stop *stop);
+
 #endif
