@@ -253,6 +253,10 @@ static void *stuck_reader(void *arg)
 		} else {
 			s->ok++;
 		}
+		/* Failed fast (the sub-host's quiet time after a failure):
+		 * wait a little, to be stuck again rather than spin. */
+		if (ms < 100)
+			vt_sleep_ms(20);
 	}
 	close(fd);
 	return NULL;

@@ -9,14 +9,14 @@
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
  *
- * libfuse's worker threads (at most 10) only ever do what cannot wait on
- * the network: a read of `mem` or `ram` reads what is local inline, and
- * if some of it needs a sub-host, the rest goes to that sub-host's pool
- * of remote-read threads, which answers the request when it is done.
+ * Readers stuck on a silent sub-host must not take the threads that local
+ * reads, opens and the other sub-hosts need: a read of `mem` or `ram`
+ * first reads what is local, and only a read whose rest needs a sub-host
+ * may wait on one, as one of at most VMEM_FS_REMOTE_THREADS per sub-host
+ * (fs.h); libfuse runs that many threads more than the ones for the rest.
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,7 +276,10 @@ static void reply_read(fuse_req_t req, size_t size, off_t off,
 
 /* ---- reads that need a remote peer ---------------------------------- */
 
-/* A read op_read handed over, with the bytes it had read locally. */
+/*
+ * A read waiting for one of its sub-host's threads, with the bytes
+ * op_read had already read locally.
+ */
 struct remote_job {
 	struct remote_job *next;
 	fuse_req_t req;
@@ -288,17 +291,12 @@ struct remote_job {
 	unsigned char prefix[];
 };
 
-/* The remote-read pool of one sub-host. */
+/* The remote reads of one sub-host. */
 struct vmem_fs_remote {
-	struct vmem_fs *fs;
 	const char *uri;
 	pthread_mutex_t lock;		/* guards the fields below */
-	pthread_cond_t work;		/* a job was queued, or stop */
-	struct remote_job *head, **tail;
-	size_t queued;
-	unsigned int threads, idle;
-	bool stopping;
-	pthread_t tid[VMEM_FS_REMOTE_THREADS];
+	unsigned int busy;		/* threads reading from it now */
+	struct remote_job *head, **tail;	/* waiting for one */
 };
 
 static uint64_t now_ns(void)
@@ -309,15 +307,32 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void serve_remote(struct vmem_fs_remote *p, struct remote_job *j)
+/* Read [off + done, off + size) whatever it takes, and answer. */
+static void read_rest(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, unsigned char *buf, size_t done)
 {
-	struct vmem_fs *fs = p->fs;
-	unsigned char *buf;
 	ssize_t n;
+
+	n = ino == INO_MEM ?
+		vmem_physmem_read(&fs->physmem, buf + done, size - done,
+				  (uint64_t)off + done) :
+		vmem_read(&fs->reader, buf + done, size - done,
+			  (uint64_t)off + done);
+	reply_read(req, size, off, buf, n < 0 ? n : n + (ssize_t)done);
+}
+
+static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
+			 struct remote_job *j)
+{
+	unsigned char *buf;
 
 	if (fuse_req_interrupted(j->req)) {
 		/* The reader gave up (a signal; killed) while it waited. */
 		fuse_reply_err(j->req, EINTR);
+		return;
+	}
+	if (fs->se && fuse_session_exited(fs->se)) {
+		fuse_reply_err(j->req, EIO);	/* unmounting */
 		return;
 	}
 	/* As in the reader: a whole timeout without progress is EIO. */
@@ -337,118 +352,71 @@ static void serve_remote(struct vmem_fs_remote *p, struct remote_job *j)
 		return;
 	}
 	memcpy(buf, j->prefix, j->done);
-	n = j->ino == INO_MEM ?
-		vmem_physmem_read(&fs->physmem, buf + j->done, j->size - j->done,
-				  (uint64_t)j->off + j->done) :
-		vmem_read(&fs->reader, buf + j->done, j->size - j->done,
-			  (uint64_t)j->off + j->done);
-	reply_read(j->req, j->size, j->off, buf,
-		   n < 0 ? n : n + (ssize_t)j->done);
+	read_rest(fs, j->req, j->ino, j->size, j->off, buf, j->done);
 }
 
-static void *remote_worker(void *arg)
+/*
+ * The rest of a read, from stop->done on, needs sub-host stop->home.  If
+ * fewer than VMEM_FS_REMOTE_THREADS threads read from it, this one does
+ * (libfuse has threads enough for that, see vmem_fs_max_threads()), and
+ * before it goes back to libfuse it serves the reads that queued for the
+ * sub-host meanwhile.  Else the read waits in the queue and this thread
+ * returns at once.
+ */
+static void remote_read(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+			size_t size, off_t off, unsigned char *buf,
+			const struct vmem_read_stop *stop)
 {
-	struct vmem_fs_remote *p = arg;
+	struct vmem_fs_remote *p = &fs->remote[stop->home];
+	struct remote_job *j;
 
 	pthread_mutex_lock(&p->lock);
-	for (;;) {
-		struct remote_job *j;
-		bool stopping;
-
-		while (!p->head && !p->stopping) {
-			p->idle++;
-			pthread_cond_wait(&p->work, &p->lock);
-			p->idle--;
+	if (p->busy >= VMEM_FS_REMOTE_THREADS) {
+		j = malloc(sizeof(*j) + stop->done);
+		if (j) {
+			j->next = NULL;
+			j->req = req;
+			j->ino = ino;
+			j->size = size;
+			j->off = off;
+			j->queued_ns = now_ns();
+			j->done = stop->done;
+			memcpy(j->prefix, buf, stop->done);
+			*p->tail = j;
+			p->tail = &j->next;
 		}
-		j = p->head;
+		pthread_mutex_unlock(&p->lock);
 		if (!j)
-			break;
+			fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p->busy++;
+	pthread_mutex_unlock(&p->lock);
+
+	read_rest(fs, req, ino, size, off, buf, stop->done);
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		j = p->head;
+		if (!j) {
+			/* Under the same lock as the queueing: none is left
+			 * behind with nobody to serve it. */
+			p->busy--;
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
 		p->head = j->next;
 		if (!p->head)
 			p->tail = &p->head;
-		p->queued--;
-		stopping = p->stopping;
 		pthread_mutex_unlock(&p->lock);
-		if (stopping)
-			fuse_reply_err(j->req, EIO);	/* unmounting */
-		else
-			serve_remote(p, j);
+		serve_queued(fs, p, j);
 		free(j);
-		pthread_mutex_lock(&p->lock);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return NULL;
 }
 
-/* Called with p->lock held. */
-static int remote_spawn(struct vmem_fs_remote *p)
+unsigned int vmem_fs_max_threads(const struct vmem_fs *fs)
 {
-	sigset_t all, old;
-	int rc;
-
-	/* Signals are for libfuse's main thread: one handled here would
-	 * not wake the session loop. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&p->tid[p->threads], NULL, remote_worker, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc == 0)
-		p->threads++;
-	return rc;
-}
-
-/* Hand the rest of a read, from stop->done on, to its sub-host's pool. */
-static void remote_enqueue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
-			   size_t size, off_t off, const unsigned char *buf,
-			   const struct vmem_read_stop *stop)
-{
-	struct vmem_fs_remote *p = &fs->remote[stop->home];
-	struct remote_job *j = malloc(sizeof(*j) + stop->done), *dead = NULL;
-	int rc = 0;
-
-	if (!j) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	j->next = NULL;
-	j->req = req;
-	j->ino = ino;
-	j->size = size;
-	j->off = off;
-	j->queued_ns = now_ns();
-	j->done = stop->done;
-	memcpy(j->prefix, buf, stop->done);
-
-	pthread_mutex_lock(&p->lock);
-	if (p->stopping) {
-		pthread_mutex_unlock(&p->lock);
-		free(j);
-		fuse_reply_err(req, EIO);
-		return;
-	}
-	*p->tail = j;
-	p->tail = &j->next;
-	p->queued++;
-	if (p->queued > p->idle && p->threads < VMEM_FS_REMOTE_THREADS)
-		rc = remote_spawn(p);
-	if (rc != 0 && p->threads == 0) {
-		/* Nobody would ever answer these. */
-		dead = p->head;
-		p->head = NULL;
-		p->tail = &p->head;
-		p->queued = 0;
-	}
-	pthread_cond_signal(&p->work);
-	pthread_mutex_unlock(&p->lock);
-	if (rc != 0)
-		vmem_log_ratelimited(LOG_ERR, "cannot start a remote-read thread for sub-host %s: %s",
-				     p->uri, strerror(rc));
-	while (dead) {
-		j = dead;
-		dead = j->next;
-		fuse_reply_err(j->req, EIO);
-		free(j);
-	}
+	return VMEM_FS_LOCAL_THREADS +
+	       VMEM_FS_REMOTE_THREADS * (unsigned int)fs->reader.vm->n_subhosts;
 }
 
 int vmem_fs_remote_start(struct vmem_fs *fs, char *err, size_t errlen)
@@ -463,10 +431,8 @@ int vmem_fs_remote_start(struct vmem_fs *fs, char *err, size_t errlen)
 	for (i = 0; i < n; i++) {
 		struct vmem_fs_remote *p = &fs->remote[i];
 
-		p->fs = fs;
 		p->uri = fs->reader.vm->subhosts[i].uri;
 		pthread_mutex_init(&p->lock, NULL);
-		pthread_cond_init(&p->work, NULL);
 		p->tail = &p->head;
 	}
 	return 0;
@@ -478,23 +444,9 @@ void vmem_fs_remote_stop(struct vmem_fs *fs)
 
 	if (!fs->remote)
 		return;
-	for (i = 0; i < n; i++) {
-		struct vmem_fs_remote *p = &fs->remote[i];
-
-		pthread_mutex_lock(&p->lock);
-		p->stopping = true;
-		pthread_cond_broadcast(&p->work);
-		pthread_mutex_unlock(&p->lock);
-	}
-	for (i = 0; i < n; i++) {
-		struct vmem_fs_remote *p = &fs->remote[i];
-
-		/* No thread starts once stopping is set. */
-		for (unsigned int t = 0; t < p->threads; t++)
-			pthread_join(p->tid[t], NULL);
-		pthread_cond_destroy(&p->work);
-		pthread_mutex_destroy(&p->lock);
-	}
+	/* libfuse joined its threads, which leave no queue behind. */
+	for (i = 0; i < n; i++)
+		pthread_mutex_destroy(&fs->remote[i].lock);
 	free(fs->remote);
 	fs->remote = NULL;
 }
@@ -534,7 +486,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	n = ino == INO_MEM ? vmem_physmem_read_local(&fs->physmem, buf, size, (uint64_t)off, &stop) :
 			     vmem_read_local(&fs->reader, buf, size, (uint64_t)off, &stop);
 	if (n == -EWOULDBLOCK) {
-		remote_enqueue(fs, req, ino, size, off, buf, &stop);
+		remote_read(fs, req, ino, size, off, buf, &stop);
 		return;
 	}
 	reply_read(req, size, off, buf, n);

@@ -3,7 +3,7 @@
 #ifndef VMEMFS_FS_H
 #define VMEMFS_FS_H
 
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312	/* fuse_loop_cfg_set_max_threads() */
 #include <fuse_lowlevel.h>
 #include <sys/types.h>
 #include <time.h>
@@ -15,17 +15,17 @@
 #define VMEM_FS_MAX_IO (1024 * 1024)
 
 /*
- * Threads per sub-host that serve reads needing that sub-host.  FUSE's
- * own worker threads never wait on a remote peer: a read that needs one
- * is handed to the pool of the sub-host it needs first and answered from
- * there, so a hung sub-host can tie up only its own pool, never local
- * reads, opens or other sub-hosts.  More reads than threads wait in the
- * pool's queue; one that waited a whole timeout there fails with EIO.
- * 16 is four times the direct backend's connections per sub-host (a
- * fetch beyond those waits for one), so healthy sub-hosts never wait on
- * the queue for long.
+ * A read whose rest needs a sub-host waits for it on one of at most this
+ * many threads per sub-host; more such reads wait in the sub-host's queue
+ * (served by those threads when they are done) and fail with EIO when
+ * they waited a whole timeout there.  libfuse runs VMEM_FS_LOCAL_THREADS
+ * threads more than all the sub-hosts may hold, so readers stuck on a
+ * silent sub-host cannot hold up local reads, opens, stats or map, nor
+ * the other sub-hosts.  16 is four times the direct backend's connections
+ * per sub-host (a fetch beyond those waits for one anyway).
  */
 #define VMEM_FS_REMOTE_THREADS 16
+#define VMEM_FS_LOCAL_THREADS 10	/* libfuse's own default */
 
 struct vmem_fs_remote;
 
@@ -35,20 +35,18 @@ struct vmem_fs {
 	uid_t uid;
 	gid_t gid;
 	struct timespec start_time;
-	struct vmem_fs_remote *remote;	/* one pool per sub-host */
+	struct vmem_fs_remote *remote;	/* one per sub-host */
+	struct fuse_session *se;	/* set before the loop runs */
 };
 
 extern const struct fuse_lowlevel_ops vmem_fs_ops;
 
-/*
- * Set up the remote-read pools (threads start on demand) before the
- * session loop runs, after any fork; 0, or -1 with a message.
- */
+/* The most threads the session loop needs (its max_threads). */
+unsigned int vmem_fs_max_threads(const struct vmem_fs *fs);
+
+/* Set up the sub-hosts' queues before the session loop; 0, or -1 with a
+ * message.  Free them after the loop has ended. */
 int vmem_fs_remote_start(struct vmem_fs *fs, char *err, size_t errlen);
-/*
- * After the loop ended: answer what is still queued with EIO, wait for
- * the reads in progress (each ends within the timeout), free the pools.
- */
 void vmem_fs_remote_stop(struct vmem_fs *fs);
 
 #endif
