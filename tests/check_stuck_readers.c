@@ -5,17 +5,18 @@
  * that wait on a sub-host held them, a dozen such readers made every
  * open and every local 4 KiB read wait the whole timeout.
  *
- * The setup: a 64M memory file in /dev/shm whose [0,32M) holds the test
- * pattern, one nbdkit sub-host (loopback) holding the pattern for the
- * home [32M,64M), which the memory file leaves a hole, and a vmemfs
- * mount with timeout = 2s and no cache.  The sub-host is then stopped
- * (SIGSTOP: its sockets accept and never answer) and 64 threads read its
- * range over and over, while a probe keeps opening `mem`, reading local
- * pages and `stats`.  Expected, from the promise that other ranges keep
- * working and from the timeout alone:
- *   - every probe (stat + open + 4 KiB local read + close, and an open
- *     and read of stats) completes in under a tenth of the timeout, and
- *     serves the pattern;
+ * The setup: a 96M memory file in /dev/shm whose [0,32M) holds the test
+ * pattern, two nbdkit sub-hosts (loopback) holding the pattern for their
+ * homes [32M,64M) and [64M,96M), which the memory file leaves a hole,
+ * and a vmemfs mount with timeout = 4s and no cache.  The first sub-host
+ * is then stopped (SIGSTOP: its sockets accept and never answer) and 64
+ * threads read its range over and over, while a probe keeps opening
+ * `mem`, reading local pages, a page of the other sub-host, and `stats`.
+ * Expected, from the promise that other ranges keep working and from the
+ * timeout alone:
+ *   - every probe (stat + open + 4 KiB local read + close, a 4 KiB read
+ *     from the live sub-host, an open and read of stats) completes in
+ *     under a tenth of the timeout, and serves the pattern;
  *   - every stuck read ends with EIO, within two timeouts and a margin
  *     (at most one in the queue of the sub-host's remote-read threads,
  *     one at the sub-host);
@@ -42,11 +43,16 @@
 
 #define MiB ((uint64_t)1024 * 1024)
 #define PAGE ((uint64_t)4096)
-#define RAM (64 * MiB)
-#define HOME_START (32 * MiB)
+#define RAM (96 * MiB)
+#define HOME_START (32 * MiB)		/* the silent sub-host's home ... */
+#define HOME_END (64 * MiB)		/* ... and then the live one's */
 #define CHUNK (64 * 1024)
 #define SEED 0x737475636b726473ULL	/* "stuckrds" */
-#define TIMEOUT_MS 2000
+/* Long enough that a tenth of it is far above what a loaded 2-CPU machine
+ * adds to a local read, short enough that a stall of the whole timeout
+ * cannot be mistaken for one. */
+#define TIMEOUT_MS 4000
+#define PROBE_MS (2 * TIMEOUT_MS)	/* two whole stuck cycles */
 #define STUCK_READERS 64
 #define KILLED_READERS 8
 
@@ -57,7 +63,8 @@ struct env {
 	char config[128];
 	char mnt[128];
 	char log[128];
-	struct vt_nbdkit sub;
+	struct vt_nbdkit sub;		/* [32M,64M): made silent */
+	struct vt_nbdkit live;		/* [64M,96M): stays up */
 	struct vt_vmemfs fs;
 };
 
@@ -85,21 +92,26 @@ fail:
 	return -1;
 }
 
-static int fill_subhost(void)
+/* Start sub-host @n holding the pattern for its home [start, end). */
+static int start_subhost(struct vt_nbdkit *n, uint64_t start, uint64_t end)
 {
 	static uint8_t buf[MiB];
-	struct nbd_handle *h = vt_nbd_connect(E->sub.uri, 5000, E->err,
-					      sizeof(E->err));
+	struct nbd_handle *h;
 	int ret = 0;
 
+	snprintf(n->size, sizeof(n->size), "96M");
+	snprintf(n->addr, sizeof(n->addr), "127.0.0.1");
+	n->port = vt_free_tcp_port();
+	if (vt_nbdkit_start(n, true, E->err, sizeof(E->err)) < 0)
+		return -1;
+	h = vt_nbd_connect(n->uri, 5000, E->err, sizeof(E->err));
 	if (!h)
 		return -1;
-	for (uint64_t off = HOME_START; off < RAM && ret == 0;
-	     off += sizeof(buf)) {
+	for (uint64_t off = start; off < end && ret == 0; off += sizeof(buf)) {
 		vt_pattern_fill(buf, off, sizeof(buf), SEED);
 		if (nbd_pwrite(h, buf, sizeof(buf), off, 0) < 0) {
 			vt_set_err(E->err, sizeof(E->err), "nbd_pwrite %s: %s",
-				   E->sub.uri, nbd_get_error());
+				   n->uri, nbd_get_error());
 			ret = -1;
 		}
 	}
@@ -127,6 +139,7 @@ static void env_down(void)
 		unlink(E->log);
 	}
 	vt_nbdkit_kill(&E->sub);
+	vt_nbdkit_kill(&E->live);
 	if (E->memfile[0])
 		unlink(E->memfile);
 	if (E->config[0])
@@ -153,11 +166,8 @@ static void env_up(void)
 	snprintf(E->mnt, sizeof(E->mnt), "/tmp/vmt-%d-stuck.mnt", (int)pid);
 	if (write_memfile() < 0)
 		return;
-	snprintf(E->sub.size, sizeof(E->sub.size), "64M");
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "127.0.0.1");
-	E->sub.port = vt_free_tcp_port();
-	if (vt_nbdkit_start(&E->sub, true, E->err, sizeof(E->err)) < 0 ||
-	    fill_subhost() < 0)
+	if (start_subhost(&E->sub, HOME_START, HOME_END) < 0 ||
+	    start_subhost(&E->live, HOME_END, RAM) < 0)
 		return;
 	f = fopen(E->config, "w");
 	if (!f) {
@@ -169,13 +179,14 @@ static void env_up(void)
 		"# written by check_stuck_readers\n"
 		"[vmt]\n"
 		"memory-file = %s\n"
-		"ram-size    = 64M\n"
+		"ram-size    = 96M\n"
 		"backend     = direct\n"
 		"chunk-size  = 64K\n"
 		"cache-size  = 0\n"
 		"timeout     = %dms\n"
-		"subhost     = %s 32M-64M\n",
-		E->memfile, TIMEOUT_MS, E->sub.uri);
+		"subhost     = %s 32M-64M\n"
+		"subhost     = %s 64M-96M\n",
+		E->memfile, TIMEOUT_MS, E->sub.uri, E->live.uri);
 	if (fclose(f) != 0 || mkdir(E->mnt, 0700) < 0) {
 		vt_set_err(E->err, sizeof(E->err), "%s: %s", E->config,
 			   strerror(errno));
@@ -222,7 +233,7 @@ static uint64_t stuck_off(unsigned int idx, unsigned int k)
 {
 	uint64_t n = (uint64_t)k * STUCK_READERS + idx;
 
-	return HOME_START + (n % ((RAM - HOME_START) / CHUNK)) * CHUNK;
+	return HOME_START + (n % ((HOME_END - HOME_START) / CHUNK)) * CHUNK;
 }
 
 static void *stuck_reader(void *arg)
@@ -323,6 +334,13 @@ static void probe_once(struct probe_result *r, unsigned int i)
 		probe_note(r, vt_now_ms() - t2, "4 KiB local read");
 		if (n != (ssize_t)sizeof(buf) || !is_pattern(buf, off, PAGE))
 			r->bad++;
+		/* A chunk of the live sub-host's not read before: no cache. */
+		off = HOME_END + (i % ((RAM - HOME_END) / CHUNK)) * CHUNK + PAGE;
+		t2 = vt_now_ms();
+		n = pread(fd, buf, sizeof(buf), off);
+		probe_note(r, vt_now_ms() - t2, "4 KiB read of the live sub-host");
+		if (n != (ssize_t)sizeof(buf) || !is_pattern(buf, off, PAGE))
+			r->bad++;
 		close(fd);
 	}
 	t1 = vt_now_ms();
@@ -365,9 +383,9 @@ START_TEST(test_stuck_readers)
 	const double stuck_limit = 2.0 * TIMEOUT_MS + 1000;
 	static struct stuck s[STUCK_READERS];
 	volatile bool stop = false;
-	struct probe_result pr = { 0 };
+	struct probe_result pr = { 0 }, base = { 0 };
 	unsigned int reads = 0, eio = 0, ok = 0, other = 0, i;
-	double worst = 0, t0, ms;
+	double worst = 0, t0, t_kill, ms;
 	pid_t doomed[KILLED_READERS];
 	uint8_t buf[PAGE];
 	int fd, threads;
@@ -379,6 +397,19 @@ START_TEST(test_stuck_readers)
 	ck_assert_int_eq(pread(fd, buf, PAGE, HOME_START + 5 * PAGE), PAGE);
 	ck_assert_msg(is_pattern(buf, HOME_START + 5 * PAGE, PAGE),
 		      "remote page read wrong before the sub-host stopped");
+	/* The live one too (so its connection is made before the clock runs). */
+	ck_assert_int_eq(pread(fd, buf, PAGE, HOME_END + 3 * PAGE), PAGE);
+	ck_assert_msg(is_pattern(buf, HOME_END + 3 * PAGE, PAGE),
+		      "page of the live sub-host read wrong");
+
+	/* For the record: what probes cost on this machine right now. */
+	t0 = vt_now_ms();
+	for (i = 0; vt_now_ms() - t0 < 1000; i++) {
+		probe_once(&base, 100000 + i);
+		vt_sleep_ms(20);
+	}
+	ck_assert_msg(base.bad == 0, "%u probes failed before any sub-host stopped",
+		      base.bad);
 
 	ck_assert_int_eq(vt_stop_pid(E->sub.pid, 2000), 0);
 	for (i = 0; i < STUCK_READERS; i++) {
@@ -391,7 +422,7 @@ START_TEST(test_stuck_readers)
 
 	/* Probe every 20 ms for three timeouts. */
 	t0 = vt_now_ms();
-	for (i = 0; vt_now_ms() - t0 < 3 * TIMEOUT_MS; i++) {
+	for (i = 0; vt_now_ms() - t0 < PROBE_MS; i++) {
 		probe_once(&pr, i);
 		vt_sleep_ms(20);
 	}
@@ -402,6 +433,7 @@ START_TEST(test_stuck_readers)
 	for (i = 0; i < KILLED_READERS; i++)
 		if (doomed[i] > 0)
 			kill(doomed[i], SIGKILL);
+	t_kill = vt_now_ms();
 	threads = count_threads(E->fs.pid);
 
 	stop = true;
@@ -414,15 +446,19 @@ START_TEST(test_stuck_readers)
 		if (s[i].worst_ms > worst)
 			worst = s[i].worst_ms;
 	}
-	t0 = vt_now_ms();
 	for (i = 0; i < KILLED_READERS; i++) {
-		int st = doomed[i] > 0 ? vt_wait_pid(doomed[i], (int)stuck_limit) : -1;
+		double left = stuck_limit - (vt_now_ms() - t_kill);
+		int st = doomed[i] > 0 && left > 0 ?
+			 vt_wait_pid(doomed[i], (int)left) : -1;
 
-		ck_assert_msg(st != -1, "a killed reader (pid %d) still waits after %.0f ms",
-			      (int)doomed[i], vt_now_ms() - t0);
+		ck_assert_msg(st != -1, "a killed reader (pid %d) still waits %.0f ms after SIGKILL",
+			      (int)doomed[i], vt_now_ms() - t_kill);
 	}
-	printf("info: %d readers killed while they waited were gone %.0f ms later\n",
-	       KILLED_READERS, vt_now_ms() - t0);
+	printf("info: %d readers killed while they waited were gone within %.0f ms\n",
+	       KILLED_READERS, vt_now_ms() - t_kill);
+	printf("info: %u probes before: worst step %.1f ms (%s), worst probe %.1f ms\n",
+	       base.n, base.worst_ms, base.worst_what ? base.worst_what : "-",
+	       base.worst_probe_ms);
 	printf("info: %u probes with %d stuck readers: worst step %.1f ms (%s), worst probe %.1f ms, limit %.0f ms\n",
 	       pr.n, STUCK_READERS, pr.worst_ms,
 	       pr.worst_what ? pr.worst_what : "-", pr.worst_probe_ms,
@@ -437,19 +473,20 @@ START_TEST(test_stuck_readers)
 		      STUCK_READERS, pr.worst_what, pr.worst_ms,
 		      pr.worst_probe_ms, probe_limit);
 	/* 20 ms apart for 3 timeouts: a probe that waited shows here too. */
-	ck_assert_msg(pr.n >= 3 * TIMEOUT_MS / 20 / 3,
-		      "only %u probes in %d ms", pr.n, 3 * TIMEOUT_MS);
+	ck_assert_msg(pr.n >= PROBE_MS / 20 / 3,
+		      "only %u probes in %d ms", pr.n, PROBE_MS);
 	ck_assert_msg(ok == 0 && other == 0,
 		      "reads of a silent sub-host's range: %u succeeded, %u failed with other errors (last %s)",
 		      ok, other, strerror(s[0].other_errno));
 	ck_assert_msg(eio >= STUCK_READERS,
 		      "only %u stuck reads ended (EIO) in %d ms", eio,
-		      3 * TIMEOUT_MS);
+		      PROBE_MS);
 	ck_assert_msg(worst <= stuck_limit,
 		      "a stuck read took %.0f ms to fail (timeout %d ms, limit %.0f ms)",
 		      worst, TIMEOUT_MS, stuck_limit);
 	ck_assert_msg(kill(E->fs.pid, 0) == 0, "vmemfs died");
-	ck_assert_msg(threads > 0 && threads <= 1 + 10 + 16 + 8,
+	/* libfuse's main thread, 10, 16 per sub-host. */
+	ck_assert_msg(threads > 0 && threads <= 1 + 10 + 2 * 16,
 		      "vmemfs ran %d threads for one stuck sub-host", threads);
 
 	/* The sub-host runs again: its range reads right. */

@@ -10,10 +10,11 @@
  * which changes under us and which we promised to keep no copy of.
  *
  * Readers stuck on a silent sub-host must not take the threads that local
- * reads, opens and the other sub-hosts need: a read of `mem` or `ram`
- * first reads what is local, and only a read whose rest needs a sub-host
- * may wait on one, as one of at most VMEM_FS_REMOTE_THREADS per sub-host
- * (fs.h); libfuse runs that many threads more than the ones for the rest.
+ * reads, opens and the other sub-hosts need: a read of `mem` or `ram` may
+ * wait on a sub-host only as one of at most VMEM_FS_REMOTE_THREADS per
+ * sub-host (fs.h), and libfuse runs 10 threads more than those.  A read
+ * that finds its sub-host's places taken leaves the rest of it, with what
+ * it read so far, in the sub-host's queue, and its thread returns.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -356,44 +357,32 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 }
 
 /*
- * The rest of a read, from stop->done on, needs sub-host stop->home.  If
- * fewer than VMEM_FS_REMOTE_THREADS threads read from it, this one does
- * (libfuse has threads enough for that, see vmem_fs_max_threads()), and
- * before it goes back to libfuse it serves the reads that queued for the
- * sub-host meanwhile.  Else the read waits in the queue and this thread
- * returns at once.
+ * The gate of a read (vmem_read_gated()): this thread may wait on
+ * sub-host @home if fewer than VMEM_FS_REMOTE_THREADS do (libfuse has
+ * threads enough for that, see vmem_fs_max_threads()).
  */
-static void remote_read(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
-			size_t size, off_t off, unsigned char *buf,
-			const struct vmem_read_stop *stop)
+static bool remote_take(void *arg, unsigned int home)
 {
-	struct vmem_fs_remote *p = &fs->remote[stop->home];
-	struct remote_job *j;
+	struct vmem_fs_remote *p = &((struct vmem_fs *)arg)->remote[home];
+	bool ok;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->busy >= VMEM_FS_REMOTE_THREADS) {
-		j = malloc(sizeof(*j) + stop->done);
-		if (j) {
-			j->next = NULL;
-			j->req = req;
-			j->ino = ino;
-			j->size = size;
-			j->off = off;
-			j->queued_ns = now_ns();
-			j->done = stop->done;
-			memcpy(j->prefix, buf, stop->done);
-			*p->tail = j;
-			p->tail = &j->next;
-		}
-		pthread_mutex_unlock(&p->lock);
-		if (!j)
-			fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	p->busy++;
+	ok = p->busy < VMEM_FS_REMOTE_THREADS;
+	if (ok)
+		p->busy++;
 	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
 
-	read_rest(fs, req, ino, size, off, buf, stop->done);
+/*
+ * Done with sub-host @home: serve the reads that queued for it meanwhile,
+ * then give the place back.
+ */
+static void remote_give_back(struct vmem_fs *fs, unsigned int home)
+{
+	struct vmem_fs_remote *p = &fs->remote[home];
+	struct remote_job *j;
+
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
 		j = p->head;
@@ -411,6 +400,44 @@ static void remote_read(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		serve_queued(fs, p, j);
 		free(j);
 	}
+}
+
+/*
+ * The gate said no: the rest of the read, from gate->done on, waits in
+ * the queue of sub-host gate->home and this thread returns at once -
+ * unless a place came free meanwhile.
+ */
+static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+			 size_t size, off_t off, unsigned char *buf,
+			 const struct vmem_read_gate *gate)
+{
+	struct vmem_fs_remote *p = &fs->remote[gate->home];
+	struct remote_job *j = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->busy < VMEM_FS_REMOTE_THREADS) {
+		p->busy++;
+		pthread_mutex_unlock(&p->lock);
+		read_rest(fs, req, ino, size, off, buf, gate->done);
+		remote_give_back(fs, gate->home);
+		return;
+	}
+	j = malloc(sizeof(*j) + gate->done);
+	if (j) {
+		j->next = NULL;
+		j->req = req;
+		j->ino = ino;
+		j->size = size;
+		j->off = off;
+		j->queued_ns = now_ns();
+		j->done = gate->done;
+		memcpy(j->prefix, buf, gate->done);
+		*p->tail = j;
+		p->tail = &j->next;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!j)
+		fuse_reply_err(req, ENOMEM);
 }
 
 unsigned int vmem_fs_max_threads(const struct vmem_fs *fs)
@@ -457,7 +484,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct vmem_fs *fs = fs_of(req);
-	struct vmem_read_stop stop;
+	struct vmem_read_gate gate = { .may_wait = remote_take, .arg = fs };
 	unsigned char *buf;
 	ssize_t n;
 
@@ -482,14 +509,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Only what is local here; the rest never waits on this thread. */
-	n = ino == INO_MEM ? vmem_physmem_read_local(&fs->physmem, buf, size, (uint64_t)off, &stop) :
-			     vmem_read_local(&fs->reader, buf, size, (uint64_t)off, &stop);
-	if (n == -EWOULDBLOCK) {
-		remote_read(fs, req, ino, size, off, buf, &stop);
+	/* Waits on a sub-host only where remote_take() lets it. */
+	n = ino == INO_MEM ? vmem_physmem_read_gated(&fs->physmem, buf, size, (uint64_t)off, &gate) :
+			     vmem_read_gated(&fs->reader, buf, size, (uint64_t)off, &gate);
+	if (gate.stopped) {
+		remote_queue(fs, req, ino, size, off, buf, &gate);
 		return;
 	}
 	reply_read(req, size, off, buf, n);
+	if (gate.granted)
+		remote_give_back(fs, gate.home);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

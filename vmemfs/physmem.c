@@ -100,7 +100,7 @@ uint64_t vmem_physmem_size(struct vmem_physmem *pm)
 }
 
 static ssize_t physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
-			    uint64_t off, struct vmem_read_stop *stop)
+			    uint64_t off, struct vmem_read_gate *gate)
 {
 	unsigned char *p = buf;
 	uint64_t end, pos;
@@ -129,10 +129,10 @@ static ssize_t physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 		/* RAM reads may wait on a sub-host: not under the lock.  A map
 		 * that changes meanwhile is one this read began before. */
 		pthread_rwlock_unlock(&pm->lock);
-		rc = stop ? vmem_read_local(pm->r, p + (pos - off), n, ram, stop) :
+		rc = gate ? vmem_read_gated(pm->r, p + (pos - off), n, ram, gate) :
 			    vmem_read(pm->r, p + (pos - off), n, ram);
-		if (rc == -EWOULDBLOCK && stop) {
-			stop->done += (size_t)(pos - off);
+		if (gate && gate->stopped) {
+			gate->done += (size_t)(pos - off);
 			return rc;
 		}
 		if (rc < 0)
@@ -154,11 +154,11 @@ ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 	return physmem_read(pm, buf, len, off, NULL);
 }
 
-ssize_t vmem_physmem_read_local(struct vmem_physmem *pm, void *buf,
+ssize_t vmem_physmem_read_gated(struct vmem_physmem *pm, void *buf,
 				size_t len, uint64_t off,
-				struct vmem_read_stop *stop)
+				struct vmem_read_gate *gate)
 {
-	return physmem_read(pm, buf, len, off, stop);
+	return physmem_read(pm, buf, len, off, gate);
 }
 
 int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out)

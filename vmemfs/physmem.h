@@ -42,13 +42,13 @@ ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 			  uint64_t off);
 
 /*
- * The same without waiting on a remote peer (vmem_read_local()): may stop
- * with -EWOULDBLOCK and *stop, stop->done counted from @off; the rest is
- * vmem_physmem_read() of [off + done, off + len).
+ * The same through a gate (vmem_read_gated()): when the gate says no, it
+ * stops with -EWOULDBLOCK and gate->stopped, gate->done counted from
+ * @off; the rest is vmem_physmem_read() of [off + done, off + len).
  */
-ssize_t vmem_physmem_read_local(struct vmem_physmem *pm, void *buf,
+ssize_t vmem_physmem_read_gated(struct vmem_physmem *pm, void *buf,
 				size_t len, uint64_t off,
-				struct vmem_read_stop *stop);
+				struct vmem_read_gate *gate);
 
 /* A copy of the current map (for `map`); caller frees with vmem_gpa_free. */
 int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out);

@@ -149,14 +149,25 @@ static void backoff(unsigned int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* May this read wait on the backend for @home?  Asks once per read. */
+static bool gate_open(struct vmem_read_gate *g, int home)
+{
+	if (!g->granted) {
+		g->home = (unsigned int)home;
+		g->granted = g->may_wait && g->may_wait(g->arg, g->home);
+	}
+	return g->granted;
+}
+
 /*
  * Read [off, end) which has one home (or none) into buf.  Returns 0 or
- * -errno.  With @stop_at, a run that needs the backend is not fetched:
- * its start goes to *stop_at and the answer is SEGMENT_STOPPED.
+ * -errno.  With @gate, a run that needs the backend is fetched only if
+ * the gate lets it; else its start goes to *stop_at and the answer is
+ * SEGMENT_STOPPED.
  */
 static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			uint64_t off, uint64_t end, int home,
-			uint64_t *stop_at)
+			struct vmem_read_gate *gate, uint64_t *stop_at)
 {
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
@@ -202,7 +213,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 * it was a hole with no home when we looked. */
 			memset(dst, 0, run_end - p);
 			served = &r->stats.bytes_zero;
-		} else if (stop_at) {
+		} else if (gate && !gate_open(gate, home)) {
 			/* Only the backend can serve it: not on this thread. */
 			*stop_at = p;
 			return SEGMENT_STOPPED;
@@ -263,7 +274,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 }
 
 static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
-			uint64_t off, struct vmem_read_stop *stop)
+			uint64_t off, struct vmem_read_gate *gate)
 {
 	uint64_t t0 = now_ns(), end, pos, stop_at = 0;
 	int rc = 0;
@@ -281,11 +292,11 @@ static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
-				  seg_end, home, stop ? &stop_at : NULL);
+				  seg_end, home, gate, &stop_at);
 		if (rc == SEGMENT_STOPPED) {
 			/* Not a read yet: whoever reads the rest counts it. */
-			stop->done = (size_t)(stop_at - off);
-			stop->home = (unsigned int)home;
+			gate->stopped = true;
+			gate->done = (size_t)(stop_at - off);
 			return -EWOULDBLOCK;
 		}
 		if (rc < 0)
@@ -306,8 +317,8 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 	return read_ram(r, buf, len, off, NULL);
 }
 
-ssize_t vmem_read_local(struct vmem_reader *r, void *buf, size_t len,
-			uint64_t off, struct vmem_read_stop *stop)
+ssize_t vmem_read_gated(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_gate *gate)
 {
-	return read_ram(r, buf, len, off, stop);
+	return read_ram(r, buf, len, off, gate);
 }
