@@ -436,16 +436,6 @@ START_TEST(test_stuck_readers)
 	t_kill = vt_now_ms();
 	threads = count_threads(E->fs.pid);
 
-	stop = true;
-	for (i = 0; i < STUCK_READERS; i++) {
-		pthread_join(s[i].tid, NULL);
-		reads += s[i].reads;
-		eio += s[i].eio;
-		ok += s[i].ok;
-		other += s[i].other;
-		if (s[i].worst_ms > worst)
-			worst = s[i].worst_ms;
-	}
 	for (i = 0; i < KILLED_READERS; i++) {
 		double left = stuck_limit - (vt_now_ms() - t_kill);
 		int st = doomed[i] > 0 && left > 0 ?
@@ -456,6 +446,16 @@ START_TEST(test_stuck_readers)
 	}
 	printf("info: %d readers killed while they waited were gone within %.0f ms\n",
 	       KILLED_READERS, vt_now_ms() - t_kill);
+	stop = true;
+	for (i = 0; i < STUCK_READERS; i++) {
+		pthread_join(s[i].tid, NULL);
+		reads += s[i].reads;
+		eio += s[i].eio;
+		ok += s[i].ok;
+		other += s[i].other;
+		if (s[i].worst_ms > worst)
+			worst = s[i].worst_ms;
+	}
 	printf("info: %u probes before: worst step %.1f ms (%s), worst probe %.1f ms\n",
 	       base.n, base.worst_ms, base.worst_what ? base.worst_what : "-",
 	       base.worst_probe_ms);

@@ -403,6 +403,33 @@ static void remote_give_back(struct vmem_fs *fs, unsigned int home)
 }
 
 /*
+ * The reader of a read that waits in @arg's queue gave up (a signal, or
+ * it was killed): answer it now, not when its turn comes.  libfuse calls
+ * this with the request's own lock held, never ours.
+ */
+static void remote_interrupted(fuse_req_t req, void *arg)
+{
+	struct vmem_fs_remote *p = arg;
+	struct remote_job **jp, *j = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	for (jp = &p->head; *jp; jp = &(*jp)->next) {
+		if ((*jp)->req == req) {
+			j = *jp;
+			if (!j->next)
+				p->tail = jp;
+			*jp = j->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (j) {
+		fuse_reply_err(req, EINTR);
+		free(j);
+	}
+}
+
+/*
  * The gate said no: the rest of the read, from gate->done on, waits in
  * the queue of sub-host gate->home and this thread returns at once -
  * unless a place came free meanwhile.
@@ -414,6 +441,8 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 	struct vmem_fs_remote *p = &fs->remote[gate->home];
 	struct remote_job *j = NULL;
 
+	/* Not under p->lock: libfuse may call it at once, and it takes it. */
+	fuse_req_interrupt_func(req, remote_interrupted, p);
 	pthread_mutex_lock(&p->lock);
 	if (p->busy < VMEM_FS_REMOTE_THREADS) {
 		p->busy++;
