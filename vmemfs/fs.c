@@ -8,9 +8,17 @@
  *   map    where each RAM range lives, as JSON, generated at open
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
+ *
+ * Readers stuck on a silent sub-host must not take the threads that local
+ * reads, opens and the other sub-hosts need: a read of `mem` or `ram` may
+ * wait on a sub-host only as one of at most VMEM_FS_REMOTE_THREADS per
+ * sub-host (fs.h), and libfuse runs 10 threads more than those.  A read
+ * that finds its sub-host's places taken leaves the rest of it, with what
+ * it read so far, in the sub-host's queue, and its thread returns.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -258,10 +266,257 @@ static unsigned char *thread_buf(size_t size)
 	return b ? b->data : NULL;
 }
 
+static void reply_read(fuse_req_t req, size_t size, off_t off,
+		       const unsigned char *buf, ssize_t n)
+{
+	if (n < 0) {
+		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
+				     size, (unsigned long long)off, strerror((int)-n));
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
+/* ---- reads that need a remote peer ---------------------------------- */
+
+/*
+ * A read waiting for one of its sub-host's threads, with the bytes
+ * op_read had already read locally.
+ */
+struct remote_job {
+	struct remote_job *next;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	size_t size;
+	off_t off;
+	uint64_t queued_ns;
+	size_t done;			/* bytes in prefix[] */
+	unsigned char prefix[];
+};
+
+/* The remote reads of one sub-host. */
+struct vmem_fs_remote {
+	const char *uri;
+	pthread_mutex_t lock;		/* guards the fields below */
+	unsigned int busy;		/* threads reading from it now */
+	struct remote_job *head, **tail;	/* waiting for one */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Read [off + done, off + size) whatever it takes, and answer. */
+static void read_rest(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+		      size_t size, off_t off, unsigned char *buf, size_t done)
+{
+	ssize_t n;
+
+	n = ino == INO_MEM ?
+		vmem_physmem_read(&fs->physmem, buf + done, size - done,
+				  (uint64_t)off + done) :
+		vmem_read(&fs->reader, buf + done, size - done,
+			  (uint64_t)off + done);
+	reply_read(req, size, off, buf, n < 0 ? n : n + (ssize_t)done);
+}
+
+static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
+			 struct remote_job *j)
+{
+	unsigned char *buf;
+
+	if (fuse_req_interrupted(j->req)) {
+		/* The reader gave up (a signal; killed) while it waited. */
+		fuse_reply_err(j->req, EINTR);
+		return;
+	}
+	if (fs->se && fuse_session_exited(fs->se)) {
+		fuse_reply_err(j->req, EIO);	/* unmounting */
+		return;
+	}
+	/* As in the reader: a whole timeout without progress is EIO. */
+	if (now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
+		vmem_stat_add(fs->reader.stats.reads, 1);
+		vmem_stat_add(fs->reader.stats.read_errors, 1);
+		vmem_log_ratelimited(LOG_WARNING,
+				     "read of %zu bytes at 0x%llx: all %d threads for sub-host %s were busy for the whole timeout",
+				     j->size, (unsigned long long)j->off,
+				     VMEM_FS_REMOTE_THREADS, p->uri);
+		fuse_reply_err(j->req, EIO);
+		return;
+	}
+	buf = thread_buf(j->size);
+	if (!buf) {
+		fuse_reply_err(j->req, ENOMEM);
+		return;
+	}
+	memcpy(buf, j->prefix, j->done);
+	read_rest(fs, j->req, j->ino, j->size, j->off, buf, j->done);
+}
+
+/*
+ * The gate of a read (vmem_read_gated()): this thread may wait on
+ * sub-host @home if fewer than VMEM_FS_REMOTE_THREADS do (libfuse has
+ * threads enough for that, see vmem_fs_max_threads()).
+ */
+static bool remote_take(void *arg, unsigned int home)
+{
+	struct vmem_fs_remote *p = &((struct vmem_fs *)arg)->remote[home];
+	bool ok;
+
+	pthread_mutex_lock(&p->lock);
+	ok = p->busy < VMEM_FS_REMOTE_THREADS;
+	if (ok)
+		p->busy++;
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
+/*
+ * Done with sub-host @home: serve the reads that queued for it meanwhile,
+ * then give the place back.
+ */
+static void remote_give_back(struct vmem_fs *fs, unsigned int home)
+{
+	struct vmem_fs_remote *p = &fs->remote[home];
+	struct remote_job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		j = p->head;
+		if (!j) {
+			/* Under the same lock as the queueing: none is left
+			 * behind with nobody to serve it. */
+			p->busy--;
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+		p->head = j->next;
+		if (!p->head)
+			p->tail = &p->head;
+		pthread_mutex_unlock(&p->lock);
+		serve_queued(fs, p, j);
+		free(j);
+	}
+}
+
+/*
+ * The reader of a read that waits in @arg's queue gave up (a signal, or
+ * it was killed): answer it now, not when its turn comes.  libfuse calls
+ * this with the request's own lock held, never ours.
+ */
+static void remote_interrupted(fuse_req_t req, void *arg)
+{
+	struct vmem_fs_remote *p = arg;
+	struct remote_job **jp, *j = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	for (jp = &p->head; *jp; jp = &(*jp)->next) {
+		if ((*jp)->req == req) {
+			j = *jp;
+			if (!j->next)
+				p->tail = jp;
+			*jp = j->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (j) {
+		fuse_reply_err(req, EINTR);
+		free(j);
+	}
+}
+
+/*
+ * The gate said no: the rest of the read, from gate->done on, waits in
+ * the queue of sub-host gate->home and this thread returns at once -
+ * unless a place came free meanwhile.
+ */
+static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
+			 size_t size, off_t off, unsigned char *buf,
+			 const struct vmem_read_gate *gate)
+{
+	struct vmem_fs_remote *p = &fs->remote[gate->home];
+	struct remote_job *j = NULL;
+
+	/* Not under p->lock: libfuse may call it at once, and it takes it. */
+	fuse_req_interrupt_func(req, remote_interrupted, p);
+	pthread_mutex_lock(&p->lock);
+	if (p->busy < VMEM_FS_REMOTE_THREADS) {
+		p->busy++;
+		pthread_mutex_unlock(&p->lock);
+		read_rest(fs, req, ino, size, off, buf, gate->done);
+		remote_give_back(fs, gate->home);
+		return;
+	}
+	j = malloc(sizeof(*j) + gate->done);
+	if (j) {
+		j->next = NULL;
+		j->req = req;
+		j->ino = ino;
+		j->size = size;
+		j->off = off;
+		j->queued_ns = now_ns();
+		j->done = gate->done;
+		memcpy(j->prefix, buf, gate->done);
+		*p->tail = j;
+		p->tail = &j->next;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!j)
+		fuse_reply_err(req, ENOMEM);
+}
+
+unsigned int vmem_fs_max_threads(const struct vmem_fs *fs)
+{
+	return VMEM_FS_LOCAL_THREADS +
+	       VMEM_FS_REMOTE_THREADS * (unsigned int)fs->reader.vm->n_subhosts;
+}
+
+int vmem_fs_remote_start(struct vmem_fs *fs, char *err, size_t errlen)
+{
+	size_t i, n = fs->reader.vm->n_subhosts;
+
+	fs->remote = calloc(n ? n : 1, sizeof(*fs->remote));
+	if (!fs->remote) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct vmem_fs_remote *p = &fs->remote[i];
+
+		p->uri = fs->reader.vm->subhosts[i].uri;
+		pthread_mutex_init(&p->lock, NULL);
+		p->tail = &p->head;
+	}
+	return 0;
+}
+
+void vmem_fs_remote_stop(struct vmem_fs *fs)
+{
+	size_t i, n = fs->reader.vm->n_subhosts;
+
+	if (!fs->remote)
+		return;
+	/* libfuse joined its threads, which leave no queue behind. */
+	for (i = 0; i < n; i++)
+		pthread_mutex_destroy(&fs->remote[i].lock);
+	free(fs->remote);
+	fs->remote = NULL;
+}
+
+/* ---- read ------------------------------------------------------------ */
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct vmem_fs *fs = fs_of(req);
+	struct vmem_read_gate gate = { .may_wait = remote_take, .arg = fs };
 	unsigned char *buf;
 	ssize_t n;
 
@@ -304,15 +559,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = ino == INO_MEM ? vmem_physmem_read(&fs->physmem, buf, size, (uint64_t)off) :
-			     vmem_read(&fs->reader, buf, size, (uint64_t)off);
-	if (n < 0) {
-		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
-				     size, (unsigned long long)off, strerror((int)-n));
-		fuse_reply_err(req, (int)-n);
+	/* Waits on a sub-host only where remote_take() lets it. */
+	n = ino == INO_MEM ? vmem_physmem_read_gated(&fs->physmem, buf, size, (uint64_t)off, &gate) :
+			     vmem_read_gated(&fs->reader, buf, size, (uint64_t)off, &gate);
+	if (gate.stopped) {
+		remote_queue(fs, req, ino, size, off, buf, &gate);
 		return;
 	}
-	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+	reply_read(req, size, off, buf, n);
+	if (gate.granted)
+		remote_give_back(fs, gate.home);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

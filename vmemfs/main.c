@@ -362,9 +362,9 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		     const struct vmem_vm *vm)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
+	struct fuse_loop_config *lc;
 	struct fuse_session *se;
-	char base[512];
+	char base[512], err[256];
 	int rc = 1;
 
 	/*
@@ -396,12 +396,28 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_unmount;
 	if (!o->foreground)
 		vmem_log_to_syslog("vmemfs");
+	/*
+	 * Threads enough for every sub-host's share of remote reads and
+	 * libfuse's default 10 for everything else (see fs.h).
+	 */
+	lc = fuse_loop_cfg_create();
+	if (!lc || vmem_fs_remote_start(fs, err, sizeof(err)) < 0) {
+		vmem_log(LOG_ERR, "%s", lc ? err : "out of memory");
+		fuse_loop_cfg_destroy(lc);
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
+	fuse_loop_cfg_set_max_threads(lc, vmem_fs_max_threads(fs));
+	fs->se = se;
 	vmem_log(LOG_INFO, "VM %s mounted on %s (%s backend, %zu sub-host%s)",
 		 vm->name, o->mountpoint, vmem_backend_name(vm->backend),
 		 vm->n_subhosts, vm->n_subhosts == 1 ? "" : "s");
 	/* The loop returns the signal number when SIGTERM/SIGINT ended it:
 	 * that is the normal way out, not an error. */
-	rc = fuse_session_loop_mt(se, &lc) < 0;
+	rc = fuse_session_loop_mt(se, lc) < 0;
+	fuse_loop_cfg_destroy(lc);
+	vmem_fs_remote_stop(fs);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -99,8 +99,8 @@ uint64_t vmem_physmem_size(struct vmem_physmem *pm)
 	return size;
 }
 
-ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
-			  uint64_t off)
+static ssize_t physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
+			    uint64_t off, struct vmem_read_gate *gate)
 {
 	unsigned char *p = buf;
 	uint64_t end, pos;
@@ -113,7 +113,7 @@ ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 	}
 	end = off + len > pm->map.size || off + len < off ? pm->map.size : off + len;
 	for (pos = off; pos < end;) {
-		uint64_t next, n;
+		uint64_t next, n, ram;
 		const struct vmem_gpa_ext *e = vmem_gpa_lookup(&pm->map, pos, &next);
 
 		if (!e) {
@@ -125,17 +125,40 @@ ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 			continue;
 		}
 		n = (e->gpa + e->len < end ? e->gpa + e->len : end) - pos;
-		rc = vmem_read(pm->r, p + (pos - off), n, e->ram + (pos - e->gpa));
-		if (rc < 0)
-			break;
-		if ((uint64_t)rc != n) {
-			rc = -EIO;	/* the map said RAM beyond ram-size */
-			break;
+		ram = e->ram + (pos - e->gpa);
+		/* RAM reads may wait on a sub-host: not under the lock.  A map
+		 * that changes meanwhile is one this read began before. */
+		pthread_rwlock_unlock(&pm->lock);
+		rc = gate ? vmem_read_gated(pm->r, p + (pos - off), n, ram, gate) :
+			    vmem_read(pm->r, p + (pos - off), n, ram);
+		if (gate && gate->stopped) {
+			gate->done += (size_t)(pos - off);
+			return rc;
 		}
+		if (rc < 0)
+			return rc;
+		if ((uint64_t)rc != n)
+			return -EIO;	/* the map said RAM beyond ram-size */
 		pos += n;
+		pthread_rwlock_rdlock(&pm->lock);
+		if (end > pm->map.size)		/* it shrank meanwhile */
+			end = pos > pm->map.size ? pos : pm->map.size;
 	}
 	pthread_rwlock_unlock(&pm->lock);
-	return rc < 0 ? rc : (ssize_t)(end - off);
+	return (ssize_t)(end - off);
+}
+
+ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
+			  uint64_t off)
+{
+	return physmem_read(pm, buf, len, off, NULL);
+}
+
+ssize_t vmem_physmem_read_gated(struct vmem_physmem *pm, void *buf,
+				size_t len, uint64_t off,
+				struct vmem_read_gate *gate)
+{
+	return physmem_read(pm, buf, len, off, gate);
 }
 
 int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out)

@@ -33,9 +33,22 @@ void vmem_physmem_refresh(struct vmem_physmem *pm);
 
 uint64_t vmem_physmem_size(struct vmem_physmem *pm);
 
-/* Read [off, off+len) of guest-physical memory; bytes read or -errno. */
+/*
+ * Read [off, off+len) of guest-physical memory; bytes read or -errno.
+ * The map's lock is not held while RAM is read, so a read that waits on
+ * a sub-host never holds up a refresh (which an open does).
+ */
 ssize_t vmem_physmem_read(struct vmem_physmem *pm, void *buf, size_t len,
 			  uint64_t off);
+
+/*
+ * The same through a gate (vmem_read_gated()): when the gate says no, it
+ * stops with -EWOULDBLOCK and gate->stopped, gate->done counted from
+ * @off; the rest is vmem_physmem_read() of [off + done, off + len).
+ */
+ssize_t vmem_physmem_read_gated(struct vmem_physmem *pm, void *buf,
+				size_t len, uint64_t off,
+				struct vmem_read_gate *gate);
 
 /* A copy of the current map (for `map`); caller frees with vmem_gpa_free. */
 int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out);

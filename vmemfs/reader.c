@@ -23,6 +23,7 @@
 #include "reader.h"
 
 #define PAGE_SIZE_4K 4096u
+#define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
 
 static uint64_t now_ns(void)
 {
@@ -148,12 +149,25 @@ static void backoff(unsigned int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/* May this read wait on the backend for @home?  Asks once per read. */
+static bool gate_open(struct vmem_read_gate *g, int home)
+{
+	if (!g->granted) {
+		g->home = (unsigned int)home;
+		g->granted = g->may_wait && g->may_wait(g->arg, g->home);
+	}
+	return g->granted;
+}
+
 /*
  * Read [off, end) which has one home (or none) into buf.  Returns 0 or
- * -errno.
+ * -errno.  With @gate, a run that needs the backend is fetched only if
+ * the gate lets it; else its start goes to *stop_at and the answer is
+ * SEGMENT_STOPPED.
  */
 static int read_segment(struct vmem_reader *r, unsigned char *buf,
-			uint64_t off, uint64_t end, int home)
+			uint64_t off, uint64_t end, int home,
+			struct vmem_read_gate *gate, uint64_t *stop_at)
 {
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
@@ -199,6 +213,10 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 * it was a hole with no home when we looked. */
 			memset(dst, 0, run_end - p);
 			served = &r->stats.bytes_zero;
+		} else if (gate && !gate_open(gate, home)) {
+			/* Only the backend can serve it: not on this thread. */
+			*stop_at = p;
+			return SEGMENT_STOPPED;
 		} else {
 			rc = r->ops->fetch(r->bh, (unsigned int)home, dst, p,
 					   run_end - p);
@@ -255,14 +273,15 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 	return 0;
 }
 
-ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
+static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_gate *gate)
 {
-	uint64_t t0 = now_ns(), end, pos;
+	uint64_t t0 = now_ns(), end, pos, stop_at = 0;
 	int rc = 0;
 
-	vmem_stat_add(r->stats.reads, 1);
 	/* A deleted or replaced memory file is a dead VM (memfile.h). */
 	if (vmem_memfile_check(&r->mf, false) < 0) {
+		vmem_stat_add(r->stats.reads, 1);
 		vmem_stat_add(r->stats.read_errors, 1);
 		return -EIO;
 	}
@@ -279,15 +298,33 @@ ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
-				  seg_end, home);
+				  seg_end, home, gate, &stop_at);
+		if (rc == SEGMENT_STOPPED) {
+			/* Not a read yet: whoever reads the rest counts it. */
+			gate->stopped = true;
+			gate->done = (size_t)(stop_at - off);
+			return -EWOULDBLOCK;
+		}
 		if (rc < 0)
 			break;
 		pos = seg_end;
 	}
+	vmem_stat_add(r->stats.reads, 1);
 	vmem_hist_add(&r->stats.latency, now_ns() - t0);
 	if (rc < 0) {
 		vmem_stat_add(r->stats.read_errors, 1);
 		return rc;
 	}
 	return (ssize_t)(end - off);
+}
+
+ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off)
+{
+	return read_ram(r, buf, len, off, NULL);
+}
+
+ssize_t vmem_read_gated(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_gate *gate)
+{
+	return read_ram(r, buf, len, off, gate);
 }

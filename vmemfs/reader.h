@@ -9,6 +9,7 @@
 #ifndef VMEMFS_READER_H
 #define VMEMFS_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,5 +47,32 @@ void vmem_reader_close(struct vmem_reader *r);
  * ram_size.  Returns the number of bytes read or -errno.
  */
 ssize_t vmem_read(struct vmem_reader *r, void *buf, size_t len, uint64_t off);
+
+/*
+ * What lets a read wait on a sub-host, for vmem_read_gated().  The caller
+ * sets may_wait and arg, and granted and stopped to false.
+ */
+struct vmem_read_gate {
+	/* May this thread wait on sub-host @home?  NULL: never. */
+	bool (*may_wait)(void *arg, unsigned int home);
+	void *arg;
+	bool granted;		/* may_wait said yes, for home */
+	bool stopped;		/* the read stopped at done, for home */
+	unsigned int home;	/* the sub-host may_wait was asked about */
+	size_t done;		/* bytes from the start of buf read when stopped */
+};
+
+/*
+ * vmem_read() for threads that must not wait on a remote peer unless told
+ * they may (FUSE's): before the first run that only the backend can
+ * serve, it asks gate->may_wait() (once per read).  Yes: the read goes on
+ * as vmem_read() (and the caller gives back what may_wait took once this
+ * returns).  No: it returns -EWOULDBLOCK with gate->stopped, having
+ * counted nothing in the stats; the bytes before gate->done are final,
+ * and vmem_read() of the rest, [off + done, off + len), completes the
+ * read exactly as one vmem_read() of the whole would.
+ */
+ssize_t vmem_read_gated(struct vmem_reader *r, void *buf, size_t len,
+			uint64_t off, struct vmem_read_gate *gate);
 
 #endif
