@@ -8,7 +8,9 @@
 # never picks it up.
 
 # Objects have their own directory and rules so that this file does not
-# depend on how the top Makefile lays out its objects.
+# depend on how the top Makefile lays out its objects.  Every pager/*.c
+# is part of the library (pager.c, datamap.c, uffd.c, evict.c, fault.c,
+# remote.c; see README.md), as QEMU's build takes them all too.
 PAGER_SRCS := $(wildcard pager/*.c)
 PAGER_OBJDIR := $(B)/pager/obj
 PAGER_OBJS := $(patsubst pager/%.c,$(PAGER_OBJDIR)/%.o,$(PAGER_SRCS)) \
