@@ -18,23 +18,19 @@
 
 /*
  * page_in/page_out must answer within their timeout even when a fault
- * thread holds the chunk while it waits for a dead sub-host.
+ * thread holds the chunk while it waits for a dead sub-host.  The wait
+ * ends at the deadline itself, on the monotonic clock: no "time left"
+ * computed from two readings (which wrapped to 2^64 ms when the second
+ * was past the deadline), no wall clock (a step would stretch the wait).
  */
 int vp_lock_until(struct vmem_pager *pg, uint64_t c, uint64_t deadline,
 		  char *err, size_t errlen)
 {
-	uint64_t left = deadline > vmem_now_ms() ? deadline - vmem_now_ms() : 0;
-	struct timespec ts;
+	struct timespec ts = vmem_timespec(deadline);
 	int e;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(left / 1000);
-	ts.tv_nsec += (long)(left % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	e = pthread_mutex_timedlock(vp_chunk_lock(pg, c), &ts);
+	e = pthread_mutex_clocklock(vp_chunk_lock(pg, c), CLOCK_MONOTONIC,
+				    &ts);
 	if (e == 0)
 		return 0;
 	snprintf(err, errlen, "RAM at %#" PRIx64 " is busy (a sub-host may "

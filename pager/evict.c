@@ -33,7 +33,9 @@
  * to sub-host @sh.  The write-protect window is what makes it safe while
  * the VM runs: a writer blocks from before we read the page until after it
  * is gone, then takes a MISSING fault and refetches what we wrote.
- * Returns bytes moved, or -1 with @err set.  On -1 every page not yet
+ * Returns bytes moved, or -1 with errno and @err set (errno is taken
+ * where the failure happened: the clean-up after it makes calls of its
+ * own).  On -1 every page not yet
  * punched is still local and authoritative; a punched one is on the
  * sub-host, which acknowledged the write first.
  */
@@ -46,6 +48,7 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 	struct buf *b;
 	size_t n = 0;
 	int64_t rc = -1;
+	int err_no = EIO;
 
 	while (n < MAX_RUNS && vp_next_data(pg, s, e, &ds, &de)) {
 		offs[n] = ds;
@@ -65,6 +68,7 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 			    offs[n - 1] + lens[n - 1] - offs[0]);
 	for (size_t i = 0; i < n; i++) {
 		if (vp_uffd_wp(pg, offs[i], lens[i], true) == -1) {
+			err_no = errno;
 			snprintf(err, errlen, "UFFDIO_WRITEPROTECT: %s",
 				 strerror(errno));
 			for (size_t j = 0; j < i; j++)
@@ -85,6 +89,7 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 					  (off_t)(offs[i] + got));
 
 			if (r <= 0) {
+				err_no = r == 0 ? EIO : errno;
 				snprintf(err, errlen, "pread memory file: %s",
 					 r == 0 ? "short" : strerror(errno));
 				goto unprotect;
@@ -95,6 +100,7 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 	}
 	if (vp_remote_pwritev(sh->remote, bufs, offs, lens, n, timeout_ms,
 			      err, errlen) == -1) {
+		err_no = errno;
 		vp_sub_failed(pg, sh, err);
 		goto unprotect;
 	}
@@ -103,6 +109,7 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 		if (fallocate(pg->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)offs[i], (off_t)lens[i]) == -1) {
 			/* The sub-host has a copy; keeping ours is safe. */
+			err_no = errno;
 			snprintf(err, errlen, "punch memory file: %s",
 				 strerror(errno));
 			goto unprotect;
@@ -120,6 +127,8 @@ out:
 	vmem_seq_move_end(pg->seq, offs[0],
 			  offs[n - 1] + lens[n - 1] - offs[0]);
 	vp_buf_put(pg, b);
+	if (rc < 0)
+		errno = err_no;
 	return rc;
 }
 
@@ -301,7 +310,11 @@ void vp_unreserve(struct vmem_pager *pg, uint64_t need)
 	pthread_mutex_unlock(&pg->acct_mu);
 }
 
-/* Keeps headroom free so that faults rarely have to evict themselves. */
+/*
+ * Keeps headroom free so that faults rarely have to evict themselves.  A
+ * fault that goes over the headroom wakes it; the 200 ms sleeps find what
+ * no fault announced (pages a recount found that nobody reserved).
+ */
 void *vp_evict_thread(void *arg)
 {
 	struct vmem_pager *pg = arg;
@@ -311,14 +324,10 @@ void *vp_evict_thread(void *arg)
 
 		pthread_mutex_lock(&pg->acct_mu);
 		if (!over(pg, 0, headroom(pg))) {
-			struct timespec ts;
+			/* acct_cv counts on CLOCK_MONOTONIC (pager.c). */
+			struct timespec ts =
+				vmem_timespec(vmem_deadline_ns(200));
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&pg->acct_cv, &pg->acct_mu,
 					       &ts);
 		}

@@ -24,7 +24,8 @@
  * Make [s, e) resident (one home or none, inside chunk @c, lock held):
  * fetch the span from the first to the last hole in one request, install
  * only the holes, wake waiters, then discard the span on the sub-host.
- * RETRY_FOREVER is the fault path; RETRY_DEADLINE gives up at @deadline.
+ * RETRY_FOREVER is the fault path; RETRY_DEADLINE gives up at @deadline
+ * (common/timeutil.h).
  */
 int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 		   uint64_t e, enum vp_retry mode, uint64_t deadline,
@@ -35,7 +36,7 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 	struct sub *sh = vp_home_of(pg, s);
 	struct buf *b = NULL;
 	const char *src;
-	int rc = -1;
+	int rc = -1, err_no;
 
 	/* The holes of [s, e). */
 	while (pos < e) {
@@ -69,15 +70,15 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 			uint64_t t = pg->timeout_ms;
 
 			if (mode == RETRY_DEADLINE) {
-				uint64_t now = vmem_now_ms();
+				uint64_t left = (uint64_t)vmem_ms_left(deadline);
 
-				if (now >= deadline) {
+				if (left == 0) {
 					/* err holds the last failure */
 					errno = ETIMEDOUT;
 					goto out;
 				}
-				if (deadline - now < t)
-					t = deadline - now;
+				if (left < t)
+					t = left;
 			}
 			if (vp_remote_pread(sh->remote, b->data, he - hs, hs,
 					    t, err, errlen) == 0)
@@ -138,12 +139,17 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 	ADD(pg->st.page_ins, 1);
 	STORE(pg->chunk_stamp[c], (uint32_t)(ADD(pg->pagein_seq, 1) + 1));
 out:
+	/* The recount probes the data map (cachestat, lseek: ENXIO past
+	 * the last data), which must not replace the failure's errno. */
+	err_no = errno;
 	vp_recount(pg, c);
 	vp_unreserve(pg, absent);
 	vmem_seq_move_end(pg->seq, hs, he - hs);
 	STORE(pg->chunk_ref[c], 1);
 	if (b)
 		vp_buf_put(pg, b);
+	if (rc)
+		errno = err_no;
 	return rc;
 }
 

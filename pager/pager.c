@@ -270,6 +270,7 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 				  char *err, size_t errlen)
 {
 	struct vmem_pager *pg;
+	int e;
 
 	errno = 0;
 	if (check_params(p, err, errlen))
@@ -290,7 +291,14 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	pg->quiet = p->quiet;
 	pg->n_threads = p->n_fault_threads ? p->n_fault_threads : 2;
 	pthread_mutex_init(&pg->acct_mu, NULL);
-	pthread_cond_init(&pg->acct_cv, NULL);
+	/* The eviction thread's timed sleeps must not follow the wall clock.
+	 * (Zeroed mutexes and condition variables are valid to destroy, so
+	 * vmem_pager_free() may clean up from here.) */
+	e = vmem_cond_init_monotonic(&pg->acct_cv);
+	if (e) {
+		snprintf(err, errlen, "pthread_cond_init: %s", strerror(e));
+		goto fail;
+	}
 	pthread_mutex_init(&pg->buf_mu, NULL);
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&pg->stripes[i], NULL);
@@ -504,8 +512,8 @@ static void *page_in_worker(void *arg)
 
 	while (!LOAD(j->failed)) {
 		uint64_t c = ADD(j->next_c, 1), pos, end;
-		uint64_t deadline = vmem_now_ms() + pg->timeout_ms;
-		int rc;
+		uint64_t deadline = vmem_deadline_ns(pg->timeout_ms);
+		int rc, e = 0;
 
 		if (c > j->last_c)
 			break;
@@ -513,21 +521,23 @@ static void *page_in_worker(void *arg)
 		end = (c + 1) << pg->cshift < j->end ? (c + 1) << pg->cshift :
 		      j->end;
 		rc = vp_lock_until(pg, c, deadline, err, sizeof(err));
-		if (rc == 0) {
+		if (rc) {
+			e = errno;
+		} else {
 			while (rc == 0 && pos < end) {
-				uint64_t e = vp_home_run_end(pg, pos, end);
+				uint64_t re = vp_home_run_end(pg, pos, end);
 
-				rc = vp_fetch_range(pg, c, pos, e,
+				rc = vp_fetch_range(pg, c, pos, re,
 						    RETRY_DEADLINE, deadline,
 						    err, sizeof(err));
-				pos = e;
+				pos = re;
 			}
+			if (rc)
+				e = errno;
 			STORE(pg->chunk_ref[c], 1);
 			pthread_mutex_unlock(vp_chunk_lock(pg, c));
 		}
 		if (rc) {
-			int e = errno;
-
 			pthread_mutex_lock(&j->mu);
 			if (!j->failed) {
 				snprintf(j->err, sizeof(j->err), "%s", err);
@@ -596,7 +606,7 @@ int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 			uint64_t length, char *err, size_t errlen)
 {
-	uint64_t deadline = vmem_now_ms() + pg->timeout_ms, end, pos;
+	uint64_t deadline = vmem_deadline_ns(pg->timeout_ms), end, pos;
 	uint64_t backoff = 10;
 
 	if (clip(pg, &offset, &length, err, errlen))
@@ -608,19 +618,21 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 		uint64_t e = vp_home_run_end(pg, pos, ce < end ? ce : end);
 		struct sub *sh = vp_home_of(pg, pos);
 		int64_t r = 0;
+		int ee;
 
 		if (sh) {
-			uint64_t now = vmem_now_ms(), t = pg->timeout_ms;
+			uint64_t left = (uint64_t)vmem_ms_left(deadline);
+			uint64_t t = pg->timeout_ms;
 
-			if (now >= deadline) {
+			if (left == 0) {
 				snprintf(err, errlen, "%s: no progress for %"
 					 PRIu64 " ms", sh->uri,
 					 pg->timeout_ms);
 				errno = ETIMEDOUT;
 				return -1;
 			}
-			if (deadline - now < t)
-				t = deadline - now;
+			if (left < t)
+				t = left;
 			/*
 			 * Under the lock nothing can refill the range, so
 			 * looping until no data is left terminates.
@@ -630,14 +642,14 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 			while ((r = vp_evict_range(pg, sh, pos, e, t, err,
 						   errlen)) > 0)
 				ADD(pg->st.page_outs, 1);
+			/* Before the recount's probes of the data map. */
+			ee = r < 0 ? errno : 0;
 			vp_recount(pg, c);
 			pthread_mutex_unlock(vp_chunk_lock(pg, c));
 			if (r < 0) {
-				int ee = errno;
-
 				ADD(pg->st.retries, 1);
 				if (vp_nap(pg, backoff) ||
-				    vmem_now_ms() >= deadline) {
+				    vmem_ms_left(deadline) == 0) {
 					errno = ee ? ee : EIO;
 					return -1;
 				}
@@ -646,7 +658,7 @@ int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
 				continue;	/* same range again */
 			}
 			/* The timeout bounds a stall, not a long range. */
-			deadline = vmem_now_ms() + pg->timeout_ms;
+			deadline = vmem_deadline_ns(pg->timeout_ms);
 			backoff = 10;
 		}
 		pos = e;

@@ -140,8 +140,8 @@ static inline pthread_mutex_t *vp_chunk_lock(struct vmem_pager *pg,
 	return &pg->stripes[c % NSTRIPES];
 }
 
-/* Take chunk @c's lock, giving up at @deadline: 0, or -1 with errno and
- * @err. */
+/* Take chunk @c's lock, giving up at @deadline (vmem_deadline_ns()): 0,
+ * or -1 with errno and @err. */
 int vp_lock_until(struct vmem_pager *pg, uint64_t c, uint64_t deadline,
 		  char *err, size_t errlen);
 /* The sub-host whose home range holds @off, or NULL. */
