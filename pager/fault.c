@@ -209,6 +209,12 @@ static void handle_wp(struct vmem_pager *pg, uint64_t off)
 	}
 }
 
+/*
+ * A fault thread never leaves before the pager stops: the faults it would
+ * have served (those of every vCPU, once no thread is left) would wait
+ * forever, with nothing in the log.  A failed poll (ENOMEM) is said, at
+ * most every LOG_EVERY_MS, and tried again.
+ */
 void *vp_fault_thread(void *arg)
 {
 	struct vmem_pager *pg = arg;
@@ -217,12 +223,29 @@ void *vp_fault_thread(void *arg)
 		{ .fd = pg->uffd, .events = POLLIN },
 		{ .fd = pg->stop_efd, .events = POLLIN },
 	};
+	uint64_t last_log_ms = 0, suppressed = 0;
 
 	while (!LOAD(pg->stopping)) {
 		ssize_t n;
 
-		if (poll(pfd, 2, -1) == -1 && errno != EINTR)
-			break;
+		if (poll(pfd, 2, -1) == -1 && errno != EINTR) {
+			uint64_t now = vmem_now_ms();
+			int e = errno;
+
+			if (!last_log_ms || now - last_log_ms >= LOG_EVERY_MS) {
+				vp_logmsg(pg, "fault thread: poll of the "
+					  "userfaultfd: %s (%" PRIu64 " more "
+					  "failures not shown); retrying",
+					  strerror(e), suppressed);
+				last_log_ms = now;
+				suppressed = 0;
+			} else {
+				suppressed++;
+			}
+			if (vp_nap(pg, 10))
+				break;
+			continue;
+		}
 		if (LOAD(pg->stopping))
 			break;
 		n = read(pg->uffd, msgs, sizeof(msgs));

@@ -1269,6 +1269,79 @@ START_TEST(test_errno_survives_recount)
 }
 END_TEST
 
+/* ---- a fault thread outlives a failed poll ---- */
+
+/*
+ * poll(2) of the userfaultfd can fail (ENOMEM).  The fault thread left
+ * its loop without a word, and with it the last fault thread: every later
+ * fault waited forever.  It must say so and go on.
+ */
+START_TEST(test_fault_thread_poll_error)
+{
+	const uint64_t size = 8 * MiB, seed = 0x35;
+	struct vmem_pager_params p;
+	char logpath[128], log[4096] = "", err[256] = "";
+	uint64_t arg = 5 * MiB + 8 * 3, t0;
+	int img, logfd, saved;
+	pthread_t t;
+	ssize_t n;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	snprintf(logpath, sizeof(logpath), "/dev/shm/ckpager.%d.log",
+		 (int)runner_pid);
+	logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(logfd, 0);
+	unlink(logpath);
+	saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	dup2(logfd, 2);
+
+	memset(&p, 0, sizeof(p));
+	p.host_addr = E.map;
+	p.size = size;
+	p.mem_fd = E.mem_fd;
+	p.mem_path = E.mem_path;
+	p.chunk_size = 64 * KiB;
+	p.n_fault_threads = 1;
+	p.subhosts = E.sub;
+	p.n_subhosts = 1;
+	p.quiet = false;
+	E.sub[0].uri = E.uri;
+	E.sub[0].start = 0;
+	E.sub[0].end = size;
+	__atomic_store_n(&poll_failures, 1, __ATOMIC_RELAXED);
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	t0 = now_ms();
+	while (__atomic_load_n(&poll_failures, __ATOMIC_RELAXED) > 0) {
+		ck_assert_msg(now_ms() - t0 < 5000, "the fault thread never "
+			      "polled");
+		usleep(1000);
+	}
+
+	ck_assert_int_eq(pthread_create(&t, NULL, touch_thread, &arg), 0);
+	while (pthread_tryjoin_np(t, NULL) == EBUSY) {
+		ck_assert_msg(now_ms() - t0 < 5000, "the fault was never "
+			      "served after a failed poll");
+		usleep(10000);
+	}
+	ck_assert_uint_eq(arg, pat(5 * MiB + 8 * 3, seed));
+
+	dup2(saved, 2);
+	close(saved);
+	n = pread(logfd, log, sizeof(log) - 1, 0);
+	close(logfd);
+	ck_assert_int_gt(n, 0);
+	ck_assert_msg(strstr(log, "poll") && strstr(log, strerror(ENOMEM)),
+		      "no line about the failed poll in: %s", log);
+	close(img);
+	cleanup();
+}
+END_TEST
+
 /* ---- parameter checks ---- */
 
 START_TEST(test_bad_params)
@@ -1345,6 +1418,7 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_lock_wait_wall_clock_step);
 	tcase_add_test(tc, test_evictor_wall_clock_step);
 	tcase_add_test(tc, test_errno_survives_recount);
+	tcase_add_test(tc, test_fault_thread_poll_error);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -1355,7 +1429,7 @@ static void remove_leftovers(void)
 	static const char *const fmt[] = {
 		"/dev/shm/ckpager.%d.mem", "/dev/shm/ckpager.%d.mem" VMEM_SEQ_SUFFIX,
 		"/dev/shm/ckpager.%d.img", "/tmp/ckpager.%d.sock",
-		"/tmp/ckpager.%d.pid",
+		"/tmp/ckpager.%d.pid", "/dev/shm/ckpager.%d.log",
 	};
 	char path[128];
 
