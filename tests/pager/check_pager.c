@@ -12,13 +12,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +33,10 @@
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
 #define PG 4096ULL
+
+#ifndef SYS_cachestat
+#define SYS_cachestat 451
+#endif
 
 struct env {
 	char mem_path[128], img_path[128], sock[128], pidfile[128];
@@ -48,6 +56,86 @@ static struct env E;
  * runner removes what it left behind.  Tests run one at a time.
  */
 static pid_t runner_pid;
+
+/*
+ * Faults the kernel and the clock do not offer on demand.  pager.mk links
+ * this test with -Wl,--wrap for clock_gettime, syscall and poll: calls of
+ * those from the pager library (and from this file) come here first; by
+ * default they go straight on to libc.  Shared libraries (libnbd, libc
+ * itself) are not affected.
+ *
+ * - mono_step_ns (per thread): every CLOCK_MONOTONIC reading of that
+ *   thread is that much later than the one before, as if the thread had
+ *   been preempted between any two readings.
+ * - realtime_skew_ns (all threads): CLOCK_REALTIME reads that much ahead,
+ *   as if the wall clock was stepped back by that much just after a
+ *   reading (NTP, an administrator).
+ * - no_cachestat (all threads): cachestat(2) fails with ENOSYS, as on
+ *   kernels before 6.5 (Debian bookworm's 6.1 among them).
+ * - poll_failures (all threads): that many polls of two fds (only the
+ *   fault threads poll two) fail with ENOMEM, which poll(2) may return.
+ */
+int __real_clock_gettime(clockid_t id, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts);
+long __real_syscall(long nr, ...);
+long __wrap_syscall(long nr, ...);
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+
+static __thread int64_t mono_step_ns, mono_skew_ns;
+static int64_t realtime_skew_ns;	/* atomic */
+static bool no_cachestat;		/* atomic */
+static int poll_failures;		/* atomic */
+
+int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int64_t add = 0;
+	uint64_t ns;
+	int rc = __real_clock_gettime(id, ts);
+
+	if (rc)
+		return rc;
+	if (id == CLOCK_REALTIME) {
+		add = __atomic_load_n(&realtime_skew_ns, __ATOMIC_RELAXED);
+	} else if (id == CLOCK_MONOTONIC && mono_step_ns) {
+		mono_skew_ns += mono_step_ns;
+		add = mono_skew_ns;
+	}
+	if (add) {
+		ns = (uint64_t)ts->tv_sec * 1000000000ULL +
+		     (uint64_t)ts->tv_nsec + (uint64_t)add;
+		ts->tv_sec = (time_t)(ns / 1000000000ULL);
+		ts->tv_nsec = (long)(ns % 1000000000ULL);
+	}
+	return 0;
+}
+
+long __wrap_syscall(long nr, ...)
+{
+	long a[6];
+	va_list ap;
+
+	va_start(ap, nr);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (nr == SYS_cachestat &&
+	    __atomic_load_n(&no_cachestat, __ATOMIC_RELAXED)) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return __real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (n == 2 && __atomic_load_n(&poll_failures, __ATOMIC_RELAXED) > 0 &&
+	    __atomic_sub_fetch(&poll_failures, 1, __ATOMIC_RELAXED) >= 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return __real_poll(fds, n, timeout);
+}
 
 static uint64_t now_ms(void)
 {
@@ -908,6 +996,352 @@ START_TEST(test_subhost_down)
 }
 END_TEST
 
+/* ---- timed waits: one clock reading, no wall clock ---- */
+
+/* A page_in/page_out call on a thread of its own, timed from outside. */
+struct api_call {
+	bool out;			/* page_out, else page_in */
+	uint64_t off, len;
+	int64_t mono_step_ns;		/* see __wrap_clock_gettime */
+	int rc, err_no;
+	char err[256];
+};
+
+static void *api_call_thread(void *arg)
+{
+	struct api_call *c = arg;
+
+	mono_step_ns = c->mono_step_ns;
+	if (c->out)
+		c->rc = vmem_pager_page_out(E.pg, c->off, c->len, c->err,
+					    sizeof(c->err));
+	else
+		c->rc = vmem_pager_page_in(E.pg, c->off, c->len, c->err,
+					   sizeof(c->err));
+	c->err_no = errno;
+	mono_step_ns = 0;
+	return NULL;
+}
+
+/* Run @c; fail unless it returns within @limit_ms.  Returns its ms. */
+static uint64_t api_call_within(struct api_call *c, uint64_t limit_ms)
+{
+	uint64_t t0 = now_ms();
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, api_call_thread, c), 0);
+	while (pthread_tryjoin_np(t, NULL) == EBUSY) {
+		ck_assert_msg(now_ms() - t0 < limit_ms, "page_%s did not "
+			      "return within %" PRIu64 " ms", c->out ? "out" :
+			      "in", limit_ms);
+		usleep(10000);
+	}
+	return now_ms() - t0;
+}
+
+/*
+ * A fault on homed RAM while the sub-host is down: the fault thread holds
+ * the chunk of @off and retries.  Returns the thread that faulted; the
+ * caller starts nbdkit again and joins it.
+ */
+static pthread_t stuck_fault(uint64_t *arg)
+{
+	struct vmem_pager_subhost_stats sh;
+	uint64_t t0 = now_ms();
+	pthread_t t;
+
+	nbdkit_stop(&E);
+	ck_assert_int_eq(pthread_create(&t, NULL, touch_thread, arg), 0);
+	for (;;) {
+		stats(&sh);
+		if (sh.errors > 0)
+			break;
+		ck_assert_msg(now_ms() - t0 < 5000, "the fault never failed");
+		usleep(5000);
+	}
+	return t;
+}
+
+static void unstick_fault(pthread_t t, uint64_t *arg, uint64_t off,
+			  uint64_t seed)
+{
+	uint64_t t0;
+
+	nbdkit_start(&E);
+	t0 = now_ms();
+	while (pthread_tryjoin_np(t, NULL) == EBUSY) {
+		ck_assert_msg(now_ms() - t0 < 5000, "fault never completed");
+		usleep(10000);
+	}
+	ck_assert_uint_eq(*arg, pat(off, seed));
+}
+
+/*
+ * page_out waits for a chunk a stuck fault holds, until its timeout.  The
+ * wait's length was computed from two readings of the clock; a thread
+ * preempted between them (here: every reading 100 ms after the one
+ * before, timeout 250 ms) saw the deadline still ahead at the first and
+ * passed at the second, and the subtraction wrapped to a wait of 2^64 ms.
+ */
+START_TEST(test_lock_wait_clock_read_once)
+{
+	const uint64_t size = 8 * MiB, seed = 0x31, timeout = 250;
+	uint64_t arg = 2 * MiB + 8 * 5, el;
+	struct api_call c = {
+		.out = true, .off = 2 * MiB, .len = 64 * KiB,
+		.mono_step_ns = 100 * 1000000LL,
+	};
+	pthread_t t;
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, timeout);
+	t = stuck_fault(&arg);
+	el = api_call_within(&c, 5000);
+	ck_assert_int_eq(c.rc, -1);
+	ck_assert_int_eq(c.err_no, ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(c.err, "busy"));
+	ck_assert_msg(el < timeout + 1500, "page_out took %" PRIu64 " ms", el);
+	unstick_fault(t, &arg, 2 * MiB + 8 * 5, seed);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/*
+ * The same wait measured on the wall clock: a step of CLOCK_REALTIME
+ * (here: back by an hour, just after the pager read it) stretched it by
+ * the step.  Waits count on CLOCK_MONOTONIC.
+ */
+START_TEST(test_lock_wait_wall_clock_step)
+{
+	const uint64_t size = 8 * MiB, seed = 0x32, timeout = 250;
+	uint64_t arg = 3 * MiB + 8 * 7, el;
+	struct api_call c = { .out = false, .off = 3 * MiB, .len = 4 * KiB };
+	pthread_t t;
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, timeout);
+	t = stuck_fault(&arg);
+	__atomic_store_n(&realtime_skew_ns, 3600LL * 1000000000LL,
+			 __ATOMIC_RELAXED);
+	el = api_call_within(&c, 5000);
+	__atomic_store_n(&realtime_skew_ns, 0, __ATOMIC_RELAXED);
+	ck_assert_int_eq(c.rc, -1);
+	ck_assert_int_eq(c.err_no, ETIMEDOUT);
+	ck_assert_msg(el >= timeout / 2 && el < timeout + 1500,
+		      "page_in took %" PRIu64 " ms", el);
+	unstick_fault(t, &arg, 3 * MiB + 8 * 7, seed);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/*
+ * The eviction thread sleeps 200 ms at a time unless a fault that goes
+ * over the headroom wakes it.  Pages counted by a recount, not reserved
+ * (someone else wrote them into the memory file), wake nobody: only the
+ * timed wait finds them.  With the wait on the wall clock, a clock step
+ * back by an hour made it an hour.
+ *
+ * Chunk 1 MiB, 1 fault thread, limit 3.25 MiB: the evictor keeps
+ * limit / 8 = 416 KiB free, i.e. works above 2.84 MiB.  Chunks 0 and 1
+ * are resident from before the pager (old, evictable).  Chunk 8 is
+ * written from outside but for its last page; the fault on that page
+ * reserves 4 KiB (2 MiB + 4 KiB + 416 KiB: no wake-up), and its recount
+ * finds 3 MiB resident: one chunk must go within a few sleeps.
+ */
+START_TEST(test_evictor_wall_clock_step)
+{
+	const uint64_t size = 16 * MiB, seed = 0x33, cs = 1 * MiB;
+	const uint64_t limit = 3 * MiB + 256 * KiB;
+	struct vmem_pager_params p;
+	struct vmem_pager_stats s;
+	uint64_t arg = 9 * MiB - PG, t0;
+	char err[256] = "", *b;
+	pthread_t t;
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	write_pattern(E.mem_fd, 0, 2 * cs, seed);
+	__atomic_store_n(&realtime_skew_ns, 3600LL * 1000000000LL,
+			 __ATOMIC_RELAXED);
+	memset(&p, 0, sizeof(p));
+	p.host_addr = E.map;
+	p.size = size;
+	p.mem_fd = E.mem_fd;
+	p.mem_path = E.mem_path;
+	p.chunk_size = cs;
+	p.local_limit = limit;
+	p.timeout_ms = 2000;
+	p.n_fault_threads = 1;
+	p.subhosts = E.sub;
+	p.n_subhosts = 1;
+	p.quiet = getenv("PAGER_VERBOSE") == NULL;
+	E.sub[0].uri = E.uri;
+	E.sub[0].start = 0;
+	E.sub[0].end = size;
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	/* Let the evictor go to sleep: nothing to do yet. */
+	usleep(100 * 1000);
+	ck_assert_uint_eq(stats(NULL).evictions, 0);
+
+	b = malloc(cs);
+	ck_assert_ptr_nonnull(b);
+	fill(b, 8 * MiB, cs - PG, seed);
+	pwrite_all(E.mem_fd, b, cs - PG, (off_t)(8 * MiB));
+	free(b);
+	ck_assert_int_eq(pthread_create(&t, NULL, touch_thread, &arg), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_eq(arg, pat(9 * MiB - PG, seed));
+
+	t0 = now_ms();
+	while ((s = stats(NULL)).evictions == 0) {
+		ck_assert_msg(now_ms() - t0 < 3000, "nothing evicted in 3 s, "
+			      "resident %" PRIu64 " over %" PRIu64,
+			      s.resident_bytes, limit - limit / 8);
+		usleep(10000);
+	}
+	__atomic_store_n(&realtime_skew_ns, 0, __ATOMIC_RELAXED);
+	ck_assert_uint_le(data_bytes(E.mem_fd, 0, size), limit - limit / 8);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- errno reaches the caller ---- */
+
+static bool sub_host_errno(int e)
+{
+	return e == ETIMEDOUT || e == EIO || e == ECONNREFUSED ||
+	       e == ENOENT || e == ECONNRESET || e == EPIPE ||
+	       e == ENOTCONN || e == ESHUTDOWN;
+}
+
+/*
+ * page_in/page_out on a dead sub-host fail with the sub-host's error.
+ * The recount after the failure probes the data map (cachestat, then
+ * lseek, which fails with ENXIO past the last data) and used to replace
+ * errno before the caller read it.  Without cachestat (kernels before
+ * 6.5) every probe sets errno.
+ */
+START_TEST(test_errno_survives_recount)
+{
+	const uint64_t size = 8 * MiB, seed = 0x34, timeout = 300;
+	struct api_call out = { .out = true, .off = 4 * MiB, .len = 64 * KiB };
+	struct api_call in = { .out = false, .off = 1 * MiB, .len = 64 * KiB };
+	char err[256];
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, timeout);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 4 * MiB, 64 * KiB, err,
+					    sizeof(err)), 0);
+	nbdkit_stop(&E);
+	__atomic_store_n(&no_cachestat, true, __ATOMIC_RELAXED);
+
+	api_call_within(&out, 5000);
+	ck_assert_int_eq(out.rc, -1);
+	ck_assert_msg(sub_host_errno(out.err_no), "page_out: errno %d (%s), "
+		      "not the sub-host's; message: %s", out.err_no,
+		      strerror(out.err_no), out.err);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), 64 * KiB);
+
+	api_call_within(&in, 5000);
+	ck_assert_int_eq(in.rc, -1);
+	ck_assert_msg(sub_host_errno(in.err_no), "page_in: errno %d (%s), "
+		      "not the sub-host's; message: %s", in.err_no,
+		      strerror(in.err_no), in.err);
+	__atomic_store_n(&no_cachestat, false, __ATOMIC_RELAXED);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- a fault thread outlives a failed poll ---- */
+
+/*
+ * poll(2) of the userfaultfd can fail (ENOMEM).  The fault thread left
+ * its loop without a word, and with it the last fault thread: every later
+ * fault waited forever.  It must say so and go on.
+ */
+START_TEST(test_fault_thread_poll_error)
+{
+	const uint64_t size = 8 * MiB, seed = 0x35;
+	struct vmem_pager_params p;
+	char logpath[128], log[4096] = "", err[256] = "";
+	uint64_t arg = 5 * MiB + 8 * 3, t0;
+	int img, logfd, saved;
+	pthread_t t;
+	ssize_t n;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	snprintf(logpath, sizeof(logpath), "/dev/shm/ckpager.%d.log",
+		 (int)runner_pid);
+	logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(logfd, 0);
+	unlink(logpath);
+	saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	dup2(logfd, 2);
+
+	memset(&p, 0, sizeof(p));
+	p.host_addr = E.map;
+	p.size = size;
+	p.mem_fd = E.mem_fd;
+	p.mem_path = E.mem_path;
+	p.chunk_size = 64 * KiB;
+	p.n_fault_threads = 1;
+	p.subhosts = E.sub;
+	p.n_subhosts = 1;
+	p.quiet = false;
+	E.sub[0].uri = E.uri;
+	E.sub[0].start = 0;
+	E.sub[0].end = size;
+	__atomic_store_n(&poll_failures, 1, __ATOMIC_RELAXED);
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	t0 = now_ms();
+	while (__atomic_load_n(&poll_failures, __ATOMIC_RELAXED) > 0) {
+		ck_assert_msg(now_ms() - t0 < 5000, "the fault thread never "
+			      "polled");
+		usleep(1000);
+	}
+
+	ck_assert_int_eq(pthread_create(&t, NULL, touch_thread, &arg), 0);
+	while (pthread_tryjoin_np(t, NULL) == EBUSY) {
+		ck_assert_msg(now_ms() - t0 < 5000, "the fault was never "
+			      "served after a failed poll");
+		usleep(10000);
+	}
+	ck_assert_uint_eq(arg, pat(5 * MiB + 8 * 3, seed));
+
+	dup2(saved, 2);
+	close(saved);
+	n = pread(logfd, log, sizeof(log) - 1, 0);
+	close(logfd);
+	ck_assert_int_gt(n, 0);
+	ck_assert_msg(strstr(log, "poll") && strstr(log, strerror(ENOMEM)),
+		      "no line about the failed poll in: %s", log);
+	close(img);
+	cleanup();
+}
+END_TEST
+
 /* ---- parameter checks ---- */
 
 START_TEST(test_bad_params)
@@ -980,6 +1414,11 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_unhomed_fills_budget);
 	tcase_add_test(tc, test_race_writers);
 	tcase_add_test(tc, test_subhost_down);
+	tcase_add_test(tc, test_lock_wait_clock_read_once);
+	tcase_add_test(tc, test_lock_wait_wall_clock_step);
+	tcase_add_test(tc, test_evictor_wall_clock_step);
+	tcase_add_test(tc, test_errno_survives_recount);
+	tcase_add_test(tc, test_fault_thread_poll_error);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -990,7 +1429,7 @@ static void remove_leftovers(void)
 	static const char *const fmt[] = {
 		"/dev/shm/ckpager.%d.mem", "/dev/shm/ckpager.%d.mem" VMEM_SEQ_SUFFIX,
 		"/dev/shm/ckpager.%d.img", "/tmp/ckpager.%d.sock",
-		"/tmp/ckpager.%d.pid",
+		"/tmp/ckpager.%d.pid", "/dev/shm/ckpager.%d.log",
 	};
 	char path[128];
 

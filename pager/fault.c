@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The fault path: moving a window of pages in (fetch, install the holes,
+ * wake, trim the sub-host), which page_in() uses too, and the fault
+ * threads that read userfaultfd events.
+ */
+#include "pager_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/evictseq.h"
+#include "../common/timeutil.h"
+#include "remote.h"
+
+#define MSG_BATCH	16
+
+/*
+ * Make [s, e) resident (one home or none, inside chunk @c, lock held):
+ * fetch the span from the first to the last hole in one request, install
+ * only the holes, wake waiters, then discard the span on the sub-host.
+ * RETRY_FOREVER is the fault path; RETRY_DEADLINE gives up at @deadline
+ * (common/timeutil.h).
+ */
+int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
+		   uint64_t e, enum vp_retry mode, uint64_t deadline,
+		   char *err, size_t errlen)
+{
+	uint64_t hs = UINT64_MAX, he = 0, absent = 0, pos = s, ds, de;
+	uint64_t backoff = 10, installed = 0;
+	struct sub *sh = vp_home_of(pg, s);
+	struct buf *b = NULL;
+	const char *src;
+	int rc = -1, err_no;
+
+	/* The holes of [s, e). */
+	while (pos < e) {
+		uint64_t hend = e;
+
+		if (vp_next_data(pg, pos, e, &ds, &de))
+			hend = ds;
+		else
+			de = e;
+		if (hend > pos) {
+			if (hs == UINT64_MAX)
+				hs = pos;
+			he = hend;
+			absent += hend - pos;
+		}
+		pos = de;
+	}
+	if (absent == 0)
+		return 0;
+
+	vp_reserve(pg, absent, c);
+	vmem_seq_move_begin(pg->seq, hs, he - hs);
+	if (sh) {
+		b = vp_buf_get(pg);
+		if (!b) {
+			snprintf(err, errlen, "out of memory");
+			errno = ENOMEM;
+			goto out;
+		}
+		for (;;) {
+			uint64_t t = pg->timeout_ms;
+
+			if (mode == RETRY_DEADLINE) {
+				uint64_t left = (uint64_t)vmem_ms_left(deadline);
+
+				if (left == 0) {
+					/* err holds the last failure */
+					errno = ETIMEDOUT;
+					goto out;
+				}
+				if (left < t)
+					t = left;
+			}
+			if (vp_remote_pread(sh->remote, b->data, he - hs, hs,
+					    t, err, errlen) == 0)
+				break;
+			vp_sub_failed(pg, sh, err);
+			ADD(pg->st.retries, 1);
+			if (vp_nap(pg, backoff)) {
+				snprintf(err, errlen, "pager stopping");
+				errno = ECANCELED;
+				goto out;
+			}
+			backoff = backoff * 2 > MAX_BACKOFF_MS ?
+				  MAX_BACKOFF_MS : backoff * 2;
+		}
+		vp_sub_ok(pg, sh);
+		src = b->data;
+	} else {
+		src = pg->zeros;
+	}
+
+	/* Install hole by hole: present pages may be newer than the fetch. */
+	pos = hs;
+	while (pos < he) {
+		uint64_t hend = he;
+		int64_t r;
+
+		if (vp_next_data(pg, pos, he, &ds, &de))
+			hend = ds;
+		else
+			de = he;
+		if (hend > pos) {
+			r = vp_uffd_install(pg, src + (pos - hs), pos,
+					    hend - pos);
+			if (r < 0) {
+				snprintf(err, errlen, "UFFDIO_COPY: %s",
+					 strerror(errno));
+				goto out;
+			}
+			installed += (uint64_t)r;
+		}
+		pos = de;
+	}
+	rc = 0;
+	if (sh) {
+		ADD(sh->bytes_in, installed);
+		ADD(pg->st.bytes_in, installed);
+		/*
+		 * One place only.  A failed discard leaves a stale copy on
+		 * the sub-host, which is never read while the page is local
+		 * and is overwritten when it is evicted: report, go on.
+		 */
+		if (vp_remote_discard(sh->remote, he - hs, hs, pg->timeout_ms,
+				      err, errlen) == -1)
+			vp_sub_failed(pg, sh, err);
+	} else {
+		ADD(pg->st.bytes_zero, installed);
+	}
+	ADD(pg->st.page_ins, 1);
+	STORE(pg->chunk_stamp[c], (uint32_t)(ADD(pg->pagein_seq, 1) + 1));
+out:
+	/* The recount probes the data map (cachestat, lseek: ENXIO past
+	 * the last data), which must not replace the failure's errno. */
+	err_no = errno;
+	vp_recount(pg, c);
+	vp_unreserve(pg, absent);
+	vmem_seq_move_end(pg->seq, hs, he - hs);
+	STORE(pg->chunk_ref[c], 1);
+	if (b)
+		vp_buf_put(pg, b);
+	if (rc)
+		errno = err_no;
+	return rc;
+}
+
+/* ---- the fault threads ---- */
+
+static void handle_missing(struct vmem_pager *pg, uint64_t off)
+{
+	uint64_t c = off >> pg->cshift;
+	uint64_t cs = c << pg->cshift;
+	uint64_t ce = cs + pg->cs < pg->size ? cs + pg->cs : pg->size;
+	uint64_t s, e;
+	char err[256];
+
+	/* The window: the chunk, clipped to the faulting page's home run. */
+	s = cs;
+	while (vp_home_run_end(pg, s, ce) <= off)
+		s = vp_home_run_end(pg, s, ce);
+	e = vp_home_run_end(pg, s, ce);
+
+	/*
+	 * Sub-host errors are retried inside fetch_range; anything else
+	 * (no memory, a failed UFFDIO_COPY) is retried here, because the
+	 * kernel will not deliver this fault again and a vCPU cannot be
+	 * told EIO.
+	 */
+	for (uint64_t t = 100;; t = t * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS :
+	     t * 2) {
+		int rc;
+
+		pthread_mutex_lock(vp_chunk_lock(pg, c));
+		rc = vp_fetch_range(pg, c, s, e, RETRY_FOREVER, 0, err,
+				    sizeof(err));
+		pthread_mutex_unlock(vp_chunk_lock(pg, c));
+		if (rc == 0 || LOAD(pg->stopping))
+			break;
+		vp_logmsg(pg, "fault at %#" PRIx64 ": %s; retrying", off, err);
+		if (vp_nap(pg, t))
+			break;
+	}
+	/* A racing installer may have beaten us to the page. */
+	vp_uffd_wake(pg, off, PAGE);
+}
+
+/*
+ * A writer hit a page being evicted.  The evictor un-protects (and so
+ * wakes it) before it drops the chunk lock; if we get the lock, make sure
+ * nothing is left protected, else the holder will do it.
+ */
+static void handle_wp(struct vmem_pager *pg, uint64_t off)
+{
+	pthread_mutex_t *mu = vp_chunk_lock(pg, off >> pg->cshift);
+
+	ADD(pg->st.wp_faults, 1);
+	if (pthread_mutex_trylock(mu) == 0) {
+		vp_uffd_wp(pg, off, PAGE, false);
+		pthread_mutex_unlock(mu);
+	}
+}
+
+/*
+ * A fault thread never leaves before the pager stops: the faults it would
+ * have served (those of every vCPU, once no thread is left) would wait
+ * forever, with nothing in the log.  A failed poll (ENOMEM) is said, at
+ * most every LOG_EVERY_MS, and tried again.
+ */
+void *vp_fault_thread(void *arg)
+{
+	struct vmem_pager *pg = arg;
+	struct uffd_msg msgs[MSG_BATCH];
+	struct pollfd pfd[2] = {
+		{ .fd = pg->uffd, .events = POLLIN },
+		{ .fd = pg->stop_efd, .events = POLLIN },
+	};
+	uint64_t last_log_ms = 0, suppressed = 0;
+
+	while (!LOAD(pg->stopping)) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) == -1 && errno != EINTR) {
+			uint64_t now = vmem_now_ms();
+			int e = errno;
+
+			if (!last_log_ms || now - last_log_ms >= LOG_EVERY_MS) {
+				vp_logmsg(pg, "fault thread: poll of the "
+					  "userfaultfd: %s (%" PRIu64 " more "
+					  "failures not shown); retrying",
+					  strerror(e), suppressed);
+				last_log_ms = now;
+				suppressed = 0;
+			} else {
+				suppressed++;
+			}
+			if (vp_nap(pg, 10))
+				break;
+			continue;
+		}
+		if (LOAD(pg->stopping))
+			break;
+		n = read(pg->uffd, msgs, sizeof(msgs));
+		if (n <= 0)
+			continue;	/* another thread took it */
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			uint64_t off;
+
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			off = (msgs[i].arg.pagefault.address -
+			       (uintptr_t)pg->base) & ~(PAGE - 1);
+			if (off >= pg->size)
+				continue;
+			if (msgs[i].arg.pagefault.flags &
+			    UFFD_PAGEFAULT_FLAG_WP) {
+				handle_wp(pg, off);
+			} else {
+				ADD(pg->st.faults, 1);
+				handle_missing(pg, off);
+			}
+		}
+	}
+	return NULL;
+}
