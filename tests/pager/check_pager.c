@@ -86,6 +86,9 @@ static __thread int64_t mono_step_ns, mono_skew_ns;
 static int64_t realtime_skew_ns;	/* atomic */
 static bool no_cachestat;		/* atomic */
 static int poll_failures;		/* atomic */
+/* cachestat reports the data pages of [swap_s, swap_e) as swapped out:
+ * not cached but evicted, as the kernel does for shmem in swap. */
+static uint64_t swap_s, swap_e;		/* set while no pager runs */
 
 int __wrap_clock_gettime(clockid_t id, struct timespec *ts)
 {
@@ -123,6 +126,26 @@ long __wrap_syscall(long nr, ...)
 	    __atomic_load_n(&no_cachestat, __ATOMIC_RELAXED)) {
 		errno = ENOSYS;
 		return -1;
+	}
+	if (nr == SYS_cachestat && swap_e > swap_s) {
+		const uint64_t *r = (const uint64_t *)a[1];
+		uint64_t *cs = (uint64_t *)a[2];
+		uint64_t s = r[0] > swap_s ? r[0] : swap_s;
+		uint64_t e = r[0] + r[1] < swap_e ? r[0] + r[1] : swap_e;
+		long rc = __real_syscall(nr, a[0], a[1], a[2], a[3], a[4],
+					 a[5]);
+
+		/* cs: nr_cache, nr_dirty, nr_writeback, nr_evicted, ... */
+		if (rc == 0 && e > s) {
+			/* At most what is cached: a punched page is no
+			 * longer there to be swapped out. */
+			uint64_t mv = (e - s) / PG < cs[0] ? (e - s) / PG
+							   : cs[0];
+
+			cs[0] -= mv;
+			cs[3] += mv;
+		}
+		return rc;
 	}
 	return __real_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
@@ -1269,6 +1292,49 @@ START_TEST(test_errno_survives_recount)
 }
 END_TEST
 
+/* ---- swapped-out pages are resident ---- */
+
+/*
+ * With host swap, a swapped-out page of the memory file is a swap entry
+ * that cachestat(2) counts as evicted, not cached; it is still data
+ * (SEEK_DATA says so, and reading it swaps it in).  The machine has no
+ * swap, so the wrapped cachestat reports [1M, 1.25M) as swapped out.
+ * The pager must see it as resident: page_in fetches nothing, page_out
+ * moves it to its home.
+ */
+START_TEST(test_swapped_pages_are_resident)
+{
+	const uint64_t size = 8 * MiB, seed = 0x36, s = 1 * MiB;
+	const uint64_t len = 256 * KiB;
+	struct vmem_pager_stats st;
+	char err[256], *b;
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(E.mem_fd, s, len, seed);
+	swap_s = s;
+	swap_e = s + len;
+	pager_up(0, size, 64 * KiB, 0, 2000);
+	ck_assert_uint_eq(stats(NULL).resident_bytes, len);
+	ck_assert_msg(vmem_pager_page_in(E.pg, s, len, err, sizeof(err)) == 0,
+		      "page_in of swapped-out pages: %s", err);
+	st = stats(NULL);
+	ck_assert_uint_eq(st.bytes_in, 0);
+	ck_assert_msg(vmem_pager_page_out(E.pg, s, len, err, sizeof(err)) == 0,
+		      "page_out: %s", err);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size), 0);
+	b = malloc(len);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(pread(img, b, len, (off_t)s), (ssize_t)len);
+	ck_assert_uint_eq(mismatch(b, s, len, seed), UINT64_MAX);
+	free(b);
+	swap_s = swap_e = 0;
+	close(img);
+	cleanup();
+}
+END_TEST
+
 /* ---- a fault thread outlives a failed poll ---- */
 
 /*
@@ -1419,6 +1485,7 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_evictor_wall_clock_step);
 	tcase_add_test(tc, test_errno_survives_recount);
 	tcase_add_test(tc, test_fault_thread_poll_error);
+	tcase_add_test(tc, test_swapped_pages_are_resident);
 	suite_add_tcase(s, tc);
 	return s;
 }
