@@ -61,8 +61,9 @@ static int stream_byte(struct stream *s, unsigned char *c)
 			s->cap = ncap;
 		}
 		ret = s->read(s->ctx, s->base + s->len, s->buf + s->len, chunk);
-		/* The stream may end just before unreadable memory. */
-		while (ret && chunk > 4096) {
+		/* The stream may end just before unreadable memory: the
+		 * last bytes are read in ever smaller pieces. */
+		while (ret && chunk > 1) {
 			chunk /= 2;
 			ret = s->read(s->ctx, s->base + s->len,
 				      s->buf + s->len, chunk);
