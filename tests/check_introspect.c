@@ -1045,6 +1045,51 @@ START_TEST(test_forged_notes)
 }
 END_TEST
 
+/*
+ * A guest process can write many forged notes: thousands of copies of the
+ * real one before it in memory must not make recognition time out (each
+ * candidate once cost a whole kallsyms decode).
+ */
+START_TEST(test_forged_spray)
+{
+	static unsigned char note[VMI_NOTE_MAX], page[PAGE];
+	static const unsigned char zero[PAGE];
+	struct vmi_kernel_options o = { .timeout_ms = 10000 };
+	struct vmi_kernel *k = NULL;
+	struct vmi_phys p;
+	char err[512];
+	unsigned int n = 0;
+	size_t len;
+	double ms;
+	int fd, rc;
+
+	require_env();
+	len = real_note(note, sizeof(note));
+	copy_file(E->mem, E->copy);
+	fd = open(E->copy, O_RDWR);
+	ck_assert(fd >= 0);
+	for (uint64_t g = MiB; g < E->note_gpa && n < 3000; g += PAGE) {
+		ck_assert(pread(fd, page, PAGE, (off_t)g) == (ssize_t)PAGE);
+		if (memcmp(page, zero, PAGE))
+			continue;
+		ck_assert(pwrite(fd, note, len, (off_t)g) == (ssize_t)len);
+		n++;
+	}
+	close(fd);
+	/* Each once cost a ~40 ms decode: 500 took 20 s, past the limit. */
+	ck_assert_uint_ge(n, 500);
+	rc = recognise(E->copy, &o, &p, &k, err, sizeof(err), &ms);
+	ck_assert_msg(rc == 0, "with %u copies of the note: %s", n, err);
+	ck_assert_uint_eq(vmi_kernel_info(k)->vmcoreinfo_gpa, E->note_gpa);
+	printf("info: %u copies of the note before the real one: recognised "
+	       "in %.0f ms\n", n, ms);
+	ck_assert_msg(ms < 10000, "took %.0f ms", ms);
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+	unlink(E->copy);
+}
+END_TEST
+
 START_TEST(test_corrupt_note)
 {
 	static unsigned char note[VMI_NOTE_MAX], f[VMI_NOTE_MAX + 512];
@@ -1117,6 +1162,7 @@ static Suite *introspect_suite(void)
 	tcase_add_test(tc, test_btf_offsets);
 	tcase_add_test(tc, test_btf_file);
 	tcase_add_test(tc, test_forged_notes);
+	tcase_add_test(tc, test_forged_spray);
 	tcase_add_test(tc, test_corrupt_note);
 	suite_add_tcase(s, tc);
 	return s;
