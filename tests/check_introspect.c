@@ -87,7 +87,7 @@ static void env_down(void)
 	if (E->dir[0]) {
 		static const char *const names[] = {
 			"qemu.log", "vmlinux", "vmlinux.bad", "btf.raw",
-			"btf.dump", "tool.out", "tool.err",
+			"btf.dump", "tool.out", "tool.err", "System.map",
 		};
 		char path[256];
 
@@ -283,7 +283,9 @@ static void env_up(void)
 		return;
 	add_samples(out);
 	if (run_in_guest("grep -E ' (_text|_stext|_end|init_task|linux_banner|"
-			 "saved_command_line|page_offset_base|init_top_pgt)$' "
+			 "saved_command_line|page_offset_base|init_top_pgt|"
+			 "vmcoreinfo_note|__start_BTF|__stop_BTF|vmemmap_base|"
+			 "vmalloc_base|fixed_percpu_data)$' "
 			 "/proc/kallsyms", out, sizeof(out)))
 		return;
 	add_samples(out);
@@ -969,6 +971,50 @@ START_TEST(test_btf_file)
 }
 END_TEST
 
+/* kernel-map: a System.map (link-time addresses) instead of kallsyms.
+ * Debian ships none, so the test writes one from the sampled lines. */
+START_TEST(test_system_map)
+{
+	struct vmi_kernel_options o = { .timeout_ms = 30000 };
+	uint64_t kaslr = E->text_addr - TEXT_LINKED, a;
+	struct vmi_kernel *k = NULL;
+	struct vmi_phys p;
+	char path[256], err[512];
+	FILE *f;
+	int rc;
+
+	require_env();
+	snprintf(path, sizeof(path), "%s/System.map", E->dir);
+	f = fopen(path, "w");
+	ck_assert(f);
+	for (unsigned int i = 0; i < E->nsamples; i++) {
+		const struct sample *s = &E->samples[i];
+
+		fprintf(f, "%016" PRIx64 " %c %s\n", s->addr >= VMI_KERNEL_MAP ?
+			s->addr - kaslr : s->addr, s->type, s->name);
+	}
+	ck_assert(fclose(f) == 0);
+	o.map_path = path;
+	rc = recognise(E->mem, &o, &p, &k, err, sizeof(err), NULL);
+	ck_assert_msg(rc == 0, "with kernel-map: %s", err);
+	ck_assert_str_eq(vmi_kernel_info(k)->symbols_source, path);
+	ck_assert_str_eq(vmi_kernel_info(k)->release, E->release);
+	ck_assert_uint_eq(vmi_kallsyms_count(vmi_kernel_kallsyms(k)),
+			  E->nsamples);
+	for (unsigned int i = 0; i < E->nsamples; i++) {
+		ck_assert(vmi_kernel_symbol(k, E->samples[i].name, &a));
+		/* Duplicate names: the first in the file, which may be
+		 * another sample; every address is one the guest showed. */
+		if (!strcmp(E->samples[i].name, "init_task") ||
+		    !strcmp(E->samples[i].name, "fixed_percpu_data"))
+			ck_assert_uint_eq(a, E->samples[i].addr);
+	}
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+	unlink(path);
+}
+END_TEST
+
 /* ---- hostile memory ------------------------------------------------- */
 
 START_TEST(test_forged_notes)
@@ -1161,6 +1207,7 @@ static Suite *introspect_suite(void)
 	tcase_add_test(tc, test_tool);
 	tcase_add_test(tc, test_btf_offsets);
 	tcase_add_test(tc, test_btf_file);
+	tcase_add_test(tc, test_system_map);
 	tcase_add_test(tc, test_forged_notes);
 	tcase_add_test(tc, test_forged_spray);
 	tcase_add_test(tc, test_corrupt_note);

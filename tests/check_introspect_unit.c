@@ -622,6 +622,9 @@ START_TEST(test_system_map)
 	ck_assert_uint_eq(vmi_kallsyms_count(ks), 3);
 	ck_assert(vmi_kallsyms_lookup(ks, "_text", &a));
 	ck_assert_uint_eq(a, 0xffffffff85000000ULL);
+	/* Absolute per-cpu symbols do not move with KASLR. */
+	ck_assert(vmi_kallsyms_lookup(ks, "fixed_percpu_data", &a));
+	ck_assert_uint_eq(a, 0x1000);
 	vmi_kallsyms_free(ks);
 
 	/* Debian's stub. */
