@@ -66,7 +66,7 @@ struct env {
 	uint64_t nsyms;		/* /proc/kallsyms lines without [module] */
 	unsigned int nsamples;
 	struct sample samples[NSAMPLES + 8];
-	uint64_t forge_page;	/* GPA of a tmpfs page the guest wrote */
+	char init_cmdline[256];	/* /proc/1/cmdline, NULs as spaces */
 };
 
 static struct env *E;
@@ -298,6 +298,9 @@ static void env_up(void)
 		return;
 	}
 	/* A page a guest process wrote (tmpfs page cache): a user's page. */
+	if (run_in_guest("tr '\\0' ' ' < /proc/1/cmdline", out, sizeof(out)))
+		return;
+	snprintf(E->init_cmdline, sizeof(E->init_cmdline), "%.255s", out);
 	/* 64 records of 4096 bytes: every page starts with the marker. */
 	snprintf(cmd, sizeof(cmd), "i=0; while [ $i -lt 64 ]; do printf "
 		 "VMT-FORGE-PAGE-%s-%%04d%%4060s $i ''; i=$((i+1)); "
@@ -569,6 +572,98 @@ START_TEST(test_matches_guest)
 		json_object_put(j);
 		free(text);
 	}
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+}
+END_TEST
+
+/* The task list, BTF offsets and a user page table on the real kernel:
+ * find PID 1 by walking init_task.tasks, then read its argv through its
+ * own page table; the guest printed /proc/1/cmdline. */
+struct task_walk {
+	const struct vmi_kernel *k;
+	const struct vmi_phys *p;
+	uint64_t tasks_off, pid_off;
+	uint64_t init;		/* task_struct of PID 1 */
+	unsigned int n;
+	bool saw_kthreadd;
+};
+
+static int visit_task(void *arg, uint64_t entry)
+{
+	struct task_walk *w = arg;
+	uint64_t task = entry - w->tasks_off;
+	int32_t pid;
+
+	if (vmi_kernel_read(w->k, w->p, task + w->pid_off, &pid, sizeof(pid)))
+		return -EFAULT;
+	if (pid == 1)
+		w->init = task;
+	if (pid == 2)
+		w->saw_kthreadd = true;
+	w->n++;
+	return 0;
+}
+
+START_TEST(test_tasks_and_user_memory)
+{
+	struct vmi_kernel_options o = { .timeout_ms = 30000 };
+	struct task_walk w = { 0 };
+	struct vmi_kernel_reader r;
+	struct vmi_kernel *k = NULL;
+	struct vmi_phys p;
+	uint64_t mm_off, pgd_off, as_off, ae_off, mm, pgd, pgd_gpa, as, ae, pa;
+	char err[512], args[256];
+	size_t len;
+	long n;
+	int rc;
+
+	require_env();
+	rc = recognise(E->mem, &o, &p, &k, err, sizeof(err), NULL);
+	ck_assert_msg(rc == 0, "%s", err);
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.tasks",
+					   &w.tasks_off, NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.pid", &w.pid_off,
+					   NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.mm", &mm_off, NULL),
+			 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "mm_struct.pgd", &pgd_off, NULL),
+			 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "mm_struct.arg_start", &as_off,
+					   NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "mm_struct.arg_end", &ae_off,
+					   NULL), 0);
+	w.k = k;
+	w.p = &p;
+	r.k = k;
+	r.p = &p;
+	n = vmi_walk_list(vmi_kernel_kread, &r, sym(k, "init_task") +
+			  w.tasks_off, 4, 100000, visit_task, &w);
+	ck_assert_msg(n > 10, "task walk: %ld", n);
+	ck_assert(w.init && w.saw_kthreadd);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, w.init + mm_off, &mm, 8), 0);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, mm + pgd_off, &pgd, 8), 0);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, mm + as_off, &as, 8), 0);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, mm + ae_off, &ae, 8), 0);
+	ck_assert_int_eq(vmi_kernel_vtop(k, &p, pgd, &pgd_gpa), 0);
+	ck_assert_uint_gt(ae, as);
+	len = ae - as < sizeof(args) - 1 ? ae - as : sizeof(args) - 1;
+	for (size_t i = 0; i < len; i++) {
+		/* Byte by byte: argv may cross a page boundary. */
+		rc = vmi_kernel_uvtop(k, &p, pgd_gpa, as + i, &pa);
+		ck_assert_msg(rc == 0, "user address %#" PRIx64 ": %s", as + i,
+			      strerror(-rc));
+		ck_assert_int_eq(vmi_phys_read(&p, pa, &args[i], 1), 0);
+		if (!args[i])
+			args[i] = ' ';
+	}
+	args[len] = '\0';
+	ck_assert_str_eq(args, E->init_cmdline);
+	/* A kernel address through a user table is refused. */
+	ck_assert_int_eq(vmi_kernel_uvtop(k, &p, pgd_gpa, sym(k, "_text"),
+					  &pa), -EFAULT);
+	printf("info: %u tasks on init_task.tasks; PID 1's argv read through "
+	       "its page table: \"%s\"\n", w.n, args);
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
 }
@@ -1205,6 +1300,7 @@ static Suite *introspect_suite(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_matches_guest);
 	tcase_add_test(tc, test_tool);
+	tcase_add_test(tc, test_tasks_and_user_memory);
 	tcase_add_test(tc, test_btf_offsets);
 	tcase_add_test(tc, test_btf_file);
 	tcase_add_test(tc, test_system_map);
