@@ -996,7 +996,7 @@ START_TEST(test_btf_file)
 	struct vmi_phys p;
 	char vmlinux[256], bad[256], raw[256], err[512];
 	unsigned char id[20], *img;
-	const char *hex;
+	char hex[41];
 	uint64_t off, off_guest;
 	struct stat st;
 	unsigned char *at;
@@ -1013,8 +1013,8 @@ START_TEST(test_btf_file)
 	ck_assert_msg(rc == 0, "%s", err);
 	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.comm", &off_guest,
 					   NULL), 0);
-	hex = vmi_kernel_info(k)->build_id;
-	ck_assert_uint_eq(strlen(hex), 40);
+	ck_assert_uint_eq(strlen(vmi_kernel_info(k)->build_id), 40);
+	strcpy(hex, vmi_kernel_info(k)->build_id);
 	for (int i = 0; i < 20; i++)
 		sscanf(hex + 2 * i, "%2hhx", &id[i]);
 	vmi_kernel_free(k);
