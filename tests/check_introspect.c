@@ -67,6 +67,7 @@ struct env {
 	unsigned int nsamples;
 	struct sample samples[NSAMPLES + 8];
 	char init_cmdline[256];	/* /proc/1/cmdline, NULs as spaces */
+	int levels;		/* paging levels the guest was booted with */
 };
 
 static struct env *E;
@@ -188,7 +189,7 @@ static uint64_t find_page(const char *path, const char *pat)
 	return found;
 }
 
-static void env_up(void)
+static void env_up(const char *cpu, int levels)
 {
 	static char out[1 << 16];
 	char err[1024], cmd[3000], append[64];
@@ -223,12 +224,14 @@ static void env_up(void)
 	o.run_dir = E->dir;
 	o.boot_timeout_ms = 180000;
 	o.append = append;
+	o.cpu = cpu;
 	if (vt_guest_start(&E->guest, &o, err, sizeof(err)) < 0) {
 		env_fail("boot: %s", err);
 		return;
 	}
-	printf("info: guest booted in %.1f s (TCG, 512 MiB)\n",
-	       E->guest.boot_ms / 1000);
+	E->levels = levels;
+	printf("info: guest booted in %.1f s (TCG, 512 MiB, cpu %s)\n",
+	       E->guest.boot_ms / 1000, cpu ? cpu : "default");
 
 	if (run_in_guest("cat /proc/cmdline", out, sizeof(out)))
 		return;
@@ -319,6 +322,18 @@ static void env_up(void)
 	       E->release, E->note_gpa, E->note_size, E->text_addr, E->nsyms,
 	       E->nsamples);
 	E->up = true;
+}
+
+/* QEMU's default CPU: 4-level paging. */
+static void env_up_4(void)
+{
+	env_up(NULL, 4);
+}
+
+/* -cpu max has LA57: Debian's kernel then runs with 5-level paging. */
+static void env_up_5(void)
+{
+	env_up("max", 5);
 }
 
 static void require_env(void)
@@ -482,7 +497,7 @@ START_TEST(test_matches_guest)
 	/* KASLR: _text moved from where it is linked, by KERNELOFFSET. */
 	ck_assert_uint_ne(E->text_addr, TEXT_LINKED);
 	ck_assert_uint_eq(in->kaslr_offset, E->text_addr - TEXT_LINKED);
-	ck_assert_int_eq(in->paging_levels, 4);
+	ck_assert_int_eq(in->paging_levels, E->levels);
 	ck_assert_str_eq(in->btf_source, "guest");
 	/* "well under 1 s" on this small guest with the note local. */
 	ck_assert_msg(ms < 1000, "recognition took %.0f ms", ms);
@@ -512,7 +527,7 @@ START_TEST(test_matches_guest)
 
 	/* The page tables: _text through init_top_pgt (a large page,
 	 * read-only and executable after boot) lands where arithmetic does. */
-	ck_assert_int_eq(vmi_pgtable_walk(&p, in->init_top_pgt_gpa, 4,
+	ck_assert_int_eq(vmi_pgtable_walk(&p, in->init_top_pgt_gpa, E->levels,
 					  E->text_addr, &x), 0);
 	ck_assert_uint_eq(x.pa, E->text_addr - VMI_KERNEL_MAP +
 			  (uint64_t)in->phys_base);
@@ -524,7 +539,7 @@ START_TEST(test_matches_guest)
 	ck_assert_int_eq(vmi_kernel_read(k, &p, sym(k, "saved_command_line"),
 					 &ptr, sizeof(ptr)), 0);
 	ck_assert_int_eq(vmi_kernel_vtop(k, &p, ptr, &pa), 0);
-	ck_assert_int_eq(vmi_pgtable_walk(&p, in->init_top_pgt_gpa, 4, ptr,
+	ck_assert_int_eq(vmi_pgtable_walk(&p, in->init_top_pgt_gpa, E->levels, ptr,
 					  &x), 0);
 	ck_assert_uint_eq(x.pa, pa);
 	ck_assert(x.nx && x.writable && !x.user);
@@ -638,7 +653,7 @@ START_TEST(test_tasks_and_user_memory)
 	r.k = k;
 	r.p = &p;
 	n = vmi_walk_list(vmi_kernel_kread, &r, sym(k, "init_task") +
-			  w.tasks_off, 4, 100000, visit_task, &w);
+			  w.tasks_off, E->levels, 100000, visit_task, &w);
 	ck_assert_msg(n > 10, "task walk: %ld", n);
 	ck_assert(w.init && w.saw_kthreadd);
 	ck_assert_int_eq(vmi_kernel_read(k, &p, w.init + mm_off, &mm, 8), 0);
@@ -659,6 +674,27 @@ START_TEST(test_tasks_and_user_memory)
 	}
 	args[len] = '\0';
 	ck_assert_str_eq(args, E->init_cmdline);
+	/* PID 1's kernel stack is in vmalloc space (CONFIG_VMAP_STACK): the
+	 * page-table walk, not direct-map arithmetic, must translate it;
+	 * its lowest word is STACK_END_MAGIC. */
+	{
+		uint64_t st_off, stack, spa;
+		struct vmi_xlate x;
+		uint32_t magic = 0;
+
+		ck_assert_int_eq(vmi_kernel_member(k, "task_struct.stack",
+						   &st_off, NULL), 0);
+		ck_assert_int_eq(vmi_kernel_read(k, &p, w.init + st_off,
+						 &stack, 8), 0);
+		ck_assert_uint_ge(stack, vmi_kernel_info(k)->vmalloc_base);
+		ck_assert_int_eq(vmi_kernel_vtop(k, &p, stack, &spa), 0);
+		ck_assert_int_eq(vmi_pgtable_walk(&p, vmi_kernel_info(k)->
+						  init_top_pgt_gpa, E->levels, stack,
+						  &x), 0);
+		ck_assert_uint_eq(spa, x.pa);
+		ck_assert_int_eq(vmi_kernel_read(k, &p, stack, &magic, 4), 0);
+		ck_assert_uint_eq(magic, 0x57AC6E9D);
+	}
 	/* A kernel address through a user table is refused. */
 	ck_assert_int_eq(vmi_kernel_uvtop(k, &p, pgd_gpa, sym(k, "_text"),
 					  &pa), -EFAULT);
@@ -1295,8 +1331,9 @@ static Suite *introspect_suite(void)
 {
 	Suite *s = suite_create("introspect");
 	TCase *tc = tcase_create("guest");
+	TCase *t5 = tcase_create("la57");
 
-	tcase_add_unchecked_fixture(tc, env_up, env_down);
+	tcase_add_unchecked_fixture(tc, env_up_4, env_down);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_matches_guest);
 	tcase_add_test(tc, test_tool);
@@ -1308,6 +1345,14 @@ static Suite *introspect_suite(void)
 	tcase_add_test(tc, test_forged_spray);
 	tcase_add_test(tc, test_corrupt_note);
 	suite_add_tcase(s, tc);
+
+	/* The same kernel with 5-level paging: translation, the task list
+	 * and a user page table through five levels. */
+	tcase_add_unchecked_fixture(t5, env_up_5, env_down);
+	tcase_set_timeout(t5, 600);
+	tcase_add_test(t5, test_matches_guest);
+	tcase_add_test(t5, test_tasks_and_user_memory);
+	suite_add_tcase(s, t5);
 	return s;
 }
 
