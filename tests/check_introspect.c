@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../introspect/kernel.h"
@@ -344,17 +345,31 @@ static void require_env(void)
 /* ---- helpers -------------------------------------------------------- */
 
 /* Recognise the kernel in image @path; returns the library's status. */
+static double cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* CPU time of the last recognise(): the machine is shared, wall time
+ * says more about the other programs than about the library. */
+static double last_cpu_ms;
+
 static int recognise(const char *path, const struct vmi_kernel_options *o,
 		     struct vmi_phys *p, struct vmi_kernel **k, char *err,
 		     size_t errlen, double *ms)
 {
-	double t0;
+	double t0, c0;
 	int rc;
 
 	rc = vmi_phys_file_open(p, path, NULL, 0, err, errlen);
 	ck_assert_msg(rc == 0, "open %s: %s", path, err);
 	t0 = vt_now_ms();
+	c0 = cpu_ms();
 	rc = vmi_kernel_recognise(p, o, k, err, errlen);
+	last_cpu_ms = cpu_ms() - c0;
 	if (ms)
 		*ms = vt_now_ms() - t0;
 	return rc;
@@ -499,8 +514,13 @@ START_TEST(test_matches_guest)
 	ck_assert_uint_eq(in->kaslr_offset, E->text_addr - TEXT_LINKED);
 	ck_assert_int_eq(in->paging_levels, E->levels);
 	ck_assert_str_eq(in->btf_source, "guest");
-	/* "well under 1 s" on this small guest with the note local. */
-	ck_assert_msg(ms < 1000, "recognition took %.0f ms", ms);
+	/* "Well under 1 s" on this small guest with the note local: in CPU
+	 * time (the machine is shared), and in wall time with a margin. */
+	printf("info: recognition CPU time %.1f ms (wall %.1f ms)\n",
+	       last_cpu_ms, ms);
+	ck_assert_msg(last_cpu_ms < 500, "recognition used %.0f ms of CPU",
+		      last_cpu_ms);
+	ck_assert_msg(ms < 5000, "recognition took %.0f ms", ms);
 
 	ks = vmi_kernel_kallsyms(k);
 	ck_assert_uint_eq(vmi_kallsyms_count(ks), E->nsyms);
@@ -1292,7 +1312,7 @@ START_TEST(test_corrupt_note)
 	write_exact(E->copy, E->note_gpa, f, flen);
 	rc = recognise(E->copy, &o, &p, &k, err, sizeof(err), &ms);
 	ck_assert_int_eq(rc, -EINVAL);
-	ck_assert_msg(strstr(err, "linux_banner"), "message: %s", err);
+	ck_assert_msg(strstr(err, "init_uts_ns release"), "message: %s", err);
 	ck_assert_msg(ms < 5000, "took %.0f ms", ms);
 	printf("info: OSRELEASE changed: refused in %.1f ms: %s\n", ms, err);
 	/* The remembered kernel no longer validates on this memory. */
