@@ -705,7 +705,8 @@ char *vmi_kernel_error_json(const char *why)
 
 	if (!o)
 		return NULL;
-	json_object_object_add(o, "error", json_object_new_string(why));
+	json_object_object_add(o, "error", json_object_new_string(why ? why :
+				"unknown"));
 	return to_text(o);
 }
 

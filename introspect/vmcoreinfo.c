@@ -299,6 +299,11 @@ static int scan_pass(const struct vmi_phys *p, const struct vmi_deadline *dl,
 					 * page in it failed): page by page;
 					 * an unreadable page is skipped. */
 					if (!whole) {
+						/* A remote read may take
+						 * its own timeout: look at
+						 * the deadline each time. */
+						if (vmi_deadline_passed(dl))
+							return -ETIMEDOUT;
 						if (vmi_phys_read(p, g, note,
 								  PROBE_LEN))
 							continue;
