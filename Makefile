@@ -44,7 +44,7 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	gcc-multilib seabios cpio \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
-DEPS_PKGS += libbpf-dev bpftool xz-utils
+DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 
 all: $(B)/vmemfs
 
