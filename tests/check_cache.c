@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../vmemfs/cache.h"
+#include "lib/suite.h"
 
 #define CHUNK 4096u
 
@@ -354,11 +355,5 @@ static Suite *cache_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cache_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vt_run_suite(cache_suite());
 }

@@ -18,6 +18,7 @@
 
 #include "../common/config.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -1384,11 +1385,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(config_suite());
 }

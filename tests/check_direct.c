@@ -35,6 +35,7 @@
 #include "../vmemfs/memfile.h"
 #include "../vmemfs/stats.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -853,9 +854,6 @@ static void rm_dir(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	strcpy(dir, "/tmp/check_direct.XXXXXX");
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -869,9 +867,5 @@ int main(void)
 			 sock[i]);
 	}
 
-	sr = srunner_create(direct_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vt_run_suite(direct_suite());
 }
