@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "../common/evictseq.h"
+#include "lib/datamap.h"
 #include "lib/hosts.h"
 
 #define KiB ((uint64_t)1024)
@@ -632,32 +633,25 @@ struct run { uint64_t s, e; bool local; };
 
 static size_t seek_walk(const char *path, uint64_t size, struct run **out)
 {
-	int fd = open(path, O_RDONLY);
-	size_t n = 0, cap = 1024;
-	struct run *r = malloc(cap * sizeof(*r));
+	struct vt_datamap m;
+	struct run *r;
+	size_t n = 0;
 	uint64_t off = 0;
+	char err[512];
 
-	ck_assert_int_ge(fd, 0);
-	while (off < size) {
-		off_t d = lseek(fd, (off_t)off, SEEK_DATA), h;
-		uint64_t ds = d < 0 ? size : (uint64_t)d;
-
-		if (n + 2 > cap) {
-			cap *= 2;
-			r = realloc(r, cap * sizeof(*r));
-			ck_assert_ptr_nonnull(r);
-		}
-		if (ds > off)
-			r[n++] = (struct run){ off, ds, false };
-		if (ds >= size)
-			break;
-		h = lseek(fd, (off_t)ds, SEEK_HOLE);
-		ck_assert_int_ge(h, 0);
-		r[n++] = (struct run){ ds, (uint64_t)h < size ? (uint64_t)h : size,
-				       true };
-		off = r[n - 1].e;
+	ck_assert_msg(vt_datamap_get(path, 0, size, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	r = malloc((2 * m.n + 1) * sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	for (size_t i = 0; i < m.n; i++) {
+		if (m.ext[i].start > off)
+			r[n++] = (struct run){ off, m.ext[i].start, false };
+		r[n++] = (struct run){ m.ext[i].start, m.ext[i].end, true };
+		off = m.ext[i].end;
 	}
-	close(fd);
+	if (off < size)
+		r[n++] = (struct run){ off, size, false };
+	vt_datamap_free(&m);
 	*out = r;
 	return n;
 }

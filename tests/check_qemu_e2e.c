@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/datamap.h"
 #include "lib/guest.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
@@ -294,23 +295,14 @@ static json_object *subhost0(json_object *q)
 /* Our own view of residency: data bytes of the memory file in [s, e). */
 static uint64_t file_data_bytes(uint64_t s, uint64_t e)
 {
-	int fd = open(E->mem, O_RDONLY);
-	uint64_t total = 0;
-	off_t pos = s;
+	struct vt_datamap m;
+	uint64_t total;
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	while ((uint64_t)pos < e) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= e)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h > e)
-			h = e;
-		total += h - d;
-		pos = h;
-	}
-	close(fd);
+	ck_assert_msg(vt_datamap_get(E->mem, s, e, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	total = m.bytes;
+	vt_datamap_free(&m);
 	return total;
 }
 
@@ -340,14 +332,7 @@ static uint64_t subhost_nonzero_bytes(uint64_t s, uint64_t e)
 
 static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
 {
-	double t0 = vt_now_ms();
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
-	       (vt_now_ms() - t0) / 1000);
-	if (st != 0)
-		printf("info: its output: %.500s\n", out);
-	return st;
+	return vt_guest_run_logged(&E->guest, cmd, out, len, timeout_ms);
 }
 
 /* ---- tests ---------------------------------------------------------- */
@@ -561,44 +546,12 @@ static void mark_page(char *buf, unsigned int tag, unsigned int i)
 }
 
 /* The memory file's data map and allocation, to compare before/after. */
-struct datamap {
-	uint64_t blocks;
-	size_t n;
-	uint64_t ext[4096][2];
-};
-
-static void datamap_take(struct datamap *m)
+static void datamap_take(struct vt_datamap *m)
 {
-	int fd = open(E->mem, O_RDONLY);
-	struct stat st;
-	off_t pos = 0;
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	m->blocks = (uint64_t)st.st_blocks;
-	m->n = 0;
-	for (;;) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= RAM)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		ck_assert(h > d);
-		ck_assert_msg(m->n < 4096, "data map too fragmented");
-		m->ext[m->n][0] = (uint64_t)d;
-		m->ext[m->n][1] = (uint64_t)h;
-		m->n++;
-		pos = h;
-	}
-	close(fd);
-}
-
-static bool datamap_has(const struct datamap *m, uint64_t off)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (off >= m->ext[i][0] && off < m->ext[i][1])
-			return true;
-	return false;
+	ck_assert_msg(vt_datamap_get(E->mem, 0, RAM, m, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 /* The whole of a file of unknown size (FUSE files report 0). */
@@ -639,7 +592,7 @@ static const char *map_where(json_object *map, uint64_t off)
 
 START_TEST(test_vmemfs_on_split_vm)
 {
-	static struct datamap before, after;
+	struct vt_datamap before, after;
 	static unsigned char found[MARK_PAGES];	/* 1 local, 2 remote */
 	unsigned int tag = (unsigned int)runner_pid % 100000;
 	char cmd[512], out[4096], path[256], err[1024], sum1[64], sum2[64];
@@ -699,8 +652,8 @@ START_TEST(test_vmemfs_on_split_vm)
 			ck_assert_msg(memcmp(buf + p, want, PAGE) == 0,
 				      "page %u of the file at %#" PRIx64
 				      " is corrupt", i, off + p);
-			found[i] |= datamap_has(&before, off + p) ? 1 : 2;
-			if (datamap_has(&before, off + p)) {
+			found[i] |= vt_datamap_has(&before, off + p) ? 1 : 2;
+			if (vt_datamap_has(&before, off + p)) {
 				n_local++;
 				continue;
 			}
@@ -743,7 +696,7 @@ START_TEST(test_vmemfs_on_split_vm)
 		      "map: %.200s", text);
 	free(text);
 	for (size_t i = 0; i < before.n; i++)
-		ck_assert_str_eq(map_where(map, before.ext[i][0]), "local");
+		ck_assert_str_eq(map_where(map, before.ext[i].start), "local");
 	for (uint64_t off = HOME_START; off < HOME_END; off += 16 * MiB)
 		ck_assert_str_eq(map_where(map, off), E->sub.uri);
 	json_object_put(map);
@@ -766,6 +719,8 @@ START_TEST(test_vmemfs_on_split_vm)
 	ck_assert_uint_eq(after.n, before.n);
 	ck_assert(memcmp(after.ext, before.ext,
 			 before.n * sizeof(before.ext[0])) == 0);
+	vt_datamap_free(&before);
+	vt_datamap_free(&after);
 
 	/* 7. Unmount, let the guest run: its file is intact. */
 	ck_assert_int_eq(vt_vmemfs_stop(&E->fs, 5000), 0);

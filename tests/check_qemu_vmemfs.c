@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "../common/evictseq.h"
+#include "lib/datamap.h"
 #include "lib/guest.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
@@ -419,14 +420,7 @@ static void qmp_ok(struct vt_guest *g, const char *cmd)
 
 static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
 {
-	double t0 = vt_now_ms();
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
-	       (vt_now_ms() - t0) / 1000);
-	if (st != 0)
-		printf("info: its output: %.500s\n", out);
-	return st;
+	return vt_guest_run_logged(&E->guest, cmd, out, len, timeout_ms);
 }
 
 /* Mount slot @i with config file @conf (in E->dir); mem must be @size. */
@@ -574,43 +568,17 @@ static void oracle_hashes(uint64_t *out, unsigned int *nonzero_home_mib)
 	free(nb);
 }
 
-struct extent {
-	uint64_t start, end;
-};
-
 /* The memory file's data extents; caller frees.  Returns the count. */
-static size_t data_map(struct extent **out, uint64_t *bytes)
+static size_t data_map(struct vt_extent **out, uint64_t *bytes)
 {
-	size_t n = 0, cap = 1024;
-	struct extent *x = malloc(cap * sizeof(*x));
-	int fd = open(E->mem, O_RDONLY);
-	off_t pos = 0;
+	struct vt_datamap m;
+	char err[512];
 
-	ck_assert(x);
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	*bytes = 0;
-	while ((uint64_t)pos < RAM) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= RAM)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h > RAM)
-			h = RAM;
-		if (n == cap) {
-			cap *= 2;
-			x = realloc(x, cap * sizeof(*x));
-			ck_assert(x);
-		}
-		x[n].start = d;
-		x[n].end = h;
-		*bytes += h - d;
-		n++;
-		pos = h;
-	}
-	close(fd);
-	*out = x;
-	return n;
+	ck_assert_msg(vt_datamap_get(E->mem, 0, RAM, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	*out = m.ext;
+	*bytes = m.bytes;
+	return m.n;
 }
 
 static void assert_hashes_eq(const uint64_t *got, const uint64_t *want,
@@ -675,7 +643,7 @@ static void page_out_home(void)
 START_TEST(test_backends_identical)
 {
 	static uint64_t want[NMIB], got[NMIB];
-	struct extent *m0, *m1;
+	struct vt_extent *m0, *m1;
 	size_t n0, n1;
 	uint64_t d0, d1, d2, bad = 0, req;
 	unsigned int nz;

@@ -443,6 +443,19 @@ int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
 	return st;
 }
 
+int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
+			size_t outlen, int timeout_ms)
+{
+	double t0 = vt_now_ms();
+	int st = vt_guest_run(g, cmd, out, outlen, timeout_ms);
+
+	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
+	       (vt_now_ms() - t0) / 1000);
+	if (st != 0)
+		printf("info: its output: %.500s\n", out);
+	return st;
+}
+
 int vt_guest_stop(struct vt_guest *g, int timeout_ms)
 {
 	char reply[512];

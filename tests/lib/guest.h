@@ -77,6 +77,14 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
  */
 int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
 		 size_t outlen, int timeout_ms);
+/*
+ * vt_guest_run, and say on stdout what ran, its status and how long it
+ * took ("info: guest `CMD` -> STATUS in S s"), with the start of its
+ * output when the status is not 0: the test log then tells what the
+ * guest did.
+ */
+int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
+			size_t outlen, int timeout_ms);
 
 /*
  * Send one QMP command (a JSON object as text) and wait for its answer,
