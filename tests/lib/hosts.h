@@ -37,8 +37,9 @@ void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 /*
  * Set up the runner process of a test program that starts real processes
  * (servers, guests, mounts), before the suites run: line-buffered stdout,
- * sub-reaper, @cleanup run at exit and on SIGINT/SIGTERM/SIGHUP (then the
- * signal is re-raised), SIGPIPE ignored (a peer that died must fail a
+ * sub-reaper, @cleanup run at exit and on SIGINT/SIGTERM/SIGHUP (by a
+ * cleanup thread, never inside the signal handler; then the signal is
+ * re-raised), SIGPIPE ignored (a peer that died must fail a
  * test, not kill the runner that holds every PID to clean up).  Returns
  * @size zeroed bytes shared with the forked tests, or NULL.
  */
