@@ -32,7 +32,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,18 +77,7 @@ struct env {
 static struct env *E;
 static pid_t runner_pid;
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-	printf("setup failed: %s\n", E->err);
-	fflush(stdout);
-}
+#define env_fail(...) vt_setup_failed(E->err, sizeof(E->err), __VA_ARGS__)
 
 static void env_down(void)
 {

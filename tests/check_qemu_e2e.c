@@ -177,19 +177,10 @@ static void env_up(const struct cfg *cfg)
 
 	/* The sub-host: its own namespace, reached over a veth pair. */
 	snprintf(path, sizeof(path), "vmt-e2e-%d", (int)runner_pid);
-	if (vt_netns_create(&E->ns, path, 16000 + runner_pid % 384, err,
-			    sizeof(err)) < 0) {
-		snprintf(E->err, sizeof(E->err), "netns: %s", err);
+	if (vt_subhost_in_netns(&E->ns, &E->sub, path,
+				16000 + runner_pid % 384, NBD_PORT, RAM / MiB,
+				E->err, sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
-	E->sub.port = NBD_PORT;
-	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
-	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
-		snprintf(E->err, sizeof(E->err), "nbdkit: %s", err);
-		return;
-	}
 
 	f = fopen(E->conf, "w");
 	if (!f) {
@@ -411,7 +402,7 @@ END_TEST
 
 START_TEST(test_pageout_roundtrip)
 {
-	char out[4096], cmd[256], sum1[64] = "", sum2[64] = "";
+	char out[4096], sum1[64] = "", sum2[64] = "";
 	uint64_t before_file, after_file, moved, sub_nz;
 	uint64_t out0, in0, in1, res_q;
 	json_object *q, *s;
@@ -424,12 +415,9 @@ START_TEST(test_pageout_roundtrip)
 	 * written before the data fills the unhomed lower half, so that the
 	 * data lands in the homed upper half.
 	 */
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
-		 "count=%d 2>/dev/null", BALLAST_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
-		 "count=%d 2>/dev/null && md5sum /tmp/data", DATA_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
+	ck_assert_int_eq(vt_guest_write_data(&E->guest, BALLAST_MIB, DATA_MIB,
+					     "md5sum /tmp/data", out,
+					     sizeof(out), 240000), 0);
 	ck_assert(sscanf(out, "%32s", sum1) == 1);
 	ck_assert_int_eq(strlen(sum1), 32);
 

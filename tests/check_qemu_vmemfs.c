@@ -44,7 +44,6 @@
 #include <libnbd.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,16 +163,7 @@ static void env_down(void)
 	E->have_hash = false;
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 /* The run directory and the memory file's name; 0 or -1 (E->err set). */
 static int env_common(const char *tag)
@@ -227,19 +217,10 @@ static void env_up_running(void)
 	if (env_common("vfs") < 0)
 		return;
 	snprintf(path, sizeof(path), "vmt-vfs-%d", (int)runner_pid);
-	if (vt_netns_create(&E->ns, path, 15000 + runner_pid % 512, err,
-			    sizeof(err)) < 0) {
-		env_fail("netns: %s", err);
+	if (vt_subhost_in_netns(&E->ns, &E->sub, path,
+				15000 + runner_pid % 512, NBD_PORT, RAM / MiB,
+				E->err, sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
-	E->sub.port = NBD_PORT;
-	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
-	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
-		env_fail("nbdkit: %s", err);
-		return;
-	}
 	snprintf(text, sizeof(text),
 		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
 		 "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
@@ -416,11 +397,6 @@ static void qmp_ok(struct vt_guest *g, const char *cmd)
 	int rc = vt_guest_qmp(g, cmd, reply, sizeof(reply), 120000);
 
 	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
-}
-
-static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
-{
-	return vt_guest_run_logged(&E->guest, cmd, out, len, timeout_ms);
 }
 
 /* Mount slot @i with config file @conf (in E->dir); mem must be @size. */
@@ -647,7 +623,7 @@ START_TEST(test_backends_identical)
 	size_t n0, n1;
 	uint64_t d0, d1, d2, bad = 0, req;
 	unsigned int nz;
-	char out[4096], cmd[256];
+	char out[4096];
 	double t0;
 	int rc;
 
@@ -657,12 +633,9 @@ START_TEST(test_backends_identical)
 	 * but 320 MiB of files do not fit in the 256 MiB unhomed half, and
 	 * random data written after a zero ballast must reach the homed one.
 	 */
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
-		 "count=%d 2>/dev/null", BALLAST_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
-		 "count=%d 2>/dev/null && sync", DATA_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 300000), 0);
+	ck_assert_int_eq(vt_guest_write_data(&E->guest, BALLAST_MIB, DATA_MIB,
+					     "sync", out, sizeof(out), 300000),
+			 0);
 	/* Hold the memory still while the two readings are compared. */
 	qmp_ok(&E->guest, "{\"execute\":\"stop\"}");
 	page_out_home();

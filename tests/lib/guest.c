@@ -456,6 +456,24 @@ int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
 	return st;
 }
 
+int vt_guest_write_data(struct vt_guest *g, unsigned int ballast_mib,
+			unsigned int data_mib, const char *then, char *out,
+			size_t outlen, int timeout_ms)
+{
+	char cmd[256];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
+		 "count=%u 2>/dev/null", ballast_mib);
+	st = vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
+	if (st != 0)
+		return st;
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
+		 "count=%u 2>/dev/null%s%s", data_mib, then ? " && " : "",
+		 then ? then : "");
+	return vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
+}
+
 int vt_guest_stop(struct vt_guest *g, int timeout_ms)
 {
 	char reply[512];

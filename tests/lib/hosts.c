@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libnbd.h>
 #include <limits.h>
 #include <poll.h>
@@ -175,6 +176,19 @@ void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	printf("setup failed: %s\n", err);
+	fflush(stdout);
 }
 
 /* ---- processes ------------------------------------------------------ */
@@ -450,6 +464,27 @@ int vt_free_tcp_port(void)
 		port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
+}
+
+int vt_subhost_in_netns(struct vt_netns *ns, struct vt_nbdkit *n,
+			const char *name, unsigned int subnet, int port,
+			uint64_t size_mib, char *err, size_t errlen)
+{
+	char why[1024];
+
+	if (vt_netns_create(ns, name, subnet, why, sizeof(why)) < 0) {
+		vt_set_err(err, errlen, "netns: %s", why);
+		return -1;
+	}
+	snprintf(n->netns, sizeof(n->netns), "%s", ns->name);
+	snprintf(n->addr, sizeof(n->addr), "%s", ns->ns_addr);
+	n->port = port;
+	snprintf(n->size, sizeof(n->size), "%" PRIu64 "M", size_mib);
+	if (vt_nbdkit_start(n, true, why, sizeof(why)) < 0) {
+		vt_set_err(err, errlen, "nbdkit: %s", why);
+		return -1;
+	}
+	return 0;
 }
 
 struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,

@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <libnbd.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,18 +73,7 @@ void mt_ref_fill(void *buf, uint64_t off, size_t len)
 
 /* ---- the environment ------------------------------------------------ */
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-	printf("setup failed: %s\n", E->err);
-	fflush(stdout);
-}
+#define env_fail(...) vt_setup_failed(E->err, sizeof(E->err), __VA_ARGS__)
 
 static int write_memfile(void)
 {
