@@ -805,36 +805,24 @@ static Suite *direct_suite(void)
 	Suite *s = suite_create("direct");
 	TCase *tc;
 
-	tc = tcase_create("data");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "data", setup, teardown, 20);
 	tcase_add_test(tc, bytes_match_pattern);
 	tcase_add_test(tc, requests_are_whole_chunks_clipped_to_home);
 	tcase_add_test(tc, open_contacts_nobody);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("failures");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "failures", setup, teardown, 20);
 	tcase_add_test(tc, stalled_subhost_fails_alone_and_recovers);
 	tcase_add_test(tc, killed_subhost_fails_and_restart_recovers);
 	tcase_add_test(tc, failing_subhost_is_not_hammered);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("cache");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "cache", setup, teardown, 20);
 	tcase_add_test(tc, cache_serves_within_ttl_only);
 	tcase_add_test(tc, cache_obeys_eviction_sequence);
 	tcase_add_test(tc, no_seq_no_cache);
 	tcase_add_test(tc, cache_keeps_homes_apart);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("threads");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "threads", setup, teardown, 20);
 	tcase_add_test(tc, eight_threads_read_right_bytes);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -46,6 +46,7 @@
 #include "../common/evictseq.h"
 #include "lib/datamap.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB ((uint64_t)1024)
 #define MiB (1024 * KiB)
@@ -1118,12 +1119,7 @@ END_TEST
 static TCase *tc(Suite *s, const char *name, void (*setup)(void),
 		 int timeout)
 {
-	TCase *t = tcase_create(name);
-
-	tcase_add_unchecked_fixture(t, setup, env_down);
-	tcase_set_timeout(t, timeout);
-	suite_add_tcase(s, t);
-	return t;
+	return vt_tcase_unchecked(s, name, setup, env_down, timeout);
 }
 
 static Suite *memfile_suite(void)
@@ -1150,17 +1146,13 @@ static Suite *memfile_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	runner_pid = getpid();
 	E = vt_runner_env(sizeof(*E), cleanup_all);
 	if (!E)
 		return 1;
-	sr = srunner_create(memfile_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = vt_run_suite(memfile_suite());
 	cleanup_all();
-	return failed ? 1 : 0;
+	return rc;
 }

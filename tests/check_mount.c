@@ -544,9 +544,7 @@ static Suite *mount_suite(void)
 	Suite *s = suite_create("mount");
 	TCase *tc;
 
-	tc = tcase_create("static");
-	tcase_add_unchecked_fixture(tc, setup_static, mt_env_down);
-	tcase_set_timeout(tc, 60);
+	tc = vt_tcase_unchecked(s, "static", setup_static, mt_env_down, 60);
 	tcase_add_test(tc, test_setup_matches_layout);
 	tcase_add_test(tc, test_full_compare);
 	tcase_add_test(tc, test_local_and_remote_throughput);
@@ -557,7 +555,6 @@ static Suite *mount_suite(void)
 	tcase_add_test(tc, test_permissions);
 	tcase_add_test(tc, test_allow_other_and_sigterm);
 	tcase_add_test(tc, test_check_config);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -223,15 +223,12 @@ static Suite *faults_suite(void)
 	Suite *s = suite_create("mount");
 	TCase *tc;
 
-	tc = tcase_create("faults");
-	tcase_add_unchecked_fixture(tc, setup_faults, mt_env_down);
-	tcase_set_timeout(tc, 40);
+	tc = vt_tcase_unchecked(s, "faults", setup_faults, mt_env_down, 40);
 	tcase_add_test(tc, test_subhost_killed);
 	tcase_add_test(tc, test_subhost_stopped);
 	/* needs a link of its own to cut; VMT_NO_NETNS=1 leaves it out */
 	if (!getenv("VMT_NO_NETNS"))
 		tcase_add_test(tc, test_subhost_unreachable);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

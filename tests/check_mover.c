@@ -259,22 +259,14 @@ END_TEST
 static Suite *mover_suite(void)
 {
 	Suite *s = suite_create("mount");
-	TCase *tc;
 
-	tc = tcase_create("mover");
-	tcase_add_unchecked_fixture(tc, setup_mover, mt_env_down);
-	tcase_set_timeout(tc, 40);
-	tcase_add_test(tc, test_mover_seq);
-	suite_add_tcase(s, tc);
-
-	if (getenv("VMT_MOVER_NOSEQ")) {
-		tc = tcase_create("mover-noseq");
-		tcase_add_unchecked_fixture(tc, setup_mover_noseq,
-					    mt_env_down);
-		tcase_set_timeout(tc, 40);
-		tcase_add_test(tc, test_mover_noseq);
-		suite_add_tcase(s, tc);
-	}
+	tcase_add_test(vt_tcase_unchecked(s, "mover", setup_mover,
+					  mt_env_down, 40), test_mover_seq);
+	if (getenv("VMT_MOVER_NOSEQ"))
+		tcase_add_test(vt_tcase_unchecked(s, "mover-noseq",
+						  setup_mover_noseq,
+						  mt_env_down, 40),
+			       test_mover_noseq);
 	return s;
 }
 

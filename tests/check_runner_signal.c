@@ -127,11 +127,9 @@ END_TEST
 static Suite *signal_suite(void)
 {
 	Suite *s = suite_create("runner-signal");
-	TCase *tc = tcase_create("cleanup");
 
-	tcase_add_test(tc, test_cleanup_runs_outside_the_handler);
-	tcase_set_timeout(tc, 120);
-	suite_add_tcase(s, tc);
+	tcase_add_test(vt_tcase_unchecked(s, "cleanup", NULL, NULL, 120),
+		       test_cleanup_runs_outside_the_handler);
 	return s;
 }
 

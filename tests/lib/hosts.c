@@ -171,23 +171,22 @@ void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err || !errlen)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
 
 void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 
-	if (!err || !errlen)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	printf("setup failed: %s\n", err);
+	vt_set_err(err, errlen, "%s", msg);
+	printf("setup failed: %s\n", msg);
 	fflush(stdout);
 }
 

@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "hosts.h"
+#include "suite.h"
 
 struct vmem_seq_map;
 

@@ -18,6 +18,35 @@ int vt_run_suite(Suite *s)
 	return failed ? 1 : 0;
 }
 
+static TCase *tcase(Suite *s, const char *name, double timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_set_timeout(tc, timeout_s);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+TCase *vt_tcase_unchecked(Suite *s, const char *name, void (*setup)(void),
+			  void (*teardown)(void), double timeout_s)
+{
+	TCase *tc = tcase(s, name, timeout_s);
+
+	if (setup || teardown)
+		tcase_add_unchecked_fixture(tc, setup, teardown);
+	return tc;
+}
+
+TCase *vt_tcase_checked(Suite *s, const char *name, void (*setup)(void),
+			void (*teardown)(void), double timeout_s)
+{
+	TCase *tc = tcase(s, name, timeout_s);
+
+	if (setup || teardown)
+		tcase_add_checked_fixture(tc, setup, teardown);
+	return tc;
+}
+
 /* What a guest-booting program needs and is missing, for the failing test. */
 static char missing[PATH_MAX + 256];
 
