@@ -755,11 +755,11 @@ END_TEST
 static Suite *e2e_suite(void)
 {
 	Suite *s = suite_create("qemu_e2e");
-	TCase *tc = tcase_create("split_vm");
-	TCase *tight = tcase_create("limit_256m_64k");
+	TCase *tc = vt_tcase_unchecked(s, "split_vm", env_up_roomy, env_down,
+				       300);
+	TCase *tight = vt_tcase_unchecked(s, "limit_256m_64k", env_up_tight,
+					  env_down, 300);
 
-	tcase_add_unchecked_fixture(tc, env_up_roomy, env_down);
-	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_console);
 	tcase_add_test(tc, test_query_config);
 	tcase_add_test(tc, test_qmp_errors);
@@ -767,13 +767,9 @@ static Suite *e2e_suite(void)
 	tcase_add_test(tc, test_vmemfs_on_split_vm);
 	tcase_add_test(tc, test_pagein);
 	tcase_add_test(tc, test_still_running);
-	suite_add_tcase(s, tc);
-	tcase_add_unchecked_fixture(tight, env_up_tight, env_down);
-	tcase_set_timeout(tight, 300);
 	tcase_add_test(tight, test_query_config);
 	tcase_add_test(tight, test_pageout_roundtrip);
 	tcase_add_test(tight, test_still_running);
-	suite_add_tcase(s, tight);
 	return s;
 }
 

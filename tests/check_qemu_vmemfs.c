@@ -1071,21 +1071,16 @@ END_TEST
 static Suite *vmemfs_suite(void)
 {
 	Suite *s = suite_create("qemu_vmemfs");
-	TCase *tc = tcase_create("running");
-	TCase *tg = tcase_create("gpa");
+	TCase *tc = vt_tcase_unchecked(s, "running", env_up_running, env_down,
+				       600);
+	TCase *tg = vt_tcase_unchecked(s, "gpa", env_up_gpa, env_down, 300);
 
-	tcase_add_unchecked_fixture(tc, env_up_running, env_down);
-	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_backends_identical);
 	tcase_add_test(tc, test_flat_vs_auto);
 	/* Last: it kills the guest. */
 	tcase_add_test(tc, test_qemu_killed);
-	suite_add_tcase(s, tc);
 
-	tcase_add_unchecked_fixture(tg, env_up_gpa, env_down);
-	tcase_set_timeout(tg, 300);
 	tcase_add_test(tg, test_gpa_oracle);
-	suite_add_tcase(s, tg);
 	return s;
 }
 
