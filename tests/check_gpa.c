@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest-physical layout: parsing QEMU's `info mtree -f` (texts as QEMU 7.2
- * prints them for pc and q35 with 5 GiB), lookups, and what vmemfs learns
+ * Guest-physical addressing (`layout = auto`): parsing QEMU's `info mtree
+ * -f` (texts as QEMU 7.2 prints them for pc and q35 with 5 GiB), lookups,
+ * and what vmemfs learns
  * over QMP (qom-list / qom-get / human-monitor-command / query-vmem)
  * from a scripted QEMU.
  */

@@ -8,8 +8,8 @@
  * with QMP, confirms with query-vmem, with its own SEEK_DATA scan of the
  * memory file and by reading the sub-host directly that the data left the
  * main host; then the guest re-reads the file and must get the same sum.
- * Then vmemfs (direct backend, flat layout, the VM's own config file) is
- * mounted on the same, paused VM and must find a file the guest wrote,
+ * Then vmemfs (direct backend, RAM-offset addressing, the VM's own config
+ * file) is mounted on the same, paused VM and must find a file the guest wrote,
  * page by page, also where those pages are only on the sub-host, without
  * changing the memory file's data map.
  *
@@ -190,8 +190,9 @@ static void env_up(const struct cfg *cfg)
 	}
 	/*
 	 * One file for QEMU and for vmemfs: QEMU reads the limit and the
-	 * sub-host, vmemfs the backend and layout (RAM offsets, as there is
-	 * no QMP socket for it to learn the guest-physical map from).
+	 * sub-host, vmemfs the backend and the addressing (`layout = flat`:
+	 * RAM offsets, as there is no QMP socket for it to learn the
+	 * guest-physical map from).
 	 */
 	fprintf(f, "[e2e]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
 		"chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"

@@ -12,7 +12,7 @@
  *     pages) and the sub-host (holes of the homed half) read directly;
  *     direct leaves the memory file's data map exactly as it was,
  *     remote-paging grows it;
- *   - layout flat and auto agree on this small guest (mem == ram == flat
+ *   - addressing flat and auto (`layout`) agree on this small guest (mem == ram == flat
  *     mem on sampled ranges);
  *   - QEMU killed by SIGKILL during a remote-paging read: EIO within the
  *     timeout, local ranges still served, remote ones EIO, and a new QEMU
@@ -231,7 +231,8 @@ static void env_up_running(void)
 		return;
 	/*
 	 * vmemfs configs: with qmp they learn the sub-host from query-vmem
-	 * (and get layout auto); flat names it itself and never talks QMP.
+	 * (and get guest-physical addressing, `layout = auto`); flat names
+	 * it itself and never talks QMP.
 	 */
 	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
 	snprintf(text, sizeof(text),

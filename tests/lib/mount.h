@@ -44,7 +44,8 @@ struct vmem_seq_map;
 #define SEED 0x766d656d74657374ULL	/* "vmemtest" */
 
 /*
- * The layout.  [0,96M) is local except two unmapped holes; sub-host 0 is
+ * The layout (where each page lives, as vmemfs/layout.c means the
+ * word; `mem` is addressed by RAM offset here).  [0,96M) is local except two unmapped holes; sub-host 0 is
  * the home of [96M,160M), sub-host 1 of [176M,256M); [160M,176M) has no
  * home, so its holes read as zeros.  Inside the homes some pages are
  * local (paged in), singly and in runs.
