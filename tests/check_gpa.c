@@ -2,9 +2,8 @@
 /*
  * Guest-physical addressing (`layout = auto`): parsing QEMU's `info mtree
  * -f` (texts as QEMU 7.2 prints them for pc and q35 with 5 GiB), lookups,
- * and what vmemfs learns
- * over QMP (qom-list / qom-get / human-monitor-command / query-vmem)
- * from a scripted QEMU.
+ * and what vmemfs learns over QMP (qom-list / qom-get /
+ * human-monitor-command / query-vmem) from a scripted QEMU.
  */
 #include <check.h>
 #include <fcntl.h>
