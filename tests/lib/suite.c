@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -18,11 +19,17 @@ int vt_run_suite(Suite *s)
 	return failed ? 1 : 0;
 }
 
-static TCase *tcase(Suite *s, const char *name, double timeout_s)
+static TCase *tcase(Suite *s, const char *name, bool checked,
+		    void (*setup)(void), void (*teardown)(void),
+		    double timeout_s)
 {
 	TCase *tc = tcase_create(name);
 
 	tcase_set_timeout(tc, timeout_s);
+	if (checked && (setup || teardown))
+		tcase_add_checked_fixture(tc, setup, teardown);
+	else if (setup || teardown)
+		tcase_add_unchecked_fixture(tc, setup, teardown);
 	suite_add_tcase(s, tc);
 	return tc;
 }
@@ -30,21 +37,13 @@ static TCase *tcase(Suite *s, const char *name, double timeout_s)
 TCase *vt_tcase_unchecked(Suite *s, const char *name, void (*setup)(void),
 			  void (*teardown)(void), double timeout_s)
 {
-	TCase *tc = tcase(s, name, timeout_s);
-
-	if (setup || teardown)
-		tcase_add_unchecked_fixture(tc, setup, teardown);
-	return tc;
+	return tcase(s, name, false, setup, teardown, timeout_s);
 }
 
 TCase *vt_tcase_checked(Suite *s, const char *name, void (*setup)(void),
 			void (*teardown)(void), double timeout_s)
 {
-	TCase *tc = tcase(s, name, timeout_s);
-
-	if (setup || teardown)
-		tcase_add_checked_fixture(tc, setup, teardown);
-	return tc;
+	return tcase(s, name, true, setup, teardown, timeout_s);
 }
 
 /* What a guest-booting program needs and is missing, for the failing test. */
