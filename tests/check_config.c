@@ -1331,7 +1331,7 @@ static Suite *config_suite(void)
 	Suite *s = suite_create("config");
 	TCase *tc;
 
-	tc = tcase_create("values");
+	tc = vt_tcase_checked(s, "values", NULL, NULL, 0);
 	tcase_add_loop_test(tc, size_good, 0,
 			    sizeof(good_sizes) / sizeof(good_sizes[0]));
 	tcase_add_loop_test(tc, size_bad, 0,
@@ -1340,9 +1340,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, duration_parsing);
 	tcase_add_test(tc, format_size);
 	tcase_add_test(tc, backend_names);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("parse");
+	tc = vt_tcase_checked(s, "parse", NULL, NULL, 0);
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, full_example);
 	tcase_add_test(tc, subhosts_sorted);
@@ -1351,19 +1350,16 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, cache_default_follows_chunk);
 	tcase_add_test(tc, ranges_at_ram_end);
 	tcase_add_test(tc, empty_texts);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("errors");
+	tc = vt_tcase_checked(s, "errors", NULL, NULL, 0);
 	tcase_add_test(tc, err_structure);
 	tcase_add_test(tc, err_sections);
 	tcase_add_test(tc, err_values);
 	tcase_add_test(tc, err_subhosts);
 	tcase_add_test(tc, err_second_vm_discards_all);
 	tcase_add_test(tc, find);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("files");
-	tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
+	tc = vt_tcase_unchecked(s, "files", tmpdir_setup, tmpdir_teardown, 0);
 	tcase_add_test(tc, load);
 	tcase_add_test(tc, load_size_limit);
 	tcase_add_test(tc, shipped_example);
@@ -1373,13 +1369,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, check_config_shipped);
 	tcase_add_test(tc, check_config_missing_errors);
 	tcase_add_test(tc, roundtrip_resolved);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("print");
+	tc = vt_tcase_checked(s, "print", NULL, NULL, 0);
 	tcase_add_loop_test(tc, roundtrip, 0,
 			    sizeof(roundtrip_cfgs) / sizeof(roundtrip_cfgs[0]));
 	tcase_add_test(tc, print_text);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

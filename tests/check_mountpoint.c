@@ -255,17 +255,15 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("mountpoint");
-	TCase *tc = tcase_create("refuse");
+	TCase *tc = vt_tcase_checked(s, "refuse", NULL, NULL, 60);
 	int rc;
 
 	names();
 	if (!vt_runner_env(64, cleanup))
 		return 1;
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, regular_file_refused);
 	tcase_add_test(tc, second_daemon_refused);
 	tcase_add_test(tc, nonempty_dir_refused);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	cleanup();
 	return rc;

@@ -25,7 +25,8 @@ static TCase *tcase(Suite *s, const char *name, bool checked,
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_set_timeout(tc, timeout_s);
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
 	if (checked && (setup || teardown))
 		tcase_add_checked_fixture(tc, setup, teardown);
 	else if (setup || teardown)

@@ -9,7 +9,7 @@ int vt_run_suite(Suite *s);
 
 /*
  * A test case @name, added to @s, whose tests may take @timeout_s seconds
- * each; @setup and @teardown (either may be NULL) run as unchecked
+ * each (0: Check's default, CK_DEFAULT_TIMEOUT or 4 s); @setup and @teardown (either may be NULL) run as unchecked
  * fixtures (once per case, in the runner: for environments that outlive
  * the forked tests) or checked ones (in each forked test).
  */
