@@ -1128,39 +1128,34 @@ START_TEST(check_config_missing_errors)
 {
 	char conf[256], mem[256], mnt[256], text[1024];
 	char out[8192], errout[4096], want[1024];
+	static const struct {
+		const char *body;	/* after the memory-file line */
+		int line;		/* of the error */
+		const char *msg;
+	} bad[] = {
+		{ "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-2G\n", 4,
+		  "subhost range 512M-2G ends beyond ram-size 1G" },
+		{ "ram-size = 1G\nlocal-limit = 2G\n", 4,
+		  "local-limit '2G' is larger than ram-size 1G" },
+		{ "chunk-size = 3K\n", 3,
+		  "chunk-size '3K' is not a power of two between 4K and 16M" },
+	};
 	int rc;
 
 	snprintf(conf, sizeof(conf), "%s/vm.conf", tmpdir);
 	snprintf(mem, sizeof(mem), "%s/absent.mem", tmpdir);
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-2G\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:4: subhost range 512M-2G "
-		 "ends beyond ram-size 1G\n", conf);
-	ck_assert_str_eq(errout, want);
-
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "ram-size = 1G\nlocal-limit = 2G\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:4: local-limit '2G' is "
-		 "larger than ram-size 1G\n", conf);
-	ck_assert_str_eq(errout, want);
-
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "chunk-size = 3K\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:3: chunk-size '3K' is not "
-		 "a power of two between 4K and 16M\n", conf);
-	ck_assert_str_eq(errout, want);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n%s", mem,
+			 bad[i].body);
+		write_text(conf, text, strlen(text));
+		rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf,
+						  NULL },
+				out, sizeof(out), errout, sizeof(errout));
+		ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+		snprintf(want, sizeof(want), "vmemfs: %s:%d: %s\n", conf,
+			 bad[i].line, bad[i].msg);
+		ck_assert_str_eq(errout, want);
+	}
 
 	/* a valid file: --check-config passes with the warning ... */
 	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
