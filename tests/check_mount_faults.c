@@ -86,6 +86,22 @@ static double wait_recovery(int fd, uint64_t off, size_t len,
 	}
 }
 
+/*
+ * Open mem once the environment is up, and see the remote range at @off
+ * (of a sub-host that is still up) read right.
+ */
+static int open_mem_up(uint64_t off)
+{
+	double ms;
+	int fd;
+
+	REQUIRE_ENV();
+	fd = open(mt_path("mem"), O_RDONLY);
+	ck_assert_msg(fd >= 0, "open mem: %s", strerror(errno));
+	ck_assert_int_eq(timed_read(fd, off, 300 * KiB, &ms, true), 0);
+	return fd;
+}
+
 START_TEST(test_subhost_killed)
 {
 	const double slack = 1000;
@@ -93,12 +109,9 @@ START_TEST(test_subhost_killed)
 	char err[512];
 	int fd, e;
 
-	REQUIRE_ENV();
-	to = E->opt.timeout_ms;
-	fd = open(mt_path("mem"), O_RDONLY);
-	ck_assert_msg(fd >= 0, "open mem: %s", strerror(errno));
 	/* Up: a remote range of sub-host 0 reads right. */
-	ck_assert_int_eq(timed_read(fd, 110 * MiB + 9, 300 * KiB, &ms, true), 0);
+	fd = open_mem_up(110 * MiB + 9);
+	to = E->opt.timeout_ms;
 
 	vt_nbdkit_kill(&E->sub[0]);
 	/* Different chunks each time: nothing can come from a cache. */
@@ -132,11 +145,8 @@ START_TEST(test_subhost_stopped)
 	double to, ms, worst = 0, best = 1e9, rec;
 	int fd, e;
 
-	REQUIRE_ENV();
+	fd = open_mem_up(230 * MiB + 9);
 	to = E->opt.timeout_ms;
-	fd = open(mt_path("mem"), O_RDONLY);
-	ck_assert_msg(fd >= 0, "open mem: %s", strerror(errno));
-	ck_assert_int_eq(timed_read(fd, 230 * MiB + 9, 300 * KiB, &ms, true), 0);
 
 	ck_assert_int_eq(vt_stop_pid(E->sub[1].pid, 2000), 0);
 	for (int i = 0; i < 2; i++) {
@@ -187,11 +197,8 @@ START_TEST(test_subhost_unreachable)
 
 	/* Not a skip: without namespaces this test fails, unless asked. */
 	ck_assert_msg(mt_use_netns, "needs network namespaces: %s", mt_netns_err);
-	REQUIRE_ENV();
+	fd = open_mem_up(140 * MiB + 9);
 	to = E->opt.timeout_ms;
-	fd = open(mt_path("mem"), O_RDONLY);
-	ck_assert_msg(fd >= 0, "open mem: %s", strerror(errno));
-	ck_assert_int_eq(timed_read(fd, 140 * MiB + 9, 300 * KiB, &ms, true), 0);
 
 	set_link(mt_netns[0].name, mt_netns[0].veth_ns, false);
 	for (int i = 0; i < 2; i++) {
