@@ -81,11 +81,10 @@ static const char *make_file(const char *name, off_t size)
 
 static void write_text(const char *path, const char *text, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
-	close(fd);
+	ck_assert_msg(vt_write_file(path, text, len, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 static void assert_cfg_empty(const struct vmem_config *cfg)

@@ -89,11 +89,10 @@ static int vmemfs_mounts_on(const char *path)
 
 static void write_file(const char *path, const void *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
-	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
-	close(fd);
+	ck_assert_msg(vt_write_file(path, data, len, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 /* A 16M memory file with a pattern and its config, and the mount dir. */

@@ -555,11 +555,10 @@ static void run_ok(char *const argv[])
 
 static void write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
+	char err[512];
 
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_msg(vt_write_file(path, text, strlen(text), err,
+				    sizeof(err)) == 0, "%s", err);
 }
 
 /* A plain getaddrinfo() of the silent name, to show the resolver hangs. */

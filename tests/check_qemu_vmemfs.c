@@ -195,18 +195,7 @@ static int env_common(const char *tag)
 
 static int write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-
-	if (!f) {
-		env_fail("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	fputs(text, f);
-	if (fclose(f) != 0) {
-		env_fail("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return vt_write_file(path, text, strlen(text), E->err, sizeof(E->err));
 }
 
 static void env_up_running(void)

@@ -190,6 +190,36 @@ void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
 	fflush(stdout);
 }
 
+int vt_write_file(const char *path, const void *data, size_t len, char *err,
+		  size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t done = 0;
+
+	if (fd < 0) {
+		vt_set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)data + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			vt_set_err(err, errlen, "write %s: %s", path,
+				   n < 0 ? strerror(errno) : "wrote nothing");
+			close(fd);
+			return -1;
+		}
+		done += n;
+	}
+	if (close(fd) < 0) {
+		vt_set_err(err, errlen, "close %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- processes ------------------------------------------------------ */
 
 /* The state letter in a /proc/.../stat file, or 0. */

@@ -51,6 +51,13 @@ void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
  */
 void *vt_runner_env(size_t size, void (*cleanup)(void));
 
+/*
+ * Create or truncate @path (mode 0600) and write @len bytes of @data to
+ * it.  Returns 0, or -1 with a message naming the file.
+ */
+int vt_write_file(const char *path, const void *data, size_t len, char *err,
+		  size_t errlen);
+
 /* ---- network namespaces --------------------------------------------- */
 
 struct vt_netns {
