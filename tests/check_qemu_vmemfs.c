@@ -44,6 +44,7 @@
 #include <libnbd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,14 +194,25 @@ static int env_common(const char *tag)
 	return 0;
 }
 
-static int write_file(const char *path, const char *text)
+/* Write the config file @name in the run directory; 0 or -1 (E->err). */
+static int write_conf(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int write_conf(const char *name, const char *fmt, ...)
 {
+	char path[256], text[1024];
+	va_list ap;
+
+	snprintf(path, sizeof(path), "%s/%s", E->dir, name);
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
 	return vt_write_file(path, text, strlen(text), E->err, sizeof(E->err));
 }
 
 static void env_up_running(void)
 {
-	char path[256], err[1024], text[1024];
+	char path[256], err[1024];
 	struct vt_guest_opts o = { 0 };
 
 	if (env_common("vfs") < 0)
@@ -210,41 +222,32 @@ static void env_up_running(void)
 				15000 + runner_pid % 512, NBD_PORT, RAM / MiB,
 				E->err, sizeof(E->err)) < 0)
 		return;
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		 "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
-		 "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, RAM / MiB, CHUNK / KiB, LOCAL_LIMIT / MiB, TIMEOUT_MS,
-		 E->sub.uri, HOME_START / MiB, HOME_END / MiB);
-	if (write_file(E->qemu_conf, text) < 0)
+	if (write_conf("qemu.conf",
+		       "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
+		       "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
+		       "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64
+		       "M\n", E->mem, RAM / MiB, CHUNK / KiB, LOCAL_LIMIT / MiB,
+		       TIMEOUT_MS, E->sub.uri, HOME_START / MiB,
+		       HOME_END / MiB) < 0)
 		return;
 	/*
 	 * vmemfs configs: with qmp they learn the sub-host from query-vmem
 	 * (and get guest-physical addressing, `layout = auto`); flat names
 	 * it itself and never talks QMP.
 	 */
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = direct\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = remote-paging\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/flat.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nbackend = direct\nlayout = flat\n"
-		 "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->sub.uri,
-		 HOME_START / MiB, HOME_END / MiB);
-	if (write_file(path, text) < 0)
+	for (size_t i = 0; i < 2; i++)
+		if (write_conf(i ? "rp.conf" : "direct.conf",
+			       "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64
+			       "K\ntimeout = %dms\nqmp = %s\nbackend = %s\n",
+			       E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2,
+			       i ? "remote-paging" : "direct") < 0)
+			return;
+	if (write_conf("flat.conf",
+		       "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
+		       "timeout = %dms\nbackend = direct\nlayout = flat\n"
+		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		       E->mem, CHUNK / KiB, TIMEOUT_MS, E->sub.uri,
+		       HOME_START / MiB, HOME_END / MiB) < 0)
 		return;
 
 	o.mem_path = E->mem;
@@ -288,7 +291,7 @@ static uint64_t gpa_of_ram(uint64_t ram)
 
 static void env_up_gpa(void)
 {
-	char err[1024], text[1024];
+	char err[1024];
 	struct vt_guest_opts o = { 0 };
 	struct nbd_handle *h;
 	unsigned char *buf;
@@ -336,25 +339,18 @@ static void env_up_gpa(void)
 		}
 	}
 	nbd_close(h);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		 "chunk-size = 64K\ntimeout = %dms\n"
-		 "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, G_RAM / MiB, TIMEOUT_MS, E->sub.uri,
-		 G_HOME_START / MiB, G_HOME_END / MiB);
-	if (write_file(E->qemu_conf, text) < 0)
+	if (write_conf("qemu.conf",
+		       "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
+		       "chunk-size = 64K\ntimeout = %dms\n"
+		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		       E->mem, G_RAM / MiB, TIMEOUT_MS, E->sub.uri,
+		       G_HOME_START / MiB, G_HOME_END / MiB) < 0)
 		goto out;
-	snprintf(text, sizeof(text), "%s/direct.conf", E->dir);
-	{
-		char conf[512];
-
-		snprintf(conf, sizeof(conf),
-			 "[vm]\nmemory-file = %s\nchunk-size = 64K\n"
-			 "timeout = %dms\nqmp = %s\n", E->mem, TIMEOUT_MS,
-			 E->qmp2);
-		if (write_file(text, conf) < 0)
-			goto out;
-	}
+	if (write_conf("direct.conf",
+		       "[vm]\nmemory-file = %s\nchunk-size = 64K\n"
+		       "timeout = %dms\nqmp = %s\n", E->mem, TIMEOUT_MS,
+		       E->qmp2) < 0)
+		goto out;
 	o.mem_path = E->mem;
 	o.ram_size = G_RAM;
 	o.vmem_config = E->qemu_conf;
