@@ -56,13 +56,18 @@ enum vmem_backend_kind {
 	VMEM_BACKEND_REMOTE_PAGING,
 };
 
-/* One `subhost = URI START-END` line: the home of RAM range [start, end). */
-/* How `mem` is addressed: RAM offset (flat) or guest-physical (auto). */
+/*
+ * How `mem` is addressed (the key `layout`): by RAM offset (flat) or by
+ * guest-physical address (auto).  Not to be confused with vmemfs/layout.c,
+ * which says where each byte of RAM lives (local, a sub-host's home) and
+ * writes the `map` file.
+ */
 enum vmem_layout_kind {
 	VMEM_LAYOUT_FLAT,
 	VMEM_LAYOUT_AUTO,
 };
 
+/* One `subhost = URI START-END` line: the home of RAM range [start, end). */
 struct vmem_subhost {
 	char *uri;
 	uint64_t start;

@@ -448,6 +448,37 @@ int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
 	return st;
 }
 
+int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
+			size_t outlen, int timeout_ms)
+{
+	double t0 = vt_now_ms();
+	int st = vt_guest_run(g, cmd, out, outlen, timeout_ms);
+
+	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
+	       (vt_now_ms() - t0) / 1000);
+	if (st != 0)
+		printf("info: its output: %.500s\n", out);
+	return st;
+}
+
+int vt_guest_write_data(struct vt_guest *g, unsigned int ballast_mib,
+			unsigned int data_mib, const char *then, char *out,
+			size_t outlen, int timeout_ms)
+{
+	char cmd[256];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
+		 "count=%u 2>/dev/null", ballast_mib);
+	st = vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
+	if (st != 0)
+		return st;
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
+		 "count=%u 2>/dev/null%s%s", data_mib, then ? " && " : "",
+		 then ? then : "");
+	return vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
+}
+
 int vt_guest_stop(struct vt_guest *g, int timeout_ms)
 {
 	char reply[512];
