@@ -3,9 +3,10 @@
 # CHECK_LIBS and adds to all/tests/TEST_BINS; the check recipe expands
 # TEST_BINS late, so appending here is enough).
 #
-# The test lives in tests/pager/ rather than tests/check_pager.c so that
-# the generic tests/check_% pattern rule, which does not link the pager,
-# never picks it up.
+# The test is tests/check_pager.c, beside the others (the top Makefile
+# lists it in TEST_BINS); this explicit rule, which links the pager and
+# the tests' shared helpers, takes precedence over the generic
+# tests/check_% pattern rule, which links vmemfs instead.
 
 # Objects have their own directory and rules so that this file does not
 # depend on how the top Makefile lays out its objects.  Every pager/*.c
@@ -42,10 +43,10 @@ $(PAGER_LIB): $(PAGER_OBJS)
 PAGER_TEST_WRAP := -Wl,--wrap=clock_gettime -Wl,--wrap=syscall \
 	-Wl,--wrap=poll
 
-$(PAGER_TEST): tests/pager/check_pager.c $(PAGER_LIB)
+$(PAGER_TEST): tests/check_pager.c $(PAGER_LIB) $(TEST_HELPER_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(PAGER_LIB) $(PAGER_LIBS) \
-		$(CHECK_LIBS) $(PAGER_TEST_WRAP)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(TEST_HELPER_OBJS) $(PAGER_LIB) \
+		$(LIBS) $(CHECK_LIBS) $(PAGER_TEST_WRAP)
 
 $(PAGER_BENCH): pager/bench/bench_pager.c $(PAGER_LIB)
 	@mkdir -p $(dir $@)
@@ -60,7 +61,6 @@ $(PAGER_BENCH_QEMU): $(BENCH_QEMU_SRCS) tests/lib/guest.h tests/lib/hosts.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(BENCH_QEMU_SRCS) $(PAGER_LIBS)
 
-TEST_BINS += $(PAGER_TEST)
 all: $(PAGER_LIB)
 tests: $(PAGER_TEST)
 

@@ -27,8 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../common/evictseq.h"
-#include "../../pager/pager.h"
+#include "../common/evictseq.h"
+#include "../pager/pager.h"
+#include "lib/suite.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -1508,13 +1509,10 @@ static void remove_leftovers(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pager_suite());
-	int failed;
+	int rc;
 
 	runner_pid = getpid();
-	srunner_run_all(sr, CK_NORMAL);
+	rc = vt_run_suite(pager_suite());
 	remove_leftovers();
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return rc;
 }
