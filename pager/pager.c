@@ -715,3 +715,34 @@ void vmem_pager_get_stats(struct vmem_pager *pg, struct vmem_pager_stats *s,
 		o->up = LOAD(x->up);
 	}
 }
+
+uint64_t vmem_pager_resident_in(struct vmem_pager *pg, uint64_t start,
+				uint64_t end)
+{
+	uint64_t n = 0;
+
+	if (end > pg->size)
+		end = pg->size;
+	while (start < end) {
+		uint64_t c = start >> pg->cshift, cs = c << pg->cshift;
+		uint64_t ce = cs + pg->cs < pg->size ? cs + pg->cs : pg->size;
+		uint64_t e = ce < end ? ce : end, part = e - start, pages;
+		uint64_t res = LOAD(pg->chunk_res[c]);
+		int64_t k;
+
+		if (start == cs && e == ce) {
+			n += res;
+		} else if (res == ce - cs) {
+			n += part;
+		} else if (res) {
+			/* The range cuts the chunk: count the cut part. */
+			k = vmem_pages_present(pg->fd, start, e, &pages);
+			if (k < 0 || (uint64_t)k * PAGE > part)
+				n += res < part ? res : part;
+			else
+				n += (uint64_t)k * PAGE;
+		}
+		start = e;
+	}
+	return n;
+}

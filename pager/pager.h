@@ -197,4 +197,17 @@ struct vmem_pager_stats {
 void vmem_pager_get_stats(struct vmem_pager *pg, struct vmem_pager_stats *s,
 			  struct vmem_pager_subhost_stats *sh, size_t n_sh);
 
+/*
+ * Resident bytes of the RAM range [start, end) (page aligned, as sub-host
+ * ranges are; clipped to RAM), from the per-chunk counts the pager keeps
+ * as pages move, for callers that must not walk the memory file's data
+ * map (QEMU's query-vmem runs under the big QEMU lock).  Takes no lock,
+ * so it never waits on a fault thread: a move in progress counts as done
+ * or not yet begun.  Costs one load per chunk of the range, plus one
+ * cachestat(2) bounded by a chunk for each end of the range that cuts a
+ * partly resident chunk.
+ */
+uint64_t vmem_pager_resident_in(struct vmem_pager *pg, uint64_t start,
+				uint64_t end);
+
 #endif

@@ -133,6 +133,25 @@ sync_file() {
 	log "  updated ${dst#$TREE/}"
 }
 
+# The series as git format-patch makes it (qemu-patches/README.md): in
+# file order, [PATCH i/n] of one series, each patch signed off.
+check_series() {
+	local n=$# i=0 p subj want
+	for p in "$@"; do
+		i=$((i + 1))
+		want="[PATCH $i/$n]"
+		[ "$n" -eq 1 ] && want="[PATCH]"
+		subj=$(sed -n '1,/^$/s/^Subject: //p' "$p")
+		case $subj in
+		"$want "*) ;;
+		*) die "$p: subject '$subj' does not start with '$want'" \
+		       "(regenerate the series, qemu-patches/README.md)" ;;
+		esac
+		grep -q '^Signed-off-by: ' "$p" ||
+			die "$p: no Signed-off-by line"
+	done
+}
+
 # 3. Bring the tree to: debian + qemu-patches/*.patch + our sources.
 apply_series() {
 	local stage=$B/qemu-stage state=$TREE/_b/vmem-touched
@@ -157,6 +176,7 @@ apply_series() {
 			git -C "$TREE" show "refs/tags/debian:$f" >"$stage/tree/$f"
 		fi
 	done
+	check_series "${patches[@]}"
 	for p in "${patches[@]}"; do
 		log "applying $(basename "$p")"
 		patch -p1 -s -N -d "$stage/tree" <"$p" ||

@@ -931,6 +931,64 @@ START_TEST(test_page_in_out)
 }
 END_TEST
 
+/*
+ * vmem_pager_resident_in() (what query-vmem reports per sub-host) agrees
+ * with the memory file's data map, also for a home range that cuts chunks
+ * at both ends and for pages that were resident before the pager started.
+ */
+static void check_resident_in(uint64_t size)
+{
+	const uint64_t r[][2] = {
+		{ 0, size }, { 0, 4 * MiB + 64 * KiB },
+		{ 4 * MiB + 64 * KiB, 12 * MiB - 8 * KiB },
+		{ 12 * MiB - 8 * KiB, size }, { 3 * MiB + 4 * KiB, 4 * MiB },
+		{ 11 * MiB + 4 * KiB, 12 * MiB - 4 * KiB }, { size - PG, size + MiB },
+	};
+
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
+		uint64_t s = r[i][0], e = r[i][1] < size ? r[i][1] : size;
+
+		ck_assert_msg(vmem_pager_resident_in(E.pg, r[i][0], r[i][1]) ==
+			      data_bytes(E.mem_fd, s, e),
+			      "[%#" PRIx64 ", %#" PRIx64 "): %" PRIu64
+			      " resident, file has %" PRIu64, r[i][0], r[i][1],
+			      vmem_pager_resident_in(E.pg, r[i][0], r[i][1]),
+			      data_bytes(E.mem_fd, s, e));
+	}
+}
+
+START_TEST(test_resident_in)
+{
+	const uint64_t size = 16 * MiB;
+	const uint64_t hs = 4 * MiB + 64 * KiB, he = 12 * MiB - 8 * KiB;
+	char err[256];
+
+	env_setup(size);
+	/* Resident before the pager starts, across the start of the home. */
+	write_pattern(E.mem_fd, 3 * MiB + 512 * KiB, 1 * MiB, 0x99);
+	pager_up(hs, he, 1 * MiB, 0, 2000);
+	ck_assert_uint_eq(vmem_pager_resident_in(E.pg, hs, he), 448 * KiB);
+	check_resident_in(size);
+	/* Faults in the middle, at the end of the home and just past it. */
+	for (uint64_t o = 6 * MiB; o < 7 * MiB; o += PG)
+		E.map[o] = 1;
+	E.map[he - PG] = 1;
+	E.map[he + PG] = 1;
+	/* A fault recounts after it woke the vCPU: join the fault threads. */
+	vmem_pager_stop(E.pg);
+	check_resident_in(size);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	ck_assert_uint_gt(vmem_pager_resident_in(E.pg, hs, he), 1 * MiB);
+	/* Out again: only the unhomed pages stay. */
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, 0, size, err,
+					     sizeof(err)), 0);
+	check_resident_in(size);
+	ck_assert_uint_eq(vmem_pager_resident_in(E.pg, hs, he), 0);
+	ck_assert_uint_gt(vmem_pager_resident_in(E.pg, 0, size), 0);
+	cleanup();
+}
+END_TEST
+
 /* ---- a failing sub-host: API callers time out, faults wait ---- */
 
 static void *touch_thread(void *arg)
@@ -1477,6 +1535,7 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_fault_fetch);
 	tcase_add_test(tc, test_seq_file);
 	tcase_add_test(tc, test_page_in_out);
+	tcase_add_test(tc, test_resident_in);
 	tcase_add_test(tc, test_eviction_budget);
 	tcase_add_test(tc, test_unhomed_fills_budget);
 	tcase_add_test(tc, test_race_writers);
