@@ -12,6 +12,7 @@
  * consistent, there is no partly loaded state for callers to trip over.
  */
 #include "config.h"
+#include "memunits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PAGE_SZ		4096ULL
-#define CHUNK_MIN	(4ULL << 10)
-#define CHUNK_MAX	(16ULL << 20)
 #define MAX_FILE_SIZE	(1U << 20)
 
-#define DEFAULT_CHUNK_SIZE	(64ULL << 10)
 #define DEFAULT_CACHE_SIZE	(4ULL << 20)
 #define DEFAULT_CACHE_TTL_MS	100
 #define DEFAULT_TIMEOUT_MS	2000
@@ -364,7 +361,7 @@ const char *vmem_range_problem(uint64_t start, uint64_t end)
 		return "is empty (START must be below END)";
 	if (end > VMEM_RAM_MAX)
 		return "ends above the largest supported ram-size 4096T";
-	if (start % PAGE_SZ || end % PAGE_SZ)
+	if (start % VMEM_PAGE_SIZE || end % VMEM_PAGE_SIZE)
 		return "is not 4K-aligned";
 	return NULL;
 }
@@ -556,7 +553,7 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 			return perr(ps, line,
 				    "ram-size '%s' must be greater than zero",
 				    val);
-		if (v % PAGE_SZ)
+		if (v % VMEM_PAGE_SIZE)
 			return perr(ps, line,
 				    "ram-size '%s' is not a multiple of 4K", val);
 		vm->ram_size = v;
@@ -580,7 +577,7 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 			v = 0;
 		else if (size_value(ps, line, key, val, UINT64_MAX, &v))
 			return -1;
-		if (v < CHUNK_MIN || v > CHUNK_MAX || (v & (v - 1)))
+		if (!vmem_chunk_size_ok(v))
 			return perr(ps, line,
 				    "chunk-size '%s' is not a power of two between 4K and 16M",
 				    val);
@@ -609,7 +606,7 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 			return perr(ps, line,
 				    "local-limit '%s' must be greater than zero",
 				    val);
-		if (v % PAGE_SZ)
+		if (v % VMEM_PAGE_SIZE)
 			return perr(ps, line,
 				    "local-limit '%s' is not a multiple of 4K",
 				    val);
@@ -762,7 +759,7 @@ static int start_section(struct parser *ps, unsigned int line, char *s)
 	cfg->n_vms++;
 	vm->line = line;
 	vm->backend = VMEM_BACKEND_DIRECT;
-	vm->chunk_size = DEFAULT_CHUNK_SIZE;
+	vm->chunk_size = VMEM_CHUNK_DEFAULT;
 	vm->cache_size = DEFAULT_CACHE_SIZE;
 	vm->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
 	vm->timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -1028,7 +1025,7 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 	}
 	if (vm->ram_size_set) {
 		ram = vm->ram_size;
-		if (!ram || ram % PAGE_SZ) {
+		if (!ram || ram % VMEM_PAGE_SIZE) {
 			vmem_format_size(ram, a, sizeof(a));
 			seterr(err, errlen, path,
 			       vm->ram_size_line ? vm->ram_size_line : vm->line,
@@ -1044,7 +1041,7 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 			       vm->memory_file);
 			return -1;
 		}
-		if (ram % PAGE_SZ) {
+		if (ram % VMEM_PAGE_SIZE) {
 			seterr(err, errlen, path, mf_line,
 			       "memory-file '%s' size %" PRIu64
 			       " is not a multiple of 4K; set ram-size",

@@ -56,6 +56,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "timeutil.h"
+
 struct nbdconn;
 
 /* What nbdconn_new() tells the owner of a pool about it. */
@@ -136,8 +138,13 @@ struct nbdconn_req {
 int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 		uint64_t deadline_ns, char *err, size_t errlen);
 
-/* CLOCK_MONOTONIC now, and now + @timeout_ms saturated at UINT64_MAX. */
-uint64_t nbdconn_now_ns(void);
-uint64_t nbdconn_deadline(uint64_t timeout_ms);
+/*
+ * The deadline for nbdconn_run() @timeout_ms from now: vmem_deadline_ns()
+ * of timeutil.h under the name the tests know.
+ */
+static inline uint64_t nbdconn_deadline(uint64_t timeout_ms)
+{
+	return vmem_deadline_ns(timeout_ms);
+}
 
 #endif

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/memunits.h"
 #include "../common/nbdconn.h"
 #include "backend.h"
 #include "cache.h"
@@ -167,7 +168,7 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		return VMEM_FETCH_DATA;
 	if (off < s->start || end > s->end || end < off)
 		return -EINVAL;
-	deadline = nbdconn_deadline(d->timeout_ms);
+	deadline = vmem_deadline_ns(d->timeout_ms);
 
 	first = off & ~(chunk - 1);
 	last = (end - 1) & ~(chunk - 1);
@@ -302,7 +303,7 @@ static void *direct_open(const struct vmem_vm *vm,
 	struct direct *d;
 
 	(void)qmp;	/* the VM is never asked: that is the point */
-	if (vm->chunk_size < 4096 || (vm->chunk_size & (vm->chunk_size - 1))) {
+	if (!vmem_chunk_size_ok(vm->chunk_size)) {
 		snprintf(err, errlen, "direct backend: bad chunk-size %llu",
 			 (unsigned long long)vm->chunk_size);
 		return NULL;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../common/timeutil.h"
 #include "backend.h"
 #include "log.h"
 #include "qmp.h"
@@ -28,14 +29,6 @@ struct rp {
 	struct vmem_qmp *qmp;		/* shared, not ours to free */
 	struct vmem_stats *stats;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 		     struct vmem_stats *stats, struct vmem_qmp *qmp,
@@ -89,7 +82,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	 */
 	size_t n = (size_t)((end - start + chunk - 1) / chunk), i;
 	json_object *stack_args[16], **args = stack_args;
-	uint64_t t0 = now_ns(), dt;
+	uint64_t t0 = vmem_now_ns(), dt;
 	char err[256];
 	int rc;
 
@@ -117,7 +110,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		return -EIO;
 	}
 	vmem_stat_add(st->bytes, end - start);
-	dt = (now_ns() - t0) / n;
+	dt = (vmem_now_ns() - t0) / n;
 	for (i = 0; i < n; i++)
 		vmem_hist_add(&st->latency, dt);
 	__atomic_store_n(&st->connects, vmem_qmp_connects(rp->qmp),

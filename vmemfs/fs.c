@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/timeutil.h"
 #include "fs.h"
 #include "layout.h"
 #include "log.h"
@@ -303,14 +304,6 @@ struct vmem_fs_remote {
 	struct remote_job *head, **tail;	/* waiting for one */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Read [off + done, off + size) whatever it takes, and answer. */
 static void read_rest(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		      size_t size, off_t off, unsigned char *buf, size_t done)
@@ -340,7 +333,7 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 		return;
 	}
 	/* As in the reader: a whole timeout without progress is EIO. */
-	if (now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
+	if (vmem_now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
 		vmem_stat_add(fs->reader.stats.reads, 1);
 		vmem_stat_add(fs->reader.stats.read_errors, 1);
 		vmem_log_ratelimited(LOG_WARNING,
@@ -461,7 +454,7 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		j->ino = ino;
 		j->size = size;
 		j->off = off;
-		j->queued_ns = now_ns();
+		j->queued_ns = vmem_now_ns();
 		j->done = gate->done;
 		memcpy(j->prefix, buf, gate->done);
 		*p->tail = j;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/presence.h"
+#include "../common/timeutil.h"
 #include "log.h"
 #include "memfile.h"
 
@@ -258,14 +259,6 @@ void vmem_memfile_close(struct vmem_memfile *mf)
 
 /* ---- is it still the VM's file? ------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The VM we were reading is gone.  Readers keep using mf->fd, so it is
  * not closed (its number could be reused under them) but pointed at an
@@ -314,7 +307,7 @@ int vmem_memfile_check(struct vmem_memfile *mf, bool force)
 	if (__atomic_load_n(&mf->seq_lost, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&mf->seq_lost_logged, __ATOMIC_ACQUIRE))
 		seq_lose(mf, "truncated under us");
-	now = now_ns();
+	now = vmem_now_ns();
 	if (!force && now - __atomic_load_n(&mf->checked_ns, __ATOMIC_RELAXED) <
 		      VMEM_MEMFILE_CHECK_MS * 1000000ull)
 		return 0;

@@ -19,19 +19,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/memunits.h"
+#include "../common/timeutil.h"
 #include "layout.h"
 #include "reader.h"
 
-#define PAGE_SIZE_4K 4096u
 #define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen)
@@ -61,7 +54,7 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		goto fail;
 	if (r->mf.seq)
 		r->seq_total = vmem_seq_total(r->mf.seq);
-	r->seq_total_ns = now_ns();
+	r->seq_total_ns = vmem_now_ns();
 	return 0;
 fail:
 	vmem_qmp_free(r->qmp);
@@ -82,13 +75,6 @@ void vmem_reader_close(struct vmem_reader *r)
 	r->bh = NULL;
 }
 
-static bool page_is_zero(const unsigned char *p, size_t len)
-{
-	/* Most pages with data differ in their first bytes: this returns
-	 * after one compare for them. */
-	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
-}
-
 /*
  * A remote run came back; is any all-zero page of it now present in the
  * memory file?  Then the sub-host's zeros may be the hole it left when
@@ -101,11 +87,11 @@ static bool zero_page_moved_here(struct vmem_reader *r,
 	uint64_t p = off;
 
 	while (p < end) {
-		uint64_t next = (p & ~(uint64_t)(PAGE_SIZE_4K - 1)) + PAGE_SIZE_4K;
+		uint64_t next = vmem_page_floor(p) + VMEM_PAGE_SIZE;
 
 		if (next > end)
 			next = end;
-		if (page_is_zero(buf + (p - off), next - p)) {
+		if (vmem_is_zero(buf + (p - off), next - p)) {
 			bool present;
 			uint64_t run_end;
 
@@ -128,7 +114,7 @@ static bool zero_page_moved_here(struct vmem_reader *r,
  */
 static bool mover_gone(struct vmem_reader *r)
 {
-	uint64_t total = vmem_seq_total(r->mf.seq), now = now_ns();
+	uint64_t total = vmem_seq_total(r->mf.seq), now = vmem_now_ns();
 
 	if (total != __atomic_load_n(&r->seq_total, __ATOMIC_RELAXED)) {
 		__atomic_store_n(&r->seq_total, total, __ATOMIC_RELAXED);
@@ -172,7 +158,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
 	const uint64_t timeout_ns = r->vm->timeout_ms * 1000000u;
-	uint64_t deadline = now_ns() + timeout_ns;
+	uint64_t deadline = vmem_now_ns() + timeout_ns;
 	unsigned int attempt = 0;
 	uint64_t p = off, max_run = UINT64_MAX;
 
@@ -191,8 +177,8 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 		 * short one slips between two moves.  Page granular at most.
 		 */
 		if (run_end - p > max_run) {
-			uint64_t cut = (p + max_run + PAGE_SIZE_4K - 1) &
-				       ~(uint64_t)(PAGE_SIZE_4K - 1);
+			uint64_t cut = (p + max_run + VMEM_PAGE_SIZE - 1) &
+				       ~(uint64_t)(VMEM_PAGE_SIZE - 1);
 
 			if (cut < run_end)
 				run_end = cut;
@@ -231,7 +217,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 */
 			if (rc == VMEM_FETCH_LOCAL) {
 				if (++attempt > VMEM_MAX_RETRIES ||
-				    now_ns() > deadline)
+				    vmem_now_ns() > deadline)
 					return -EIO;
 				continue;
 			}
@@ -246,7 +232,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			p = run_end;
 			attempt = 0;
 			max_run = UINT64_MAX;
-			deadline = now_ns() + timeout_ns;
+			deadline = vmem_now_ns() + timeout_ns;
 			continue;
 		}
 
@@ -258,15 +244,15 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 * milliseconds), or for mover_gone() to say it never
 			 * will, which it does within a timeout.
 			 */
-			if (now_ns() > deadline + timeout_ns)
+			if (vmem_now_ns() > deadline + timeout_ns)
 				return -EIO;
 			nanosleep(&(struct timespec){ 0, 200000 }, NULL);
 			continue;
 		}
 		/* The run raced a page move: read it again, a smaller piece. */
-		max_run = (run_end - p) / 2 > PAGE_SIZE_4K ? (run_end - p) / 2 :
-			  PAGE_SIZE_4K;
-		if (++attempt > VMEM_MAX_RETRIES || now_ns() > deadline)
+		max_run = (run_end - p) / 2 > VMEM_PAGE_SIZE ? (run_end - p) / 2 :
+			  VMEM_PAGE_SIZE;
+		if (++attempt > VMEM_MAX_RETRIES || vmem_now_ns() > deadline)
 			return -EIO;
 		backoff(attempt);
 	}
@@ -276,7 +262,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 			uint64_t off, struct vmem_read_gate *gate)
 {
-	uint64_t t0 = now_ns(), end, pos, stop_at = 0;
+	uint64_t t0 = vmem_now_ns(), end, pos, stop_at = 0;
 	int rc = 0;
 
 	/* A deleted or replaced memory file is a dead VM (memfile.h). */
@@ -310,7 +296,7 @@ static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 		pos = seg_end;
 	}
 	vmem_stat_add(r->stats.reads, 1);
-	vmem_hist_add(&r->stats.latency, now_ns() - t0);
+	vmem_hist_add(&r->stats.latency, vmem_now_ns() - t0);
 	if (rc < 0) {
 		vmem_stat_add(r->stats.read_errors, 1);
 		return rc;
