@@ -61,12 +61,23 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		    size_t len)
 {
 	struct rp *rp = h;
-	const struct vmem_subhost *sh = &rp->vm->subhosts[home];
-	struct vmem_subhost_stats *st = &rp->stats->sub[home];
+	const struct vmem_subhost *sh;
+	struct vmem_subhost_stats *st;
 	uint64_t chunk = rp->vm->chunk_size;
 	uint64_t start = off & ~(chunk - 1), end = off + len, c;
 
 	(void)buf;
+	/* The same guards as the direct backend: nothing to ask for is no
+	 * command (and no division by zero chunks below); a range must lie
+	 * in the home it names. */
+	if (home >= rp->vm->n_subhosts)
+		return -EINVAL;
+	sh = &rp->vm->subhosts[home];
+	st = &rp->stats->sub[home];
+	if (len == 0)
+		return VMEM_FETCH_DATA;
+	if (off < sh->start || end > sh->end || end < off)
+		return -EINVAL;
 	/* Whole chunks, as the config promises, but never outside the home:
 	 * the VM would refuse a range that crosses into another one. */
 	end = (end + chunk - 1) & ~(chunk - 1);
