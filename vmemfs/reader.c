@@ -33,6 +33,7 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 	r->vm = vm;
 	r->mf.fd = -1;
 	r->mf.seq_fd = -1;
+	pthread_mutex_init(&r->seq_lock, NULL);
 	r->ops = vmem_backend_lookup(vm->backend, err, errlen);
 	if (!r->ops)
 		return -1;
@@ -61,6 +62,7 @@ fail:
 	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
+	pthread_mutex_destroy(&r->seq_lock);
 	return -1;
 }
 
@@ -72,6 +74,7 @@ void vmem_reader_close(struct vmem_reader *r)
 	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
+	pthread_mutex_destroy(&r->seq_lock);
 	r->bh = NULL;
 }
 
@@ -115,14 +118,22 @@ static bool zero_page_moved_here(struct vmem_reader *r,
 static bool mover_gone(struct vmem_reader *r)
 {
 	uint64_t total = vmem_seq_total(r->mf.seq), now = vmem_now_ns();
+	bool gone = false;
 
-	if (total != __atomic_load_n(&r->seq_total, __ATOMIC_RELAXED)) {
-		__atomic_store_n(&r->seq_total, total, __ATOMIC_RELAXED);
-		__atomic_store_n(&r->seq_total_ns, now, __ATOMIC_RELAXED);
-		return false;
+	/* Only reads that met a move in flight come here: a lock is cheap
+	 * enough, and keeps the total and its time one pair. */
+	pthread_mutex_lock(&r->seq_lock);
+	if (total != r->seq_total) {
+		r->seq_total = total;
+		r->seq_total_ns = now;
+	} else if (now > r->seq_total_ns) {
+		/* A thread whose clock reading is older than the pair's
+		 * (it read the clock before another stored it) is not
+		 * past the timeout by that. */
+		gone = now - r->seq_total_ns >= r->vm->timeout_ms * 1000000u;
 	}
-	return now - __atomic_load_n(&r->seq_total_ns, __ATOMIC_RELAXED) >=
-	       r->vm->timeout_ms * 1000000u;
+	pthread_mutex_unlock(&r->seq_lock);
+	return gone;
 }
 
 static void backoff(unsigned int attempt)

@@ -9,6 +9,7 @@
 #ifndef VMEMFS_READER_H
 #define VMEMFS_READER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,10 @@ struct vmem_reader {
 	void *bh;
 	struct vmem_stats stats;
 	struct vmem_qmp *qmp;	/* the VM's monitor, or NULL; owned here */
+	/* When a move anywhere last began or ended: a pair, read and
+	 * written together under seq_lock (a new total with an old time
+	 * would declare the mover gone too early). */
+	pthread_mutex_t seq_lock;
 	uint64_t seq_total;	/* vmem_seq_total() as last seen ... */
 	uint64_t seq_total_ns;	/* ... and since when (monotonic) */
 };
