@@ -153,15 +153,12 @@ static void seq_lose(struct vmem_memfile *mf, const char *why)
 
 /* ---- open and close ------------------------------------------------- */
 
-static int open_seq(struct vmem_memfile *mf, const char *seq_path,
-		    char *err, size_t errlen)
+static int open_seq(struct vmem_memfile *mf, char *err, size_t errlen)
 {
 	struct stat st;
 	void *p;
 
-	if (seq_path)
-		mf->seq_path = strdup(seq_path);
-	else if (asprintf(&mf->seq_path, "%s%s", mf->path, VMEM_SEQ_SUFFIX) < 0)
+	if (asprintf(&mf->seq_path, "%s%s", mf->path, VMEM_SEQ_SUFFIX) < 0)
 		mf->seq_path = NULL;
 	if (!mf->seq_path) {
 		snprintf(err, errlen, "out of memory");
@@ -171,8 +168,8 @@ static int open_seq(struct vmem_memfile *mf, const char *seq_path,
 	mf->seq_fd = open(mf->seq_path, O_RDONLY | O_CLOEXEC);
 	if (mf->seq_fd < 0) {
 		/* No mover publishes a sequence: we rely on re-checking the
-		 * data map alone.  Only an explicitly named file must exist. */
-		if (errno == ENOENT && !seq_path)
+		 * data map alone. */
+		if (errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "%s: %s", mf->seq_path, strerror(errno));
 		return -1;
@@ -197,7 +194,7 @@ static int open_seq(struct vmem_memfile *mf, const char *seq_path,
 }
 
 int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
-		      const char *seq_path, char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	enum vmem_datamap_kind kind;
 	struct stat st;
@@ -232,7 +229,7 @@ int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
 	mf->dev = st.st_dev;
 	mf->ino = st.st_ino;
 	mf->size = st.st_size;
-	if (open_seq(mf, seq_path, err, errlen) < 0)
+	if (open_seq(mf, err, errlen) < 0)
 		goto fail;
 	return 0;
 fail:

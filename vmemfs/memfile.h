@@ -39,14 +39,14 @@ struct vmem_memfile {
 };
 
 /*
- * Open @path read-only.  The seq file @seq_path (may be NULL for the
- * default PATH.seq) is used when it exists; its absence is not an error.
+ * Open @path read-only.  The eviction sequence file PATH.seq is used
+ * when it exists; its absence is not an error.
  * A memory file on a file system whose data map vmemfs cannot read
  * exactly is refused (common/presence.h).  An open memfile must stay
  * where it is (the SIGBUS handler of its seq mapping points to it).
  */
 int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
-		      const char *seq_path, char *err, size_t errlen);
+		      char *err, size_t errlen);
 void vmem_memfile_close(struct vmem_memfile *mf);
 
 /*

@@ -41,7 +41,7 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (vmem_memfile_open(&r->mf, vm->memory_file, NULL, err, errlen) < 0)
+	if (vmem_memfile_open(&r->mf, vm->memory_file, err, errlen) < 0)
 		goto fail;
 	if (vm->qmp) {
 		r->qmp = vmem_qmp_new(vm->qmp, vm->timeout_ms);
