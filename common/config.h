@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmemtrans.conf: the one file that describes a split VM, read by vmemfs
- * and (later) by the QEMU side.  This module depends on libc only so the
- * QEMU glue and the pager can link it as they are.
+ * and by the QEMU side (the vmem-split object and its pager).  This
+ * module depends on libc only so the QEMU glue and the pager can link it
+ * as they are.
  *
  * Format (INI):
  *   # or ; starts a comment (anywhere on a line)
@@ -56,13 +57,17 @@ enum vmem_backend_kind {
 	VMEM_BACKEND_REMOTE_PAGING,
 };
 
-/* One `subhost = URI START-END` line: the home of RAM range [start, end). */
-/* How `mem` is addressed: RAM offset (flat) or guest-physical (auto). */
+/*
+ * How `mem` is addressed: RAM offset (flat) or guest-physical (auto).
+ * This is the config's `layout` key; vmemfs/layout.c, which says which
+ * sub-host is the home of a RAM offset, is another matter.
+ */
 enum vmem_layout_kind {
 	VMEM_LAYOUT_FLAT,
 	VMEM_LAYOUT_AUTO,
 };
 
+/* One `subhost = URI START-END` line: the home of RAM range [start, end). */
 struct vmem_subhost {
 	char *uri;
 	uint64_t start;

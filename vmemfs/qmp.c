@@ -42,7 +42,7 @@
  * dropped, the commands in flight get EIO, and the next one reconnects.
  */
 #define QMP_MAX_MSG (4u << 20)
-_Static_assert(QMP_MAX_MSG == 4u << 20, "reader_main's message says 4 MiB");
+_Static_assert(QMP_MAX_MSG == 4u << 20, "vmem_qmp_feed's message says 4 MiB");
 
 struct pending {
 	uint64_t id;
@@ -403,8 +403,8 @@ static int ensure_connected(struct vmem_qmp *q, uint64_t deadline, char *err,
 		}
 		q->connecting = true;
 		if (q->reader_joinable) {
-			/* The last connection's reader has set fd = -1 and is
-			 * on its way out. */
+			/* The last connection's reader has set q->conn to
+			 * NULL and is on its way out (or gone). */
 			pthread_mutex_unlock(&q->lock);
 			pthread_join(q->reader, NULL);
 			pthread_mutex_lock(&q->lock);

@@ -12,7 +12,13 @@
  *     back all zeros may be one the sub-host no longer holds because it
  *     moved to the main host: if the memory file has it now, read again.
  * A run that fails validation is read again from the start of the run,
- * with backoff, until the VM's timeout has passed; then EIO.
+ * half as long each time (down to one page, so a short read slips
+ * between two moves), with a backoff that grows from the third try; after
+ * VMEM_MAX_RETRIES tries, or once the run has gone a whole VM timeout
+ * without progress, the read fails with EIO.  A run that only waits for
+ * a move in flight to end is not a retry: it waits up to two timeouts
+ * (mover_gone() decides after one).  The timeout restarts with each run
+ * served, so it bounds a stall, not a long read.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -188,8 +194,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 		 * short one slips between two moves.  Page granular at most.
 		 */
 		if (run_end - p > max_run) {
-			uint64_t cut = (p + max_run + VMEM_PAGE_SIZE - 1) &
-				       ~(uint64_t)(VMEM_PAGE_SIZE - 1);
+			uint64_t cut = vmem_page_ceil(p + max_run);
 
 			if (cut < run_end)
 				run_end = cut;
