@@ -59,7 +59,7 @@ enum vmem_backend_kind {
 
 /*
  * How `mem` is addressed: RAM offset (flat) or guest-physical (auto).
- * This is the config's `layout` key; vmemfs/layout.c, which says which
+ * This is the config's `layout` key; vmemfs/homes.c, which says which
  * sub-host is the home of a RAM offset, is another matter.
  */
 enum vmem_layout_kind {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of run splitting (memfile.c), homes and the map (layout.c),
+ * Unit tests of run splitting (memfile.c), homes and the map (homes.c),
  * and the latency histogram (stats.c), against sparse files whose data
  * map the test itself lays down.
  */
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
-#include "../vmemfs/layout.h"
+#include "../vmemfs/homes.h"
 #include "../vmemfs/memfile.h"
 #include "../vmemfs/stats.h"
 #include "lib/suite.h"
@@ -187,15 +187,15 @@ START_TEST(homes)
 	vm = vm_from("[v]\nmemory-file = /x\nram-size = 1M\n"
 		     "subhost = nbd://a:1 768K-1M\n"
 		     "subhost = nbd://b:2 256K-512K\n");
-	ck_assert_int_eq(vmem_layout_home(vm, 0, &e), VMEM_HOME_NONE);
+	ck_assert_int_eq(vmem_home_of(vm, 0, &e), VMEM_HOME_NONE);
 	ck_assert_uint_eq(e, 256 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 256 * K, &e), 0);	/* sorted */
+	ck_assert_int_eq(vmem_home_of(vm, 256 * K, &e), 0);	/* sorted */
 	ck_assert_str_eq(vm->subhosts[0].uri, "nbd://b:2");
 	ck_assert_uint_eq(e, 512 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 511 * K, &e), 0);
-	ck_assert_int_eq(vmem_layout_home(vm, 512 * K, &e), VMEM_HOME_NONE);
+	ck_assert_int_eq(vmem_home_of(vm, 511 * K, &e), 0);
+	ck_assert_int_eq(vmem_home_of(vm, 512 * K, &e), VMEM_HOME_NONE);
 	ck_assert_uint_eq(e, 768 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 1 * M - 1, &e), 1);
+	ck_assert_int_eq(vmem_home_of(vm, 1 * M - 1, &e), 1);
 	ck_assert_uint_eq(e, 1 * M);
 	vmem_config_free(&cfg);
 }

@@ -26,7 +26,7 @@
 
 #include "../common/timeutil.h"
 #include "fs.h"
-#include "layout.h"
+#include "homes.h"
 #include "log.h"
 
 enum {

@@ -27,7 +27,7 @@
 
 #include "../common/memunits.h"
 #include "../common/timeutil.h"
-#include "layout.h"
+#include "homes.h"
 #include "reader.h"
 
 #define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
@@ -296,7 +296,7 @@ static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 
 	for (pos = off; pos < end;) {
 		uint64_t home_end, seg_end;
-		int home = vmem_layout_home(r->vm, pos, &home_end);
+		int home = vmem_home_of(r->vm, pos, &home_end);
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
