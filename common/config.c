@@ -94,15 +94,36 @@ const char *vmem_layout_name(enum vmem_layout_kind k)
 	return k == VMEM_LAYOUT_AUTO ? "auto" : "flat";
 }
 
-const char *vmem_backend_name(enum vmem_backend_kind k)
+/*
+ * The backend called @name in vmem_backend_table, or NULL.  Without a
+ * table (no backends linked in) *known is false and any name passes.
+ */
+static const struct vmem_backend_info *backend_info(const char *name,
+						    bool *known)
 {
-	switch (k) {
-	case VMEM_BACKEND_DIRECT:
-		return "direct";
-	case VMEM_BACKEND_REMOTE_PAGING:
-		return "remote-paging";
+	*known = vmem_backend_table != NULL;
+	if (!*known)
+		return NULL;
+	for (size_t i = 0; vmem_backend_table[i]; i++)
+		if (strcmp(vmem_backend_table[i]->name, name) == 0)
+			return vmem_backend_table[i];
+	return NULL;
+}
+
+/* "direct, remote-paging": the table's names, for messages. */
+static void backend_list(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; vmem_backend_table[i] && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+				 vmem_backend_table[i]->name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
 	}
-	return "unknown";
 }
 
 /* ---- the parser ---------------------------------------------------- */
@@ -149,6 +170,7 @@ static void vm_free(struct vmem_vm *vm)
 
 	free(vm->name);
 	free(vm->memory_file);
+	free(vm->backend);
 	free(vm->qmp);
 	for (i = 0; i < vm->n_subhosts; i++)
 		free(vm->subhosts[i].uri);
@@ -311,15 +333,23 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->ram_size_line = line;
 		return 0;
 	case K_BACKEND:
-		if (strcmp(val, "direct") == 0)
-			vm->backend = VMEM_BACKEND_DIRECT;
-		else if (strcmp(val, "remote-paging") == 0)
-			vm->backend = VMEM_BACKEND_REMOTE_PAGING;
-		else
-			return perr(ps, line,
-				    "backend '%s' is not one of: direct, remote-paging",
-				    val);
+	{
+		char list[256];
+		bool known;
+		char *name;
+
+		if (!backend_info(val, &known) && known) {
+			backend_list(list, sizeof(list));
+			return perr(ps, line, "backend '%s' is not one of: %s",
+				    val, list);
+		}
+		name = strdup(val);
+		if (!name)
+			return perr(ps, line, "out of memory");
+		free(vm->backend);
+		vm->backend = name;
 		return 0;
+	}
 	case K_CHUNK_SIZE:
 		/* Too large for 64 bits is outside 4K..16M as well: the one
 		 * message below names the limits for both. */
@@ -420,6 +450,8 @@ static int fits_ram(const struct vmem_vm *vm, uint64_t ram,
 static int finish_vm(struct parser *ps)
 {
 	struct vmem_vm *vm = ps->vm;
+	const struct vmem_backend_info *info;
+	bool known;
 	char a[32];
 
 	if (!vm)
@@ -434,9 +466,11 @@ static int finish_vm(struct parser *ps)
 	else if (vm->layout == VMEM_LAYOUT_AUTO && !vm->qmp)
 		return perr(ps, ps->key_line[K_LAYOUT],
 			    "layout 'auto' needs qmp = PATH (QEMU's memory map comes from it)");
-	if (vm->backend == VMEM_BACKEND_REMOTE_PAGING && !vm->qmp)
+	info = backend_info(vm->backend, &known);
+	if (info && info->needs_qmp && !vm->qmp)
 		return perr(ps, ps->key_line[K_BACKEND],
-			    "backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
+			    "backend '%s' needs qmp = PATH (the VM's QMP socket)",
+			    vm->backend);
 	if (!ps->key_line[K_CACHE_SIZE]) {
 		/*
 		 * The default cache must hold at least one chunk, or large
@@ -517,7 +551,9 @@ static int start_section(struct parser *ps, unsigned int line, char *s)
 		return perr(ps, line, "out of memory");
 	cfg->n_vms++;
 	vm->line = line;
-	vm->backend = VMEM_BACKEND_DIRECT;
+	vm->backend = strdup(VMEM_DEFAULT_BACKEND);
+	if (!vm->backend)
+		return perr(ps, line, "out of memory");
 	vm->chunk_size = VMEM_CHUNK_DEFAULT;
 	vm->cache_size = DEFAULT_CACHE_SIZE;
 	vm->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
@@ -847,7 +883,7 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	} else {
 		fprintf(out, "# ram-size: the size of memory-file\n");
 	}
-	fprintf(out, "backend     = %s\n", vmem_backend_name(vm->backend));
+	fprintf(out, "backend     = %s\n", vm->backend);
 	vmem_format_size(vm->chunk_size, buf, sizeof(buf));
 	fprintf(out, "chunk-size  = %s\n", buf);
 	vmem_format_size(vm->cache_size, buf, sizeof(buf));

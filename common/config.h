@@ -52,10 +52,24 @@
 #define VMEM_DURATION_MAX_MS	3600000ULL
 #define VMEM_SUBHOSTS_MAX	128
 
-enum vmem_backend_kind {
-	VMEM_BACKEND_DIRECT,
-	VMEM_BACKEND_REMOTE_PAGING,
+#define VMEM_DEFAULT_BACKEND "direct"
+
+/*
+ * What the parser knows of a backend: its name, and whether it needs the
+ * VM's QMP socket.  The backends are not the config's: vmemfs has them
+ * (vmemfs/backend.c) and defines vmem_backend_table, a NULL-terminated
+ * list of the ones it is built with.  The `backend` key is checked
+ * against it while parsing, so a typo names its line.  A program without
+ * backends (QEMU's glue, the pager, the config fuzzer) does not define
+ * the table (it is weak), and keeps whatever name is written, unread.
+ */
+struct vmem_backend_info {
+	const char *name;
+	bool needs_qmp;		/* refused without qmp = PATH */
 };
+
+extern const struct vmem_backend_info *const vmem_backend_table[]
+	__attribute__((weak));
 
 /*
  * How `mem` is addressed: RAM offset (flat) or guest-physical (auto).
@@ -82,7 +96,7 @@ struct vmem_vm {
 	char *memory_file;		/* required */
 	uint64_t ram_size;		/* 0 until set or resolved */
 	bool ram_size_set;		/* given in the file */
-	enum vmem_backend_kind backend;	/* default direct */
+	char *backend;			/* a backend's name; default direct */
 	uint64_t chunk_size;		/* default 64K; power of 2, 4K..16M */
 	uint64_t cache_size;		/* default 4M; 0 = no cache */
 	uint64_t cache_ttl_ms;		/* default 100 */
@@ -159,7 +173,6 @@ int vmem_vm_resolve_unstarted(struct vmem_vm *vm, const char *path,
 /* The value parsers and checks (vmem_parse_size(), vmem_uri_problem(),
  * vmem_format_size(), ...) are in config_values.h. */
 
-const char *vmem_backend_name(enum vmem_backend_kind k);
 const char *vmem_layout_name(enum vmem_layout_kind k);
 
 /* Print the effective settings of @vm in config syntax (--check-config). */

@@ -211,7 +211,7 @@ static void setup(void)
 		.name = "t",
 		.memory_file = "/nonexistent",
 		.ram_size = RAM,
-		.backend = VMEM_BACKEND_DIRECT,
+		.backend = "direct",
 		.chunk_size = CHUNK,
 		.cache_size = 0,
 		.cache_ttl_ms = 100,

@@ -389,7 +389,7 @@ nomem:
 }
 
 const struct vmem_backend_ops vmem_backend_direct = {
-	.name = "direct",
+	.info = { .name = "direct" },
 	.open = direct_open,
 	.close = direct_close,
 	.fetch = direct_fetch,

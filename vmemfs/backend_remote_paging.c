@@ -130,7 +130,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 }
 
 const struct vmem_backend_ops vmem_backend_remote_paging = {
-	.name = "remote-paging",
+	.info = { .name = "remote-paging", .needs_qmp = true },
 	.open = rp_open,
 	.close = rp_close,
 	.fetch = rp_fetch,

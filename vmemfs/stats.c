@@ -126,7 +126,7 @@ char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
 		return NULL;
 	json_object_object_add(o, "vm", json_object_new_string(vm->name));
 	json_object_object_add(o, "backend",
-			       json_object_new_string(vmem_backend_name(vm->backend)));
+			       json_object_new_string(vm->backend));
 	ADD_U64(o, "reads", st->reads);
 	ADD_U64(o, "read_errors", st->read_errors);
 	ADD_U64(o, "bytes_local", st->bytes_local);
