@@ -19,6 +19,7 @@
 
 #include "../common/config.h"
 
+struct json_object;
 struct vmem_stats;
 struct vmem_memfile;
 struct vmem_qmp;
@@ -38,7 +39,8 @@ struct vmem_backend_ops {
 	 * Set up for @vm (already resolved).  Must not block on remote
 	 * peers: a sub-host that is down at start is only an error for
 	 * reads of its ranges.  @mf is the open memory file (for its
-	 * eviction sequence).  @qmp is the VM's monitor connection, shared
+	 * eviction sequence).  @stats (not NULL, one entry per sub-host at
+	 * least) takes the per-sub-host counters.  @qmp is the VM's monitor connection, shared
 	 * with the rest of vmemfs (QEMU serves one client per socket), or
 	 * NULL when the config has no qmp.  Returns NULL and a message in
 	 * @err.
@@ -58,6 +60,14 @@ struct vmem_backend_ops {
 	 */
 	int (*fetch)(void *h, unsigned int home, void *buf, uint64_t off,
 		     size_t len);
+
+	/*
+	 * Optional: add the backend's own counters (those the core has no
+	 * notion of, such as a cache's hits) to the `stats` object @o.
+	 * Called from any thread while fetches run; counters are read
+	 * one by one, as the core's are.
+	 */
+	void (*stats_json)(void *h, struct json_object *o);
 };
 
 extern const struct vmem_backend_ops vmem_backend_direct;

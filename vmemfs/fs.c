@@ -188,7 +188,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 0;
 	fi->fh = 0;
 	if (ino == INO_MEM || ino == INO_RAM || ino == INO_MAP)
-		vmem_memfile_check(&fs->reader.mf, true);
+		vmem_reader_check(&fs->reader);
 	if (ino == INO_MEM || ino == INO_MAP)
 		vmem_physmem_refresh(&fs->physmem);
 	if (ino == INO_MEM || ino == INO_RAM) {
@@ -196,17 +196,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ino == INO_STATS) {
-		text = vmem_stats_json(&fs->reader.stats, fs->reader.vm);
+		text = vmem_reader_stats_json(&fs->reader);
 	} else {
 		struct vmem_gpa_map snap;
 
 		text = NULL;
 		if (vmem_physmem_snapshot(&fs->physmem, &snap) == 0)
-			text = vmem_map_json(fs->reader.vm, &fs->reader.mf, &snap);
+			text = vmem_reader_map_json(&fs->reader, &snap);
 		vmem_gpa_free(&snap);
 	}
 	if (!text) {
-		fuse_reply_err(req, vmem_memfile_dead(&fs->reader.mf) ? EIO :
+		fuse_reply_err(req, vmem_reader_dead(&fs->reader) ? EIO :
 				    ENOMEM);
 		return;
 	}
@@ -334,8 +334,7 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 	}
 	/* As in the reader: a whole timeout without progress is EIO. */
 	if (vmem_now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
-		vmem_stat_add(fs->reader.stats.reads, 1);
-		vmem_stat_add(fs->reader.stats.read_errors, 1);
+		vmem_reader_count_error(&fs->reader);
 		vmem_log_ratelimited(LOG_WARNING,
 				     "read of %zu bytes at 0x%llx: all %d threads for sub-host %s were busy for the whole timeout",
 				     j->size, (unsigned long long)j->off,

@@ -193,6 +193,16 @@ static int open_seq(struct vmem_memfile *mf, char *err, size_t errlen)
 	return 0;
 }
 
+void vmem_memfile_init_seq_only(struct vmem_memfile *mf,
+				struct vmem_seq_map *seq)
+{
+	memset(mf, 0, sizeof(*mf));
+	pthread_mutex_init(&mf->check_mu, NULL);
+	mf->fd = -1;
+	mf->seq_fd = -1;
+	mf->seq = seq;
+}
+
 int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
 		      char *err, size_t errlen)
 {

@@ -120,6 +120,15 @@ static inline bool vmem_memfile_seq_valid(const struct vmem_memfile *mf,
 	       vmem_seq_read_valid(mf->seq, off, len, token);
 }
 
+/*
+ * A memfile with no memory file behind it, only the eviction sequence
+ * @seq (may be NULL: none), for a backend driven without a VM (its tests,
+ * tools): the seqlock helpers work, nothing else may be called.  Nothing
+ * to close; @seq stays the caller's.
+ */
+void vmem_memfile_init_seq_only(struct vmem_memfile *mf,
+				struct vmem_seq_map *seq);
+
 /* Count of allocated bytes (st_blocks * 512), for tests and map. */
 int64_t vmem_memfile_allocated(const struct vmem_memfile *mf);
 

@@ -84,6 +84,41 @@ void vmem_reader_close(struct vmem_reader *r)
 	r->bh = NULL;
 }
 
+void vmem_reader_check(struct vmem_reader *r)
+{
+	vmem_memfile_check(&r->mf, true);
+}
+
+bool vmem_reader_dead(const struct vmem_reader *r)
+{
+	return vmem_memfile_dead(&r->mf);
+}
+
+void vmem_reader_count_error(struct vmem_reader *r)
+{
+	vmem_stat_add(r->stats.reads, 1);
+	vmem_stat_add(r->stats.read_errors, 1);
+}
+
+static void backend_stats(void *arg, struct json_object *o)
+{
+	struct vmem_reader *r = arg;
+
+	r->ops->stats_json(r->bh, o);
+}
+
+char *vmem_reader_stats_json(struct vmem_reader *r)
+{
+	return vmem_stats_json(&r->stats, r->vm,
+			       r->ops->stats_json ? backend_stats : NULL, r);
+}
+
+char *vmem_reader_map_json(struct vmem_reader *r,
+			   const struct vmem_gpa_map *gpa)
+{
+	return vmem_map_json(r->vm, &r->mf, gpa);
+}
+
 /*
  * A remote run came back; is any all-zero page of it now present in the
  * memory file?  Then the sub-host's zeros may be the hole it left when

@@ -48,6 +48,26 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 void vmem_reader_close(struct vmem_reader *r);
 
 /*
+ * What the front end (fs.c) asks of the reader, so that it never reaches
+ * into the memory file, the stats or the backend:
+ *   vmem_reader_check()       is the memory file still the VM's?  (at
+ *                             open: vmem_memfile_check(), forced)
+ *   vmem_reader_dead()        has the VM gone (its file deleted)?
+ *   vmem_reader_count_error() one read answered with an error outside
+ *                             vmem_read() (a queue that timed out)
+ *   vmem_reader_stats_json()  the `stats` text, with the backend's own
+ *                             counters; malloc'd, NULL on ENOMEM
+ *   vmem_reader_map_json()    the `map` text (homes.h) for @gpa
+ */
+void vmem_reader_check(struct vmem_reader *r);
+bool vmem_reader_dead(const struct vmem_reader *r);
+void vmem_reader_count_error(struct vmem_reader *r);
+char *vmem_reader_stats_json(struct vmem_reader *r);
+struct vmem_gpa_map;
+char *vmem_reader_map_json(struct vmem_reader *r,
+			   const struct vmem_gpa_map *gpa);
+
+/*
  * Read [@off, @off + @len) of RAM into @buf; the range is clipped to
  * ram_size.  Returns the number of bytes read or -errno.
  */

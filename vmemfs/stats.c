@@ -116,7 +116,9 @@ static json_object *latency_json(const struct vmem_hist *h)
 #define ADD_U64(obj, key, val) \
 	json_object_object_add(obj, key, json_object_new_uint64(ld(&(val))))
 
-char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
+char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm,
+		      void (*more)(void *arg, struct json_object *o),
+		      void *arg)
 {
 	json_object *o = json_object_new_object(), *subs;
 	char *text;
@@ -133,8 +135,8 @@ char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
 	ADD_U64(o, "bytes_remote", st->bytes_remote);
 	ADD_U64(o, "bytes_zero", st->bytes_zero);
 	ADD_U64(o, "retries", st->retries);
-	ADD_U64(o, "cache_hits", st->cache_hits);
-	ADD_U64(o, "cache_misses", st->cache_misses);
+	if (more)
+		more(arg, o);
 	json_object_object_add(o, "latency_us", latency_json(&st->latency));
 
 	subs = json_object_new_array();
