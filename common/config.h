@@ -13,7 +13,8 @@
  * Values (sizes, ranges, durations): config_values.h.
  *
  * Promise: a config that loads is consistent.  Every error names the
- * file, the line and the value at fault, and nothing is partly loaded.
+ * file, the line and the value at fault, and nothing is partly loaded
+ * (-1 and a message: the set-up convention of common/errors.h).
  */
 #ifndef VMEM_CONFIG_H
 #define VMEM_CONFIG_H

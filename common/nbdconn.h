@@ -47,7 +47,8 @@
  *
  * Error convention: functions return 0 (or a non-negative count), or
  * -errno with a message in @err that does not repeat the URI (callers
- * name the sub-host the way their logs do).
+ * name the sub-host the way their logs do): the peer convention of
+ * common/errors.h.
  */
 #ifndef VMEM_COMMON_NBDCONN_H
 #define VMEM_COMMON_NBDCONN_H

@@ -172,7 +172,7 @@ int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out)
 	if (out->ext)
 		memcpy(out->ext, pm->map.ext, pm->map.n * sizeof(*out->ext));
 	else if (pm->map.n)
-		rc = -1;
+		rc = -ENOMEM;
 	pthread_rwlock_unlock(&pm->lock);
 	return rc;
 }

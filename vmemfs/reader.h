@@ -5,6 +5,9 @@
  * second through the backend, and re-validate both against page moves.
  * Never serves bytes it could not validate: it retries (bounded) and then
  * fails with EIO.
+ *
+ * Errors: opening is set-up (-1 and a message), reading returns -errno
+ * (common/errors.h).
  */
 #ifndef VMEMFS_READER_H
 #define VMEMFS_READER_H

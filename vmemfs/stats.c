@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Counters and latency histograms behind `stats`. */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ int vmem_stats_init(struct vmem_stats *st, size_t n_subhosts)
 	if (n_subhosts) {
 		st->sub = calloc(n_subhosts, sizeof(*st->sub));
 		if (!st->sub)
-			return -1;
+			return -ENOMEM;
 	}
 	return 0;
 }

@@ -48,6 +48,7 @@ struct vmem_stats {
 	struct vmem_subhost_stats *sub;	/* n_subhosts entries */
 };
 
+/* 0 or -ENOMEM (read-path convention, common/errors.h). */
 int vmem_stats_init(struct vmem_stats *st, size_t n_subhosts);
 void vmem_stats_free(struct vmem_stats *st);
 
