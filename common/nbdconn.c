@@ -315,7 +315,7 @@ struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
 	c->max_conns = p->max_conns;
 	c->max_idle = p->max_idle;
 	c->window = p->window ? p->window : 1;
-	c->quiet_ns = p->quiet_ms * 1000000ull;
+	c->quiet_ns = p->quiet_ms * VMEM_NS_PER_MS;
 	c->event = p->event;
 	c->opaque = p->opaque;
 	pthread_mutex_init(&c->mu, NULL);

@@ -333,7 +333,7 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 		return;
 	}
 	/* As in the reader: a whole timeout without progress is EIO. */
-	if (vmem_now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
+	if (vmem_now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * VMEM_NS_PER_MS) {
 		vmem_reader_count_error(&fs->reader);
 		vmem_log_ratelimited(LOG_WARNING,
 				     "read of %zu bytes at 0x%llx: all %d threads for sub-host %s were busy for the whole timeout",

@@ -316,7 +316,7 @@ int vmem_memfile_check(struct vmem_memfile *mf, bool force)
 		seq_lose(mf, "truncated under us");
 	now = vmem_now_ns();
 	if (!force && now - __atomic_load_n(&mf->checked_ns, __ATOMIC_RELAXED) <
-		      VMEM_MEMFILE_CHECK_MS * 1000000ull)
+		      VMEM_MEMFILE_CHECK_MS * VMEM_NS_PER_MS)
 		return 0;
 	__atomic_store_n(&mf->checked_ns, now, __ATOMIC_RELAXED);
 	if (stat(mf->path, &st) < 0) {

@@ -27,7 +27,7 @@
 #include "qmp.h"
 
 /* After a failed connect, commands fail at once for this long. */
-#define RECONNECT_HOLDOFF_NS (100 * 1000000ull)
+#define RECONNECT_HOLDOFF_NS (100 * VMEM_NS_PER_MS)
 
 /*
  * The largest QMP message we take.  json-c's tokener keeps a message's

@@ -171,7 +171,7 @@ static bool mover_gone(struct vmem_reader *r)
 		/* A thread whose clock reading is older than the pair's
 		 * (it read the clock before another stored it) is not
 		 * past the timeout by that. */
-		gone = now - r->seq_total_ns >= r->vm->timeout_ms * 1000000u;
+		gone = now - r->seq_total_ns >= r->vm->timeout_ms * VMEM_NS_PER_MS;
 	}
 	pthread_mutex_unlock(&r->seq_lock);
 	return gone;
@@ -209,7 +209,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 {
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
-	const uint64_t timeout_ns = r->vm->timeout_ms * 1000000u;
+	const uint64_t timeout_ns = r->vm->timeout_ms * VMEM_NS_PER_MS;
 	uint64_t deadline = vmem_now_ns() + timeout_ns;
 	unsigned int attempt = 0;
 	uint64_t p = off, max_run = UINT64_MAX;
