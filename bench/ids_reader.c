@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 struct target {
 	int fd;				/* file, or -1 */
 	struct nbd_handle *nbd;		/* NBD, or NULL */
@@ -56,38 +58,11 @@ static void die(const char *what, const char *why)
 	exit(1);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		die(s, "not a size");
-	switch (*end) {
-	case 'k': case 'K':
-		v <<= 10;
-		end++;
-		break;
-	case 'm': case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'g': case 'G':
-		v <<= 30;
-		end++;
-		break;
-	}
-	if (*end)
+	if (bench_parse_size(s, &v) < 0)
 		die(s, "not a size");
 	return v;
 }
@@ -242,7 +217,7 @@ int main(int argc, char **argv)
 	}
 
 	rng = seed;
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (uint64_t i = 0; i < nscatter; i++) {
 		uint64_t off = start + (splitmix64(&rng) % (len - sbs)) / 64 * 64;
 
@@ -250,13 +225,13 @@ int main(int argc, char **argv)
 		h = mix(h, buf, sbs);
 		bytes += sbs;
 	}
-	t1 = now_s();
+	t1 = bench_now_s();
 	for (uint64_t off = scan0; off < scan0 + scanlen; off += scanbs) {
 		read_exact(&t, buf, scanbs, off);
 		h = mix(h, buf, scanbs);
 		bytes += scanbs;
 	}
-	t2 = now_s();
+	t2 = bench_now_s();
 	printf("result name=%s scatter_s=%.4f scan_s=%.4f total_s=%.4f "
 	       "bytes=%" PRIu64 " sum=0x%016" PRIx64 "\n", label, t1 - t0,
 	       t2 - t1, t2 - t0, bytes, h);

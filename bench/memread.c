@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
+
 #define MR_FILL_BS (1u << 20)
 
 static const char *mr_name = "run";
@@ -61,33 +63,13 @@ static void mr_die(const char *fmt, const char *arg, const char *why)
 	exit(1);
 }
 
-static double mr_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t mr_parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
+	if (bench_parse_size(s, &v) < 0)
 		mr_die("bad size '%s'", s, NULL);
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'T': case 't': shift = 40; end++; break;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		mr_die("bad size '%s'", s, NULL);
-	return (uint64_t)v << shift;
+	return v;
 }
 
 /*
@@ -201,7 +183,7 @@ static void mr_seq(const char *path, uint64_t off, uint64_t len,
 	int fd = mr_open(path, O_RDONLY);
 	char *buf = mr_alloc(bs);
 	uint64_t bytes = 0;
-	double t0 = mr_now(), t;
+	double t0 = bench_now_s(), t;
 
 	mr_check_range(off, len, bs);
 	do {
@@ -209,17 +191,22 @@ static void mr_seq(const char *path, uint64_t off, uint64_t len,
 			mr_pread_all(fd, path, buf, bs, o);
 			bytes += bs;
 		}
-		t = mr_now() - t0;
+		t = bench_now_s() - t0;
 	} while (t < mr_min_secs);
 	mr_report_bw("seq", bytes, t);
 	free(buf);
 	close(fd);
 }
 
-static void mr_rand_file(const char *path, uint64_t off, uint64_t len,
-			 uint64_t bs, uint64_t n)
+/*
+ * @n reads of @bs at random @bs-aligned offsets in [off, off+len), each
+ * by @rd, timed one by one (rand and nbdrand: only the read differs).
+ */
+static void mr_rand_reads(const char *mode, uint64_t off, uint64_t len,
+			  uint64_t bs, uint64_t n,
+			  void (*rd)(void *ctx, char *buf, uint64_t bs,
+				     uint64_t off), void *ctx)
 {
-	int fd = mr_open(path, O_RDONLY);
 	char *buf = mr_alloc(bs);
 	double *lat = mr_alloc(n * sizeof(*lat));
 	uint64_t s = mr_seed, slots;
@@ -227,20 +214,40 @@ static void mr_rand_file(const char *path, uint64_t off, uint64_t len,
 
 	mr_check_range(off, len, bs);
 	slots = len / bs;
-	start = mr_now();
+	start = bench_now_s();
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t o = off + mr_rand(&s) % slots * bs;
-		double t0 = mr_now();
+		double t0 = bench_now_s();
 
-		mr_pread_all(fd, path, buf, bs, o);
-		lat[i] = mr_now() - t0;
+		rd(ctx, buf, bs, o);
+		lat[i] = bench_now_s() - t0;
 		if (mr_max_secs && t0 + lat[i] - start > mr_max_secs)
 			n = i + 1;
 	}
-	mr_report_lat("rand", lat, n);
+	mr_report_lat(mode, lat, n);
 	free(lat);
 	free(buf);
-	close(fd);
+}
+
+struct mr_file {
+	int fd;
+	const char *path;
+};
+
+static void mr_file_read(void *ctx, char *buf, uint64_t bs, uint64_t off)
+{
+	struct mr_file *f = ctx;
+
+	mr_pread_all(f->fd, f->path, buf, bs, off);
+}
+
+static void mr_rand_file(const char *path, uint64_t off, uint64_t len,
+			 uint64_t bs, uint64_t n)
+{
+	struct mr_file f = { mr_open(path, O_RDONLY), path };
+
+	mr_rand_reads("rand", off, len, bs, n, mr_file_read, &f);
+	close(f.fd);
 }
 
 static struct nbd_handle *mr_nbd_connect(const char *uri)
@@ -285,7 +292,7 @@ static void mr_nbdseq(const char *uri, uint64_t off, uint64_t len,
 	for (unsigned int i = 0; i < depth; i++)
 		slot[i].buf = mr_alloc(bs);
 
-	t0 = mr_now();
+	t0 = bench_now_s();
 	do {
 		uint64_t next = off;
 		unsigned int inflight = 0;
@@ -322,7 +329,7 @@ static void mr_nbdseq(const char *uri, uint64_t off, uint64_t len,
 				}
 			}
 		}
-		t = mr_now() - t0;
+		t = bench_now_s() - t0;
 	} while (t < mr_min_secs);
 	mr_report_bw("nbdseq", bytes, t);
 
@@ -332,31 +339,18 @@ static void mr_nbdseq(const char *uri, uint64_t off, uint64_t len,
 	mr_nbd_close(nbd);
 }
 
+static void mr_nbd_read(void *ctx, char *buf, uint64_t bs, uint64_t off)
+{
+	if (nbd_pread(ctx, buf, bs, off, 0) == -1)
+		mr_die("%s", "nbd_pread", nbd_get_error());
+}
+
 static void mr_nbdrand(const char *uri, uint64_t off, uint64_t len,
 		       uint64_t bs, uint64_t n)
 {
 	struct nbd_handle *nbd = mr_nbd_connect(uri);
-	char *buf = mr_alloc(bs);
-	double *lat = mr_alloc(n * sizeof(*lat));
-	uint64_t s = mr_seed, slots;
-	double start;
 
-	mr_check_range(off, len, bs);
-	slots = len / bs;
-	start = mr_now();
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t o = off + mr_rand(&s) % slots * bs;
-		double t0 = mr_now();
-
-		if (nbd_pread(nbd, buf, bs, o, 0) == -1)
-			mr_die("%s", "nbd_pread", nbd_get_error());
-		lat[i] = mr_now() - t0;
-		if (mr_max_secs && t0 + lat[i] - start > mr_max_secs)
-			n = i + 1;
-	}
-	mr_report_lat("nbdrand", lat, n);
-	free(lat);
-	free(buf);
+	mr_rand_reads("nbdrand", off, len, bs, n, mr_nbd_read, nbd);
 	mr_nbd_close(nbd);
 }
 

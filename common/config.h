@@ -73,9 +73,10 @@ extern const struct vmem_backend_info *const vmem_backend_table[]
 	__attribute__((weak));
 
 /*
- * How `mem` is addressed: RAM offset (flat) or guest-physical (auto).
- * This is the config's `layout` key; vmemfs/homes.c, which says which
- * sub-host is the home of a RAM offset, is another matter.
+ * How `mem` is addressed (the key `layout`): by RAM offset (flat) or by
+ * guest-physical address (auto).  Not to be confused with vmemfs/homes.c,
+ * which says where each byte of RAM lives (local, a sub-host's home) and
+ * writes the `map` file.
  */
 enum vmem_layout_kind {
 	VMEM_LAYOUT_FLAT,

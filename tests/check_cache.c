@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../vmemfs/cache.h"
+#include "lib/suite.h"
 
 #define CHUNK 4096u
 
@@ -336,7 +337,7 @@ END_TEST
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
-	TCase *tc = tcase_create("core");
+	TCase *tc = vt_tcase_checked(s, "core", NULL, NULL, 30);
 
 	tcase_add_test(tc, no_cache_when_too_small);
 	tcase_add_test(tc, lru_evicts_least_recently_used);
@@ -347,18 +348,10 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, ttl_counts_from_fetch_not_use);
 	tcase_add_test(tc, put_after_expiry_is_fresh);
 	tcase_add_test(tc, threads_see_only_right_bytes);
-	tcase_set_timeout(tc, 30);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cache_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vt_run_suite(cache_suite());
 }

@@ -18,6 +18,7 @@
 
 #include "../common/config.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -80,11 +81,10 @@ static const char *make_file(const char *name, off_t size)
 
 static void write_text(const char *path, const char *text, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-	ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
-	close(fd);
+	ck_assert_msg(vt_write_file(path, text, len, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 static void assert_cfg_empty(const struct vmem_config *cfg)
@@ -1129,39 +1129,34 @@ START_TEST(check_config_missing_errors)
 {
 	char conf[256], mem[256], mnt[256], text[1024];
 	char out[8192], errout[4096], want[1024];
+	static const struct {
+		const char *body;	/* after the memory-file line */
+		int line;		/* of the error */
+		const char *msg;
+	} bad[] = {
+		{ "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-2G\n", 4,
+		  "subhost range 512M-2G ends beyond ram-size 1G" },
+		{ "ram-size = 1G\nlocal-limit = 2G\n", 4,
+		  "local-limit '2G' is larger than ram-size 1G" },
+		{ "chunk-size = 3K\n", 3,
+		  "chunk-size '3K' is not a power of two between 4K and 16M" },
+	};
 	int rc;
 
 	snprintf(conf, sizeof(conf), "%s/vm.conf", tmpdir);
 	snprintf(mem, sizeof(mem), "%s/absent.mem", tmpdir);
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "ram-size = 1G\nsubhost = nbd://127.0.0.1:1 512M-2G\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:4: subhost range 512M-2G "
-		 "ends beyond ram-size 1G\n", conf);
-	ck_assert_str_eq(errout, want);
-
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "ram-size = 1G\nlocal-limit = 2G\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:4: local-limit '2G' is "
-		 "larger than ram-size 1G\n", conf);
-	ck_assert_str_eq(errout, want);
-
-	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
-		 "chunk-size = 3K\n", mem);
-	write_text(conf, text, strlen(text));
-	rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf, NULL },
-			out, sizeof(out), errout, sizeof(errout));
-	ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
-	snprintf(want, sizeof(want), "vmemfs: %s:3: chunk-size '3K' is not "
-		 "a power of two between 4K and 16M\n", conf);
-	ck_assert_str_eq(errout, want);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n%s", mem,
+			 bad[i].body);
+		write_text(conf, text, strlen(text));
+		rc = run_vmemfs((const char *[]){ "--check-config", "-c", conf,
+						  NULL },
+				out, sizeof(out), errout, sizeof(errout));
+		ck_assert_msg(rc == 1, "exit %d, stderr:\n%s", rc, errout);
+		snprintf(want, sizeof(want), "vmemfs: %s:%d: %s\n", conf,
+			 bad[i].line, bad[i].msg);
+		ck_assert_str_eq(errout, want);
+	}
 
 	/* a valid file: --check-config passes with the warning ... */
 	snprintf(text, sizeof(text), "[vm1]\nmemory-file = %s\n"
@@ -1332,7 +1327,7 @@ static Suite *config_suite(void)
 	Suite *s = suite_create("config");
 	TCase *tc;
 
-	tc = tcase_create("values");
+	tc = vt_tcase_checked(s, "values", NULL, NULL, 0);
 	tcase_add_loop_test(tc, size_good, 0,
 			    sizeof(good_sizes) / sizeof(good_sizes[0]));
 	tcase_add_loop_test(tc, size_bad, 0,
@@ -1341,9 +1336,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, duration_parsing);
 	tcase_add_test(tc, format_size);
 	tcase_add_test(tc, backend_names);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("parse");
+	tc = vt_tcase_checked(s, "parse", NULL, NULL, 0);
 	tcase_add_test(tc, defaults);
 	tcase_add_test(tc, full_example);
 	tcase_add_test(tc, subhosts_sorted);
@@ -1352,19 +1346,16 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, cache_default_follows_chunk);
 	tcase_add_test(tc, ranges_at_ram_end);
 	tcase_add_test(tc, empty_texts);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("errors");
+	tc = vt_tcase_checked(s, "errors", NULL, NULL, 0);
 	tcase_add_test(tc, err_structure);
 	tcase_add_test(tc, err_sections);
 	tcase_add_test(tc, err_values);
 	tcase_add_test(tc, err_subhosts);
 	tcase_add_test(tc, err_second_vm_discards_all);
 	tcase_add_test(tc, find);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("files");
-	tcase_add_unchecked_fixture(tc, tmpdir_setup, tmpdir_teardown);
+	tc = vt_tcase_unchecked(s, "files", tmpdir_setup, tmpdir_teardown, 0);
 	tcase_add_test(tc, load);
 	tcase_add_test(tc, load_size_limit);
 	tcase_add_test(tc, shipped_example);
@@ -1374,23 +1365,15 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, check_config_shipped);
 	tcase_add_test(tc, check_config_missing_errors);
 	tcase_add_test(tc, roundtrip_resolved);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("print");
+	tc = vt_tcase_checked(s, "print", NULL, NULL, 0);
 	tcase_add_loop_test(tc, roundtrip, 0,
 			    sizeof(roundtrip_cfgs) / sizeof(roundtrip_cfgs[0]));
 	tcase_add_test(tc, print_text);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return vt_run_suite(config_suite());
 }

@@ -313,7 +313,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("config_bounds");
-	TCase *tc = tcase_create("parse");
+	TCase *tc = vt_tcase_checked(s, "parse", NULL, NULL, 0);
 	int rc;
 
 	tcase_add_test(tc, ram_size);
@@ -323,13 +323,11 @@ int main(void)
 	tcase_add_test(tc, chunk_size);
 	tcase_add_test(tc, subhost_ranges);
 	tcase_add_test(tc, subhost_count);
-	suite_add_tcase(s, tc);
 
 	files_name();
-	tc = tcase_create("files");
+	tc = vt_tcase_checked(s, "files", NULL, NULL, 0);
 	tcase_add_test(tc, check_config_refuses);
 	tcase_add_test(tc, memory_file_too_large);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's cleanup: remove the files here. */
 	files_remove();

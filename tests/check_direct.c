@@ -36,6 +36,7 @@
 #include "../vmemfs/memfile.h"
 #include "../vmemfs/stats.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -387,7 +388,8 @@ START_TEST(requests_are_whole_chunks_clipped_to_home)
 	ck_assert_int_eq(fetch(bh, 2, buf, H1_START, 10, NULL), -EINVAL);
 	ck_assert_int_eq(fetch(bh, 0, buf, H0_START, 0, NULL),
 			 VMEM_FETCH_DATA);
-	ck_assert_uint_eq(backend_stat("cache_hits") + backend_stat("cache_misses"), 0);
+	ck_assert_uint_eq(backend_stat("cache_hits") +
+			  backend_stat("cache_misses"), 0);
 }
 END_TEST
 
@@ -822,36 +824,24 @@ static Suite *direct_suite(void)
 	Suite *s = suite_create("direct");
 	TCase *tc;
 
-	tc = tcase_create("data");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "data", setup, teardown, 20);
 	tcase_add_test(tc, bytes_match_pattern);
 	tcase_add_test(tc, requests_are_whole_chunks_clipped_to_home);
 	tcase_add_test(tc, open_contacts_nobody);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("failures");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "failures", setup, teardown, 20);
 	tcase_add_test(tc, stalled_subhost_fails_alone_and_recovers);
 	tcase_add_test(tc, killed_subhost_fails_and_restart_recovers);
 	tcase_add_test(tc, failing_subhost_is_not_hammered);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("cache");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "cache", setup, teardown, 20);
 	tcase_add_test(tc, cache_serves_within_ttl_only);
 	tcase_add_test(tc, cache_obeys_eviction_sequence);
 	tcase_add_test(tc, no_seq_no_cache);
 	tcase_add_test(tc, cache_keeps_homes_apart);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("threads");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tc = vt_tcase_checked(s, "threads", setup, teardown, 20);
 	tcase_add_test(tc, eight_threads_read_right_bytes);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
@@ -871,9 +861,6 @@ static void rm_dir(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	strcpy(dir, "/tmp/check_direct.XXXXXX");
 	if (!mkdtemp(dir)) {
 		perror("mkdtemp");
@@ -887,9 +874,5 @@ int main(void)
 			 sock[i]);
 	}
 
-	sr = srunner_create(direct_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return vt_run_suite(direct_suite());
 }

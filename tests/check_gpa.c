@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Guest-physical layout: parsing QEMU's `info mtree -f` (texts as QEMU 7.2
- * prints them for pc and q35 with 5 GiB), lookups, and what vmemfs learns
- * over QMP (qom-list / qom-get / human-monitor-command / query-vmem)
- * from a scripted QEMU.
+ * Guest-physical addressing (`layout = auto`): parsing QEMU's `info mtree
+ * -f` (texts as QEMU 7.2 prints them for pc and q35 with 5 GiB), lookups,
+ * and what vmemfs learns over QMP (qom-list / qom-get /
+ * human-monitor-command / query-vmem) from a scripted QEMU.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -262,7 +262,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("gpa");
-	TCase *tc = tcase_create("layout");
+	TCase *tc = vt_tcase_checked(s, "layout", NULL, NULL, 0);
 	int rc;
 
 	runner = getpid();
@@ -271,7 +271,6 @@ int main(void)
 	tcase_add_test(tc, parse_q35_and_errors);
 	tcase_add_test(tc, flat_is_identity);
 	tcase_add_test(tc, learn_from_qemu);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's cleanup: remove its file here too. */
 	snprintf(mem_path, sizeof(mem_path), "/dev/shm/vmt-gpa-%d.mem", (int)runner);

@@ -326,13 +326,12 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("layout");
-	TCase *tc = tcase_create("core");
+	TCase *tc = vt_tcase_checked(s, "core", NULL, teardown, 0);
 	char seqpath[80];
 	int rc;
 
 	runner = getpid();
 
-	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, runs_follow_data_map);
 	tcase_add_test(tc, pread_does_not_allocate);
 	tcase_add_test(tc, seq_file_is_used_when_present);
@@ -340,7 +339,6 @@ int main(void)
 	tcase_add_test(tc, map_merges_and_covers);
 	tcase_add_test(tc, map_carries_gpa);
 	tcase_add_test(tc, histogram_percentiles);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's teardown: clean up here too. */
 	snprintf(path, sizeof(path), "/dev/shm/vmt-layout-%d", (int)runner);

@@ -32,7 +32,6 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +44,9 @@
 #include <unistd.h>
 
 #include "../common/evictseq.h"
+#include "lib/datamap.h"
 #include "lib/hosts.h"
+#include "lib/suite.h"
 
 #define KiB ((uint64_t)1024)
 #define MiB (1024 * KiB)
@@ -77,18 +78,7 @@ struct env {
 static struct env *E;
 static pid_t runner_pid;
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-	printf("setup failed: %s\n", E->err);
-	fflush(stdout);
-}
+#define env_fail(...) vt_setup_failed(E->err, sizeof(E->err), __VA_ARGS__)
 
 static void env_down(void)
 {
@@ -632,32 +622,25 @@ struct run { uint64_t s, e; bool local; };
 
 static size_t seek_walk(const char *path, uint64_t size, struct run **out)
 {
-	int fd = open(path, O_RDONLY);
-	size_t n = 0, cap = 1024;
-	struct run *r = malloc(cap * sizeof(*r));
+	struct vt_datamap m;
+	struct run *r;
+	size_t n = 0;
 	uint64_t off = 0;
+	char err[512];
 
-	ck_assert_int_ge(fd, 0);
-	while (off < size) {
-		off_t d = lseek(fd, (off_t)off, SEEK_DATA), h;
-		uint64_t ds = d < 0 ? size : (uint64_t)d;
-
-		if (n + 2 > cap) {
-			cap *= 2;
-			r = realloc(r, cap * sizeof(*r));
-			ck_assert_ptr_nonnull(r);
-		}
-		if (ds > off)
-			r[n++] = (struct run){ off, ds, false };
-		if (ds >= size)
-			break;
-		h = lseek(fd, (off_t)ds, SEEK_HOLE);
-		ck_assert_int_ge(h, 0);
-		r[n++] = (struct run){ ds, (uint64_t)h < size ? (uint64_t)h : size,
-				       true };
-		off = r[n - 1].e;
+	ck_assert_msg(vt_datamap_get(path, 0, size, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	r = malloc((2 * m.n + 1) * sizeof(*r));
+	ck_assert_ptr_nonnull(r);
+	for (size_t i = 0; i < m.n; i++) {
+		if (m.ext[i].start > off)
+			r[n++] = (struct run){ off, m.ext[i].start, false };
+		r[n++] = (struct run){ m.ext[i].start, m.ext[i].end, true };
+		off = m.ext[i].end;
 	}
-	close(fd);
+	if (off < size)
+		r[n++] = (struct run){ off, size, false };
+	vt_datamap_free(&m);
 	*out = r;
 	return n;
 }
@@ -1136,12 +1119,7 @@ END_TEST
 static TCase *tc(Suite *s, const char *name, void (*setup)(void),
 		 int timeout)
 {
-	TCase *t = tcase_create(name);
-
-	tcase_add_unchecked_fixture(t, setup, env_down);
-	tcase_set_timeout(t, timeout);
-	suite_add_tcase(s, t);
-	return t;
+	return vt_tcase_unchecked(s, name, setup, env_down, timeout);
 }
 
 static Suite *memfile_suite(void)
@@ -1168,17 +1146,13 @@ static Suite *memfile_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	runner_pid = getpid();
 	E = vt_runner_env(sizeof(*E), cleanup_all);
 	if (!E)
 		return 1;
-	sr = srunner_create(memfile_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = vt_run_suite(memfile_suite());
 	cleanup_all();
-	return failed ? 1 : 0;
+	return rc;
 }

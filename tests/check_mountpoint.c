@@ -89,11 +89,10 @@ static int vmemfs_mounts_on(const char *path)
 
 static void write_file(const char *path, const void *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
-	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
-	close(fd);
+	ck_assert_msg(vt_write_file(path, data, len, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 /* A 16M memory file with a pattern and its config, and the mount dir. */
@@ -255,17 +254,15 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("mountpoint");
-	TCase *tc = tcase_create("refuse");
+	TCase *tc = vt_tcase_checked(s, "refuse", NULL, NULL, 60);
 	int rc;
 
 	names();
 	if (!vt_runner_env(64, cleanup))
 		return 1;
-	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, regular_file_refused);
 	tcase_add_test(tc, second_daemon_refused);
 	tcase_add_test(tc, nonempty_dir_refused);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	cleanup();
 	return rc;

@@ -555,11 +555,10 @@ static void run_ok(char *const argv[])
 
 static void write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
+	char err[512];
 
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_msg(vt_write_file(path, text, strlen(text), err,
+				    sizeof(err)) == 0, "%s", err);
 }
 
 /* A plain getaddrinfo() of the silent name, to show the resolver hangs. */
@@ -789,22 +788,16 @@ static Suite *faults_suite(void)
 	Suite *s = suite_create("nbd_faults");
 	TCase *tc;
 
-	tc = tcase_create("replies");
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tc = vt_tcase_checked(s, "replies", NULL, teardown, 60);
 	tcase_add_test(tc, error_reply_fails_that_read_only);
 	tcase_add_test(tc, error_replies_at_30_percent_no_blackout);
 	tcase_add_test(tc, error_reply_pager_shape);
 	tcase_add_test(tc, short_export_refused_at_connect);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("resolver");
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, silent_resolver_bounded_by_timeout);
-	/* Longer than the 30 s the old code took, so it fails on the
+	/* 60 s: longer than the 30 s the old code took, so it fails on the
 	 * assertion rather than on the timeout. */
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
+	tc = vt_tcase_checked(s, "resolver", NULL, teardown, 60);
+	tcase_add_test(tc, silent_resolver_bounded_by_timeout);
 	return s;
 }
 

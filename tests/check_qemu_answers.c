@@ -341,15 +341,13 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("qemu_answers");
-	TCase *tc = tcase_create("checked");
+	TCase *tc = vt_tcase_checked(s, "checked", NULL, NULL, 20);
 
-	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, mtree_refused);
 	tcase_add_test(tc, mtree_limits_accepted);
 	tcase_add_test(tc, query_vmem_refused);
 	tcase_add_test(tc, query_vmem_count);
 	tcase_add_test(tc, query_vmem_good);
 	tcase_add_test(tc, qom_ids_checked);
-	suite_add_tcase(s, tc);
 	return vt_run_suite(s);
 }

@@ -8,8 +8,8 @@
  * with QMP, confirms with query-vmem, with its own SEEK_DATA scan of the
  * memory file and by reading the sub-host directly that the data left the
  * main host; then the guest re-reads the file and must get the same sum.
- * Then vmemfs (direct backend, flat layout, the VM's own config file) is
- * mounted on the same, paused VM and must find a file the guest wrote,
+ * Then vmemfs (direct backend, RAM-offset addressing, the VM's own config
+ * file) is mounted on the same, paused VM and must find a file the guest wrote,
  * page by page, also where those pages are only on the sub-host, without
  * changing the memory file's data map.
  *
@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/datamap.h"
 #include "lib/guest.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
@@ -176,19 +177,10 @@ static void env_up(const struct cfg *cfg)
 
 	/* The sub-host: its own namespace, reached over a veth pair. */
 	snprintf(path, sizeof(path), "vmt-e2e-%d", (int)runner_pid);
-	if (vt_netns_create(&E->ns, path, 16000 + runner_pid % 384, err,
-			    sizeof(err)) < 0) {
-		snprintf(E->err, sizeof(E->err), "netns: %s", err);
+	if (vt_subhost_in_netns(&E->ns, &E->sub, path,
+				16000 + runner_pid % 384, NBD_PORT, RAM / MiB,
+				E->err, sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
-	E->sub.port = NBD_PORT;
-	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
-	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
-		snprintf(E->err, sizeof(E->err), "nbdkit: %s", err);
-		return;
-	}
 
 	f = fopen(E->conf, "w");
 	if (!f) {
@@ -198,8 +190,9 @@ static void env_up(const struct cfg *cfg)
 	}
 	/*
 	 * One file for QEMU and for vmemfs: QEMU reads the limit and the
-	 * sub-host, vmemfs the backend and layout (RAM offsets, as there is
-	 * no QMP socket for it to learn the guest-physical map from).
+	 * sub-host, vmemfs the backend and the addressing (`layout = flat`:
+	 * RAM offsets, as there is no QMP socket for it to learn the
+	 * guest-physical map from).
 	 */
 	fprintf(f, "[e2e]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
 		"chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
@@ -294,23 +287,14 @@ static json_object *subhost0(json_object *q)
 /* Our own view of residency: data bytes of the memory file in [s, e). */
 static uint64_t file_data_bytes(uint64_t s, uint64_t e)
 {
-	int fd = open(E->mem, O_RDONLY);
-	uint64_t total = 0;
-	off_t pos = s;
+	struct vt_datamap m;
+	uint64_t total;
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	while ((uint64_t)pos < e) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= e)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h > e)
-			h = e;
-		total += h - d;
-		pos = h;
-	}
-	close(fd);
+	ck_assert_msg(vt_datamap_get(E->mem, s, e, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	total = m.bytes;
+	vt_datamap_free(&m);
 	return total;
 }
 
@@ -340,14 +324,7 @@ static uint64_t subhost_nonzero_bytes(uint64_t s, uint64_t e)
 
 static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
 {
-	double t0 = vt_now_ms();
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
-	       (vt_now_ms() - t0) / 1000);
-	if (st != 0)
-		printf("info: its output: %.500s\n", out);
-	return st;
+	return vt_guest_run_logged(&E->guest, cmd, out, len, timeout_ms);
 }
 
 /* ---- tests ---------------------------------------------------------- */
@@ -426,7 +403,7 @@ END_TEST
 
 START_TEST(test_pageout_roundtrip)
 {
-	char out[4096], cmd[256], sum1[64] = "", sum2[64] = "";
+	char out[4096], sum1[64] = "", sum2[64] = "";
 	uint64_t before_file, after_file, moved, sub_nz;
 	uint64_t out0, in0, in1, res_q;
 	json_object *q, *s;
@@ -439,12 +416,9 @@ START_TEST(test_pageout_roundtrip)
 	 * written before the data fills the unhomed lower half, so that the
 	 * data lands in the homed upper half.
 	 */
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
-		 "count=%d 2>/dev/null", BALLAST_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
-		 "count=%d 2>/dev/null && md5sum /tmp/data", DATA_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
+	ck_assert_int_eq(vt_guest_write_data(&E->guest, BALLAST_MIB, DATA_MIB,
+					     "md5sum /tmp/data", out,
+					     sizeof(out), 240000), 0);
 	ck_assert(sscanf(out, "%32s", sum1) == 1);
 	ck_assert_int_eq(strlen(sum1), 32);
 
@@ -561,44 +535,12 @@ static void mark_page(char *buf, unsigned int tag, unsigned int i)
 }
 
 /* The memory file's data map and allocation, to compare before/after. */
-struct datamap {
-	uint64_t blocks;
-	size_t n;
-	uint64_t ext[4096][2];
-};
-
-static void datamap_take(struct datamap *m)
+static void datamap_take(struct vt_datamap *m)
 {
-	int fd = open(E->mem, O_RDONLY);
-	struct stat st;
-	off_t pos = 0;
+	char err[512];
 
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	m->blocks = (uint64_t)st.st_blocks;
-	m->n = 0;
-	for (;;) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= RAM)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		ck_assert(h > d);
-		ck_assert_msg(m->n < 4096, "data map too fragmented");
-		m->ext[m->n][0] = (uint64_t)d;
-		m->ext[m->n][1] = (uint64_t)h;
-		m->n++;
-		pos = h;
-	}
-	close(fd);
-}
-
-static bool datamap_has(const struct datamap *m, uint64_t off)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (off >= m->ext[i][0] && off < m->ext[i][1])
-			return true;
-	return false;
+	ck_assert_msg(vt_datamap_get(E->mem, 0, RAM, m, err, sizeof(err)) == 0,
+		      "%s", err);
 }
 
 /* The whole of a file of unknown size (FUSE files report 0). */
@@ -639,7 +581,7 @@ static const char *map_where(json_object *map, uint64_t off)
 
 START_TEST(test_vmemfs_on_split_vm)
 {
-	static struct datamap before, after;
+	struct vt_datamap before, after;
 	static unsigned char found[MARK_PAGES];	/* 1 local, 2 remote */
 	unsigned int tag = (unsigned int)runner_pid % 100000;
 	char cmd[512], out[4096], path[256], err[1024], sum1[64], sum2[64];
@@ -699,8 +641,8 @@ START_TEST(test_vmemfs_on_split_vm)
 			ck_assert_msg(memcmp(buf + p, want, PAGE) == 0,
 				      "page %u of the file at %#" PRIx64
 				      " is corrupt", i, off + p);
-			found[i] |= datamap_has(&before, off + p) ? 1 : 2;
-			if (datamap_has(&before, off + p)) {
+			found[i] |= vt_datamap_has(&before, off + p) ? 1 : 2;
+			if (vt_datamap_has(&before, off + p)) {
 				n_local++;
 				continue;
 			}
@@ -743,7 +685,7 @@ START_TEST(test_vmemfs_on_split_vm)
 		      "map: %.200s", text);
 	free(text);
 	for (size_t i = 0; i < before.n; i++)
-		ck_assert_str_eq(map_where(map, before.ext[i][0]), "local");
+		ck_assert_str_eq(map_where(map, before.ext[i].start), "local");
 	for (uint64_t off = HOME_START; off < HOME_END; off += 16 * MiB)
 		ck_assert_str_eq(map_where(map, off), E->sub.uri);
 	json_object_put(map);
@@ -766,6 +708,8 @@ START_TEST(test_vmemfs_on_split_vm)
 	ck_assert_uint_eq(after.n, before.n);
 	ck_assert(memcmp(after.ext, before.ext,
 			 before.n * sizeof(before.ext[0])) == 0);
+	vt_datamap_free(&before);
+	vt_datamap_free(&after);
 
 	/* 7. Unmount, let the guest run: its file is intact. */
 	ck_assert_int_eq(vt_vmemfs_stop(&E->fs, 5000), 0);
@@ -812,11 +756,11 @@ END_TEST
 static Suite *e2e_suite(void)
 {
 	Suite *s = suite_create("qemu_e2e");
-	TCase *tc = tcase_create("split_vm");
-	TCase *tight = tcase_create("limit_256m_64k");
+	TCase *tc = vt_tcase_unchecked(s, "split_vm", env_up_roomy, env_down,
+				       300);
+	TCase *tight = vt_tcase_unchecked(s, "limit_256m_64k", env_up_tight,
+					  env_down, 300);
 
-	tcase_add_unchecked_fixture(tc, env_up_roomy, env_down);
-	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_console);
 	tcase_add_test(tc, test_query_config);
 	tcase_add_test(tc, test_qmp_errors);
@@ -824,13 +768,9 @@ static Suite *e2e_suite(void)
 	tcase_add_test(tc, test_vmemfs_on_split_vm);
 	tcase_add_test(tc, test_pagein);
 	tcase_add_test(tc, test_still_running);
-	suite_add_tcase(s, tc);
-	tcase_add_unchecked_fixture(tight, env_up_tight, env_down);
-	tcase_set_timeout(tight, 300);
 	tcase_add_test(tight, test_query_config);
 	tcase_add_test(tight, test_pageout_roundtrip);
 	tcase_add_test(tight, test_still_running);
-	suite_add_tcase(s, tight);
 	return s;
 }
 

@@ -12,7 +12,7 @@
  *     pages) and the sub-host (holes of the homed half) read directly;
  *     direct leaves the memory file's data map exactly as it was,
  *     remote-paging grows it;
- *   - layout flat and auto agree on this small guest (mem == ram == flat
+ *   - addressing flat and auto (`layout`) agree on this small guest (mem == ram == flat
  *     mem on sampled ranges);
  *   - QEMU killed by SIGKILL during a remote-paging read: EIO within the
  *     timeout, local ranges still served, remote ones EIO, and a new QEMU
@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "../common/evictseq.h"
+#include "lib/datamap.h"
 #include "lib/guest.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
@@ -163,16 +164,7 @@ static void env_down(void)
 	E->have_hash = false;
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 /* The run directory and the memory file's name; 0 or -1 (E->err set). */
 static int env_common(const char *tag)
@@ -202,77 +194,60 @@ static int env_common(const char *tag)
 	return 0;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
+/* Write the config file @name in the run directory; 0 or -1 (E->err). */
+static int write_conf(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-	if (!f) {
-		env_fail("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	fputs(text, f);
-	if (fclose(f) != 0) {
-		env_fail("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+static int write_conf(const char *name, const char *fmt, ...)
+{
+	char path[256], text[1024];
+	va_list ap;
+
+	snprintf(path, sizeof(path), "%s/%s", E->dir, name);
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return vt_write_file(path, text, strlen(text), E->err, sizeof(E->err));
 }
 
 static void env_up_running(void)
 {
-	char path[256], err[1024], text[1024];
+	char path[256], err[1024];
 	struct vt_guest_opts o = { 0 };
 
 	if (env_common("vfs") < 0)
 		return;
 	snprintf(path, sizeof(path), "vmt-vfs-%d", (int)runner_pid);
-	if (vt_netns_create(&E->ns, path, 15000 + runner_pid % 512, err,
-			    sizeof(err)) < 0) {
-		env_fail("netns: %s", err);
+	if (vt_subhost_in_netns(&E->ns, &E->sub, path,
+				15000 + runner_pid % 512, NBD_PORT, RAM / MiB,
+				E->err, sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
-	E->sub.port = NBD_PORT;
-	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
-	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
-		env_fail("nbdkit: %s", err);
-		return;
-	}
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		 "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
-		 "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, RAM / MiB, CHUNK / KiB, LOCAL_LIMIT / MiB, TIMEOUT_MS,
-		 E->sub.uri, HOME_START / MiB, HOME_END / MiB);
-	if (write_file(E->qemu_conf, text) < 0)
+	if (write_conf("qemu.conf",
+		       "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
+		       "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
+		       "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64
+		       "M\n", E->mem, RAM / MiB, CHUNK / KiB, LOCAL_LIMIT / MiB,
+		       TIMEOUT_MS, E->sub.uri, HOME_START / MiB,
+		       HOME_END / MiB) < 0)
 		return;
 	/*
 	 * vmemfs configs: with qmp they learn the sub-host from query-vmem
-	 * (and get layout auto); flat names it itself and never talks QMP.
+	 * (and get guest-physical addressing, `layout = auto`); flat names
+	 * it itself and never talks QMP.
 	 */
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = direct\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = remote-paging\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
-		return;
-	snprintf(path, sizeof(path), "%s/flat.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nbackend = direct\nlayout = flat\n"
-		 "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->sub.uri,
-		 HOME_START / MiB, HOME_END / MiB);
-	if (write_file(path, text) < 0)
+	for (size_t i = 0; i < 2; i++)
+		if (write_conf(i ? "rp.conf" : "direct.conf",
+			       "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64
+			       "K\ntimeout = %dms\nqmp = %s\nbackend = %s\n",
+			       E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2,
+			       i ? "remote-paging" : "direct") < 0)
+			return;
+	if (write_conf("flat.conf",
+		       "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
+		       "timeout = %dms\nbackend = direct\nlayout = flat\n"
+		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		       E->mem, CHUNK / KiB, TIMEOUT_MS, E->sub.uri,
+		       HOME_START / MiB, HOME_END / MiB) < 0)
 		return;
 
 	o.mem_path = E->mem;
@@ -316,7 +291,7 @@ static uint64_t gpa_of_ram(uint64_t ram)
 
 static void env_up_gpa(void)
 {
-	char err[1024], text[1024];
+	char err[1024];
 	struct vt_guest_opts o = { 0 };
 	struct nbd_handle *h;
 	unsigned char *buf;
@@ -364,25 +339,18 @@ static void env_up_gpa(void)
 		}
 	}
 	nbd_close(h);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		 "chunk-size = 64K\ntimeout = %dms\n"
-		 "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, G_RAM / MiB, TIMEOUT_MS, E->sub.uri,
-		 G_HOME_START / MiB, G_HOME_END / MiB);
-	if (write_file(E->qemu_conf, text) < 0)
+	if (write_conf("qemu.conf",
+		       "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
+		       "chunk-size = 64K\ntimeout = %dms\n"
+		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		       E->mem, G_RAM / MiB, TIMEOUT_MS, E->sub.uri,
+		       G_HOME_START / MiB, G_HOME_END / MiB) < 0)
 		goto out;
-	snprintf(text, sizeof(text), "%s/direct.conf", E->dir);
-	{
-		char conf[512];
-
-		snprintf(conf, sizeof(conf),
-			 "[vm]\nmemory-file = %s\nchunk-size = 64K\n"
-			 "timeout = %dms\nqmp = %s\n", E->mem, TIMEOUT_MS,
-			 E->qmp2);
-		if (write_file(text, conf) < 0)
-			goto out;
-	}
+	if (write_conf("direct.conf",
+		       "[vm]\nmemory-file = %s\nchunk-size = 64K\n"
+		       "timeout = %dms\nqmp = %s\n", E->mem, TIMEOUT_MS,
+		       E->qmp2) < 0)
+		goto out;
 	o.mem_path = E->mem;
 	o.ram_size = G_RAM;
 	o.vmem_config = E->qemu_conf;
@@ -415,18 +383,6 @@ static void qmp_ok(struct vt_guest *g, const char *cmd)
 	int rc = vt_guest_qmp(g, cmd, reply, sizeof(reply), 120000);
 
 	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
-}
-
-static int grun(const char *cmd, char *out, size_t len, int timeout_ms)
-{
-	double t0 = vt_now_ms();
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
-	       (vt_now_ms() - t0) / 1000);
-	if (st != 0)
-		printf("info: its output: %.500s\n", out);
-	return st;
 }
 
 /* Mount slot @i with config file @conf (in E->dir); mem must be @size. */
@@ -574,43 +530,17 @@ static void oracle_hashes(uint64_t *out, unsigned int *nonzero_home_mib)
 	free(nb);
 }
 
-struct extent {
-	uint64_t start, end;
-};
-
 /* The memory file's data extents; caller frees.  Returns the count. */
-static size_t data_map(struct extent **out, uint64_t *bytes)
+static size_t data_map(struct vt_extent **out, uint64_t *bytes)
 {
-	size_t n = 0, cap = 1024;
-	struct extent *x = malloc(cap * sizeof(*x));
-	int fd = open(E->mem, O_RDONLY);
-	off_t pos = 0;
+	struct vt_datamap m;
+	char err[512];
 
-	ck_assert(x);
-	ck_assert_msg(fd >= 0, "%s: %s", E->mem, strerror(errno));
-	*bytes = 0;
-	while ((uint64_t)pos < RAM) {
-		off_t d = lseek(fd, pos, SEEK_DATA), h;
-
-		if (d < 0 || (uint64_t)d >= RAM)
-			break;
-		h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0 || (uint64_t)h > RAM)
-			h = RAM;
-		if (n == cap) {
-			cap *= 2;
-			x = realloc(x, cap * sizeof(*x));
-			ck_assert(x);
-		}
-		x[n].start = d;
-		x[n].end = h;
-		*bytes += h - d;
-		n++;
-		pos = h;
-	}
-	close(fd);
-	*out = x;
-	return n;
+	ck_assert_msg(vt_datamap_get(E->mem, 0, RAM, &m, err, sizeof(err)) == 0,
+		      "%s", err);
+	*out = m.ext;
+	*bytes = m.bytes;
+	return m.n;
 }
 
 static void assert_hashes_eq(const uint64_t *got, const uint64_t *want,
@@ -675,11 +605,11 @@ static void page_out_home(void)
 START_TEST(test_backends_identical)
 {
 	static uint64_t want[NMIB], got[NMIB];
-	struct extent *m0, *m1;
+	struct vt_extent *m0, *m1;
 	size_t n0, n1;
 	uint64_t d0, d1, d2, bad = 0, req;
 	unsigned int nz;
-	char out[4096], cmd[256];
+	char out[4096];
 	double t0;
 	int rc;
 
@@ -689,12 +619,9 @@ START_TEST(test_backends_identical)
 	 * but 320 MiB of files do not fit in the 256 MiB unhomed half, and
 	 * random data written after a zero ballast must reach the homed one.
 	 */
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
-		 "count=%d 2>/dev/null", BALLAST_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 240000), 0);
-	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
-		 "count=%d 2>/dev/null && sync", DATA_MIB);
-	ck_assert_int_eq(grun(cmd, out, sizeof(out), 300000), 0);
+	ck_assert_int_eq(vt_guest_write_data(&E->guest, BALLAST_MIB, DATA_MIB,
+					     "sync", out, sizeof(out), 300000),
+			 0);
 	/* Hold the memory still while the two readings are compared. */
 	qmp_ok(&E->guest, "{\"execute\":\"stop\"}");
 	page_out_home();
@@ -1130,21 +1057,16 @@ END_TEST
 static Suite *vmemfs_suite(void)
 {
 	Suite *s = suite_create("qemu_vmemfs");
-	TCase *tc = tcase_create("running");
-	TCase *tg = tcase_create("gpa");
+	TCase *tc = vt_tcase_unchecked(s, "running", env_up_running, env_down,
+				       600);
+	TCase *tg = vt_tcase_unchecked(s, "gpa", env_up_gpa, env_down, 300);
 
-	tcase_add_unchecked_fixture(tc, env_up_running, env_down);
-	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_backends_identical);
 	tcase_add_test(tc, test_flat_vs_auto);
 	/* Last: it kills the guest. */
 	tcase_add_test(tc, test_qemu_killed);
-	suite_add_tcase(s, tc);
 
-	tcase_add_unchecked_fixture(tg, env_up_gpa, env_down);
-	tcase_set_timeout(tg, 300);
 	tcase_add_test(tg, test_gpa_oracle);
-	suite_add_tcase(s, tg);
 	return s;
 }
 

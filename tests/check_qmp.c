@@ -305,15 +305,13 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("qmp");
-	TCase *tc = tcase_create("client");
+	TCase *tc = vt_tcase_checked(s, "client", NULL, NULL, 20);
 
-	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, execute_returns_value);
 	tcase_add_test(tc, out_of_order_replies_and_events);
 	tcase_add_test(tc, qemu_error_is_reported);
 	tcase_add_test(tc, silent_vm_times_out);
 	tcase_add_test(tc, vm_gone_then_back);
 	tcase_add_test(tc, batch_is_pipelined);
-	suite_add_tcase(s, tc);
 	return vt_run_suite(s);
 }

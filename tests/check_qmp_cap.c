@@ -283,12 +283,10 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("qmp_cap");
-	TCase *tc = tcase_create("cap");
+	TCase *tc = vt_tcase_checked(s, "cap", NULL, NULL, 30);
 
-	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, oversized_reply_is_a_broken_peer);
 	tcase_add_test(tc, large_reply_under_the_cap_passes);
 	tcase_add_test(tc, oversized_greeting_is_refused);
-	suite_add_tcase(s, tc);
 	return vt_run_suite(s);
 }

@@ -301,19 +301,16 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("remote-paging");
-	TCase *tc = tcase_create("backend");
+	TCase *tc = vt_tcase_checked(s, "backend", setup, teardown, 30);
 	int rc;
 
 	runner = getpid();
 
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, pages_in_then_reads_locally);
 	tcase_add_test(tc, vm_error_is_eio);
 	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
 	tcase_add_test(tc, evicted_again_is_bounded);
 	tcase_add_test(tc, empty_request_and_bad_home);
-	suite_add_tcase(s, tc);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's teardown: clean up here too. */
 	setup_paths();

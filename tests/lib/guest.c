@@ -238,6 +238,10 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("%s", vt_qemu_share_dir());
 	ARG("-accel");
 	ARG("tcg");
+	if (o->cpu) {
+		ARG("-cpu");
+		ARG("%s", o->cpu);
+	}
 	ARG("-smp");
 	ARG("1");
 	ARG("-m");
@@ -263,7 +267,8 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("-initrd");
 	ARG("%s/initramfs.cpio.gz", vt_guest_dir());
 	ARG("-append");
-	ARG("console=ttyS0 quiet panic=-1");
+	ARG("console=ttyS0 quiet panic=-1%s%s", o->append ? " " : "",
+	    o->append ? o->append : "");
 	/* The serial socket comes first and waits for us, so nothing the
 	 * guest prints is lost; QMP does not wait. */
 	ARG("-chardev");
@@ -441,6 +446,37 @@ int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
 	g->slen = 0;
 	g->sbuf[0] = '\0';
 	return st;
+}
+
+int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
+			size_t outlen, int timeout_ms)
+{
+	double t0 = vt_now_ms();
+	int st = vt_guest_run(g, cmd, out, outlen, timeout_ms);
+
+	printf("info: guest `%s` -> %d in %.1f s\n", cmd, st,
+	       (vt_now_ms() - t0) / 1000);
+	if (st != 0)
+		printf("info: its output: %.500s\n", out);
+	return st;
+}
+
+int vt_guest_write_data(struct vt_guest *g, unsigned int ballast_mib,
+			unsigned int data_mib, const char *then, char *out,
+			size_t outlen, int timeout_ms)
+{
+	char cmd[256];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/zero of=/tmp/ballast bs=1M "
+		 "count=%u 2>/dev/null", ballast_mib);
+	st = vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
+	if (st != 0)
+		return st;
+	snprintf(cmd, sizeof(cmd), "dd if=/dev/urandom of=/tmp/data bs=1M "
+		 "count=%u 2>/dev/null%s%s", data_mib, then ? " && " : "",
+		 then ? then : "");
+	return vt_guest_run_logged(g, cmd, out, outlen, timeout_ms);
 }
 
 int vt_guest_stop(struct vt_guest *g, int timeout_ms)

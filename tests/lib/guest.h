@@ -37,6 +37,10 @@ struct vt_guest_opts {
 	/* Start with -S (no vCPU runs) and do not wait for the guest's
 	 * shell: for tests that need QEMU's memory, not a booted guest. */
 	bool paused;
+	/* Extra kernel command line text, appended after ours. */
+	const char *append;
+	/* -cpu model (NULL: QEMU's default); "max" has 5-level paging. */
+	const char *cpu;
 };
 
 struct vt_guest {
@@ -77,6 +81,25 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
  */
 int vt_guest_run(struct vt_guest *g, const char *cmd, char *out,
 		 size_t outlen, int timeout_ms);
+/*
+ * vt_guest_run, and say on stdout what ran, its status and how long it
+ * took ("info: guest `CMD` -> STATUS in S s"), with the start of its
+ * output when the status is not 0: the test log then tells what the
+ * guest did.
+ */
+int vt_guest_run_logged(struct vt_guest *g, const char *cmd, char *out,
+			size_t outlen, int timeout_ms);
+/*
+ * Give the guest data of its own in its upper memory: the guest kernel
+ * fills its low memory first, so a zero ballast file of @ballast_mib MiB
+ * (/tmp/ballast) goes first, then @data_mib MiB of random bytes
+ * (/tmp/data), then @then (one line of sh, may be NULL), e.g. a checksum
+ * or sync.  Each command may take @timeout_ms.  Returns 0, or the status
+ * of the first command that failed (its output in @out).
+ */
+int vt_guest_write_data(struct vt_guest *g, unsigned int ballast_mib,
+			unsigned int data_mib, const char *then, char *out,
+			size_t outlen, int timeout_ms);
 
 /*
  * Send one QMP command (a JSON object as text) and wait for its answer,

@@ -6,8 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libnbd.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -46,13 +49,97 @@ void vt_become_subreaper(void)
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
+/*
+ * The runner's cleanup on a signal.  A cleanup stops daemons, unmounts and
+ * deletes namespaces: it needs malloc, stdio and fork, none of which is
+ * async-signal-safe, and the signal may interrupt the runner inside
+ * malloc or printf, holding the very lock the cleanup then waits for.  So
+ * the handler only makes async-signal-safe calls: it hands the signal to
+ * a cleanup thread through a pipe, waits (bounded) for it to finish, and
+ * ends the process with the signal's default action.  The interrupted
+ * thread stays in the handler meanwhile, so nothing else starts a process
+ * the cleanup would miss; the cleanup thread mallocs from an arena of its
+ * own.  If the cleanup does hang (on a lock the interrupted code holds),
+ * the runner still dies after RUNNER_CLEANUP_WAIT_MS, as it would have
+ * without a handler.
+ */
+#define RUNNER_CLEANUP_WAIT_MS 60000
+
 static void (*runner_cleanup)(void);
+static pid_t runner_pid;
+static int sig_pipe[2] = { -1, -1 };	/* handler -> cleanup thread */
+static int done_pipe[2] = { -1, -1 };	/* cleanup thread -> handler */
+
+static void *cleanup_thread(void *arg)
+{
+	unsigned char sig;
+	ssize_t n;
+
+	(void)arg;
+	do
+		n = read(sig_pipe[0], &sig, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		runner_cleanup();
+	/* Readable for good: every handler that waits sees it. */
+	if (write(done_pipe[1], "x", 1) < 0)
+		return NULL;
+	return NULL;
+}
 
 static void runner_on_signal(int sig)
 {
-	runner_cleanup();
+	unsigned char b = (unsigned char)sig;
+
+	/* Check's forked tests inherit this handler: only the runner. */
+	if (getpid() == runner_pid && write(sig_pipe[1], &b, 1) == 1) {
+		struct pollfd p = { .fd = done_pipe[0], .events = POLLIN };
+		struct timespec t0, t;
+		int left = RUNNER_CLEANUP_WAIT_MS;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (poll(&p, 1, left) < 0 && errno == EINTR) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			left = RUNNER_CLEANUP_WAIT_MS -
+			       (int)((t.tv_sec - t0.tv_sec) * 1000 +
+				     (t.tv_nsec - t0.tv_nsec) / 1000000);
+			if (left <= 0)
+				break;
+		}
+	}
+	/* Blocked while we run: delivered, by default, when we return. */
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/* The cleanup thread, started with the signals blocked so that it never
+ * runs the handler itself. */
+static int start_cleanup_thread(void)
+{
+	sigset_t block, old;
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	if (pipe2(sig_pipe, O_CLOEXEC) < 0 || pipe2(done_pipe, O_CLOEXEC) < 0) {
+		perror("pipe2");
+		return -1;
+	}
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, cleanup_thread, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "pthread_create: %s\n", strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 void *vt_runner_env(size_t size, void (*cleanup)(void))
@@ -69,6 +156,9 @@ void *vt_runner_env(size_t size, void (*cleanup)(void))
 	}
 	memset(env, 0, size);
 	runner_cleanup = cleanup;
+	runner_pid = getpid();
+	if (start_cleanup_thread() < 0)
+		return NULL;
 	atexit(cleanup);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, runner_on_signal);
@@ -81,11 +171,53 @@ void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!err || !errlen)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	if (err && errlen)
+		vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vt_set_err(err, errlen, "%s", msg);
+	printf("setup failed: %s\n", msg);
+	fflush(stdout);
+}
+
+int vt_write_file(const char *path, const void *data, size_t len, char *err,
+		  size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	size_t done = 0;
+
+	if (fd < 0) {
+		vt_set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)data + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			vt_set_err(err, errlen, "write %s: %s", path,
+				   n < 0 ? strerror(errno) : "wrote nothing");
+			close(fd);
+			return -1;
+		}
+		done += n;
+	}
+	if (close(fd) < 0) {
+		vt_set_err(err, errlen, "close %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- processes ------------------------------------------------------ */
@@ -361,6 +493,27 @@ int vt_free_tcp_port(void)
 		port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
+}
+
+int vt_subhost_in_netns(struct vt_netns *ns, struct vt_nbdkit *n,
+			const char *name, unsigned int subnet, int port,
+			uint64_t size_mib, char *err, size_t errlen)
+{
+	char why[1024];
+
+	if (vt_netns_create(ns, name, subnet, why, sizeof(why)) < 0) {
+		vt_set_err(err, errlen, "netns: %s", why);
+		return -1;
+	}
+	snprintf(n->netns, sizeof(n->netns), "%s", ns->name);
+	snprintf(n->addr, sizeof(n->addr), "%s", ns->ns_addr);
+	n->port = port;
+	snprintf(n->size, sizeof(n->size), "%" PRIu64 "M", size_mib);
+	if (vt_nbdkit_start(n, true, why, sizeof(why)) < 0) {
+		vt_set_err(err, errlen, "nbdkit: %s", why);
+		return -1;
+	}
+	return 0;
 }
 
 struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,

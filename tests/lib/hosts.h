@@ -33,16 +33,30 @@ void vt_become_subreaper(void);
 /* printf into @err (if not NULL): how every helper here reports failure. */
 void vt_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * vt_set_err, and print "setup failed: MESSAGE" on stdout: for fixtures,
+ * whose failure a test reports only when it runs.
+ */
+void vt_setup_failed(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /*
  * Set up the runner process of a test program that starts real processes
  * (servers, guests, mounts), before the suites run: line-buffered stdout,
- * sub-reaper, @cleanup run at exit and on SIGINT/SIGTERM/SIGHUP (then the
- * signal is re-raised), SIGPIPE ignored (a peer that died must fail a
+ * sub-reaper, @cleanup run at exit and on SIGINT/SIGTERM/SIGHUP (by a
+ * cleanup thread, never inside the signal handler; then the signal is
+ * re-raised), SIGPIPE ignored (a peer that died must fail a
  * test, not kill the runner that holds every PID to clean up).  Returns
  * @size zeroed bytes shared with the forked tests, or NULL.
  */
 void *vt_runner_env(size_t size, void (*cleanup)(void));
+
+/*
+ * Create or truncate @path (mode 0600) and write @len bytes of @data to
+ * it.  Returns 0, or -1 with a message naming the file.
+ */
+int vt_write_file(const char *path, const void *data, size_t len, char *err,
+		  size_t errlen);
 
 /* ---- network namespaces --------------------------------------------- */
 
@@ -100,6 +114,17 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		    char *err, size_t errlen);
 /* SIGKILL by PID and reap (if it is our child); pid set to 0. */
 void vt_nbdkit_kill(struct vt_nbdkit *n);
+
+/*
+ * A sub-host in a namespace of its own: vt_netns_create(@ns, @name,
+ * @subnet), then `nbdkit memory @size_mib M` inside it on its address and
+ * @port, dying with the calling thread (vt_nbdkit_start with
+ * exit_with_parent).  Returns 0, or -1 with a message saying which step
+ * failed; the caller deletes @ns and kills @n in either case.
+ */
+int vt_subhost_in_netns(struct vt_netns *ns, struct vt_nbdkit *n,
+			const char *name, unsigned int subnet, int port,
+			uint64_t size_mib, char *err, size_t errlen);
 
 /* Connect a libnbd handle to @uri (retrying until @timeout_ms). */
 struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,

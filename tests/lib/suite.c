@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -16,6 +17,34 @@ int vt_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? 1 : 0;
+}
+
+static TCase *tcase(Suite *s, const char *name, bool checked,
+		    void (*setup)(void), void (*teardown)(void),
+		    double timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	if (timeout_s > 0)
+		tcase_set_timeout(tc, timeout_s);
+	if (checked && (setup || teardown))
+		tcase_add_checked_fixture(tc, setup, teardown);
+	else if (setup || teardown)
+		tcase_add_unchecked_fixture(tc, setup, teardown);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+TCase *vt_tcase_unchecked(Suite *s, const char *name, void (*setup)(void),
+			  void (*teardown)(void), double timeout_s)
+{
+	return tcase(s, name, false, setup, teardown, timeout_s);
+}
+
+TCase *vt_tcase_checked(Suite *s, const char *name, void (*setup)(void),
+			void (*teardown)(void), double timeout_s)
+{
+	return tcase(s, name, true, setup, teardown, timeout_s);
 }
 
 /* What a guest-booting program needs and is missing, for the failing test. */

@@ -8,6 +8,17 @@
 int vt_run_suite(Suite *s);
 
 /*
+ * A test case @name, added to @s, whose tests may take @timeout_s seconds
+ * each (0: Check's default, CK_DEFAULT_TIMEOUT or 4 s); @setup and @teardown (either may be NULL) run as unchecked
+ * fixtures (once per case, in the runner: for environments that outlive
+ * the forked tests) or checked ones (in each forked test).
+ */
+TCase *vt_tcase_unchecked(Suite *s, const char *name, void (*setup)(void),
+			  void (*teardown)(void), double timeout_s);
+TCase *vt_tcase_checked(Suite *s, const char *name, void (*setup)(void),
+			void (*teardown)(void), double timeout_s);
+
+/*
  * main() of a program whose tests boot a guest under our QEMU: when the
  * QEMU binary or the test guest is missing, run one test that FAILS,
  * naming what is missing and how to build it (a missing part is never a
