@@ -39,7 +39,6 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 	r->vm = vm;
 	r->mf.fd = -1;
 	r->mf.seq_fd = -1;
-	pthread_mutex_init(&r->seq_lock, NULL);
 	r->ops = vmem_backend_lookup(vm->backend, err, errlen);
 	if (!r->ops)
 		return -1;
@@ -47,6 +46,7 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	pthread_mutex_init(&r->seq_lock, NULL);	/* destroyed from here on */
 	if (vmem_memfile_open(&r->mf, vm->memory_file, err, errlen) < 0)
 		goto fail;
 	if (vm->qmp) {
