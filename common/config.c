@@ -177,20 +177,36 @@ static void vm_free(struct vmem_vm *vm)
 	free(vm->subhosts);
 }
 
-/* A size of at most @max; the message names the limit. */
-static int size_value(struct parser *ps, unsigned int line, const char *key,
-		      const char *val, uint64_t max, uint64_t *out)
+/* A number-like value: how it is read, how its limit is written. */
+struct value_kind {
+	int (*scan)(const char *s, uint64_t *out);
+	void (*format)(uint64_t v, char *buf, size_t len);
+	const char *shape;		/* for "is not %s" */
+};
+
+static const struct value_kind size_kind = {
+	vmem_scan_size, vmem_format_size, "a size (e.g. 4096, 64K, 0x10000)",
+};
+
+static const struct value_kind duration_kind = {
+	vmem_scan_duration, vmem_format_duration, "a duration (e.g. 500ms, 2s)",
+};
+
+/* A value of @kind of at most @max; the message names the limit. */
+static int kind_value(struct parser *ps, unsigned int line, const char *key,
+		      const char *val, const struct value_kind *kind,
+		      uint64_t max, uint64_t *out)
 {
 	char m[32];
 	uint64_t v;
-	int r = vmem_scan_size(val, &v);
+	int r = kind->scan(val, &v);
 
+	*out = 0;		/* on error too: callers need not guess */
 	if (r == VMEM_VAL_BAD)
-		return perr(ps, line,
-			    "%s '%s' is not a size (e.g. 4096, 64K, 0x10000)",
-			    key, val);
+		return perr(ps, line, "%s '%s' is not %s", key, val,
+			    kind->shape);
 	if (r == VMEM_VAL_OVERFLOW || v > max) {
-		vmem_format_size(max, m, sizeof(m));
+		kind->format(max, m, sizeof(m));
 		return perr(ps, line,
 			    "%s '%s' is above the largest supported value %s",
 			    key, val, m);
@@ -199,26 +215,18 @@ static int size_value(struct parser *ps, unsigned int line, const char *key,
 	return 0;
 }
 
-/* A duration of at most VMEM_DURATION_MAX_MS; the message names it. */
+static int size_value(struct parser *ps, unsigned int line, const char *key,
+		      const char *val, uint64_t max, uint64_t *out)
+{
+	return kind_value(ps, line, key, val, &size_kind, max, out);
+}
+
+/* Durations are at most VMEM_DURATION_MAX_MS. */
 static int duration_value(struct parser *ps, unsigned int line,
 			  const char *key, const char *val, uint64_t *out)
 {
-	char m[32];
-	uint64_t v;
-	int r = vmem_scan_duration(val, &v);
-
-	if (r == VMEM_VAL_BAD)
-		return perr(ps, line,
-			    "%s '%s' is not a duration (e.g. 500ms, 2s)",
-			    key, val);
-	if (r == VMEM_VAL_OVERFLOW || v > VMEM_DURATION_MAX_MS) {
-		vmem_format_duration(VMEM_DURATION_MAX_MS, m, sizeof(m));
-		return perr(ps, line,
-			    "%s '%s' is above the largest supported value %s",
-			    key, val, m);
-	}
-	*out = v;
-	return 0;
+	return kind_value(ps, line, key, val, &duration_kind,
+			  VMEM_DURATION_MAX_MS, out);
 }
 
 /* A size above zero, a multiple of the page size, at most VMEM_RAM_MAX. */
