@@ -139,7 +139,8 @@ $(FZ)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -c -o $@ $<
 
-$(FZ)/fuzz_config: $(FZ)/obj/fuzz/fuzz_config.o $(FZ)/obj/common/config.o
+$(FZ)/fuzz_config: $(FZ)/obj/fuzz/fuzz_config.o $(FZ)/obj/common/config.o \
+	$(FZ)/obj/common/config_values.o
 $(FZ)/fuzz_qmp: $(FZ)/obj/fuzz/fuzz_qmp.o $(FZ)/obj/vmemfs/qmp.o \
 	$(FZ)/obj/vmemfs/log.o
 $(FUZZ_BINS):

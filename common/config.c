@@ -12,6 +12,7 @@
  * consistent, there is no partly loaded state for callers to trip over.
  */
 #include "config.h"
+#include "memunits.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,23 +23,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PAGE_SZ		4096ULL
-#define CHUNK_MIN	(4ULL << 10)
-#define CHUNK_MAX	(16ULL << 20)
 #define MAX_FILE_SIZE	(1U << 20)
 
-#define DEFAULT_CHUNK_SIZE	(64ULL << 10)
 #define DEFAULT_CACHE_SIZE	(4ULL << 20)
 #define DEFAULT_CACHE_TTL_MS	100
 #define DEFAULT_TIMEOUT_MS	2000
-
-/* Internal parse results; the public parsers fold them into -1. */
-enum {
-	VAL_OK = 0,
-	VAL_BAD = -1,		/* not a number of the expected shape */
-	VAL_OVERFLOW = -2,	/* does not fit in 64 bits */
-	VAL_EMPTY_RANGE = -3,	/* START >= END */
-};
 
 enum key {
 	K_MEMORY_FILE,
@@ -98,275 +87,43 @@ static void seterr(char *err, size_t errlen, const char *path,
 	va_end(ap);
 }
 
-/* ---- value parsers ------------------------------------------------- */
-
-/*
- * Digits of a decimal or 0x-hex number.  Own loop rather than strtoull:
- * strtoull accepts signs and leading blanks and folds overflow into
- * ULLONG_MAX, none of which a config value should get away with.
- * Garbage wins over overflow so "99999999999999999999zz" is reported as
- * malformed, not as too large.
- */
-static int parse_number(const char *s, const char **endp, uint64_t *out)
-{
-	unsigned int base = 10;
-	uint64_t v = 0;
-	bool overflow = false;
-	const char *p = s;
-	const char *digits;
-
-	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-		base = 16;
-		p += 2;
-	}
-	digits = p;
-	for (;; p++) {
-		unsigned int d;
-
-		if (*p >= '0' && *p <= '9')
-			d = *p - '0';
-		else if (base == 16 && *p >= 'a' && *p <= 'f')
-			d = *p - 'a' + 10;
-		else if (base == 16 && *p >= 'A' && *p <= 'F')
-			d = *p - 'A' + 10;
-		else
-			break;
-		if (v > (UINT64_MAX - d) / base)
-			overflow = true;
-		else
-			v = v * base + d;
-	}
-	if (p == digits)
-		return VAL_BAD;
-	*endp = p;
-	*out = v;
-	return overflow ? VAL_OVERFLOW : VAL_OK;
-}
-
-static int size_parse(const char *s, uint64_t *out)
-{
-	const char *p;
-	uint64_t v;
-	unsigned int shift = 0;
-	int r;
-
-	r = parse_number(s, &p, &v);
-	if (r == VAL_BAD)
-		return r;
-	switch (*p) {
-	case 'K': case 'k':
-		shift = 10;
-		break;
-	case 'M': case 'm':
-		shift = 20;
-		break;
-	case 'G': case 'g':
-		shift = 30;
-		break;
-	case 'T': case 't':
-		shift = 40;
-		break;
-	}
-	if (shift)
-		p++;
-	if (*p)
-		return VAL_BAD;
-	if (r == VAL_OVERFLOW || (shift && v > (UINT64_MAX >> shift)))
-		return VAL_OVERFLOW;
-	*out = v << shift;
-	return VAL_OK;
-}
-
-static int range_parse(const char *s, uint64_t *start, uint64_t *end)
-{
-	const char *dash = strchr(s, '-');
-	char first[64];
-	uint64_t a, b;
-	size_t n;
-	int r1, r2;
-
-	if (!dash || (size_t)(dash - s) >= sizeof(first))
-		return VAL_BAD;
-	n = dash - s;
-	memcpy(first, s, n);
-	first[n] = '\0';
-	r1 = size_parse(first, &a);
-	r2 = size_parse(dash + 1, &b);
-	if (r1 == VAL_BAD || r2 == VAL_BAD)
-		return VAL_BAD;
-	if (r1 || r2)
-		return VAL_OVERFLOW;
-	/* Both ends even for an empty range: vmem_range_problem says why. */
-	*start = a;
-	*end = b;
-	return a < b ? VAL_OK : VAL_EMPTY_RANGE;
-}
-
-static int duration_parse(const char *s, uint64_t *out_ms)
-{
-	const char *p;
-	uint64_t v;
-	int r;
-
-	/* Decimal only: a hex duration would only ever be a typo. */
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		return VAL_BAD;
-	r = parse_number(s, &p, &v);
-	if (r == VAL_BAD)
-		return r;
-	if (strcmp(p, "ms") == 0) {
-		if (r)
-			return r;
-		*out_ms = v;
-		return VAL_OK;
-	}
-	if (strcmp(p, "s") == 0) {
-		if (r || v > UINT64_MAX / 1000)
-			return VAL_OVERFLOW;
-		*out_ms = v * 1000;
-		return VAL_OK;
-	}
-	return VAL_BAD;
-}
-
-int vmem_parse_size(const char *s, uint64_t *out)
-{
-	return s && size_parse(s, out) == VAL_OK ? 0 : -1;
-}
-
-int vmem_parse_range(const char *s, uint64_t *start, uint64_t *end)
-{
-	uint64_t a, b;
-
-	if (!s || range_parse(s, &a, &b) != VAL_OK)
-		return -1;
-	*start = a;
-	*end = b;
-	return 0;
-}
-
-int vmem_parse_duration_ms(const char *s, uint64_t *out_ms)
-{
-	return s && duration_parse(s, out_ms) == VAL_OK ? 0 : -1;
-}
-
-void vmem_format_size(uint64_t v, char *buf, size_t len)
-{
-	static const struct {
-		unsigned int shift;
-		char suffix;
-	} units[] = { { 40, 'T' }, { 30, 'G' }, { 20, 'M' }, { 10, 'K' } };
-	size_t i;
-
-	if (!buf || !len)
-		return;
-	for (i = 0; v && i < sizeof(units) / sizeof(units[0]); i++) {
-		uint64_t mask = (1ULL << units[i].shift) - 1;
-
-		if (!(v & mask)) {
-			snprintf(buf, len, "%" PRIu64 "%c",
-				 v >> units[i].shift, units[i].suffix);
-			return;
-		}
-	}
-	snprintf(buf, len, "%" PRIu64, v);
-}
-
-static void format_duration(uint64_t ms, char *buf, size_t len)
-{
-	if (ms && ms % 1000 == 0)
-		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
-	else
-		snprintf(buf, len, "%" PRIu64 "ms", ms);
-}
+/* ---- names of the config's choices --------------------------------- */
 
 const char *vmem_layout_name(enum vmem_layout_kind k)
 {
 	return k == VMEM_LAYOUT_AUTO ? "auto" : "flat";
 }
 
-const char *vmem_backend_name(enum vmem_backend_kind k)
-{
-	switch (k) {
-	case VMEM_BACKEND_DIRECT:
-		return "direct";
-	case VMEM_BACKEND_REMOTE_PAGING:
-		return "remote-paging";
-	}
-	return "unknown";
-}
-
 /*
- * Light NBD URI check: right scheme, something to connect to.  libnbd
- * does the real parsing at connect time; this only catches typos early,
- * with the config line at hand.  Returns NULL when fine, else the reason.
+ * The backend called @name in vmem_backend_table, or NULL.  Without a
+ * table (no backends linked in) *known is false and any name passes.
  */
-const char *vmem_uri_problem(const char *uri)
+static const struct vmem_backend_info *backend_info(const char *name,
+						    bool *known)
 {
-	const char *p, *q;
-
-	if (strncmp(uri, "nbds", 4) == 0 &&
-	    (uri[4] == ':' || uri[4] == '+'))
-		return "uses TLS (nbds), which is not supported; "
-		       "use nbd:// or nbd+unix://";
-	if (strncmp(uri, "nbd://", 6) == 0) {
-		p = uri + 6;
-		if (*p == '[') {	/* [IPv6] */
-			q = strchr(p, ']');
-			if (!q || q == p + 1)
-				return "has a malformed [IPv6] host";
-			p = q + 1;
-		} else {
-			q = p + strcspn(p, ":/?");
-			if (q == p)
-				return "has no host (nbd://HOST[:PORT][/EXPORT])";
-			p = q;
-		}
-		if (*p == ':') {
-			unsigned long port = 0;
-
-			for (q = ++p; *q >= '0' && *q <= '9' && port <= 65535;
-			     q++)
-				port = port * 10 + (*q - '0');
-			if (q == p || port == 0 || port > 65535 ||
-			    (*q && *q != '/' && *q != '?'))
-				return "has a bad port (1..65535)";
-			p = q;
-		}
-		if (*p && *p != '/' && *p != '?')
-			return "has junk after the host";
+	*known = vmem_backend_table != NULL;
+	if (!*known)
 		return NULL;
-	}
-	if (strncmp(uri, "nbd+unix://", 11) == 0) {
-		p = uri + 11;
-		if (*p != '/')
-			return "must have an empty host "
-			       "(nbd+unix:///EXPORT?socket=PATH)";
-		q = strchr(p, '?');
-		while (q) {
-			q++;
-			if (strncmp(q, "socket=", 7) == 0 &&
-			    q[7] && q[7] != '&')
-				return NULL;
-			q = strchr(q, '&');
-		}
-		return "lacks ?socket=PATH";
-	}
-	return "is not an nbd:// or nbd+unix:// URI";
+	for (size_t i = 0; vmem_backend_table[i]; i++)
+		if (strcmp(vmem_backend_table[i]->name, name) == 0)
+			return vmem_backend_table[i];
+	return NULL;
 }
 
-/* The messages below and in vmem_vm_resolve() spell the limits out. */
-_Static_assert(VMEM_RAM_MAX == 4096ULL << 40, "messages say 4096T");
-
-const char *vmem_range_problem(uint64_t start, uint64_t end)
+/* "direct, remote-paging": the table's names, for messages. */
+static void backend_list(char *buf, size_t len)
 {
-	if (start >= end)
-		return "is empty (START must be below END)";
-	if (end > VMEM_RAM_MAX)
-		return "ends above the largest supported ram-size 4096T";
-	if (start % PAGE_SZ || end % PAGE_SZ)
-		return "is not 4K-aligned";
-	return NULL;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; vmem_backend_table[i] && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+				 vmem_backend_table[i]->name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
 }
 
 /* ---- the parser ---------------------------------------------------- */
@@ -413,26 +170,43 @@ static void vm_free(struct vmem_vm *vm)
 
 	free(vm->name);
 	free(vm->memory_file);
+	free(vm->backend);
 	free(vm->qmp);
 	for (i = 0; i < vm->n_subhosts; i++)
 		free(vm->subhosts[i].uri);
 	free(vm->subhosts);
 }
 
-/* A size of at most @max; the message names the limit. */
-static int size_value(struct parser *ps, unsigned int line, const char *key,
-		      const char *val, uint64_t max, uint64_t *out)
+/* A number-like value: how it is read, how its limit is written. */
+struct value_kind {
+	int (*scan)(const char *s, uint64_t *out);
+	void (*format)(uint64_t v, char *buf, size_t len);
+	const char *shape;		/* for "is not %s" */
+};
+
+static const struct value_kind size_kind = {
+	vmem_scan_size, vmem_format_size, "a size (e.g. 4096, 64K, 0x10000)",
+};
+
+static const struct value_kind duration_kind = {
+	vmem_scan_duration, vmem_format_duration, "a duration (e.g. 500ms, 2s)",
+};
+
+/* A value of @kind of at most @max; the message names the limit. */
+static int kind_value(struct parser *ps, unsigned int line, const char *key,
+		      const char *val, const struct value_kind *kind,
+		      uint64_t max, uint64_t *out)
 {
 	char m[32];
 	uint64_t v;
-	int r = size_parse(val, &v);
+	int r = kind->scan(val, &v);
 
-	if (r == VAL_BAD)
-		return perr(ps, line,
-			    "%s '%s' is not a size (e.g. 4096, 64K, 0x10000)",
-			    key, val);
-	if (r == VAL_OVERFLOW || v > max) {
-		vmem_format_size(max, m, sizeof(m));
+	*out = 0;		/* on error too: callers need not guess */
+	if (r == VMEM_VAL_BAD)
+		return perr(ps, line, "%s '%s' is not %s", key, val,
+			    kind->shape);
+	if (r == VMEM_VAL_OVERFLOW || v > max) {
+		kind->format(max, m, sizeof(m));
 		return perr(ps, line,
 			    "%s '%s' is above the largest supported value %s",
 			    key, val, m);
@@ -441,24 +215,34 @@ static int size_value(struct parser *ps, unsigned int line, const char *key,
 	return 0;
 }
 
-/* A duration of at most VMEM_DURATION_MAX_MS; the message names it. */
+static int size_value(struct parser *ps, unsigned int line, const char *key,
+		      const char *val, uint64_t max, uint64_t *out)
+{
+	return kind_value(ps, line, key, val, &size_kind, max, out);
+}
+
+/* Durations are at most VMEM_DURATION_MAX_MS. */
 static int duration_value(struct parser *ps, unsigned int line,
 			  const char *key, const char *val, uint64_t *out)
 {
-	char m[32];
-	uint64_t v;
-	int r = duration_parse(val, &v);
+	return kind_value(ps, line, key, val, &duration_kind,
+			  VMEM_DURATION_MAX_MS, out);
+}
 
-	if (r == VAL_BAD)
-		return perr(ps, line,
-			    "%s '%s' is not a duration (e.g. 500ms, 2s)",
-			    key, val);
-	if (r == VAL_OVERFLOW || v > VMEM_DURATION_MAX_MS) {
-		format_duration(VMEM_DURATION_MAX_MS, m, sizeof(m));
-		return perr(ps, line,
-			    "%s '%s' is above the largest supported value %s",
-			    key, val, m);
-	}
+/* A size above zero, a multiple of the page size, at most VMEM_RAM_MAX. */
+static int pages_value(struct parser *ps, unsigned int line, const char *key,
+		       const char *val, uint64_t *out)
+{
+	uint64_t v;
+
+	if (size_value(ps, line, key, val, VMEM_RAM_MAX, &v))
+		return -1;
+	if (!v)
+		return perr(ps, line, "%s '%s' must be greater than zero", key,
+			    val);
+	if (v % VMEM_PAGE_SIZE)
+		return perr(ps, line, "%s '%s' is not a multiple of 4K", key,
+			    val);
 	*out = v;
 	return 0;
 }
@@ -493,12 +277,12 @@ static int add_subhost(struct parser *ps, unsigned int line, char *val)
 	why = vmem_uri_problem(uri);
 	if (why)
 		return perr(ps, line, "subhost URI '%s' %s", uri, why);
-	r = range_parse(range, &start, &end);
-	if (r == VAL_BAD)
+	r = vmem_scan_range(range, &start, &end);
+	if (r == VMEM_VAL_BAD)
 		return perr(ps, line,
 			    "subhost range '%s' is not START-END (e.g. 1G-2G)",
 			    range);
-	if (r == VAL_OVERFLOW)
+	if (r == VMEM_VAL_OVERFLOW)
 		why = vmem_range_problem(0, UINT64_MAX);
 	else
 		why = vmem_range_problem(start, end);
@@ -550,37 +334,38 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->memory_file_line = line;
 		return 0;
 	case K_RAM_SIZE:
-		if (size_value(ps, line, key, val, VMEM_RAM_MAX, &v))
+		if (pages_value(ps, line, key, val, &v))
 			return -1;
-		if (!v)
-			return perr(ps, line,
-				    "ram-size '%s' must be greater than zero",
-				    val);
-		if (v % PAGE_SZ)
-			return perr(ps, line,
-				    "ram-size '%s' is not a multiple of 4K", val);
 		vm->ram_size = v;
 		vm->ram_size_set = true;
 		vm->ram_size_line = line;
 		return 0;
 	case K_BACKEND:
-		if (strcmp(val, "direct") == 0)
-			vm->backend = VMEM_BACKEND_DIRECT;
-		else if (strcmp(val, "remote-paging") == 0)
-			vm->backend = VMEM_BACKEND_REMOTE_PAGING;
-		else
-			return perr(ps, line,
-				    "backend '%s' is not one of: direct, remote-paging",
-				    val);
+	{
+		char list[256];
+		bool known;
+		char *name;
+
+		if (!backend_info(val, &known) && known) {
+			backend_list(list, sizeof(list));
+			return perr(ps, line, "backend '%s' is not one of: %s",
+				    val, list);
+		}
+		name = strdup(val);
+		if (!name)
+			return perr(ps, line, "out of memory");
+		free(vm->backend);
+		vm->backend = name;
 		return 0;
+	}
 	case K_CHUNK_SIZE:
 		/* Too large for 64 bits is outside 4K..16M as well: the one
 		 * message below names the limits for both. */
-		if (size_parse(val, &v) == VAL_OVERFLOW)
+		if (vmem_scan_size(val, &v) == VMEM_VAL_OVERFLOW)
 			v = 0;
 		else if (size_value(ps, line, key, val, UINT64_MAX, &v))
 			return -1;
-		if (v < CHUNK_MIN || v > CHUNK_MAX || (v & (v - 1)))
+		if (!vmem_chunk_size_ok(v))
 			return perr(ps, line,
 				    "chunk-size '%s' is not a power of two between 4K and 16M",
 				    val);
@@ -603,16 +388,8 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 	case K_SUBHOST:
 		return add_subhost(ps, line, val);
 	case K_LOCAL_LIMIT:
-		if (size_value(ps, line, key, val, VMEM_RAM_MAX, &v))
+		if (pages_value(ps, line, key, val, &v))
 			return -1;
-		if (!v)
-			return perr(ps, line,
-				    "local-limit '%s' must be greater than zero",
-				    val);
-		if (v % PAGE_SZ)
-			return perr(ps, line,
-				    "local-limit '%s' is not a multiple of 4K",
-				    val);
 		vm->local_limit = v;
 		vm->local_limit_set = true;
 		vm->local_limit_line = line;
@@ -641,12 +418,49 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 	return perr(ps, line, "internal error: key %d", (int)k);
 }
 
+/*
+ * Do the sub-host ranges and local-limit fit in @ram?  Checked once: at
+ * parse time when ram-size is given, else by resolve() against the size
+ * of the memory file.  @ll_text is local-limit as the message quotes it.
+ */
+static int fits_ram(const struct vmem_vm *vm, uint64_t ram,
+		    const char *ll_text, const char *path, char *err,
+		    size_t errlen)
+{
+	const char *from_file = vm->ram_size_set ?
+				"" : " (the size of memory-file)";
+	char a[32], b[32], r[32];
+	size_t i;
+
+	vmem_format_size(ram, r, sizeof(r));
+	if (vm->local_limit_set && vm->local_limit > ram) {
+		seterr(err, errlen, path, vm->local_limit_line,
+		       "local-limit '%s' is larger than ram-size %s%s", ll_text,
+		       r, from_file);
+		return -1;
+	}
+	for (i = 0; i < vm->n_subhosts; i++) {
+		const struct vmem_subhost *sh = &vm->subhosts[i];
+
+		if (sh->end <= ram)
+			continue;
+		vmem_format_size(sh->start, a, sizeof(a));
+		vmem_format_size(sh->end, b, sizeof(b));
+		seterr(err, errlen, path, sh->line,
+		       "subhost range %s-%s ends beyond ram-size %s%s",
+		       a, b, r, from_file);
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks that involve several keys, made once the section is complete. */
 static int finish_vm(struct parser *ps)
 {
 	struct vmem_vm *vm = ps->vm;
-	char a[32], b[32];
-	size_t i;
+	const struct vmem_backend_info *info;
+	bool known;
+	char a[32];
 
 	if (!vm)
 		return 0;
@@ -660,9 +474,11 @@ static int finish_vm(struct parser *ps)
 	else if (vm->layout == VMEM_LAYOUT_AUTO && !vm->qmp)
 		return perr(ps, ps->key_line[K_LAYOUT],
 			    "layout 'auto' needs qmp = PATH (QEMU's memory map comes from it)");
-	if (vm->backend == VMEM_BACKEND_REMOTE_PAGING && !vm->qmp)
+	info = backend_info(vm->backend, &known);
+	if (info && info->needs_qmp && !vm->qmp)
 		return perr(ps, ps->key_line[K_BACKEND],
-			    "backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
+			    "backend '%s' needs qmp = PATH (the VM's QMP socket)",
+			    vm->backend);
 	if (!ps->key_line[K_CACHE_SIZE]) {
 		/*
 		 * The default cache must hold at least one chunk, or large
@@ -678,28 +494,10 @@ static int finish_vm(struct parser *ps)
 			    "(use 0 for no cache, or at least %s)",
 			    ps->raw[K_CACHE_SIZE], a, a);
 	}
-	if (vm->ram_size_set && vm->local_limit_set &&
-	    vm->local_limit > vm->ram_size) {
-		vmem_format_size(vm->ram_size, a, sizeof(a));
-		return perr(ps, vm->local_limit_line,
-			    "local-limit '%s' is larger than ram-size %s",
-			    ps->raw[K_LOCAL_LIMIT], a);
-	}
-	if (vm->ram_size_set) {
-		for (i = 0; i < vm->n_subhosts; i++) {
-			struct vmem_subhost *sh = &vm->subhosts[i];
-			char r[32];
-
-			if (sh->end <= vm->ram_size)
-				continue;
-			vmem_format_size(sh->start, a, sizeof(a));
-			vmem_format_size(sh->end, b, sizeof(b));
-			vmem_format_size(vm->ram_size, r, sizeof(r));
-			return perr(ps, sh->line,
-				    "subhost range %s-%s ends beyond ram-size %s",
-				    a, b, r);
-		}
-	}
+	if (vm->ram_size_set &&
+	    fits_ram(vm, vm->ram_size, ps->raw[K_LOCAL_LIMIT], ps->path,
+		     ps->err, ps->errlen))
+		return -1;
 	if (vm->n_subhosts > 1)
 		qsort(vm->subhosts, vm->n_subhosts, sizeof(*vm->subhosts),
 		      cmp_subhost);
@@ -761,8 +559,10 @@ static int start_section(struct parser *ps, unsigned int line, char *s)
 		return perr(ps, line, "out of memory");
 	cfg->n_vms++;
 	vm->line = line;
-	vm->backend = VMEM_BACKEND_DIRECT;
-	vm->chunk_size = DEFAULT_CHUNK_SIZE;
+	vm->backend = strdup(VMEM_DEFAULT_BACKEND);
+	if (!vm->backend)
+		return perr(ps, line, "out of memory");
+	vm->chunk_size = VMEM_CHUNK_DEFAULT;
 	vm->cache_size = DEFAULT_CACHE_SIZE;
 	vm->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
 	vm->timeout_ms = DEFAULT_TIMEOUT_MS;
@@ -996,19 +796,12 @@ struct vmem_vm *vmem_config_find(struct vmem_config *cfg, const char *name,
 static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 		   char *err, size_t errlen)
 {
-	unsigned int mf_line = vm->memory_file_line ?
-			       vm->memory_file_line : vm->line;
-	char a[32], b[32], r[32];
+	unsigned int mf_line = vm->memory_file_line;
+	char ll[32];
 	struct stat st;
 	bool missing = false;
 	uint64_t ram;
-	size_t i;
 
-	if (!vm->memory_file) {
-		seterr(err, errlen, path, vm->line,
-		       "VM '%s' has no memory-file (it is required)", vm->name);
-		return -1;
-	}
 	if (stat(vm->memory_file, &st) < 0) {
 		if (!unstarted || errno != ENOENT) {
 			seterr(err, errlen, path, mf_line,
@@ -1027,15 +820,8 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 		return -1;
 	}
 	if (vm->ram_size_set) {
+		/* Parsing checked it, and the ranges and local-limit. */
 		ram = vm->ram_size;
-		if (!ram || ram % PAGE_SZ) {
-			vmem_format_size(ram, a, sizeof(a));
-			seterr(err, errlen, path,
-			       vm->ram_size_line ? vm->ram_size_line : vm->line,
-			       "ram-size %s is not a positive multiple of 4K",
-			       a);
-			return -1;
-		}
 	} else {
 		ram = st.st_size;
 		if (!ram) {
@@ -1044,7 +830,7 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 			       vm->memory_file);
 			return -1;
 		}
-		if (ram % PAGE_SZ) {
+		if (ram % VMEM_PAGE_SIZE) {
 			seterr(err, errlen, path, mf_line,
 			       "memory-file '%s' size %" PRIu64
 			       " is not a multiple of 4K; set ram-size",
@@ -1058,28 +844,9 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 			       vm->memory_file, ram);
 			return -1;
 		}
-	}
-	vmem_format_size(ram, r, sizeof(r));
-	for (i = 0; i < vm->n_subhosts; i++) {
-		const struct vmem_subhost *sh = &vm->subhosts[i];
-
-		if (sh->end <= ram)
-			continue;
-		vmem_format_size(sh->start, a, sizeof(a));
-		vmem_format_size(sh->end, b, sizeof(b));
-		seterr(err, errlen, path, sh->line,
-		       "subhost range %s-%s ends beyond ram-size %s%s",
-		       a, b, r,
-		       vm->ram_size_set ? "" : " (the size of memory-file)");
-		return -1;
-	}
-	if (vm->local_limit_set && vm->local_limit > ram) {
-		vmem_format_size(vm->local_limit, a, sizeof(a));
-		seterr(err, errlen, path,
-		       vm->local_limit_line ? vm->local_limit_line : vm->line,
-		       "local-limit '%s' is larger than ram-size %s%s", a, r,
-		       vm->ram_size_set ? "" : " (the size of memory-file)");
-		return -1;
+		vmem_format_size(vm->local_limit, ll, sizeof(ll));
+		if (fits_ram(vm, ram, ll, path, err, errlen))
+			return -1;
 	}
 	/* All checks passed: only now change the VM. */
 	vm->ram_size = ram;
@@ -1124,14 +891,14 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	} else {
 		fprintf(out, "# ram-size: the size of memory-file\n");
 	}
-	fprintf(out, "backend     = %s\n", vmem_backend_name(vm->backend));
+	fprintf(out, "backend     = %s\n", vm->backend);
 	vmem_format_size(vm->chunk_size, buf, sizeof(buf));
 	fprintf(out, "chunk-size  = %s\n", buf);
 	vmem_format_size(vm->cache_size, buf, sizeof(buf));
 	fprintf(out, "cache-size  = %s\n", buf);
-	format_duration(vm->cache_ttl_ms, buf, sizeof(buf));
+	vmem_format_duration(vm->cache_ttl_ms, buf, sizeof(buf));
 	fprintf(out, "cache-ttl   = %s\n", buf);
-	format_duration(vm->timeout_ms, buf, sizeof(buf));
+	vmem_format_duration(vm->timeout_ms, buf, sizeof(buf));
 	fprintf(out, "timeout     = %s\n", buf);
 	for (i = 0; i < vm->n_subhosts; i++) {
 		char e[32];

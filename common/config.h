@@ -1,20 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vmemtrans.conf: the one file that describes a split VM, read by vmemfs
- * and (later) by the QEMU side.  This module depends on libc only so the
- * QEMU glue and the pager can link it as they are.
+ * and by the QEMU side (the vmem-split object and its pager).  This
+ * module depends on libc only so the QEMU glue and the pager can link it
+ * as they are.
  *
  * Format (INI):
  *   # or ; starts a comment (anywhere on a line)
  *   [vmname]                   one section per VM
  *   key = value                see struct vmem_vm for the keys
  *
- * Sizes:     decimal or 0x-hex, optional K/M/G/T suffix (powers of 1024)
- * Ranges:    START-END, both sizes, END exclusive
- * Durations: NUMBERms or NUMBERs
+ * Values (sizes, ranges, durations): config_values.h.
  *
  * Promise: a config that loads is consistent.  Every error names the
- * file, the line and the value at fault, and nothing is partly loaded.
+ * file, the line and the value at fault, and nothing is partly loaded
+ * (-1 and a message: the set-up convention of common/errors.h).
  */
 #ifndef VMEM_CONFIG_H
 #define VMEM_CONFIG_H
@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "config_values.h"
 
 #define VMEM_DEFAULT_CONFIG "/etc/vmemtrans.conf"
 
@@ -51,14 +53,28 @@
 #define VMEM_DURATION_MAX_MS	3600000ULL
 #define VMEM_SUBHOSTS_MAX	128
 
-enum vmem_backend_kind {
-	VMEM_BACKEND_DIRECT,
-	VMEM_BACKEND_REMOTE_PAGING,
+#define VMEM_DEFAULT_BACKEND "direct"
+
+/*
+ * What the parser knows of a backend: its name, and whether it needs the
+ * VM's QMP socket.  The backends are not the config's: vmemfs has them
+ * (vmemfs/backend.c) and defines vmem_backend_table, a NULL-terminated
+ * list of the ones it is built with.  The `backend` key is checked
+ * against it while parsing, so a typo names its line.  A program without
+ * backends (QEMU's glue, the pager, the config fuzzer) does not define
+ * the table (it is weak), and keeps whatever name is written, unread.
+ */
+struct vmem_backend_info {
+	const char *name;
+	bool needs_qmp;		/* refused without qmp = PATH */
 };
+
+extern const struct vmem_backend_info *const vmem_backend_table[]
+	__attribute__((weak));
 
 /*
  * How `mem` is addressed (the key `layout`): by RAM offset (flat) or by
- * guest-physical address (auto).  Not to be confused with vmemfs/layout.c,
+ * guest-physical address (auto).  Not to be confused with vmemfs/homes.c,
  * which says where each byte of RAM lives (local, a sub-host's home) and
  * writes the `map` file.
  */
@@ -82,7 +98,7 @@ struct vmem_vm {
 	char *memory_file;		/* required */
 	uint64_t ram_size;		/* 0 until set or resolved */
 	bool ram_size_set;		/* given in the file */
-	enum vmem_backend_kind backend;	/* default direct */
+	char *backend;			/* a backend's name; default direct */
 	uint64_t chunk_size;		/* default 64K; power of 2, 4K..16M */
 	uint64_t cache_size;		/* default 4M; 0 = no cache */
 	uint64_t cache_ttl_ms;		/* default 100 */
@@ -96,8 +112,9 @@ struct vmem_vm {
 	enum vmem_layout_kind layout;	/* default auto with qmp, else flat;
 					 * auto needs qmp */
 
-	/* Lines of some keys (0 = not in the file), so that checks made
-	 * after parsing (vmem_vm_resolve) can point at the right line. */
+	/* Lines of the keys that checks after parsing (vmem_vm_resolve,
+	 * the QEMU glue) point at; 0 = not in the file.  The parser's own
+	 * key_line[] covers every key, but lives only while parsing. */
 	unsigned int memory_file_line;
 	unsigned int ram_size_line;
 	unsigned int local_limit_line;
@@ -136,9 +153,11 @@ struct vmem_vm *vmem_config_find(struct vmem_config *cfg, const char *name,
 				 char *err, size_t errlen);
 
 /*
- * Finish a VM's settings against the real memory file: ram-size defaults
- * to the file's size; every subhost range must lie inside ram-size.  The
- * memory file must exist.  Errors name the config path and line.
+ * Finish the settings of @vm (from vmem_config_parse/load) against the
+ * real memory file: ram-size defaults to the file's size; every subhost
+ * range and local-limit must then lie inside it (with a ram-size given,
+ * parsing checked that already).  The memory file must exist.  Errors
+ * name the config path and line.
  */
 int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 		    char *err, size_t errlen);
@@ -153,28 +172,9 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 int vmem_vm_resolve_unstarted(struct vmem_vm *vm, const char *path,
 			      char *err, size_t errlen);
 
-/*
- * Value parsers, exposed for tests and for other tools.  Each returns 0 on
- * success and -1 on a malformed or overflowing value.
- */
-int vmem_parse_size(const char *s, uint64_t *out);
-int vmem_parse_range(const char *s, uint64_t *start, uint64_t *end);
-int vmem_parse_duration_ms(const char *s, uint64_t *out_ms);
+/* The value parsers and checks (vmem_parse_size(), vmem_uri_problem(),
+ * vmem_format_size(), ...) are in config_values.h. */
 
-/*
- * The checks of the config's own subhost lines, for sub-hosts that come
- * from elsewhere (QEMU's query-vmem): NULL when fine, else the reason, to
- * follow "URI '...' " or "range '...' " in a message.  The range check is
- * START < END, both 4K-aligned, END at most VMEM_RAM_MAX; that it ends
- * within ram-size and overlaps nothing is for the caller to check.
- */
-const char *vmem_uri_problem(const char *uri);
-const char *vmem_range_problem(uint64_t start, uint64_t end);
-
-/* Format @v as the shortest exact "64K"/"2G"/"12345" for messages. */
-void vmem_format_size(uint64_t v, char *buf, size_t len);
-
-const char *vmem_backend_name(enum vmem_backend_kind k);
 const char *vmem_layout_name(enum vmem_layout_kind k);
 
 /* Print the effective settings of @vm in config syntax (--check-config). */

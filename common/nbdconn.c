@@ -16,6 +16,7 @@
  * a lookup still hangs in the resolver.
  */
 #include "nbdconn.h"
+#include "timeutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,56 +34,6 @@
 
 #define LOOKUP_ADDRS 8		/* addresses kept from one lookup */
 #define NBD_DEFAULT_PORT "10809"
-
-/* ---- time ------------------------------------------------------------ */
-
-uint64_t nbdconn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t nbdconn_deadline(uint64_t timeout_ms)
-{
-	uint64_t now = nbdconn_now_ns();
-
-	if (timeout_ms > (UINT64_MAX - now) / 1000000ull)
-		return UINT64_MAX;
-	return now + timeout_ms * 1000000ull;
-}
-
-/* Milliseconds left until @deadline, rounded up; 0 when it has passed. */
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = nbdconn_now_ns(), ms;
-
-	if (now >= deadline)
-		return 0;
-	ms = (deadline - now + 999999) / 1000000;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-static struct timespec abs_monotonic(uint64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(ns / 1000000000ull),
-		.tv_nsec = (long)(ns % 1000000000ull),
-	};
-
-	return ts;
-}
-
-static void cond_init_monotonic(pthread_cond_t *cv)
-{
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &ca);
-	pthread_condattr_destroy(&ca);
-}
 
 /* ---- name lookup ------------------------------------------------------ */
 
@@ -179,7 +130,7 @@ static int lookup_uri(struct lookup *lk, const char *tail, uint64_t deadline,
 		      char *uri, size_t urilen, unsigned int *idx,
 		      char *why, size_t whylen)
 {
-	struct timespec ts = abs_monotonic(deadline);
+	struct timespec ts = vmem_timespec(deadline);
 	char a[INET6_ADDRSTRLEN];
 	uint64_t gen;
 	int rc;
@@ -298,7 +249,7 @@ static struct lookup *lookup_new(const char *uri, const char **tail)
 	}
 	*tail = p + plen;
 	pthread_mutex_init(&lk->mu, NULL);
-	cond_init_monotonic(&lk->done);
+	vmem_cond_init_monotonic(&lk->done);
 	lk->refs = 1;
 	return lk;
 }
@@ -364,11 +315,11 @@ struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
 	c->max_conns = p->max_conns;
 	c->max_idle = p->max_idle;
 	c->window = p->window ? p->window : 1;
-	c->quiet_ns = p->quiet_ms * 1000000ull;
+	c->quiet_ns = p->quiet_ms * VMEM_NS_PER_MS;
 	c->event = p->event;
 	c->opaque = p->opaque;
 	pthread_mutex_init(&c->mu, NULL);
-	cond_init_monotonic(&c->back);
+	vmem_cond_init_monotonic(&c->back);
 	return c;
 nomem:
 	snprintf(err, errlen, "out of memory");
@@ -404,7 +355,7 @@ void nbdconn_free(struct nbdconn *c)
 static int pool_get(struct nbdconn *c, uint64_t deadline,
 		    struct nbd_handle **h, char *why, size_t whylen)
 {
-	struct timespec ts = abs_monotonic(deadline);
+	struct timespec ts = vmem_timespec(deadline);
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
@@ -413,7 +364,7 @@ static int pool_get(struct nbdconn *c, uint64_t deadline,
 			break;
 		}
 		if (!c->max_conns || c->live < c->max_conns) {
-			if (nbdconn_now_ns() < c->retry_at_ns) {
+			if (vmem_now_ns() < c->retry_at_ns) {
 				pthread_mutex_unlock(&c->mu);
 				snprintf(why, whylen,
 					 "not tried again yet after a failure");
@@ -476,7 +427,7 @@ static void pool_fail(struct nbdconn *c, struct nbd_handle *h, bool down,
 	}
 	c->live--;
 	if (down) {
-		c->retry_at_ns = nbdconn_now_ns() + c->quiet_ns;
+		c->retry_at_ns = vmem_now_ns() + c->quiet_ns;
 		first = !c->down;
 		c->down = true;
 	}
@@ -564,7 +515,7 @@ static int conn_open(struct nbdconn *c, uint64_t deadline,
 			e = ECONNRESET;
 			goto out;
 		}
-		ms = ms_left(deadline);
+		ms = vmem_ms_left(deadline);
 		if (ms == 0) {
 			snprintf(why, whylen, "no handshake within the timeout");
 			e = ETIMEDOUT;
@@ -615,7 +566,7 @@ static int req_done(void *user_data, int *error)
 
 	r->answered = true;
 	r->err = *error;
-	r->ns = nbdconn_now_ns() - r->ns;
+	r->ns = vmem_now_ns() - r->ns;
 	if (*error)
 		run->refused = true;
 	run->pending--;
@@ -685,7 +636,7 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 		while (!run->refused && next < n && run->pending < c->window) {
 			struct nbdconn_req *q = &r[next++];
 
-			q->ns = nbdconn_now_ns();
+			q->ns = vmem_now_ns();
 			/* Counted first: if the handle is already dead,
 			 * libnbd may complete it before returning. */
 			run->pending++;
@@ -712,7 +663,7 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 		if (!run->pending && (run->refused || next == n))
 			break;
 
-		ms = ms_left(deadline);
+		ms = vmem_ms_left(deadline);
 		if (ms == 0) {
 			snprintf(why, whylen, "no answer within the timeout");
 			*timed_out = true;
@@ -774,7 +725,7 @@ int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 			break;
 		}
 		if (fresh || timed_out || attempt > 0 ||
-		    ms_left(deadline_ns) == 0) {
+		    vmem_ms_left(deadline_ns) == 0) {
 			pool_fail(c, h, true, why);
 			break;
 		}

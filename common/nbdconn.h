@@ -47,7 +47,8 @@
  *
  * Error convention: functions return 0 (or a non-negative count), or
  * -errno with a message in @err that does not repeat the URI (callers
- * name the sub-host the way their logs do).
+ * name the sub-host the way their logs do): the peer convention of
+ * common/errors.h.
  */
 #ifndef VMEM_COMMON_NBDCONN_H
 #define VMEM_COMMON_NBDCONN_H
@@ -55,6 +56,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "timeutil.h"
 
 struct nbdconn;
 
@@ -136,8 +139,13 @@ struct nbdconn_req {
 int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 		uint64_t deadline_ns, char *err, size_t errlen);
 
-/* CLOCK_MONOTONIC now, and now + @timeout_ms saturated at UINT64_MAX. */
-uint64_t nbdconn_now_ns(void);
-uint64_t nbdconn_deadline(uint64_t timeout_ms);
+/*
+ * The deadline for nbdconn_run() @timeout_ms from now: vmem_deadline_ns()
+ * of timeutil.h under the name the tests know.
+ */
+static inline uint64_t nbdconn_deadline(uint64_t timeout_ms)
+{
+	return vmem_deadline_ns(timeout_ms);
+}
 
 #endif

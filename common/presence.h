@@ -41,6 +41,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "memunits.h"
+
 #ifndef SYS_cachestat
 #define SYS_cachestat 451
 #endif
@@ -190,9 +192,9 @@ static inline int64_t vmem_pages_present(int fd, uint64_t off, uint64_t end,
 	struct vmem_cs_range r;
 	struct vmem_cs_result cs;
 
-	r.off = off & ~(uint64_t)4095;
-	r.len = ((end + 4095) & ~(uint64_t)4095) - r.off;
-	*pages = r.len / 4096;
+	r.off = vmem_page_floor(off);
+	r.len = vmem_page_ceil(end) - r.off;
+	*pages = r.len / VMEM_PAGE_SIZE;
 	if (syscall(SYS_cachestat, fd, &r, &cs, 0) < 0)
 		return -1;
 	return (int64_t)(cs.nr_cache + cs.nr_evicted);

@@ -16,9 +16,8 @@
  * vmem_timespec() of the deadline; a timed mutex uses
  * pthread_mutex_clocklock(CLOCK_MONOTONIC) with vmem_timespec().
  *
- * Users: pager/.  Still with their own copies (to be switched over):
- * vmemfs/reader.c, backend_direct.c, qmp.c, cache.c,
- * backend_remote_paging.c.
+ * Users: everything that measures time (pager/, common/nbdconn.c,
+ * vmemfs/); nothing keeps a clock helper of its own.
  */
 #ifndef VMEM_TIMEUTIL_H
 #define VMEM_TIMEUTIL_H

@@ -223,7 +223,7 @@ static int check_params(const struct vmem_pager_params *p, char *err,
 			 PAGE);
 		return -1;
 	}
-	if (cs < PAGE || cs > (16ULL << 20) || (cs & (cs - 1))) {
+	if (!vmem_chunk_size_ok(cs)) {
 		snprintf(err, errlen, "chunk size %" PRIu64 " is not a power "
 			 "of two in 4K..16M", cs);
 		return -1;

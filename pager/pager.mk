@@ -15,7 +15,8 @@
 PAGER_SRCS := $(wildcard pager/*.c)
 PAGER_OBJDIR := $(B)/pager/obj
 PAGER_OBJS := $(patsubst pager/%.c,$(PAGER_OBJDIR)/%.o,$(PAGER_SRCS)) \
-	$(PAGER_OBJDIR)/config.o $(PAGER_OBJDIR)/nbdconn.o
+	$(PAGER_OBJDIR)/config.o $(PAGER_OBJDIR)/config_values.o \
+	$(PAGER_OBJDIR)/nbdconn.o
 PAGER_LIB := $(B)/libvmempager.a
 PAGER_LIBS := $(shell pkg-config --libs libnbd) -pthread
 PAGER_TEST := $(B)/tests/check_pager
@@ -26,6 +27,10 @@ $(PAGER_OBJDIR)/%.o: pager/%.c
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(PAGER_OBJDIR)/config.o: common/config.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(PAGER_OBJDIR)/config_values.o: common/config_values.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 

@@ -39,12 +39,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/memunits.h"
 #include "pager.h"
 
-#define PAGE		4096ULL
+#define PAGE		VMEM_PAGE_SIZE
 #define NSTRIPES	4096
 #define MAX_FAULT_THREADS 16
-#define DEFAULT_CHUNK	(64ULL << 10)
+#define DEFAULT_CHUNK	VMEM_CHUNK_DEFAULT
 #define DEFAULT_TIMEOUT_MS 2000
 #define MAX_BACKOFF_MS	1000
 #define LOG_EVERY_MS	5000

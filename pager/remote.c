@@ -88,7 +88,7 @@ static int run(struct vp_remote *r, struct nbdconn_req *rq, size_t n,
 	       size_t errlen)
 {
 	char why[256];
-	int rc = nbdconn_run(r->nc, rq, n, nbdconn_deadline(timeout_ms), why,
+	int rc = nbdconn_run(r->nc, rq, n, vmem_deadline_ns(timeout_ms), why,
 			     sizeof(why));
 	int e;
 

@@ -287,9 +287,11 @@ END_TEST
 
 START_TEST(backend_names)
 {
-	ck_assert_str_eq(vmem_backend_name(VMEM_BACKEND_DIRECT), "direct");
-	ck_assert_str_eq(vmem_backend_name(VMEM_BACKEND_REMOTE_PAGING),
-			 "remote-paging");
+	/* The backends vmemfs is built with (vmemfs/backend.c), by name. */
+	ck_assert_ptr_nonnull(vmem_backend_table);
+	ck_assert_str_eq(vmem_backend_table[0]->name, "direct");
+	ck_assert_str_eq(vmem_backend_table[1]->name, "remote-paging");
+	ck_assert_ptr_null(vmem_backend_table[2]);
 }
 END_TEST
 
@@ -310,7 +312,7 @@ START_TEST(defaults)
 	ck_assert_uint_eq(vm->memory_file_line, 3);
 	ck_assert_uint_eq(vm->ram_size, 0);
 	ck_assert(!vm->ram_size_set);
-	ck_assert_int_eq(vm->backend, VMEM_BACKEND_DIRECT);
+	ck_assert_str_eq(vm->backend, "direct");
 	ck_assert_int_eq(vm->layout, VMEM_LAYOUT_FLAT);	/* no qmp */
 	ck_assert_ptr_null(vm->qmp);
 	ck_assert_uint_eq(vm->chunk_size, 64 * KiB);
@@ -361,7 +363,7 @@ START_TEST(full_example)
 	ck_assert_uint_eq(vm->ram_size, 2 * GiB);
 	ck_assert(vm->ram_size_set);
 	ck_assert_uint_eq(vm->ram_size_line, 6);
-	ck_assert_int_eq(vm->backend, VMEM_BACKEND_DIRECT);
+	ck_assert_str_eq(vm->backend, "direct");
 	ck_assert_uint_eq(vm->chunk_size, 128 * KiB);
 	ck_assert_uint_eq(vm->cache_size, 8 * MiB);
 	ck_assert_uint_eq(vm->cache_ttl_ms, 250);
@@ -385,7 +387,7 @@ START_TEST(full_example)
 	ck_assert_str_eq(vm->name, "vm-2.test_x");
 	ck_assert_uint_eq(vm->line, 16);
 	ck_assert_str_eq(vm->memory_file, "/tmp/b");
-	ck_assert_int_eq(vm->backend, VMEM_BACKEND_REMOTE_PAGING);
+	ck_assert_str_eq(vm->backend, "remote-paging");
 	ck_assert_str_eq(vm->qmp, "/run/vmemtrans/vm2.qmp");
 	ck_assert_int_eq(vm->layout, VMEM_LAYOUT_AUTO);	/* qmp: auto */
 	ck_assert_uint_eq(vm->chunk_size, 64 * KiB);
@@ -883,7 +885,7 @@ START_TEST(shipped_example)
 	ck_assert_uint_eq(vm->subhosts[1].end, 2 * GiB);
 	vm = vmem_config_find(&cfg, "vm2", err, sizeof(err));
 	ck_assert_ptr_nonnull(vm);
-	ck_assert_int_eq(vm->backend, VMEM_BACKEND_REMOTE_PAGING);
+	ck_assert_str_eq(vm->backend, "remote-paging");
 	vmem_config_free(&cfg);
 }
 END_TEST
@@ -1201,7 +1203,7 @@ static void assert_same_settings(const struct vmem_vm *a,
 	ck_assert_str_eq(a->name, b->name);
 	ck_assert_str_eq(a->memory_file, b->memory_file);
 	ck_assert_uint_eq(a->ram_size, b->ram_size);
-	ck_assert_int_eq(a->backend, b->backend);
+	ck_assert_str_eq(a->backend, b->backend);
 	ck_assert_uint_eq(a->chunk_size, b->chunk_size);
 	ck_assert_uint_eq(a->cache_size, b->cache_size);
 	ck_assert_uint_eq(a->cache_ttl_ms, b->cache_ttl_ms);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of run splitting (memfile.c), homes and the map (layout.c),
+ * Unit tests of run splitting (memfile.c), homes and the map (homes.c),
  * and the latency histogram (stats.c), against sparse files whose data
  * map the test itself lays down.
  */
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
-#include "../vmemfs/layout.h"
+#include "../vmemfs/homes.h"
 #include "../vmemfs/memfile.h"
 #include "../vmemfs/stats.h"
 #include "lib/suite.h"
@@ -61,7 +61,7 @@ START_TEST(runs_follow_data_map)
 	make_file(1 * M);
 	put(64 * K, 8 * K, 0xaa);
 	put(512 * K, 4 * K, 0xbb);
-	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, err, sizeof(err)), 0);
 	ck_assert_ptr_null(mf.seq);
 
 	ck_assert_int_eq(vmem_memfile_run(&mf, 0, 1 * M, &present, &end), 0);
@@ -108,7 +108,7 @@ START_TEST(pread_does_not_allocate)
 	make_file(1 * M);
 	put(256 * K, 4 * K, 0x5a);
 	ck_assert_int_eq(fstat(wfd, &before), 0);
-	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, err, sizeof(err)), 0);
 	ck_assert_int_eq(vmem_memfile_pread(&mf, buf, 1 * M, 0), 0);
 	ck_assert_int_eq(buf[256 * K], 0x5a);
 	ck_assert_int_eq(buf[0], 0);
@@ -135,7 +135,7 @@ START_TEST(seq_file_is_used_when_present)
 	ck_assert_int_ge(sfd, 0);
 	m = calloc(1, sizeof(*m));
 	ck_assert_int_eq(pwrite(sfd, m, sizeof(*m), 0), (ssize_t)sizeof(*m));
-	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, err, sizeof(err)), 0);
 	ck_assert_ptr_nonnull(mf.seq);
 
 	tok = vmem_memfile_seq_begin(&mf, 0, 4 * K, &quiet);
@@ -187,15 +187,15 @@ START_TEST(homes)
 	vm = vm_from("[v]\nmemory-file = /x\nram-size = 1M\n"
 		     "subhost = nbd://a:1 768K-1M\n"
 		     "subhost = nbd://b:2 256K-512K\n");
-	ck_assert_int_eq(vmem_layout_home(vm, 0, &e), VMEM_HOME_NONE);
+	ck_assert_int_eq(vmem_home_of(vm, 0, &e), VMEM_HOME_NONE);
 	ck_assert_uint_eq(e, 256 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 256 * K, &e), 0);	/* sorted */
+	ck_assert_int_eq(vmem_home_of(vm, 256 * K, &e), 0);	/* sorted */
 	ck_assert_str_eq(vm->subhosts[0].uri, "nbd://b:2");
 	ck_assert_uint_eq(e, 512 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 511 * K, &e), 0);
-	ck_assert_int_eq(vmem_layout_home(vm, 512 * K, &e), VMEM_HOME_NONE);
+	ck_assert_int_eq(vmem_home_of(vm, 511 * K, &e), 0);
+	ck_assert_int_eq(vmem_home_of(vm, 512 * K, &e), VMEM_HOME_NONE);
 	ck_assert_uint_eq(e, 768 * K);
-	ck_assert_int_eq(vmem_layout_home(vm, 1 * M - 1, &e), 1);
+	ck_assert_int_eq(vmem_home_of(vm, 1 * M - 1, &e), 1);
 	ck_assert_uint_eq(e, 1 * M);
 	vmem_config_free(&cfg);
 }
@@ -224,7 +224,7 @@ START_TEST(map_merges_and_covers)
 	vm = vm_from("[v]\nmemory-file = /x\nram-size = 1M\n"
 		     "subhost = nbd://a:1 768K-1M\n"
 		     "subhost = nbd://b:2 256K-512K\n");
-	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, err, sizeof(err)), 0);
 	text = vmem_map_json(vm, &mf, NULL);
 	ck_assert_ptr_nonnull(text);
 	arr = json_tokener_parse(text);
@@ -269,7 +269,7 @@ START_TEST(map_carries_gpa)
 	make_file(1 * M);
 	put(0, 64 * K, 1);
 	vm = vm_from("[v]\nmemory-file = /x\nram-size = 1M\n");
-	ck_assert_int_eq(vmem_memfile_open(&mf, path, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(vmem_memfile_open(&mf, path, err, sizeof(err)), 0);
 	text = vmem_map_json(vm, &mf, &gpa);
 	arr = json_tokener_parse(text);
 	ck_assert_int_eq(json_object_array_length(arr), 3);

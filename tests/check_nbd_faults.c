@@ -223,7 +223,7 @@ static void be_open(struct be *b, size_t n_subs, const char *const *uris,
 		.name = "t",
 		.memory_file = "/nonexistent",
 		.ram_size = RAM,
-		.backend = VMEM_BACKEND_DIRECT,
+		.backend = "direct",
 		.chunk_size = 4 * KiB,	/* one request per 4 KiB read */
 		.timeout_ms = timeout_ms,
 		.subhosts = b->subs,

@@ -272,6 +272,32 @@ START_TEST(evicted_again_is_bounded)
 }
 END_TEST
 
+/*
+ * The backend's own guards, called as the core would never call it: a
+ * zero-length request asks the VM nothing (it used to divide the time by
+ * its zero chunks), and a home that is not one of the VM's sub-hosts is
+ * refused (it used to index past the sub-host array).
+ */
+START_TEST(empty_request_and_bad_home)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char buf[4096];
+
+	vm.mode = PAGE_IN;
+	open_reader(&cfg, &r);
+	ck_assert_int_eq(r.ops->fetch(r.bh, 0, buf, 3 * M, 0),
+			 VMEM_FETCH_DATA);
+	ck_assert_int_eq(r.ops->fetch(r.bh, 1, buf, 3 * M, sizeof(buf)),
+			 -EINVAL);
+	ck_assert_int_eq(r.ops->fetch(r.bh, 0, buf, 1 * M, sizeof(buf)),
+			 -EINVAL);	/* not inside home 0 (2M-8M) */
+	ck_assert_int_eq(vm.commands, 0);
+	ck_assert_uint_eq(allocated(), 2 * M);
+	close_all(&cfg, &r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("remote-paging");
@@ -284,6 +310,7 @@ int main(void)
 	tcase_add_test(tc, vm_error_is_eio);
 	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
 	tcase_add_test(tc, evicted_again_is_bounded);
+	tcase_add_test(tc, empty_request_and_bad_home);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's teardown: clean up here too. */
 	setup_paths();

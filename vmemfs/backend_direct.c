@@ -24,10 +24,12 @@
  * keeps and the unit the config's chunk-size promises.
  */
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/memunits.h"
 #include "../common/nbdconn.h"
 #include "backend.h"
 #include "cache.h"
@@ -57,7 +59,8 @@ struct direct_sub {
 struct direct {
 	const struct vmem_memfile *mf;	/* may be NULL: no eviction seq */
 	struct vmem_stats *stats;
-	struct vmem_stats own_stats;	/* used when the caller gave none */
+	uint64_t cache_hits;		/* chunks served from the cache */
+	uint64_t cache_misses;		/* cacheable chunks it did not have */
 	uint64_t chunk;
 	uint64_t timeout_ms;
 	struct vmem_cache *cache;	/* NULL: keep nothing */
@@ -167,7 +170,7 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		return VMEM_FETCH_DATA;
 	if (off < s->start || end > s->end || end < off)
 		return -EINVAL;
-	deadline = nbdconn_deadline(d->timeout_ms);
+	deadline = vmem_deadline_ns(d->timeout_ms);
 
 	first = off & ~(chunk - 1);
 	last = (end - 1) & ~(chunk - 1);
@@ -231,9 +234,9 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 					 : 0;
 			if (vmem_cache_get(d->cache, cs, p->dst, p->token)) {
 				p->need = false;
-				vmem_stat_add(d->stats->cache_hits, 1);
+				vmem_stat_add(d->cache_hits, 1);
 			} else {
-				vmem_stat_add(d->stats->cache_misses, 1);
+				vmem_stat_add(d->cache_misses, 1);
 			}
 		}
 		if (p->need)
@@ -290,7 +293,6 @@ static void direct_close(void *h)
 	}
 	free(d->subs);
 	vmem_cache_free(d->cache);
-	free(d->own_stats.sub);
 	free(d);
 }
 
@@ -302,7 +304,7 @@ static void *direct_open(const struct vmem_vm *vm,
 	struct direct *d;
 
 	(void)qmp;	/* the VM is never asked: that is the point */
-	if (vm->chunk_size < 4096 || (vm->chunk_size & (vm->chunk_size - 1))) {
+	if (!vmem_chunk_size_ok(vm->chunk_size)) {
 		snprintf(err, errlen, "direct backend: bad chunk-size %llu",
 			 (unsigned long long)vm->chunk_size);
 		return NULL;
@@ -311,10 +313,10 @@ static void *direct_open(const struct vmem_vm *vm,
 		snprintf(err, errlen, "direct backend: timeout must be > 0");
 		return NULL;
 	}
-	if (stats && stats->n_subhosts < vm->n_subhosts) {
+	if (!stats || stats->n_subhosts < vm->n_subhosts) {
 		snprintf(err, errlen,
 			 "direct backend: stats for %zu sub-hosts, need %zu",
-			 stats->n_subhosts, vm->n_subhosts);
+			 stats ? stats->n_subhosts : 0, vm->n_subhosts);
 		return NULL;
 	}
 
@@ -325,16 +327,6 @@ static void *direct_open(const struct vmem_vm *vm,
 	d->chunk = vm->chunk_size;
 	d->timeout_ms = vm->timeout_ms;
 	d->stats = stats;
-	if (!stats) {
-		/* Counting into a private sink keeps fetch() free of
-		 * NULL checks on the hot path. */
-		d->own_stats.n_subhosts = vm->n_subhosts;
-		d->own_stats.sub = calloc(vm->n_subhosts + 1,
-					  sizeof(*d->own_stats.sub));
-		if (!d->own_stats.sub)
-			goto nomem;
-		d->stats = &d->own_stats;
-	}
 	d->subs = calloc(vm->n_subhosts + 1, sizeof(*d->subs));
 	if (!d->subs)
 		goto nomem;
@@ -387,9 +379,20 @@ nomem:
 	return NULL;
 }
 
+static void direct_stats_json(void *h, struct json_object *o)
+{
+	struct direct *d = h;
+
+	json_object_object_add(o, "cache_hits", json_object_new_uint64(
+		__atomic_load_n(&d->cache_hits, __ATOMIC_RELAXED)));
+	json_object_object_add(o, "cache_misses", json_object_new_uint64(
+		__atomic_load_n(&d->cache_misses, __ATOMIC_RELAXED)));
+}
+
 const struct vmem_backend_ops vmem_backend_direct = {
-	.name = "direct",
+	.info = { .name = "direct" },
 	.open = direct_open,
 	.close = direct_close,
 	.fetch = direct_fetch,
+	.stats_json = direct_stats_json,
 };

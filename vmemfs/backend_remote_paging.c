@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../common/timeutil.h"
 #include "backend.h"
 #include "log.h"
 #include "qmp.h"
@@ -28,14 +29,6 @@ struct rp {
 	struct vmem_qmp *qmp;		/* shared, not ours to free */
 	struct vmem_stats *stats;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 		     struct vmem_stats *stats, struct vmem_qmp *qmp,
@@ -68,12 +61,23 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		    size_t len)
 {
 	struct rp *rp = h;
-	const struct vmem_subhost *sh = &rp->vm->subhosts[home];
-	struct vmem_subhost_stats *st = &rp->stats->sub[home];
+	const struct vmem_subhost *sh;
+	struct vmem_subhost_stats *st;
 	uint64_t chunk = rp->vm->chunk_size;
 	uint64_t start = off & ~(chunk - 1), end = off + len, c;
 
 	(void)buf;
+	/* The same guards as the direct backend: nothing to ask for is no
+	 * command (and no division by zero chunks below); a range must lie
+	 * in the home it names. */
+	if (home >= rp->vm->n_subhosts)
+		return -EINVAL;
+	sh = &rp->vm->subhosts[home];
+	st = &rp->stats->sub[home];
+	if (len == 0)
+		return VMEM_FETCH_DATA;
+	if (off < sh->start || end > sh->end || end < off)
+		return -EINVAL;
 	/* Whole chunks, as the config promises, but never outside the home:
 	 * the VM would refuse a range that crosses into another one. */
 	end = (end + chunk - 1) & ~(chunk - 1);
@@ -89,7 +93,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	 */
 	size_t n = (size_t)((end - start + chunk - 1) / chunk), i;
 	json_object *stack_args[16], **args = stack_args;
-	uint64_t t0 = now_ns(), dt;
+	uint64_t t0 = vmem_now_ns(), dt;
 	char err[256];
 	int rc;
 
@@ -117,7 +121,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 		return -EIO;
 	}
 	vmem_stat_add(st->bytes, end - start);
-	dt = (now_ns() - t0) / n;
+	dt = (vmem_now_ns() - t0) / n;
 	for (i = 0; i < n; i++)
 		vmem_hist_add(&st->latency, dt);
 	__atomic_store_n(&st->connects, vmem_qmp_connects(rp->qmp),
@@ -126,7 +130,7 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 }
 
 const struct vmem_backend_ops vmem_backend_remote_paging = {
-	.name = "remote-paging",
+	.info = { .name = "remote-paging", .needs_qmp = true },
 	.open = rp_open,
 	.close = rp_close,
 	.fetch = rp_fetch,

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "../common/timeutil.h"
 #include "cache.h"
 
 struct cache_entry {
@@ -46,14 +47,6 @@ struct vmem_cache {
 	struct cache_entry *lru_head, *lru_tail;
 	struct cache_entry *age_head, *age_tail;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t bucket_of(const struct vmem_cache *c, uint64_t key)
 {
@@ -201,7 +194,7 @@ bool vmem_cache_get(struct vmem_cache *c, uint64_t chunk_off, void *dst,
 		    uint64_t token)
 {
 	struct cache_entry *e, *dead = NULL;
-	uint64_t now = now_ns();
+	uint64_t now = vmem_now_ns();
 
 	pthread_mutex_lock(&c->lock);
 	prune(c, now, &dead);
@@ -242,7 +235,7 @@ void vmem_cache_put(struct vmem_cache *c, uint64_t chunk_off, const void *src,
 	e->refs = 1;
 
 	pthread_mutex_lock(&c->lock);
-	e->born_ns = now_ns();	/* under the lock: the age list stays sorted */
+	e->born_ns = vmem_now_ns();	/* under the lock: the age list stays sorted */
 	prune(c, e->born_ns, &dead);
 	old = find(c, chunk_off);
 	if (old)
@@ -285,7 +278,7 @@ uint64_t vmem_cache_bytes(struct vmem_cache *c)
 	/* Expired data is dropped here too, so a `stats` reader that polls
 	 * this also frees what nobody can use any more. */
 	pthread_mutex_lock(&c->lock);
-	prune(c, now_ns(), &dead);
+	prune(c, vmem_now_ns(), &dead);
 	b = c->bytes;
 	pthread_mutex_unlock(&c->lock);
 	free_dead(dead);

@@ -24,8 +24,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/timeutil.h"
 #include "fs.h"
-#include "layout.h"
+#include "homes.h"
 #include "log.h"
 
 enum {
@@ -187,7 +188,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = 0;
 	fi->fh = 0;
 	if (ino == INO_MEM || ino == INO_RAM || ino == INO_MAP)
-		vmem_memfile_check(&fs->reader.mf, true);
+		vmem_reader_check(&fs->reader);
 	if (ino == INO_MEM || ino == INO_MAP)
 		vmem_physmem_refresh(&fs->physmem);
 	if (ino == INO_MEM || ino == INO_RAM) {
@@ -195,17 +196,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (ino == INO_STATS) {
-		text = vmem_stats_json(&fs->reader.stats, fs->reader.vm);
+		text = vmem_reader_stats_json(&fs->reader);
 	} else {
 		struct vmem_gpa_map snap;
 
 		text = NULL;
 		if (vmem_physmem_snapshot(&fs->physmem, &snap) == 0)
-			text = vmem_map_json(fs->reader.vm, &fs->reader.mf, &snap);
+			text = vmem_reader_map_json(&fs->reader, &snap);
 		vmem_gpa_free(&snap);
 	}
 	if (!text) {
-		fuse_reply_err(req, vmem_memfile_dead(&fs->reader.mf) ? EIO :
+		fuse_reply_err(req, vmem_reader_dead(&fs->reader) ? EIO :
 				    ENOMEM);
 		return;
 	}
@@ -303,14 +304,6 @@ struct vmem_fs_remote {
 	struct remote_job *head, **tail;	/* waiting for one */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Read [off + done, off + size) whatever it takes, and answer. */
 static void read_rest(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		      size_t size, off_t off, unsigned char *buf, size_t done)
@@ -340,9 +333,8 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 		return;
 	}
 	/* As in the reader: a whole timeout without progress is EIO. */
-	if (now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * 1000000u) {
-		vmem_stat_add(fs->reader.stats.reads, 1);
-		vmem_stat_add(fs->reader.stats.read_errors, 1);
+	if (vmem_now_ns() - j->queued_ns > fs->reader.vm->timeout_ms * VMEM_NS_PER_MS) {
+		vmem_reader_count_error(&fs->reader);
 		vmem_log_ratelimited(LOG_WARNING,
 				     "read of %zu bytes at 0x%llx: all %d threads for sub-host %s were busy for the whole timeout",
 				     j->size, (unsigned long long)j->off,
@@ -461,7 +453,7 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		j->ino = ino;
 		j->size = size;
 		j->off = off;
-		j->queued_ns = now_ns();
+		j->queued_ns = vmem_now_ns();
 		j->done = gate->done;
 		memcpy(j->prefix, buf, gate->done);
 		*p->tail = j;

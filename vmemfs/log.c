@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "../common/timeutil.h"
 #include "log.h"
 
 static bool use_syslog;
@@ -32,13 +33,11 @@ void vmem_log(int prio, const char *fmt, ...)
 
 bool vmem_log_should(long *last_sec)
 {
-	struct timespec ts;
-	long prev;
+	long now = (long)(vmem_now_ns() / VMEM_NS_PER_S);
+	long prev = __atomic_load_n(last_sec, __ATOMIC_RELAXED);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	prev = __atomic_load_n(last_sec, __ATOMIC_RELAXED);
-	if (prev == ts.tv_sec)
+	if (prev == now)
 		return false;
-	return __atomic_compare_exchange_n(last_sec, &prev, ts.tv_sec, false,
+	return __atomic_compare_exchange_n(last_sec, &prev, now, false,
 					   __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }

@@ -411,7 +411,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	fuse_loop_cfg_set_max_threads(lc, vmem_fs_max_threads(fs));
 	fs->se = se;
 	vmem_log(LOG_INFO, "VM %s mounted on %s (%s backend, %zu sub-host%s)",
-		 vm->name, o->mountpoint, vmem_backend_name(vm->backend),
+		 vm->name, o->mountpoint, vm->backend,
 		 vm->n_subhosts, vm->n_subhosts == 1 ? "" : "s");
 	/* The loop returns the signal number when SIGTERM/SIGINT ended it:
 	 * that is the normal way out, not an error. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/presence.h"
+#include "../common/timeutil.h"
 #include "log.h"
 #include "memfile.h"
 
@@ -152,15 +153,12 @@ static void seq_lose(struct vmem_memfile *mf, const char *why)
 
 /* ---- open and close ------------------------------------------------- */
 
-static int open_seq(struct vmem_memfile *mf, const char *seq_path,
-		    char *err, size_t errlen)
+static int open_seq(struct vmem_memfile *mf, char *err, size_t errlen)
 {
 	struct stat st;
 	void *p;
 
-	if (seq_path)
-		mf->seq_path = strdup(seq_path);
-	else if (asprintf(&mf->seq_path, "%s%s", mf->path, VMEM_SEQ_SUFFIX) < 0)
+	if (asprintf(&mf->seq_path, "%s%s", mf->path, VMEM_SEQ_SUFFIX) < 0)
 		mf->seq_path = NULL;
 	if (!mf->seq_path) {
 		snprintf(err, errlen, "out of memory");
@@ -170,8 +168,8 @@ static int open_seq(struct vmem_memfile *mf, const char *seq_path,
 	mf->seq_fd = open(mf->seq_path, O_RDONLY | O_CLOEXEC);
 	if (mf->seq_fd < 0) {
 		/* No mover publishes a sequence: we rely on re-checking the
-		 * data map alone.  Only an explicitly named file must exist. */
-		if (errno == ENOENT && !seq_path)
+		 * data map alone. */
+		if (errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "%s: %s", mf->seq_path, strerror(errno));
 		return -1;
@@ -195,8 +193,18 @@ static int open_seq(struct vmem_memfile *mf, const char *seq_path,
 	return 0;
 }
 
+void vmem_memfile_init_seq_only(struct vmem_memfile *mf,
+				struct vmem_seq_map *seq)
+{
+	memset(mf, 0, sizeof(*mf));
+	pthread_mutex_init(&mf->check_mu, NULL);
+	mf->fd = -1;
+	mf->seq_fd = -1;
+	mf->seq = seq;
+}
+
 int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
-		      const char *seq_path, char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	enum vmem_datamap_kind kind;
 	struct stat st;
@@ -231,7 +239,7 @@ int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
 	mf->dev = st.st_dev;
 	mf->ino = st.st_ino;
 	mf->size = st.st_size;
-	if (open_seq(mf, seq_path, err, errlen) < 0)
+	if (open_seq(mf, err, errlen) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -257,14 +265,6 @@ void vmem_memfile_close(struct vmem_memfile *mf)
 }
 
 /* ---- is it still the VM's file? ------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The VM we were reading is gone.  Readers keep using mf->fd, so it is
@@ -314,9 +314,9 @@ int vmem_memfile_check(struct vmem_memfile *mf, bool force)
 	if (__atomic_load_n(&mf->seq_lost, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&mf->seq_lost_logged, __ATOMIC_ACQUIRE))
 		seq_lose(mf, "truncated under us");
-	now = now_ns();
+	now = vmem_now_ns();
 	if (!force && now - __atomic_load_n(&mf->checked_ns, __ATOMIC_RELAXED) <
-		      VMEM_MEMFILE_CHECK_MS * 1000000ull)
+		      VMEM_MEMFILE_CHECK_MS * VMEM_NS_PER_MS)
 		return 0;
 	__atomic_store_n(&mf->checked_ns, now, __ATOMIC_RELAXED);
 	if (stat(mf->path, &st) < 0) {

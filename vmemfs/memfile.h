@@ -39,14 +39,14 @@ struct vmem_memfile {
 };
 
 /*
- * Open @path read-only.  The seq file @seq_path (may be NULL for the
- * default PATH.seq) is used when it exists; its absence is not an error.
+ * Open @path read-only.  The eviction sequence file PATH.seq is used
+ * when it exists; its absence is not an error.
  * A memory file on a file system whose data map vmemfs cannot read
  * exactly is refused (common/presence.h).  An open memfile must stay
  * where it is (the SIGBUS handler of its seq mapping points to it).
  */
 int vmem_memfile_open(struct vmem_memfile *mf, const char *path,
-		      const char *seq_path, char *err, size_t errlen);
+		      char *err, size_t errlen);
 void vmem_memfile_close(struct vmem_memfile *mf);
 
 /*
@@ -119,6 +119,15 @@ static inline bool vmem_memfile_seq_valid(const struct vmem_memfile *mf,
 	return !mf->seq || __atomic_load_n(&mf->seq_lost, __ATOMIC_ACQUIRE) ||
 	       vmem_seq_read_valid(mf->seq, off, len, token);
 }
+
+/*
+ * A memfile with no memory file behind it, only the eviction sequence
+ * @seq (may be NULL: none), for a backend driven without a VM (its tests,
+ * tools): the seqlock helpers work, nothing else may be called.  Nothing
+ * to close; @seq stays the caller's.
+ */
+void vmem_memfile_init_seq_only(struct vmem_memfile *mf,
+				struct vmem_seq_map *seq);
 
 /* Count of allocated bytes (st_blocks * 512), for tests and map. */
 int64_t vmem_memfile_allocated(const struct vmem_memfile *mf);

@@ -167,11 +167,12 @@ int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out)
 
 	pthread_rwlock_rdlock(&pm->lock);
 	*out = pm->map;
-	out->ext = malloc(pm->map.n * sizeof(*out->ext));
+	/* An empty map is no error: malloc(0) may return NULL. */
+	out->ext = pm->map.n ? malloc(pm->map.n * sizeof(*out->ext)) : NULL;
 	if (out->ext)
 		memcpy(out->ext, pm->map.ext, pm->map.n * sizeof(*out->ext));
-	else
-		rc = -1;
+	else if (pm->map.n)
+		rc = -ENOMEM;
 	pthread_rwlock_unlock(&pm->lock);
 	return rc;
 }

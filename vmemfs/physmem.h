@@ -50,7 +50,8 @@ ssize_t vmem_physmem_read_gated(struct vmem_physmem *pm, void *buf,
 				size_t len, uint64_t off,
 				struct vmem_read_gate *gate);
 
-/* A copy of the current map (for `map`); caller frees with vmem_gpa_free. */
+/* A copy of the current map (for `map`); caller frees with vmem_gpa_free.
+ * 0 or -ENOMEM. */
 int vmem_physmem_snapshot(struct vmem_physmem *pm, struct vmem_gpa_map *out);
 
 #endif

@@ -22,11 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/timeutil.h"
 #include "log.h"
 #include "qmp.h"
 
 /* After a failed connect, commands fail at once for this long. */
-#define RECONNECT_HOLDOFF_NS (100 * 1000000ull)
+#define RECONNECT_HOLDOFF_NS (100 * VMEM_NS_PER_MS)
 
 /*
  * The largest QMP message we take.  json-c's tokener keeps a message's
@@ -41,7 +42,7 @@
  * dropped, the commands in flight get EIO, and the next one reconnects.
  */
 #define QMP_MAX_MSG (4u << 20)
-_Static_assert(QMP_MAX_MSG == 4u << 20, "reader_main's message says 4 MiB");
+_Static_assert(QMP_MAX_MSG == 4u << 20, "vmem_qmp_feed's message says 4 MiB");
 
 struct pending {
 	uint64_t id;
@@ -85,33 +86,6 @@ struct vmem_qmp {
 	void *event_opaque;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int ms_left(uint64_t deadline)
-{
-	uint64_t now = now_ns(), ms;
-
-	if (now >= deadline)
-		return 0;
-	ms = (deadline - now + 999999) / 1000000;
-	/* The config bounds the timeout far below this; should a larger
-	 * one come anyway, it must not wrap into poll(-1), a wait forever. */
-	return ms > INT_MAX ? INT_MAX : (int)ms;
-}
-
-/* pthread_cond_timedwait wants CLOCK_REALTIME unless told otherwise. */
-static void deadline_ts(uint64_t deadline, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(deadline / 1000000000u);
-	ts->tv_nsec = (long)(deadline % 1000000000u);
-}
-
 /* With q->lock held. */
 static void conn_put(struct conn *c)
 {
@@ -124,7 +98,6 @@ static void conn_put(struct conn *c)
 struct vmem_qmp *vmem_qmp_new(const char *socket_path, uint64_t timeout_ms)
 {
 	struct vmem_qmp *q = calloc(1, sizeof(*q));
-	pthread_condattr_t ca;
 
 	if (!q)
 		return NULL;
@@ -136,10 +109,7 @@ struct vmem_qmp *vmem_qmp_new(const char *socket_path, uint64_t timeout_ms)
 	q->timeout_ms = timeout_ms;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_mutex_init(&q->wlock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vmem_cond_init_monotonic(&q->cond);
 	return q;
 }
 
@@ -175,7 +145,7 @@ static int write_all(int fd, const char *buf, size_t len, uint64_t deadline)
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
-		if (poll(&pfd, 1, ms_left(deadline)) == 0)
+		if (poll(&pfd, 1, vmem_ms_left(deadline)) == 0)
 			return -ETIMEDOUT;
 	}
 	return 0;
@@ -213,7 +183,7 @@ static json_object *read_object(int fd, json_tokener *tok, char *buf,
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
-		if (poll(&pfd, 1, ms_left(deadline)) <= 0)
+		if (poll(&pfd, 1, vmem_ms_left(deadline)) <= 0)
 			return NULL;
 		n = recv(fd, buf + *have, cap - *have, MSG_DONTWAIT);
 		if (n <= 0) {
@@ -417,7 +387,7 @@ static int ensure_connected(struct vmem_qmp *q, uint64_t deadline, char *err,
 		int fd;
 
 		if (q->connecting) {
-			deadline_ts(deadline, &ts);
+			ts = vmem_timespec(deadline);
 			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) ==
 			    ETIMEDOUT) {
 				snprintf(err, errlen, "%s: timed out waiting for connection",
@@ -427,14 +397,14 @@ static int ensure_connected(struct vmem_qmp *q, uint64_t deadline, char *err,
 			continue;
 		}
 		if (q->failed_at_ns &&
-		    now_ns() - q->failed_at_ns < RECONNECT_HOLDOFF_NS) {
+		    vmem_now_ns() - q->failed_at_ns < RECONNECT_HOLDOFF_NS) {
 			snprintf(err, errlen, "%s", q->last_error);
 			return -EIO;
 		}
 		q->connecting = true;
 		if (q->reader_joinable) {
-			/* The last connection's reader has set fd = -1 and is
-			 * on its way out. */
+			/* The last connection's reader has set q->conn to
+			 * NULL and is on its way out (or gone). */
 			pthread_mutex_unlock(&q->lock);
 			pthread_join(q->reader, NULL);
 			pthread_mutex_lock(&q->lock);
@@ -446,7 +416,7 @@ static int ensure_connected(struct vmem_qmp *q, uint64_t deadline, char *err,
 		q->connecting = false;
 		pthread_cond_broadcast(&q->cond);
 		if (fd < 0) {
-			q->failed_at_ns = now_ns();
+			q->failed_at_ns = vmem_now_ns();
 			snprintf(q->last_error, sizeof(q->last_error), "%s", err);
 			return -EIO;
 		}
@@ -520,7 +490,7 @@ static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 		     json_object **args, json_object **ret, char *err,
 		     size_t errlen)
 {
-	uint64_t deadline = now_ns() + q->timeout_ms * 1000000u;
+	uint64_t deadline = vmem_deadline_ns(q->timeout_ms);
 	struct pending stack_me[8], *me = stack_me;
 	char lost_why[sizeof(q->lost_why)];
 	struct conn *c;
@@ -591,7 +561,7 @@ static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 		while (!me[i].done) {
 			struct timespec ts;
 
-			deadline_ts(deadline, &ts);
+			ts = vmem_timespec(deadline);
 			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) ==
 			    ETIMEDOUT && !me[i].done) {
 				snprintf(err, errlen, "%s: %s: no reply within %llu ms",

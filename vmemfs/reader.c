@@ -12,26 +12,25 @@
  *     back all zeros may be one the sub-host no longer holds because it
  *     moved to the main host: if the memory file has it now, read again.
  * A run that fails validation is read again from the start of the run,
- * with backoff, until the VM's timeout has passed; then EIO.
+ * half as long each time (down to one page, so a short read slips
+ * between two moves), with a backoff that grows from the third try; after
+ * VMEM_MAX_RETRIES tries, or once the run has gone a whole VM timeout
+ * without progress, the read fails with EIO.  A run that only waits for
+ * a move in flight to end is not a retry: it waits up to two timeouts
+ * (mover_gone() decides after one).  The timeout restarts with each run
+ * served, so it bounds a stall, not a long read.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "layout.h"
+#include "../common/memunits.h"
+#include "../common/timeutil.h"
+#include "homes.h"
 #include "reader.h"
 
-#define PAGE_SIZE_4K 4096u
 #define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen)
@@ -47,7 +46,8 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (vmem_memfile_open(&r->mf, vm->memory_file, NULL, err, errlen) < 0)
+	pthread_mutex_init(&r->seq_lock, NULL);	/* destroyed from here on */
+	if (vmem_memfile_open(&r->mf, vm->memory_file, err, errlen) < 0)
 		goto fail;
 	if (vm->qmp) {
 		r->qmp = vmem_qmp_new(vm->qmp, vm->timeout_ms);
@@ -61,13 +61,14 @@ int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		goto fail;
 	if (r->mf.seq)
 		r->seq_total = vmem_seq_total(r->mf.seq);
-	r->seq_total_ns = now_ns();
+	r->seq_total_ns = vmem_now_ns();
 	return 0;
 fail:
 	vmem_qmp_free(r->qmp);
 	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
+	pthread_mutex_destroy(&r->seq_lock);
 	return -1;
 }
 
@@ -79,14 +80,43 @@ void vmem_reader_close(struct vmem_reader *r)
 	r->qmp = NULL;
 	vmem_memfile_close(&r->mf);
 	vmem_stats_free(&r->stats);
+	pthread_mutex_destroy(&r->seq_lock);
 	r->bh = NULL;
 }
 
-static bool page_is_zero(const unsigned char *p, size_t len)
+void vmem_reader_check(struct vmem_reader *r)
 {
-	/* Most pages with data differ in their first bytes: this returns
-	 * after one compare for them. */
-	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+	vmem_memfile_check(&r->mf, true);
+}
+
+bool vmem_reader_dead(const struct vmem_reader *r)
+{
+	return vmem_memfile_dead(&r->mf);
+}
+
+void vmem_reader_count_error(struct vmem_reader *r)
+{
+	vmem_stat_add(r->stats.reads, 1);
+	vmem_stat_add(r->stats.read_errors, 1);
+}
+
+static void backend_stats(void *arg, struct json_object *o)
+{
+	struct vmem_reader *r = arg;
+
+	r->ops->stats_json(r->bh, o);
+}
+
+char *vmem_reader_stats_json(struct vmem_reader *r)
+{
+	return vmem_stats_json(&r->stats, r->vm,
+			       r->ops->stats_json ? backend_stats : NULL, r);
+}
+
+char *vmem_reader_map_json(struct vmem_reader *r,
+			   const struct vmem_gpa_map *gpa)
+{
+	return vmem_map_json(r->vm, &r->mf, gpa);
 }
 
 /*
@@ -101,11 +131,11 @@ static bool zero_page_moved_here(struct vmem_reader *r,
 	uint64_t p = off;
 
 	while (p < end) {
-		uint64_t next = (p & ~(uint64_t)(PAGE_SIZE_4K - 1)) + PAGE_SIZE_4K;
+		uint64_t next = vmem_page_floor(p) + VMEM_PAGE_SIZE;
 
 		if (next > end)
 			next = end;
-		if (page_is_zero(buf + (p - off), next - p)) {
+		if (vmem_is_zero(buf + (p - off), next - p)) {
 			bool present;
 			uint64_t run_end;
 
@@ -128,15 +158,23 @@ static bool zero_page_moved_here(struct vmem_reader *r,
  */
 static bool mover_gone(struct vmem_reader *r)
 {
-	uint64_t total = vmem_seq_total(r->mf.seq), now = now_ns();
+	uint64_t total = vmem_seq_total(r->mf.seq), now = vmem_now_ns();
+	bool gone = false;
 
-	if (total != __atomic_load_n(&r->seq_total, __ATOMIC_RELAXED)) {
-		__atomic_store_n(&r->seq_total, total, __ATOMIC_RELAXED);
-		__atomic_store_n(&r->seq_total_ns, now, __ATOMIC_RELAXED);
-		return false;
+	/* Only reads that met a move in flight come here: a lock is cheap
+	 * enough, and keeps the total and its time one pair. */
+	pthread_mutex_lock(&r->seq_lock);
+	if (total != r->seq_total) {
+		r->seq_total = total;
+		r->seq_total_ns = now;
+	} else if (now > r->seq_total_ns) {
+		/* A thread whose clock reading is older than the pair's
+		 * (it read the clock before another stored it) is not
+		 * past the timeout by that. */
+		gone = now - r->seq_total_ns >= r->vm->timeout_ms * VMEM_NS_PER_MS;
 	}
-	return now - __atomic_load_n(&r->seq_total_ns, __ATOMIC_RELAXED) >=
-	       r->vm->timeout_ms * 1000000u;
+	pthread_mutex_unlock(&r->seq_lock);
+	return gone;
 }
 
 static void backoff(unsigned int attempt)
@@ -171,8 +209,8 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 {
 	/* The timeout bounds how long a run may go without progress, not a
 	 * whole read: a big read of many healthy chunks is not a failure. */
-	const uint64_t timeout_ns = r->vm->timeout_ms * 1000000u;
-	uint64_t deadline = now_ns() + timeout_ns;
+	const uint64_t timeout_ns = r->vm->timeout_ms * VMEM_NS_PER_MS;
+	uint64_t deadline = vmem_now_ns() + timeout_ns;
 	unsigned int attempt = 0;
 	uint64_t p = off, max_run = UINT64_MAX;
 
@@ -191,8 +229,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 		 * short one slips between two moves.  Page granular at most.
 		 */
 		if (run_end - p > max_run) {
-			uint64_t cut = (p + max_run + PAGE_SIZE_4K - 1) &
-				       ~(uint64_t)(PAGE_SIZE_4K - 1);
+			uint64_t cut = vmem_page_ceil(p + max_run);
 
 			if (cut < run_end)
 				run_end = cut;
@@ -231,7 +268,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 */
 			if (rc == VMEM_FETCH_LOCAL) {
 				if (++attempt > VMEM_MAX_RETRIES ||
-				    now_ns() > deadline)
+				    vmem_now_ns() > deadline)
 					return -EIO;
 				continue;
 			}
@@ -246,7 +283,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			p = run_end;
 			attempt = 0;
 			max_run = UINT64_MAX;
-			deadline = now_ns() + timeout_ns;
+			deadline = vmem_now_ns() + timeout_ns;
 			continue;
 		}
 
@@ -258,15 +295,15 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 			 * milliseconds), or for mover_gone() to say it never
 			 * will, which it does within a timeout.
 			 */
-			if (now_ns() > deadline + timeout_ns)
+			if (vmem_now_ns() > deadline + timeout_ns)
 				return -EIO;
 			nanosleep(&(struct timespec){ 0, 200000 }, NULL);
 			continue;
 		}
 		/* The run raced a page move: read it again, a smaller piece. */
-		max_run = (run_end - p) / 2 > PAGE_SIZE_4K ? (run_end - p) / 2 :
-			  PAGE_SIZE_4K;
-		if (++attempt > VMEM_MAX_RETRIES || now_ns() > deadline)
+		max_run = (run_end - p) / 2 > VMEM_PAGE_SIZE ? (run_end - p) / 2 :
+			  VMEM_PAGE_SIZE;
+		if (++attempt > VMEM_MAX_RETRIES || vmem_now_ns() > deadline)
 			return -EIO;
 		backoff(attempt);
 	}
@@ -276,7 +313,7 @@ static int read_segment(struct vmem_reader *r, unsigned char *buf,
 static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 			uint64_t off, struct vmem_read_gate *gate)
 {
-	uint64_t t0 = now_ns(), end, pos, stop_at = 0;
+	uint64_t t0 = vmem_now_ns(), end, pos, stop_at = 0;
 	int rc = 0;
 
 	/* A deleted or replaced memory file is a dead VM (memfile.h). */
@@ -294,7 +331,7 @@ static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 
 	for (pos = off; pos < end;) {
 		uint64_t home_end, seg_end;
-		int home = vmem_layout_home(r->vm, pos, &home_end);
+		int home = vmem_home_of(r->vm, pos, &home_end);
 
 		seg_end = home_end < end ? home_end : end;
 		rc = read_segment(r, (unsigned char *)buf + (pos - off), pos,
@@ -310,7 +347,7 @@ static ssize_t read_ram(struct vmem_reader *r, void *buf, size_t len,
 		pos = seg_end;
 	}
 	vmem_stat_add(r->stats.reads, 1);
-	vmem_hist_add(&r->stats.latency, now_ns() - t0);
+	vmem_hist_add(&r->stats.latency, vmem_now_ns() - t0);
 	if (rc < 0) {
 		vmem_stat_add(r->stats.read_errors, 1);
 		return rc;

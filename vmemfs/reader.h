@@ -5,10 +5,14 @@
  * second through the backend, and re-validate both against page moves.
  * Never serves bytes it could not validate: it retries (bounded) and then
  * fails with EIO.
+ *
+ * Errors: opening is set-up (-1 and a message), reading returns -errno
+ * (common/errors.h).
  */
 #ifndef VMEMFS_READER_H
 #define VMEMFS_READER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +34,10 @@ struct vmem_reader {
 	void *bh;
 	struct vmem_stats stats;
 	struct vmem_qmp *qmp;	/* the VM's monitor, or NULL; owned here */
+	/* When a move anywhere last began or ended: a pair, read and
+	 * written together under seq_lock (a new total with an old time
+	 * would declare the mover gone too early). */
+	pthread_mutex_t seq_lock;
 	uint64_t seq_total;	/* vmem_seq_total() as last seen ... */
 	uint64_t seq_total_ns;	/* ... and since when (monotonic) */
 };
@@ -41,6 +49,26 @@ struct vmem_reader {
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen);
 void vmem_reader_close(struct vmem_reader *r);
+
+/*
+ * What the front end (fs.c) asks of the reader, so that it never reaches
+ * into the memory file, the stats or the backend:
+ *   vmem_reader_check()       is the memory file still the VM's?  (at
+ *                             open: vmem_memfile_check(), forced)
+ *   vmem_reader_dead()        has the VM gone (its file deleted)?
+ *   vmem_reader_count_error() one read answered with an error outside
+ *                             vmem_read() (a queue that timed out)
+ *   vmem_reader_stats_json()  the `stats` text, with the backend's own
+ *                             counters; malloc'd, NULL on ENOMEM
+ *   vmem_reader_map_json()    the `map` text (homes.h) for @gpa
+ */
+void vmem_reader_check(struct vmem_reader *r);
+bool vmem_reader_dead(const struct vmem_reader *r);
+void vmem_reader_count_error(struct vmem_reader *r);
+char *vmem_reader_stats_json(struct vmem_reader *r);
+struct vmem_gpa_map;
+char *vmem_reader_map_json(struct vmem_reader *r,
+			   const struct vmem_gpa_map *gpa);
 
 /*
  * Read [@off, @off + @len) of RAM into @buf; the range is clipped to

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Counters and latency histograms behind `stats`. */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ int vmem_stats_init(struct vmem_stats *st, size_t n_subhosts)
 	if (n_subhosts) {
 		st->sub = calloc(n_subhosts, sizeof(*st->sub));
 		if (!st->sub)
-			return -1;
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -116,7 +117,9 @@ static json_object *latency_json(const struct vmem_hist *h)
 #define ADD_U64(obj, key, val) \
 	json_object_object_add(obj, key, json_object_new_uint64(ld(&(val))))
 
-char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
+char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm,
+		      void (*more)(void *arg, struct json_object *o),
+		      void *arg)
 {
 	json_object *o = json_object_new_object(), *subs;
 	char *text;
@@ -126,15 +129,15 @@ char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm)
 		return NULL;
 	json_object_object_add(o, "vm", json_object_new_string(vm->name));
 	json_object_object_add(o, "backend",
-			       json_object_new_string(vmem_backend_name(vm->backend)));
+			       json_object_new_string(vm->backend));
 	ADD_U64(o, "reads", st->reads);
 	ADD_U64(o, "read_errors", st->read_errors);
 	ADD_U64(o, "bytes_local", st->bytes_local);
 	ADD_U64(o, "bytes_remote", st->bytes_remote);
 	ADD_U64(o, "bytes_zero", st->bytes_zero);
 	ADD_U64(o, "retries", st->retries);
-	ADD_U64(o, "cache_hits", st->cache_hits);
-	ADD_U64(o, "cache_misses", st->cache_misses);
+	if (more)
+		more(arg, o);
 	json_object_object_add(o, "latency_us", latency_json(&st->latency));
 
 	subs = json_object_new_array();

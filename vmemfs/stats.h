@@ -43,20 +43,27 @@ struct vmem_stats {
 	uint64_t bytes_remote;		/* served by the backend */
 	uint64_t bytes_zero;		/* holes with no home, served as zeros */
 	uint64_t retries;		/* re-reads because a page moved */
-	uint64_t cache_hits;		/* chunks served from the direct cache */
-	uint64_t cache_misses;
 	struct vmem_hist latency;	/* whole `mem` reads */
 	size_t n_subhosts;
 	struct vmem_subhost_stats *sub;	/* n_subhosts entries */
 };
 
+/* 0 or -ENOMEM (read-path convention, common/errors.h). */
 int vmem_stats_init(struct vmem_stats *st, size_t n_subhosts);
 void vmem_stats_free(struct vmem_stats *st);
 
 #define vmem_stat_add(field, v) \
 	__atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
 
-/* The JSON text of `stats`; malloc'd, NUL-terminated; NULL on ENOMEM. */
-char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm);
+struct json_object;
+
+/*
+ * The JSON text of `stats`; malloc'd, NUL-terminated; NULL on ENOMEM.
+ * @more (may be NULL) adds the backend's own counters to the top-level
+ * object, after the core's (vmem_backend_ops.stats_json).
+ */
+char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm,
+		      void (*more)(void *arg, struct json_object *o),
+		      void *arg);
 
 #endif

@@ -5,8 +5,8 @@
  * come from the config's subhost lines; local-or-not from the file's data
  * map, which changes under us as the VM pages.
  */
-#ifndef VMEMFS_LAYOUT_H
-#define VMEMFS_LAYOUT_H
+#ifndef VMEMFS_HOMES_H
+#define VMEMFS_HOMES_H
 
 #include <stdint.h>
 
@@ -22,8 +22,7 @@
  * (the end of the subhost range, or the start of the next one, or
  * ram_size).
  */
-int vmem_layout_home(const struct vmem_vm *vm, uint64_t off,
-		     uint64_t *ext_end);
+int vmem_home_of(const struct vmem_vm *vm, uint64_t off, uint64_t *ext_end);
 
 /*
  * The `map` file: JSON array of {"start", "end", "where", "gpa_start",

@@ -11,10 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "layout.h"
+#include "homes.h"
 
-int vmem_layout_home(const struct vmem_vm *vm, uint64_t off,
-		     uint64_t *ext_end)
+int vmem_home_of(const struct vmem_vm *vm, uint64_t off, uint64_t *ext_end)
 {
 	size_t lo = 0, hi = vm->n_subhosts;
 
@@ -189,7 +188,7 @@ char *vmem_map_json(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 		bool present;
 		int home, rc;
 
-		home = vmem_layout_home(vm, off, &home_end);
+		home = vmem_home_of(vm, off, &home_end);
 		rc = vmem_memfile_seek_run(mf, off, home_end, &present,
 					   &run_end);
 		if (rc < 0) {
