@@ -17,7 +17,7 @@ DOCDIR ?= $(PREFIX)/share/doc/vmemtrans
 CC ?= gcc
 CFLAGS ?= -O2 -g
 VERSION := 0.1.0
-PKGS := fuse3 libnbd json-c
+PKGS := fuse3 libnbd json-c libbpf
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
 	-DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
 LIBS := $(shell pkg-config --libs $(PKGS)) -pthread
@@ -26,7 +26,12 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 B := build
 COMMON_SRCS := $(wildcard common/*.c)
 VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
-CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS))
+# The guest-kernel library (no FUSE, QMP or NBD in it): linked into
+# vmemfs, the tests and the tool vmemfs-kernel.
+INTROSPECT_SRCS := $(wildcard introspect/*.c)
+INTROSPECT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(INTROSPECT_SRCS))
+CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS)) \
+	$(INTROSPECT_OBJS)
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
@@ -39,6 +44,7 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	gcc-multilib seabios cpio \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
+DEPS_PKGS += libbpf-dev bpftool xz-utils
 
 all: $(B)/vmemfs
 
@@ -47,6 +53,11 @@ $(B)/obj/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/vmemfs: $(B)/obj/vmemfs/main.o $(CORE_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+all: $(B)/vmemfs-kernel
+
+$(B)/vmemfs-kernel: $(B)/obj/tools/vmemfs-kernel.o $(INTROSPECT_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: tests/%.c $(CORE_OBJS) $(TEST_HELPER_OBJS)
@@ -80,6 +91,8 @@ deps:
 
 install: all
 	install -D -m 0755 $(B)/vmemfs $(DESTDIR)$(SBINDIR)/vmemfs
+	install -D -m 0755 $(B)/vmemfs-kernel $(DESTDIR)$(SBINDIR)/vmemfs-kernel
+	install -D -m 0644 doc/vmemfs-kernel.8 $(DESTDIR)$(MANDIR)/man8/vmemfs-kernel.8
 	install -D -m 0644 vmemtrans.conf $(DESTDIR)$(DOCDIR)/examples/vmemtrans.conf
 	install -D -m 0644 doc/vmemfs.8 $(DESTDIR)$(MANDIR)/man8/vmemfs.8
 	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5

@@ -78,9 +78,9 @@ bool vmi_vmcoreinfo_decimal(const struct vmi_vmcoreinfo *vi, const char *kind,
  * whose header checks, the whole note is read and @found is called; a
  * nonzero return from @found stops the scan and is returned.  Returns 0
  * when the scan ended without @found accepting one, -ETIMEDOUT when
- * @dl passed, or -errno of a failed read other than -EFAULT/-EIO of one
- * page (a page that cannot be read is skipped).  *@pages_read counts the
- * pages looked at (may be NULL).
+ * @dl passed, -ENOMEM.  A page that cannot be read is skipped (a remote
+ * failure must not hide the local note).  *@pages_read counts the pages
+ * looked at (may be NULL).
  */
 int vmi_vmcoreinfo_scan(const struct vmi_phys *p,
 			const struct vmi_deadline *dl,

@@ -263,7 +263,8 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("-initrd");
 	ARG("%s/initramfs.cpio.gz", vt_guest_dir());
 	ARG("-append");
-	ARG("console=ttyS0 quiet panic=-1");
+	ARG("console=ttyS0 quiet panic=-1%s%s", o->append ? " " : "",
+	    o->append ? o->append : "");
 	/* The serial socket comes first and waits for us, so nothing the
 	 * guest prints is lost; QMP does not wait. */
 	ARG("-chardev");

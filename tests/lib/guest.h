@@ -37,6 +37,8 @@ struct vt_guest_opts {
 	/* Start with -S (no vCPU runs) and do not wait for the guest's
 	 * shell: for tests that need QEMU's memory, not a booted guest. */
 	bool paused;
+	/* Extra kernel command line text, appended after ours. */
+	const char *append;
 };
 
 struct vt_guest {
