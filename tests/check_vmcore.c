@@ -352,7 +352,7 @@ START_TEST(test_bad_input)
 	in.note = note;
 	in.note_len = sizeof(note);
 	ck_assert_int_eq(vmem_vmcore_build(&vc, &in, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "64 KiB"), "%s", err);
+	ck_assert_msg(strstr(err, "128 KiB"), "%s", err);
 	ck_assert_uint_eq(vmem_vmcore_size(&in), 0);
 }
 END_TEST

@@ -80,7 +80,7 @@ int vmem_vmcore_build(struct vmem_vmcore *vc,
 		return -1;
 	}
 	if (note_len > VMEM_VMCORE_NOTE_MAX) {
-		set_err(err, errlen, "VMCOREINFO note larger than 64 KiB");
+		set_err(err, errlen, "VMCOREINFO note larger than 128 KiB");
 		return -1;
 	}
 	vc->seg = calloc(in->map->n, sizeof(*vc->seg));

@@ -30,8 +30,8 @@
 
 /* The data part starts at a multiple of this. */
 #define VMEM_VMCORE_ALIGN 4096
-/* Largest note we carry (the kernel's VMCOREINFO note is at most a page). */
-#define VMEM_VMCORE_NOTE_MAX (64 * 1024)
+/* Largest note we carry (the kernel's VMCOREINFO note is one page). */
+#define VMEM_VMCORE_NOTE_MAX (128 * 1024)
 /* At most this many program headers: e_phnum stays below PN_XNUM. */
 #define VMEM_VMCORE_MAX_PHDRS 4096
 
