@@ -8,12 +8,18 @@
 
 #include "../introspect/kernel.h"
 #include "kernel_view.h"
+#include "layout.h"
 #include "log.h"
 
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 30000
 #define POLL_MS 500		/* how often the thread looks for a RESET */
-#define OPEN_WAIT_MS 2000	/* an open waits this long for a scan */
+/*
+ * An open waits this long for a scan in progress: a vmcore opened a moment
+ * too early would otherwise have no note, and tools such as drgn would
+ * silently take it for something else.
+ */
+#define OPEN_WAIT_MS 30000
 #define OPEN_RESCAN_MS 1000	/* an open asks again after this long */
 #define SCAN_TIMEOUT_MS 120000
 
@@ -90,6 +96,31 @@ static int kp_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * RAM [off, end) costs no network: each page is in the memory file or has
+ * no home (reads as zeros).
+ */
+static bool ram_local(struct kv_phys *kp, const struct vmem_memfile *mf,
+		      uint64_t off, uint64_t end)
+{
+	while (off < end) {
+		uint64_t run_end, home_end;
+		bool present;
+
+		if (vmem_memfile_run(mf, off, end, &present, &run_end) < 0 ||
+		    run_end <= off)
+			return false;
+		while (!present && off < run_end) {
+			if (vmem_layout_home(kp->kv->pm->r->vm, off, &home_end) !=
+			    VMEM_HOME_NONE || home_end <= off)
+				return false;
+			off = home_end;
+		}
+		off = run_end;
+	}
+	return true;
+}
+
 static int kp_is_local(void *ctx, uint64_t gpa, uint64_t len)
 {
 	struct kv_phys *kp = ctx;
@@ -108,8 +139,8 @@ static int kp_is_local(void *ctx, uint64_t gpa, uint64_t len)
 			continue;
 		}
 		n = (e->gpa + e->len < end ? e->gpa + e->len : end) - pos;
-		if (!vmem_memfile_all_present(mf, e->ram + (pos - e->gpa),
-					      e->ram + (pos - e->gpa) + n))
+		if (!ram_local(kp, mf, e->ram + (pos - e->gpa),
+			       e->ram + (pos - e->gpa) + n))
 			return 0;
 		pos += n;
 	}

@@ -73,14 +73,15 @@ void vmem_kernel_view_fini(struct vmem_kernel_view *kv);
 /*
  * The text of `kernel`: vmi_kernel_json of the current kernel after a
  * cheap re-validation, or {"error": why} (not recognised yet, or the
- * library's reason).  Waits at most 2 s for a scan in progress.
+ * library's reason).  Waits at most 30 s for a scan in progress.
  * malloc'd, NULL on allocation failure.
  */
 char *vmem_kernel_view_json(struct vmem_kernel_view *kv);
 
 /*
  * Build the `vmcore` of the current map and (re-validated) kernel into
- * @vc; without a kernel, the PT_LOADs only.  0 or -errno.
+ * @vc; without a kernel, the PT_LOADs only.  Waits for a scan in progress
+ * as vmem_kernel_view_json does.  0 or -errno.
  */
 int vmem_kernel_view_vmcore(struct vmem_kernel_view *kv,
 			    struct vmem_vmcore *vc);
