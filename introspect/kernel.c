@@ -30,20 +30,45 @@ struct vmi_kernel {
 	char *btf_source, *symbols_source;
 	uint64_t image_va, image_pa, image_len;
 	bool have_pob;	/* page_offset_base known: direct map is linear */
+	bool ks_borrowed;	/* ks belongs to the recognition's cache */
+	uint64_t kimage_size;	/* KERNEL_IMAGE_SIZE: modules start above */
+	uint64_t ram_end;	/* end of the highest RAM range */
+};
+
+/*
+ * The symbol table decoded for one candidate note, kept for the next one:
+ * notes forged by copying the real one name the same tables, and a guest
+ * process can write thousands of them; each must not cost a decode.
+ */
+struct ks_cache {
+	bool valid;
+	struct vmi_kallsyms_tables t;
+	int64_t phys_base;
+	struct vmi_kallsyms *ks;	/* NULL when that decode failed */
+	int ret;
+	char why[256];
 };
 
 /* ---- address translation ---- */
 
-static bool in_image(uint64_t va)
+/*
+ * The kernel image mapping translates linearly; the module area right
+ * above it (at KERNEL_IMAGE_SIZE) does not.
+ */
+static bool in_image(const struct vmi_kernel *k, uint64_t va)
 {
-	return va >= VMI_KERNEL_MAP && va - VMI_KERNEL_MAP < VMI_KERNEL_IMAGE_MAX;
+	return va >= VMI_KERNEL_MAP && va - VMI_KERNEL_MAP < k->kimage_size;
 }
 
-/* Direct map size: 64 TiB with 4 levels, 32 PiB with 5 (the kernel's
- * MAX_PHYSMEM_BITS); a GPA beyond RAM fails at the read anyway. */
-static uint64_t direct_map_size(int levels)
+/*
+ * The direct map is linear over guest RAM only: vmalloc space may follow
+ * it closely (KASLR places the regions with random gaps), so nothing
+ * beyond the highest RAM address is taken for direct map.
+ */
+static bool in_direct_map(const struct vmi_kernel *k, uint64_t va)
 {
-	return levels == 5 ? 1ULL << 55 : 1ULL << 46;
+	return k->have_pob && va >= k->info.page_offset_base &&
+	       va - k->info.page_offset_base < k->ram_end;
 }
 
 int vmi_kernel_vtop(const struct vmi_kernel *k, const struct vmi_phys *p,
@@ -55,12 +80,11 @@ int vmi_kernel_vtop(const struct vmi_kernel *k, const struct vmi_phys *p,
 
 	if (!vmi_kernel_half(va, in->paging_levels))
 		return -EFAULT;
-	if (in_image(va)) {
+	if (in_image(k, va)) {
 		*pa = va - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
 		return vmi_phys_contains(p, *pa, 1) ? 0 : -EFAULT;
 	}
-	if (k->have_pob && va >= in->page_offset_base &&
-	    va - in->page_offset_base < direct_map_size(in->paging_levels)) {
+	if (in_direct_map(k, va)) {
 		*pa = va - in->page_offset_base;
 		return vmi_phys_contains(p, *pa, 1) ? 0 : -EFAULT;
 	}
@@ -109,15 +133,13 @@ int vmi_kernel_read(const struct vmi_kernel *k, const struct vmi_phys *p,
 
 		/* Linear regions are read in one piece; a walked page up to
 		 * its end. */
-		if (in_image(a)) {
-			uint64_t left = VMI_KERNEL_MAP + VMI_KERNEL_IMAGE_MAX - a;
+		if (in_image(k, a)) {
+			uint64_t left = VMI_KERNEL_MAP + k->kimage_size - a;
 
 			if (n > left)
 				n = left;
 			pa = a - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
-		} else if (k->have_pob && a >= in->page_offset_base &&
-			   a - in->page_offset_base <
-			   direct_map_size(in->paging_levels)) {
+		} else if (in_direct_map(k, a)) {
 			pa = a - in->page_offset_base;
 		} else {
 			ret = vmi_kernel_vtop(k, p, a, &pa);
@@ -153,11 +175,13 @@ static int need_symbol(const struct vmi_kernel *k, const char *name,
 
 static int load_symbols(struct vmi_kernel *k, const struct vmi_phys *p,
 			const struct vmi_kernel_options *o,
-			const struct vmi_deadline *dl, char *err, size_t errlen)
+			const struct vmi_deadline *dl, struct ks_cache *c,
+			char *err, size_t errlen)
 {
 	struct vmi_kernel_reader r = { k, p };
 	struct vmi_kallsyms_tables t = { .absolute_percpu = true };
 	const struct vmi_vmcoreinfo *vi = &k->vi;
+	int ret;
 
 	if (o && o->map_path) {
 		k->symbols_source = strdup(o->map_path);
@@ -183,8 +207,29 @@ static int load_symbols(struct vmi_kernel *k, const struct vmi_phys *p,
 	k->symbols_source = strdup("guest");
 	if (!k->symbols_source)
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
-	return vmi_kallsyms_decode(vmi_kernel_kread, &r, &t, dl, &k->ks, err,
-				   errlen);
+	if (c->valid && !memcmp(&c->t, &t, sizeof(t)) &&
+	    c->phys_base == k->info.phys_base) {
+		if (!c->ks)
+			return vmi_err(err, errlen, -c->ret, "%s (as for an "
+				       "earlier note)", c->why);
+		k->ks = c->ks;
+		k->ks_borrowed = true;
+		return 0;
+	}
+	vmi_kallsyms_free(c->ks);
+	memset(c, 0, sizeof(*c));
+	ret = vmi_kallsyms_decode(vmi_kernel_kread, &r, &t, dl, &c->ks, c->why,
+				  sizeof(c->why));
+	/* A timeout says nothing about the tables: do not remember it. */
+	c->valid = ret != -ETIMEDOUT;
+	c->t = t;
+	c->phys_base = k->info.phys_base;
+	c->ret = ret;
+	if (ret)
+		return vmi_err(err, errlen, -ret, "%s", c->why);
+	k->ks = c->ks;
+	k->ks_borrowed = true;
+	return 0;
 }
 
 static int read_base(struct vmi_kernel *k, const struct vmi_phys *p,
@@ -237,7 +282,12 @@ static int load_btf(struct vmi_kernel *k, const struct vmi_phys *p,
 	blob = malloc(stop - start);
 	if (!blob)
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
-	ret = vmi_kernel_read(k, p, start, blob, stop - start);
+	/* vmi_kernel_read takes at most READ_MAX at a time. */
+	ret = 0;
+	for (uint64_t at = start; !ret && at < stop; at += READ_MAX)
+		ret = vmi_kernel_read(k, p, at, (char *)blob + (at - start),
+				      stop - at < READ_MAX ? stop - at :
+				      READ_MAX);
 	if (ret) {
 		free(blob);
 		return vmi_err(err, errlen, -ret, "guest BTF at %#" PRIx64
@@ -255,7 +305,8 @@ static void kernel_clear(struct vmi_kernel *k)
 {
 	free(k->note);
 	vmi_vmcoreinfo_free(&k->vi);
-	vmi_kallsyms_free(k->ks);
+	if (!k->ks_borrowed)
+		vmi_kallsyms_free(k->ks);
 	vmi_btf_free(k->btf);
 	free(k->btf_source);
 	free(k->symbols_source);
@@ -264,7 +315,8 @@ static void kernel_clear(struct vmi_kernel *k)
 
 static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 		    const struct vmi_kernel_options *o,
-		    const struct vmi_deadline *dl, uint64_t gpa,
+		    const struct vmi_deadline *dl, struct ks_cache *c,
+		    uint64_t gpa,
 		    const void *note, size_t len, char *err, size_t errlen)
 {
 	struct vmi_kernel_info *in = &k->info;
@@ -303,7 +355,14 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 	if (!vmi_vmcoreinfo_symbol(vi, "_stext", &stext))
 		return vmi_err(err, errlen, EINVAL, "VMCOREINFO has no "
 			       "SYMBOL(_stext)");
-	if (!in_image(top) || !in_image(stext) || (top & (PAGE - 1)))
+	/* Kernels before 4.x had a 512 MiB image; 6.x with KASLR 1 GiB. */
+	k->kimage_size = 512ULL << 20;
+	if (vmi_vmcoreinfo_number(vi, "KERNEL_IMAGE_SIZE", &num) &&
+	    num > 0 && (uint64_t)num <= VMI_KERNEL_IMAGE_MAX &&
+	    !((uint64_t)num & (PAGE - 1)))
+		k->kimage_size = (uint64_t)num;
+	k->ram_end = p->nranges ? p->ranges[p->nranges - 1].end : 0;
+	if (!in_image(k, top) || !in_image(k, stext) || (top & (PAGE - 1)))
 		return vmi_err(err, errlen, EINVAL, "VMCOREINFO: init_top_pgt "
 			       "%#" PRIx64 " or _stext %#" PRIx64 " outside "
 			       "the kernel image mapping", top, stext);
@@ -313,7 +372,7 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 			       "%#" PRIx64 " (phys_base %" PRId64 ") is not "
 			       "RAM", in->init_top_pgt_gpa, in->phys_base);
 
-	ret = load_symbols(k, p, o, dl, err, errlen);
+	ret = load_symbols(k, p, o, dl, c, err, errlen);
 	if (ret)
 		return ret;
 	if ((ret = need_symbol(k, "_stext", &stext_ks, err, errlen)))
@@ -406,13 +465,10 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 		text = stext;
 	text &= ~(PAGE - 1);
 	if (vmi_kallsyms_lookup(k->ks, "_end", &end) && end > text &&
-	    in_image(end - 1)) {
+	    in_image(k, end - 1)) {
 		end = (end + PAGE - 1) & ~(PAGE - 1);
 	} else {
-		end = VMI_KERNEL_MAP + VMI_KERNEL_IMAGE_MAX;
-		if (vmi_vmcoreinfo_number(vi, "KERNEL_IMAGE_SIZE", &num) &&
-		    num > 0 && (uint64_t)num <= VMI_KERNEL_IMAGE_MAX)
-			end = VMI_KERNEL_MAP + (uint64_t)num;
+		end = VMI_KERNEL_MAP + k->kimage_size;
 	}
 	k->image_va = text;
 	k->image_pa = text - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
@@ -432,6 +488,7 @@ struct scan_ctx {
 	const struct vmi_phys *p;
 	const struct vmi_kernel_options *o;
 	const struct vmi_deadline *dl;
+	struct ks_cache cache;
 	unsigned int candidates;
 	int last_ret;
 	char why[320];
@@ -445,8 +502,8 @@ static int on_candidate(void *arg, uint64_t gpa, const void *note,
 	int ret;
 
 	s->candidates++;
-	ret = validate(s->k, s->p, s->o, s->dl, gpa, note, len, why,
-		       sizeof(why));
+	ret = validate(s->k, s->p, s->o, s->dl, &s->cache, gpa, note, len,
+		       why, sizeof(why));
 	if (!ret)
 		return 1;
 	kernel_clear(s->k);
@@ -476,10 +533,17 @@ int vmi_kernel_recognise(const struct vmi_phys *p,
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
 	ret = vmi_vmcoreinfo_scan(p, &dl, on_candidate, &s, &pages);
 	if (ret == 1) {
+		/* The kernel takes the cached table over. */
+		if (s.k->ks_borrowed) {
+			s.k->ks_borrowed = false;
+			s.cache.ks = NULL;
+		}
+		vmi_kallsyms_free(s.cache.ks);
 		s.k->info.recognition_ms = vmi_now_ms() - t0;
 		*out = s.k;
 		return 0;
 	}
+	vmi_kallsyms_free(s.cache.ks);
 	free(s.k);
 	if (ret == -ETIMEDOUT)
 		return vmi_err(err, errlen, ETIMEDOUT, "no kernel recognised "
