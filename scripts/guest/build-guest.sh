@@ -12,6 +12,7 @@
 # same way, and its -dbg package is 283 MB instead of 929 MB.
 #
 # Output:  build/guest/vmlinuz  build/guest/initramfs.cpio.gz
+#          (with /lib/modules/qemu_fw_cfg.ko, not loaded by default)
 #          build/guest/vmlinux  (DWARF of exactly that vmlinuz)
 #          build/guest/kernel-version  (vmlinuz-<release>)
 # Idempotent: nothing is downloaded or rebuilt when the outputs are there
@@ -77,6 +78,23 @@ fi
 # out of the -dbg package (the modules' debug info is most of its 1.7 GB
 # unpacked), and the 283 MB .deb is dropped afterwards.
 rel=$(sed 's/^vmlinuz-//' "$OUT/kernel-version")
+
+# qemu_fw_cfg.ko, in the initramfs as /lib/modules/qemu_fw_cfg.ko: once
+# loaded, it hands the guest's VMCOREINFO to QEMU's -device vmcoreinfo, so
+# that QEMU's own dump-guest-memory carries it (scripts/bench-kernel.sh
+# compares vmcore with that dump).  Nothing loads it by default.
+if [ ! -s "$OUT/qemu_fw_cfg.ko" ]; then
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
+	[ -n "$kdeb" ] || fetch "linux-image-$rel"
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb | head -n 1)
+	dpkg-deb --fsys-tarfile "$kdeb" |
+		tar -xO --wildcards \
+			"./lib/modules/$rel/kernel/drivers/firmware/qemu_fw_cfg.ko" \
+			>"$OUT/qemu_fw_cfg.ko.new" ||
+		die "no qemu_fw_cfg.ko in $kdeb"
+	mv "$OUT/qemu_fw_cfg.ko.new" "$OUT/qemu_fw_cfg.ko"
+fi
+
 if [ ! -s "$OUT/vmlinux" ] ||
    [ "$(cat "$OUT/vmlinux-version" 2>/dev/null)" != "$rel" ]; then
 	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
@@ -97,13 +115,15 @@ if [ ! -s "$OUT/vmlinux" ] ||
 	log "debug vmlinux: $(stat -c %s "$OUT/vmlinux") bytes"
 fi
 
-if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ]; then
+if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ] ||
+   [ "$OUT/qemu_fw_cfg.ko" -nt "$OUT/initramfs.cpio.gz" ]; then
 	fetch busybox-static
 	rm -rf "$OUT/bx" "$OUT/root"
 	dpkg-deb -x "$DEBS"/busybox-static_*.deb "$OUT/bx"
 	mkdir -p "$OUT/root/bin" "$OUT/root/dev" "$OUT/root/proc" \
-		"$OUT/root/sys" "$OUT/root/tmp"
+		"$OUT/root/sys" "$OUT/root/tmp" "$OUT/root/lib/modules"
 	cp "$OUT/bx/bin/busybox" "$OUT/root/bin/busybox"
+	cp "$OUT/qemu_fw_cfg.ko" "$OUT/root/lib/modules/qemu_fw_cfg.ko"
 	install -m 0755 "$INIT" "$OUT/root/init"
 	# The kernel opens /dev/console before /init runs, when there is
 	# no devtmpfs yet, so the node must be in the archive.
