@@ -256,18 +256,19 @@ recognise() {
 			 "$(elapsed "$t2" "$t3")")" | tee -a "$OUT.new"
 }
 
-# page_out_but_note: the homed half out to the sub-host, except the chunk
-# holding the note (pc: RAM above 3G sits at 4G when RAM >= 3.5G).
+# page_out_but_note: the homed half out to the sub-host, except the 2 MiB
+# holding the note (the scan asks local-or-not per 2 MiB; pc: RAM above 3G
+# sits at 4G when RAM >= 3.5G).
 page_out_but_note() {
-	local size=$((GIB << 30)) home=$((GIB << 29)) ram nc
+	local size=$((GIB << 30)) home=$((GIB << 29)) ram nc keep=$((2 << 20))
 	ram=$NOTE_GPA
 	if [ "$GIB" -ge 4 ] && [ "$NOTE_GPA" -ge $((4 << 30)) ]; then
 		ram=$((NOTE_GPA - (1 << 30)))
 	fi
-	nc=$((ram / CHUNK * CHUNK))
+	nc=$((ram / keep * keep))
 	if [ "$nc" -ge "$home" ]; then
 		[ "$nc" -gt "$home" ] && qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$home,\"length\":$((nc - home))}}" >/dev/null
-		[ $((nc + CHUNK)) -lt "$size" ] && qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$((nc + CHUNK)),\"length\":$((size - nc - CHUNK))}}" >/dev/null
+		[ $((nc + keep)) -lt "$size" ] && qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$((nc + keep)),\"length\":$((size - nc - keep))}}" >/dev/null
 	else
 		qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$home,\"length\":$((size - home))}}" >/dev/null
 	fi
@@ -281,7 +282,7 @@ drgn_tasks() {	# drgn_tasks CORE OUT: the tasks ("pid comm") into OUT
 
 # tools: drgn and copies on the paused, all-local guest.
 tools() {
-	local t0 t1 td tq nd nq size msize tc tm tp tv
+	local t0 t1 td tq nd nq size msize tc tcm tm tp tv
 	cat >"$TMP/tasks.py" <<'EOF'
 from drgn.helpers.linux.pid import for_each_task
 for t in sorted(for_each_task(prog), key=lambda t: t.pid.value_()):
@@ -311,6 +312,9 @@ EOF
 	t0=$(now); cp "$MNT/vmcore" "/dev/shm/vmt-bk-$$-copy.core"; t1=$(now)
 	tc=$(elapsed "$t0" "$t1")
 	rm -f "/dev/shm/vmt-bk-$$-copy.core"
+	t0=$(now); cp "$MNT/mem" "/dev/shm/vmt-bk-$$-copy.core"; t1=$(now)
+	tcm=$(elapsed "$t0" "$t1")
+	rm -f "/dev/shm/vmt-bk-$$-copy.core"
 	t0=$(now); dd if="$MNT/mem" of=/dev/null bs=1M 2>/dev/null; t1=$(now)
 	tm=$(elapsed "$t0" "$t1")
 	t0=$(now); dd if="$MNT/vmcore" of=/dev/null bs=1M 2>/dev/null; t1=$(now)
@@ -322,11 +326,13 @@ EOF
 	tq=$(elapsed "$t0" "$t1")
 	rm -f "/dev/shm/vmt-bk-$$-plain.elf"
 	stop_vmemfs
-	printf '%-4s copy: cp vmcore to /dev/shm %s s (%s MB/s); read vmcore %s s (%s MB/s); read mem %s s (%s MB/s); dump-guest-memory paging=false %s s (%s MB/s)\n' \
-		"${GIB}G" "$tc" "$(mbps "$size" "$tc")" "$tv" "$(mbps "$size" "$tv")" \
-		"$tm" "$(mbps "$msize" "$tm")" "$tq" "$(mbps "$size" "$tq")"
-	printf '%-4s speed ratios: cp vmcore / read mem %s (target >= 0.8); read vmcore / read mem %s; cp vmcore / dump-guest-memory %s\n' \
-		"${GIB}G" "$(ratio "$(awk -v a="$size" -v t="$tc" 'BEGIN { print a / t }')" "$(awk -v a="$msize" -v t="$tm" 'BEGIN { print a / t }')")" \
+	printf '%-4s copy to /dev/shm: cp vmcore %s s (%s MB/s), cp mem %s s (%s MB/s), dump-guest-memory paging=false %s s (%s MB/s); to /dev/null: read vmcore %s s (%s MB/s), read mem %s s (%s MB/s)\n' \
+		"${GIB}G" "$tc" "$(mbps "$size" "$tc")" "$tcm" "$(mbps "$msize" "$tcm")" \
+		"$tq" "$(mbps "$size" "$tq")" "$tv" "$(mbps "$size" "$tv")" \
+		"$tm" "$(mbps "$msize" "$tm")"
+	printf '%-4s speed ratios: cp vmcore / cp mem %s (target >= 0.8); cp vmcore / read mem %s; read vmcore / read mem %s; cp vmcore / dump-guest-memory %s\n' \
+		"${GIB}G" "$(ratio "$(awk -v a="$size" -v t="$tc" 'BEGIN { print a / t }')" "$(awk -v a="$msize" -v t="$tcm" 'BEGIN { print a / t }')")" \
+		"$(ratio "$(awk -v a="$size" -v t="$tc" 'BEGIN { print a / t }')" "$(awk -v a="$msize" -v t="$tm" 'BEGIN { print a / t }')")" \
 		"$(ratio "$(awk -v a="$size" -v t="$tv" 'BEGIN { print a / t }')" "$(awk -v a="$msize" -v t="$tm" 'BEGIN { print a / t }')")" \
 		"$(ratio "$tq" "$tc")"
 }

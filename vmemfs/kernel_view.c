@@ -19,7 +19,7 @@
  * too early would otherwise have no note, and tools such as drgn would
  * silently take it for something else.
  */
-#define OPEN_WAIT_MS 30000
+#define OPEN_WAIT_MS 60000
 #define OPEN_RESCAN_MS 1000	/* an open asks again after this long */
 #define SCAN_TIMEOUT_MS 120000
 

@@ -73,7 +73,7 @@ void vmem_kernel_view_fini(struct vmem_kernel_view *kv);
 /*
  * The text of `kernel`: vmi_kernel_json of the current kernel after a
  * cheap re-validation, or {"error": why} (not recognised yet, or the
- * library's reason).  Waits at most 30 s for a scan in progress.
+ * library's reason).  Waits at most 60 s for a scan in progress.
  * malloc'd, NULL on allocation failure.
  */
 char *vmem_kernel_view_json(struct vmem_kernel_view *kv);
