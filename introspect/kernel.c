@@ -372,6 +372,32 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 			       "%#" PRIx64 " (phys_base %" PRId64 ") is not "
 			       "RAM", in->init_top_pgt_gpa, in->phys_base);
 
+	/* A cheap check before the symbol table is decoded: the release in
+	 * init_uts_ns (at the note's own address for it). */
+	{
+		uint64_t uts;
+		int64_t name_off;
+		char rel[65];
+		struct vmi_kernel_reader r = { k, p };
+
+		if (vmi_vmcoreinfo_symbol(vi, "init_uts_ns", &uts) &&
+		    vmi_vmcoreinfo_decimal(vi, "OFFSET", "uts_namespace.name",
+					   &name_off) &&
+		    name_off >= 0 && name_off < 4096 && in_image(k, uts)) {
+			/* struct new_utsname: sysname[65], nodename[65],
+			 * release[65], ... */
+			n = vmi_read_cstr(vmi_kernel_kread, &r,
+					  uts + (uint64_t)name_off + 2 * 65,
+					  rel, sizeof(rel));
+			if (n < 0 || strcmp(rel, vi->osrelease))
+				return vmi_err(err, errlen, EINVAL,
+					       "init_uts_ns release \"%.64s\" "
+					       "is not OSRELEASE %s",
+					       n < 0 ? "(unreadable)" : rel,
+					       vi->osrelease);
+		}
+	}
+
 	ret = load_symbols(k, p, o, dl, c, err, errlen);
 	if (ret)
 		return ret;
@@ -679,7 +705,8 @@ char *vmi_kernel_error_json(const char *why)
 
 	if (!o)
 		return NULL;
-	json_object_object_add(o, "error", json_object_new_string(why));
+	json_object_object_add(o, "error", json_object_new_string(why ? why :
+				"unknown"));
 	return to_text(o);
 }
 
