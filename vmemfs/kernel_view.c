@@ -11,8 +11,6 @@
 #include "layout.h"
 #include "log.h"
 
-#define RETRY_MIN_MS 1000
-#define RETRY_MAX_MS 30000
 #define POLL_MS 500		/* how often the thread looks for a RESET */
 /*
  * An open waits this long for a scan in progress: a vmcore opened a moment
@@ -392,35 +390,31 @@ static void scan_once(struct vmem_kernel_view *kv)
 		 "guest kernel not recognised");
 	if (!kv->stop)
 		vmem_log_ratelimited(LOG_INFO, "guest kernel not recognised "
-				     "(will retry): %s", kv->why);
+				     "(an open of kernel or vmcore looks "
+				     "again): %s", kv->why);
 }
 
+/*
+ * Scans when asked: once at the start, after a reset, and when an open
+ * found no kernel.  No periodic retries: a scan reads guest memory (the
+ * sub-hosts' too when the note is not local), which only someone who
+ * wants to know the kernel should cause, and the mount's counters should
+ * show only reads someone asked for.
+ */
 static void *kv_thread(void *arg)
 {
 	struct vmem_kernel_view *kv = arg;
-	uint64_t backoff = RETRY_MIN_MS, next_retry = 0;
 
 	pthread_mutex_lock(&kv->lock);
 	while (!kv->stop) {
 		struct timespec ts;
-		uint64_t now = now_ms(), wait;
 
 		check_reset(kv);
-		if (kv->want_scan || (!kv->k && now >= next_retry)) {
+		if (kv->want_scan) {
 			scan_once(kv);
-			if (kv->k) {
-				backoff = RETRY_MIN_MS;
-			} else {
-				next_retry = now_ms() + backoff;
-				backoff = backoff * 2 > RETRY_MAX_MS ?
-					  RETRY_MAX_MS : backoff * 2;
-			}
 			continue;
 		}
-		wait = POLL_MS;
-		if (!kv->k && next_retry > now && next_retry - now < wait)
-			wait = next_retry - now;
-		deadline_in(&ts, wait);
+		deadline_in(&ts, POLL_MS);
 		pthread_cond_timedwait(&kv->cond, &kv->lock, &ts);
 	}
 	pthread_mutex_unlock(&kv->lock);
