@@ -717,11 +717,12 @@ START_TEST(test_unhomed_fills_budget)
 	ck_assert_uint_gt(s.evictions, 0);
 	/*
 	 * It had to go over the limit, but only by the chunks the pager
-	 * protects as young (8) and those the fault threads (2) were
-	 * installing.
+	 * protects as young (8), those the fault threads (2) were
+	 * installing, and the one the evictor was moving out (resident
+	 * until its punch; 33 MiB was seen once on a loaded machine).
 	 */
 	ck_assert_uint_gt(s.over_limit, 0);
-	ck_assert_msg(mon.max <= unhomed + (8 + 2) * cs, "resident %" PRIu64
+	ck_assert_msg(mon.max <= unhomed + (8 + 2 + 1) * cs, "resident %" PRIu64
 		      " MiB", mon.max >> 20);
 	cleanup();
 }

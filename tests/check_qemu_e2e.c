@@ -493,9 +493,13 @@ START_TEST(test_pageout_roundtrip)
 	/*
 	 * ... and fetched about what it read, not the same chunks over and
 	 * over: re-reading 128 MiB fetched 949 MiB when the limit left homed
-	 * memory no room.
+	 * memory no room.  With 256M, homed memory has ~10 MiB of room, so
+	 * chunks evicted while the guest still reads them come back: 226-258
+	 * MiB were measured (one run over 2x on a loaded machine), hence 3x
+	 * there, still far from the 7x of no room at all.
 	 */
-	ck_assert_uint_le(in1 - in0, 2 * DATA_MIB * MiB);
+	ck_assert_uint_le(in1 - in0, (E->cfg.limit == CFG_ROOMY.limit ? 2 : 3) *
+			  DATA_MIB * MiB);
 	/*
 	 * The main host kept under its limit all along: the pager goes over
 	 * it only when nothing is evictable, and counts that.  With 256M,

@@ -612,7 +612,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * Guest memory must not be kept there, stale, after the read: EIO,
 	 * so a touch of the mapping gets SIGBUS and nothing is cached.
 	 */
-	if (!fi->lock_owner && !fs->allow_mmap) {
+	/*
+	 * vmcore is exempt: makedumpfile maps core files (and would die of
+	 * SIGBUS), and the kernel drops a direct_io file's cached pages at
+	 * every mmap, so a mapping never sees an older mapping's pages.
+	 */
+	if (!fi->lock_owner && !fs->allow_mmap && ino != INO_VMCORE) {
 		vmem_log_ratelimited(LOG_WARNING, "%s: refused a page-cache read "
 				     "(mmap, sendfile or splice) at 0x%llx: use "
 				     "read(2), or mount with -o allow_mmap",

@@ -741,6 +741,26 @@ const char *vt_vmemfs_bin(void)
 	return path;
 }
 
+/*
+ * The mount scans guest memory for a kernel once at start, in the
+ * background (vmemfs/kernel_view.c): its reads count in `stats` like any
+ * other.  An open of `kernel` waits for that scan, so tests that compare
+ * counters start from a quiet mount.
+ */
+static void wait_kernel_scan(const char *mnt)
+{
+	char path[300], buf[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/kernel", mnt);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
 int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 		    const char *fuse_opts, const char *mnt, const char *log,
 		    uint64_t ram_size, int timeout_ms, char *err,
@@ -814,8 +834,10 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 			v->pid = 0;
 			return -1;
 		}
-		if (stat(mem, &st) == 0 && (uint64_t)st.st_size == ram_size)
+		if (stat(mem, &st) == 0 && (uint64_t)st.st_size == ram_size) {
+			wait_kernel_scan(mnt);
 			return 0;
+		}
 		if (vt_now_ms() > deadline) {
 			vt_set_err(err, errlen,
 				"%s not ready within %d ms (stat %s: %s)", mem,
