@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +60,9 @@ static int stream_byte(struct stream *s, unsigned char *c)
 			s->cap = ncap;
 		}
 		ret = s->read(s->ctx, s->base + s->len, s->buf + s->len, chunk);
-		/* The stream may end just before unreadable memory. */
-		while (ret && chunk > 4096) {
+		/* The stream may end just before unreadable memory: the
+		 * last bytes are read in ever smaller pieces. */
+		while (ret && chunk > 1) {
 			chunk /= 2;
 			ret = s->read(s->ctx, s->base + s->len,
 				      s->buf + s->len, chunk);
@@ -75,12 +75,11 @@ static int stream_byte(struct stream *s, unsigned char *c)
 	return 0;
 }
 
-static const struct vmi_kallsyms *sort_ks;
-
-static int by_name_cmp(const void *a, const void *b)
+static int by_name_cmp(const void *a, const void *b, void *arg)
 {
+	const struct vmi_kallsyms *ks = arg;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	int c = strcmp(sort_ks->syms[x].name, sort_ks->syms[y].name);
+	int c = strcmp(ks->syms[x].name, ks->syms[y].name);
 
 	if (c)
 		return c;
@@ -90,10 +89,6 @@ static int by_name_cmp(const void *a, const void *b)
 /* Finish a table whose names are offsets into pool: make pointers, sort. */
 static int finish(struct vmi_kallsyms *ks)
 {
-	/* qsort has no context argument in C11; the lock keeps the static
-	 * pointer private to one sort at a time. */
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-
 	for (size_t i = 0; i < ks->nsyms; i++)
 		ks->syms[i].name = ks->pool + (uintptr_t)ks->syms[i].name;
 	ks->by_name = malloc((ks->nsyms ? ks->nsyms : 1) * sizeof(uint32_t));
@@ -101,11 +96,7 @@ static int finish(struct vmi_kallsyms *ks)
 		return -ENOMEM;
 	for (size_t i = 0; i < ks->nsyms; i++)
 		ks->by_name[i] = (uint32_t)i;
-	pthread_mutex_lock(&lock);
-	sort_ks = ks;
-	qsort(ks->by_name, ks->nsyms, sizeof(uint32_t), by_name_cmp);
-	sort_ks = NULL;
-	pthread_mutex_unlock(&lock);
+	qsort_r(ks->by_name, ks->nsyms, sizeof(uint32_t), by_name_cmp, ks);
 	return 0;
 }
 
@@ -377,7 +368,9 @@ int vmi_kallsyms_from_map(const char *path, uint64_t offset,
 			ret = vmi_err(err, errlen, ENOMEM, "out of memory");
 			goto fail;
 		}
-		ks->syms[ks->nsyms].addr = addr + offset;
+		/* Absolute (per-cpu) symbols do not move with KASLR. */
+		ks->syms[ks->nsyms].addr = addr >= 0xffffffff80000000ULL ?
+					   addr + offset : addr;
 		ks->syms[ks->nsyms].type = type;
 		ks->syms[ks->nsyms].name = (const char *)(uintptr_t)off;
 		ks->nsyms++;

@@ -51,7 +51,8 @@ int vmi_kallsyms_decode(vmi_kread_fn read, void *ctx,
 
 /*
  * Read a System.map ("ADDR TYPE NAME" per line).  Addresses are link-time
- * ones: the caller adds the KASLR offset with @offset.  Refuses the
+ * ones: @offset (the KASLR offset) is added to those in the kernel image
+ * mapping (absolute per-cpu symbols stay as they are).  Refuses the
  * Debian stub ("ffffffffffffffff B The real System.map is in the
  * linux-image-<version>-dbg package") and files with no symbols.
  */

@@ -30,6 +30,21 @@ struct vmi_kernel {
 	char *btf_source, *symbols_source;
 	uint64_t image_va, image_pa, image_len;
 	bool have_pob;	/* page_offset_base known: direct map is linear */
+	bool ks_borrowed;	/* ks belongs to the recognition's cache */
+};
+
+/*
+ * The symbol table decoded for one candidate note, kept for the next one:
+ * notes forged by copying the real one name the same tables, and a guest
+ * process can write thousands of them; each must not cost a decode.
+ */
+struct ks_cache {
+	bool valid;
+	struct vmi_kallsyms_tables t;
+	int64_t phys_base;
+	struct vmi_kallsyms *ks;	/* NULL when that decode failed */
+	int ret;
+	char why[256];
 };
 
 /* ---- address translation ---- */
@@ -153,11 +168,13 @@ static int need_symbol(const struct vmi_kernel *k, const char *name,
 
 static int load_symbols(struct vmi_kernel *k, const struct vmi_phys *p,
 			const struct vmi_kernel_options *o,
-			const struct vmi_deadline *dl, char *err, size_t errlen)
+			const struct vmi_deadline *dl, struct ks_cache *c,
+			char *err, size_t errlen)
 {
 	struct vmi_kernel_reader r = { k, p };
 	struct vmi_kallsyms_tables t = { .absolute_percpu = true };
 	const struct vmi_vmcoreinfo *vi = &k->vi;
+	int ret;
 
 	if (o && o->map_path) {
 		k->symbols_source = strdup(o->map_path);
@@ -183,8 +200,29 @@ static int load_symbols(struct vmi_kernel *k, const struct vmi_phys *p,
 	k->symbols_source = strdup("guest");
 	if (!k->symbols_source)
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
-	return vmi_kallsyms_decode(vmi_kernel_kread, &r, &t, dl, &k->ks, err,
-				   errlen);
+	if (c->valid && !memcmp(&c->t, &t, sizeof(t)) &&
+	    c->phys_base == k->info.phys_base) {
+		if (!c->ks)
+			return vmi_err(err, errlen, -c->ret, "%s (as for an "
+				       "earlier note)", c->why);
+		k->ks = c->ks;
+		k->ks_borrowed = true;
+		return 0;
+	}
+	vmi_kallsyms_free(c->ks);
+	memset(c, 0, sizeof(*c));
+	ret = vmi_kallsyms_decode(vmi_kernel_kread, &r, &t, dl, &c->ks, c->why,
+				  sizeof(c->why));
+	/* A timeout says nothing about the tables: do not remember it. */
+	c->valid = ret != -ETIMEDOUT;
+	c->t = t;
+	c->phys_base = k->info.phys_base;
+	c->ret = ret;
+	if (ret)
+		return vmi_err(err, errlen, -ret, "%s", c->why);
+	k->ks = c->ks;
+	k->ks_borrowed = true;
+	return 0;
 }
 
 static int read_base(struct vmi_kernel *k, const struct vmi_phys *p,
@@ -255,7 +293,8 @@ static void kernel_clear(struct vmi_kernel *k)
 {
 	free(k->note);
 	vmi_vmcoreinfo_free(&k->vi);
-	vmi_kallsyms_free(k->ks);
+	if (!k->ks_borrowed)
+		vmi_kallsyms_free(k->ks);
 	vmi_btf_free(k->btf);
 	free(k->btf_source);
 	free(k->symbols_source);
@@ -264,7 +303,8 @@ static void kernel_clear(struct vmi_kernel *k)
 
 static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 		    const struct vmi_kernel_options *o,
-		    const struct vmi_deadline *dl, uint64_t gpa,
+		    const struct vmi_deadline *dl, struct ks_cache *c,
+		    uint64_t gpa,
 		    const void *note, size_t len, char *err, size_t errlen)
 {
 	struct vmi_kernel_info *in = &k->info;
@@ -313,7 +353,7 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 			       "%#" PRIx64 " (phys_base %" PRId64 ") is not "
 			       "RAM", in->init_top_pgt_gpa, in->phys_base);
 
-	ret = load_symbols(k, p, o, dl, err, errlen);
+	ret = load_symbols(k, p, o, dl, c, err, errlen);
 	if (ret)
 		return ret;
 	if ((ret = need_symbol(k, "_stext", &stext_ks, err, errlen)))
@@ -432,6 +472,7 @@ struct scan_ctx {
 	const struct vmi_phys *p;
 	const struct vmi_kernel_options *o;
 	const struct vmi_deadline *dl;
+	struct ks_cache cache;
 	unsigned int candidates;
 	int last_ret;
 	char why[320];
@@ -445,8 +486,8 @@ static int on_candidate(void *arg, uint64_t gpa, const void *note,
 	int ret;
 
 	s->candidates++;
-	ret = validate(s->k, s->p, s->o, s->dl, gpa, note, len, why,
-		       sizeof(why));
+	ret = validate(s->k, s->p, s->o, s->dl, &s->cache, gpa, note, len,
+		       why, sizeof(why));
 	if (!ret)
 		return 1;
 	kernel_clear(s->k);
@@ -476,10 +517,17 @@ int vmi_kernel_recognise(const struct vmi_phys *p,
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
 	ret = vmi_vmcoreinfo_scan(p, &dl, on_candidate, &s, &pages);
 	if (ret == 1) {
+		/* The kernel takes the cached table over. */
+		if (s.k->ks_borrowed) {
+			s.k->ks_borrowed = false;
+			s.cache.ks = NULL;
+		}
+		vmi_kallsyms_free(s.cache.ks);
 		s.k->info.recognition_ms = vmi_now_ms() - t0;
 		*out = s.k;
 		return 0;
 	}
+	vmi_kallsyms_free(s.cache.ks);
 	free(s.k);
 	if (ret == -ETIMEDOUT)
 		return vmi_err(err, errlen, ETIMEDOUT, "no kernel recognised "
