@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: MIT
+/* The mount's proc/ tree.  See fs_proc.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../introspect/kernel.h"
+#include "../procfs/snapshot.h"
+#include "../procfs/views.h"
+#include "fs_proc.h"
+#include "log.h"
+
+/*
+ * Inodes: VMEM_PROC_INO_BASE + v.  v < 256: the top-level entries below;
+ * v >= 256: (pid << 8) | one of the pid entries.
+ */
+enum {
+	T_DIR, T_STAT, T_UPTIME, T_MEMINFO, T_CPUINFO, T_LOADAVG, T_SELF,
+	T_TTY, T_TTY_DRIVERS, T_END
+};
+static const char *const top_names[T_END] = {
+	[T_STAT] = "stat", [T_UPTIME] = "uptime", [T_MEMINFO] = "meminfo",
+	[T_CPUINFO] = "cpuinfo", [T_LOADAVG] = "loadavg", [T_SELF] = "self",
+	[T_TTY] = "tty", [T_TTY_DRIVERS] = "drivers",
+};
+
+enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_END };
+static const char *const pid_names[P_END] = {
+	[P_STAT] = "stat", [P_STATUS] = "status", [P_CMDLINE] = "cmdline",
+	[P_ENVIRON] = "environ",
+};
+
+#define INO(v) ((fuse_ino_t)(VMEM_PROC_INO_BASE + (v)))
+#define PID_INO(pid, f) INO(((uint64_t)(pid) << 8) | (f))
+
+struct vmem_proc_snap {
+	struct vp_snapshot *s;
+	int refs;
+};
+
+/* What an open file or directory holds. */
+struct proc_fh {
+	struct vmem_proc_snap *sn;	/* directories */
+	size_t len;			/* files */
+	char text[];
+};
+
+static void snap_put(struct vmem_proc_snap *sn)
+{
+	if (sn && __atomic_sub_fetch(&sn->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		vp_snapshot_free(sn->s);
+		free(sn);
+	}
+}
+
+void vmem_proc_init(struct vmem_proc *pr, struct vmem_kernel_view *kv,
+		    struct vmem_proc_stats *st, uint64_t refresh_ms,
+		    uint64_t timeout_ms, uid_t uid, gid_t gid)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->kv = kv;
+	pr->st = st;
+	pr->refresh_ms = refresh_ms;
+	pr->timeout_ms = timeout_ms;
+	pr->uid = uid;
+	pr->gid = gid;
+	clock_gettime(CLOCK_REALTIME, &pr->mtime);
+	pthread_mutex_init(&pr->lock, NULL);
+	pthread_mutex_init(&pr->build_lock, NULL);
+}
+
+void vmem_proc_fini(struct vmem_proc *pr)
+{
+	if (!pr->kv)
+		return;
+	snap_put(pr->cur);
+	pthread_mutex_destroy(&pr->lock);
+	pthread_mutex_destroy(&pr->build_lock);
+	memset(pr, 0, sizeof(*pr));
+}
+
+static void build_log(void *ctx, const char *msg)
+{
+	(void)ctx;
+	vmem_log_ratelimited(LOG_WARNING, "proc: %s", msg);
+}
+
+struct build_arg {
+	struct vmem_proc *pr;
+	struct vp_snapshot *s;
+	char err[256];
+};
+
+static int build_cb(void *arg, const struct vmi_kernel *k,
+		    const struct vmi_phys *p)
+{
+	struct build_arg *a = arg;
+	struct vp_build_opts o = {
+		.timeout_ms = a->pr->timeout_ms,
+		.log = build_log,
+	};
+
+	return vp_snapshot_build(k, p, &o, &a->s, a->err, sizeof(a->err));
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void count_build(struct vmem_proc *pr, const struct vp_snapshot *s)
+{
+	struct vmem_proc_stats *st = pr->st;
+	uint64_t n = st->builds;
+
+	st->kept_ms[n % VMEM_PROC_BUILDS_KEPT] = s->build_ms;
+	st->last_ms = s->build_ms;
+	st->last_local = s->bytes_local;
+	st->last_remote = s->bytes_remote;
+	if (s->cut)
+		st->cut++;
+	__atomic_store_n(&st->builds, n + 1, __ATOMIC_RELEASE);
+}
+
+static struct vmem_proc_snap *take_cur(struct vmem_proc *pr,
+				       uint64_t newer_than, bool any)
+{
+	struct vmem_proc_snap *sn = NULL;
+
+	pthread_mutex_lock(&pr->lock);
+	if (pr->cur && (any || pr->cur->s->built_at_ms >= newer_than)) {
+		sn = pr->cur;
+		__atomic_add_fetch(&sn->refs, 1, __ATOMIC_ACQ_REL);
+	}
+	pthread_mutex_unlock(&pr->lock);
+	return sn;
+}
+
+/*
+ * The snapshot to serve: the current one while younger than proc-refresh
+ * (with 0, only until the next opendir of proc/: @fresh), else a new one.
+ * Concurrent callers share one build.  NULL when no kernel is known and
+ * nothing was built before.
+ */
+static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
+{
+	uint64_t now = mono_ms(), cutoff;
+	struct vmem_proc_snap *sn;
+	struct build_arg a = { .pr = pr };
+	int rc;
+
+	if (pr->refresh_ms)
+		cutoff = now >= pr->refresh_ms ? now - pr->refresh_ms : 0;
+	else
+		cutoff = fresh ? now : 0;
+	sn = take_cur(pr, cutoff, false);
+	if (sn)
+		return sn;
+	pthread_mutex_lock(&pr->build_lock);
+	sn = take_cur(pr, cutoff, false);	/* built while we waited */
+	if (sn) {
+		pthread_mutex_unlock(&pr->build_lock);
+		return sn;
+	}
+	rc = vmem_kernel_view_with(pr->kv, build_cb, &a, a.err, sizeof(a.err));
+	if (rc < 0) {
+		vmem_log_ratelimited(LOG_WARNING, "proc: no snapshot: %s",
+				     a.err);
+		pthread_mutex_unlock(&pr->build_lock);
+		return take_cur(pr, 0, true);	/* the old one, if any */
+	}
+	sn = calloc(1, sizeof(*sn));
+	if (!sn) {
+		vp_snapshot_free(a.s);
+		pthread_mutex_unlock(&pr->build_lock);
+		return take_cur(pr, 0, true);
+	}
+	sn->s = a.s;
+	sn->refs = 2;			/* pr->cur and the caller */
+	count_build(pr, a.s);
+	pthread_mutex_lock(&pr->lock);
+	snap_put(pr->cur);
+	pr->cur = sn;
+	pthread_mutex_unlock(&pr->lock);
+	pthread_mutex_unlock(&pr->build_lock);
+	return sn;
+}
+
+/* ---- the caller ---- */
+
+/* The tgid of host thread @tid, and its comm; -1 when unknown. */
+static int host_tgid(pid_t tid, char *comm, size_t commlen)
+{
+	char path[64], line[256];
+	int tgid = -1;
+	FILE *f;
+
+	if (comm && commlen)
+		snprintf(comm, commlen, "?");
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (comm && strncmp(line, "Name:\t", 6) == 0) {
+			size_t n = strcspn(line + 6, "\n");
+
+			if (n >= commlen)
+				n = commlen - 1;
+			memcpy(comm, line + 6, n);
+			comm[n] = '\0';
+		} else if (sscanf(line, "Tgid:\t%d", &tgid) == 1) {
+			break;
+		}
+	}
+	fclose(f);
+	return tgid;
+}
+
+static int caller_tgid(fuse_req_t req)
+{
+	return host_tgid(fuse_req_ctx(req)->pid, NULL, 0);
+}
+
+/* ---- attributes ---- */
+
+static void attr_of(struct vmem_proc *pr, fuse_ino_t ino, mode_t mode,
+		    uid_t uid, gid_t gid, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_uid = uid;
+	st->st_gid = gid;
+	st->st_blksize = 4096;
+	st->st_atim = st->st_mtim = st->st_ctim = pr->mtime;
+}
+
+/*
+ * The attributes of @ino under snapshot @s (may be NULL) for a request of
+ * @req.  0, or -ENOENT.
+ */
+static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
+		    fuse_req_t req, fuse_ino_t ino, struct stat *st)
+{
+	uint64_t v = ino - VMEM_PROC_INO_BASE;
+	const struct vp_task *t;
+	int pid, f;
+
+	if (v < 256) {
+		if (v >= T_END)
+			return -ENOENT;
+		if (v == T_DIR || v == T_TTY)
+			attr_of(pr, ino, S_IFDIR | 0555, pr->uid, pr->gid, st);
+		else if (v == T_SELF)
+			attr_of(pr, ino, S_IFLNK | 0777, pr->uid, pr->gid, st);
+		else
+			attr_of(pr, ino, S_IFREG | 0444, pr->uid, pr->gid, st);
+		return 0;
+	}
+	pid = (int)(v >> 8);
+	f = (int)(v & 0xff);
+	if (f >= P_END)
+		return -ENOENT;
+	t = s ? vp_snapshot_find(s, pid) : NULL;
+	if (!t) {
+		/* the caller's own entry: a directory with a stat */
+		if ((f != P_DIR && f != P_STAT) || caller_tgid(req) != pid)
+			return -ENOENT;
+		attr_of(pr, ino, f == P_DIR ? S_IFDIR | 0555 : S_IFREG | 0444,
+			pr->uid, pr->gid, st);
+		return 0;
+	}
+	attr_of(pr, ino, f == P_DIR ? S_IFDIR | 0555 :
+		f == P_ENVIRON ? S_IFREG | 0400 : S_IFREG | 0444,
+		t->uid[1], t->gid[1], st);
+	return 0;
+}
+
+static void reply_entry(struct vmem_proc *pr, fuse_req_t req,
+			const struct vp_snapshot *s, fuse_ino_t ino)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	if (stat_ino(pr, s, req, ino, &e.attr) < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	e.ino = ino;
+	/* Processes come and go with each snapshot: no caching. */
+	e.attr_timeout = 0;
+	e.entry_timeout = 0;
+	fuse_reply_entry(req, &e);
+}
+
+void vmem_proc_lookup_root(struct vmem_proc *pr, fuse_req_t req)
+{
+	reply_entry(pr, req, NULL, INO(T_DIR));
+}
+
+static bool all_digits(const char *s, int *out)
+{
+	long v = 0;
+
+	if (!*s || *s == '0' || strlen(s) > 7)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	*out = (int)v;
+	return true;
+}
+
+void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
+		      fuse_ino_t parent, const char *name)
+{
+	uint64_t v = parent - VMEM_PROC_INO_BASE;
+	struct vmem_proc_snap *sn;
+	int i, pid;
+
+	if (v == T_DIR || v == T_TTY) {
+		for (i = 1; i < T_END; i++)
+			if (strcmp(name, top_names[i]) == 0 &&
+			    (i == T_TTY_DRIVERS) == (v == T_TTY)) {
+				reply_entry(pr, req, NULL, INO(i));
+				return;
+			}
+		if (v == T_TTY || !all_digits(name, &pid)) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		sn = get_snap(pr, false);
+		reply_entry(pr, req, sn ? sn->s : NULL, PID_INO(pid, P_DIR));
+		snap_put(sn);
+		return;
+	}
+	if (v < 256 || (v & 0xff) != P_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	for (i = 1; i < P_END; i++)
+		if (strcmp(name, pid_names[i]) == 0)
+			break;
+	if (i == P_END) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	sn = get_snap(pr, false);
+	reply_entry(pr, req, sn ? sn->s : NULL, parent | (fuse_ino_t)i);
+	snap_put(sn);
+}
+
+void vmem_proc_getattr(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino)
+{
+	struct vmem_proc_snap *sn = NULL;
+	struct stat st;
+	int rc;
+
+	if (ino - VMEM_PROC_INO_BASE >= 256)
+		sn = get_snap(pr, false);
+	rc = stat_ino(pr, sn ? sn->s : NULL, req, ino, &st);
+	snap_put(sn);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, 0);
+}
+
+void vmem_proc_readlink(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino)
+{
+	char link[32];
+	int tgid;
+
+	(void)pr;
+	if (ino != INO(T_SELF)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	tgid = caller_tgid(req);
+	if (tgid <= 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	snprintf(link, sizeof(link), "%d", tgid);
+	fuse_reply_readlink(req, link);
+}
+
+/* ---- directories ---- */
+
+void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	uint64_t v = ino - VMEM_PROC_INO_BASE;
+	struct proc_fh *h;
+
+	if (!(v == T_DIR || v == T_TTY || (v >= 256 && (v & 0xff) == P_DIR))) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* The listing of proc/ is the snapshot this open saw. */
+	h->sn = get_snap(pr, v == T_DIR);
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		snap_put(h->sn);
+		free(h);
+	}
+}
+
+void vmem_proc_releasedir(struct vmem_proc *pr, fuse_req_t req,
+			  fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct proc_fh *h = (struct proc_fh *)(uintptr_t)fi->fh;
+
+	(void)pr;
+	(void)ino;
+	if (h) {
+		snap_put(h->sn);
+		free(h);
+	}
+	fuse_reply_err(req, 0);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+/* Add one entry; false when the reply buffer is full. */
+static bool add(struct dirbuf *d, const char *name, fuse_ino_t ino,
+		mode_t mode, off_t next)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	size_t n = fuse_add_direntry(d->req, d->buf + d->used,
+				     d->size - d->used, name, &st, next);
+
+	if (n > d->size - d->used)
+		return false;
+	d->used += n;
+	return true;
+}
+
+void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct proc_fh *h = (struct proc_fh *)(uintptr_t)fi->fh;
+	const struct vp_snapshot *s = h && h->sn ? h->sn->s : NULL;
+	uint64_t v = ino - VMEM_PROC_INO_BASE;
+	struct dirbuf d = { .req = req, .size = size > 65536 ? 65536 : size };
+	off_t i;
+	char name[16];
+
+	(void)pr;
+	d.buf = malloc(d.size);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = off; ; i++) {
+		const char *nm = NULL;
+		fuse_ino_t eino = ino;
+		mode_t mode = S_IFDIR;
+
+		if (i == 0) {
+			nm = ".";
+		} else if (i == 1) {
+			nm = "..";
+		} else if (v == T_DIR && i - 2 < T_TTY_DRIVERS - 1) {
+			int t = (int)(i - 2) + 1;
+
+			nm = top_names[t];
+			eino = INO(t);
+			mode = t == T_TTY ? S_IFDIR :
+			       t == T_SELF ? S_IFLNK : S_IFREG;
+		} else if (v == T_DIR) {
+			size_t k = (size_t)(i - 2 - (T_TTY_DRIVERS - 1));
+
+			if (!s || k >= s->ntasks)
+				break;
+			snprintf(name, sizeof(name), "%d", s->tasks[k].pid);
+			nm = name;
+			eino = PID_INO(s->tasks[k].pid, P_DIR);
+		} else if (v == T_TTY) {
+			if (i > 2)
+				break;
+			nm = top_names[T_TTY_DRIVERS];
+			eino = INO(T_TTY_DRIVERS);
+			mode = S_IFREG;
+		} else {
+			if (i - 1 >= P_END)
+				break;
+			nm = pid_names[i - 1];
+			eino = ino | (fuse_ino_t)(i - 1);
+			mode = S_IFREG;
+		}
+		if (!add(&d, nm, eino, mode, i + 1))
+			break;
+	}
+	fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+/* ---- files ---- */
+
+static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
+		       size_t *len, int *err)
+{
+	uint64_t v = ino - VMEM_PROC_INO_BASE;
+	struct vmem_proc_snap *sn = get_snap(pr, false);
+	const struct vp_snapshot *s = sn ? sn->s : NULL;
+	const struct vp_task *t;
+	char *text = NULL, comm[64];
+	int pid, f;
+
+	*err = ENOENT;
+	if (v < 256) {
+		*err = EIO;	/* no kernel known: the log says why */
+		if (!s)
+			goto out;
+		switch (v) {
+		case T_STAT: text = vp_sys_stat(s, len); break;
+		case T_UPTIME: text = vp_sys_uptime(s, len); break;
+		case T_MEMINFO: text = vp_sys_meminfo(s, len); break;
+		case T_CPUINFO: text = vp_sys_cpuinfo(s, len); break;
+		case T_LOADAVG: text = vp_sys_loadavg(s, len); break;
+		case T_TTY_DRIVERS: text = vp_sys_tty_drivers(s, len); break;
+		default: *err = EISDIR; goto out;
+		}
+		if (!text)
+			*err = ENOMEM;
+		goto out;
+	}
+	pid = (int)(v >> 8);
+	f = (int)(v & 0xff);
+	t = s ? vp_snapshot_find(s, pid) : NULL;
+	if (!t) {
+		if (f == P_STAT && host_tgid(fuse_req_ctx(req)->pid, comm,
+					     sizeof(comm)) == pid)
+			text = vp_caller_stat(pid, comm, len);
+		goto out;
+	}
+	switch (f) {
+	case P_STAT: text = vp_pid_stat(s, t, len); break;
+	case P_STATUS: text = vp_pid_status(s, t, len); break;
+	case P_CMDLINE: text = vp_pid_cmdline(t, len); break;
+	case P_ENVIRON: text = vp_pid_environ(t, len); break;
+	default: *err = EISDIR; goto out;
+	}
+	if (!text)
+		*err = ENOMEM;
+out:
+	snap_put(sn);
+	return text;
+}
+
+void vmem_proc_open(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
+{
+	struct proc_fh *h;
+	size_t len = 0;
+	char *text;
+	int err;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	text = make_text(pr, req, ino, &len, &err);
+	if (!text) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	h = malloc(sizeof(*h) + len);
+	if (!h) {
+		free(text);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->sn = NULL;
+	h->len = len;
+	memcpy(h->text, text, len);
+	free(text);
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		free(h);
+}
+
+void vmem_proc_read(struct vmem_proc *pr, fuse_req_t req, size_t size,
+		    off_t off, struct fuse_file_info *fi)
+{
+	const struct proc_fh *h = (const struct proc_fh *)(uintptr_t)fi->fh;
+
+	(void)pr;
+	if (!h || off < 0 || (size_t)off >= h->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > h->len - (size_t)off)
+		size = h->len - (size_t)off;
+	fuse_reply_buf(req, h->text + off, size);
+}
+
+void vmem_proc_release(struct vmem_proc *pr, fuse_req_t req,
+		       struct fuse_file_info *fi)
+{
+	(void)pr;
+	free((void *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
