@@ -19,12 +19,28 @@
  */
 enum {
 	T_DIR, T_STAT, T_UPTIME, T_MEMINFO, T_CPUINFO, T_LOADAVG, T_SELF,
-	T_TTY, T_TTY_DRIVERS, T_END
+	T_TTY, T_SYS, T_TTY_DRIVERS, T_SYS_KERNEL, T_HOSTNAME, T_OSRELEASE,
+	T_END
 };
-static const char *const top_names[T_END] = {
-	[T_STAT] = "stat", [T_UPTIME] = "uptime", [T_MEMINFO] = "meminfo",
-	[T_CPUINFO] = "cpuinfo", [T_LOADAVG] = "loadavg", [T_SELF] = "self",
-	[T_TTY] = "tty", [T_TTY_DRIVERS] = "drivers",
+/* Name, parent and type of each top-level entry, in listing order. */
+static const struct {
+	const char *name;
+	int parent;
+	mode_t mode;
+} top[T_END] = {
+	[T_DIR] = { "proc", -1, S_IFDIR | 0555 },
+	[T_STAT] = { "stat", T_DIR, S_IFREG | 0444 },
+	[T_UPTIME] = { "uptime", T_DIR, S_IFREG | 0444 },
+	[T_MEMINFO] = { "meminfo", T_DIR, S_IFREG | 0444 },
+	[T_CPUINFO] = { "cpuinfo", T_DIR, S_IFREG | 0444 },
+	[T_LOADAVG] = { "loadavg", T_DIR, S_IFREG | 0444 },
+	[T_SELF] = { "self", T_DIR, S_IFLNK | 0777 },
+	[T_TTY] = { "tty", T_DIR, S_IFDIR | 0555 },
+	[T_SYS] = { "sys", T_DIR, S_IFDIR | 0555 },
+	[T_TTY_DRIVERS] = { "drivers", T_TTY, S_IFREG | 0444 },
+	[T_SYS_KERNEL] = { "kernel", T_SYS, S_IFDIR | 0555 },
+	[T_HOSTNAME] = { "hostname", T_SYS_KERNEL, S_IFREG | 0444 },
+	[T_OSRELEASE] = { "osrelease", T_SYS_KERNEL, S_IFREG | 0444 },
 };
 
 enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_END };
@@ -82,10 +98,26 @@ void vmem_proc_fini(struct vmem_proc *pr)
 	memset(pr, 0, sizeof(*pr));
 }
 
-static void build_log(void *ctx, const char *msg)
+/*
+ * What the new build @s cut, in the log: only messages the previous
+ * build @old did not have, so that a guest that stays corrupt does not
+ * fill the log once per proc-refresh.
+ */
+static void log_cuts(const struct vp_snapshot *s, const struct vp_snapshot *old)
 {
-	(void)ctx;
-	vmem_log_ratelimited(LOG_WARNING, "proc: %s", msg);
+	unsigned int i, j;
+
+	for (i = 0; i < s->nlog; i++) {
+		bool seen = false;
+
+		for (j = 0; old && j < old->nlog && !seen; j++)
+			seen = strcmp(s->log[i], old->log[j]) == 0;
+		if (!seen)
+			vmem_log(LOG_WARNING, "proc: %s", s->log[i]);
+	}
+	if (s->cut > s->nlog && (!old || old->cut <= old->nlog))
+		vmem_log(LOG_WARNING, "proc: %u more cuts in this build",
+			 s->cut - s->nlog);
 }
 
 struct build_arg {
@@ -100,7 +132,6 @@ static int build_cb(void *arg, const struct vmi_kernel *k,
 	struct build_arg *a = arg;
 	struct vp_build_opts o = {
 		.timeout_ms = a->pr->timeout_ms,
-		.log = build_log,
 	};
 
 	return vp_snapshot_build(k, p, &o, &a->s, a->err, sizeof(a->err));
@@ -185,6 +216,7 @@ static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 	sn->refs = 2;			/* pr->cur and the caller */
 	count_build(pr, a.s);
 	pthread_mutex_lock(&pr->lock);
+	log_cuts(a.s, pr->cur ? pr->cur->s : NULL);
 	snap_put(pr->cur);
 	pr->cur = sn;
 	pthread_mutex_unlock(&pr->lock);
@@ -257,12 +289,7 @@ static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
 	if (v < 256) {
 		if (v >= T_END)
 			return -ENOENT;
-		if (v == T_DIR || v == T_TTY)
-			attr_of(pr, ino, S_IFDIR | 0555, pr->uid, pr->gid, st);
-		else if (v == T_SELF)
-			attr_of(pr, ino, S_IFLNK | 0777, pr->uid, pr->gid, st);
-		else
-			attr_of(pr, ino, S_IFREG | 0444, pr->uid, pr->gid, st);
+		attr_of(pr, ino, top[v].mode, pr->uid, pr->gid, st);
 		return 0;
 	}
 	pid = (int)(v >> 8);
@@ -328,15 +355,16 @@ void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
 	struct vmem_proc_snap *sn;
 	int i, pid;
 
-	if (v == T_DIR || v == T_TTY) {
+	if (v < T_END) {
 		for (i = 1; i < T_END; i++)
-			if (strcmp(name, top_names[i]) == 0 &&
-			    (i == T_TTY_DRIVERS) == (v == T_TTY)) {
+			if (top[i].parent == (int)v &&
+			    strcmp(name, top[i].name) == 0) {
 				reply_entry(pr, req, NULL, INO(i));
 				return;
 			}
-		if (v == T_TTY || !all_digits(name, &pid)) {
-			fuse_reply_err(req, ENOENT);
+		if (v != T_DIR || !all_digits(name, &pid)) {
+			fuse_reply_err(req, S_ISDIR(top[v].mode) ? ENOENT :
+					    ENOTDIR);
 			return;
 		}
 		sn = get_snap(pr, false);
@@ -403,7 +431,8 @@ void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 	uint64_t v = ino - VMEM_PROC_INO_BASE;
 	struct proc_fh *h;
 
-	if (!(v == T_DIR || v == T_TTY || (v >= 256 && (v & 0xff) == P_DIR))) {
+	if (!((v < T_END && S_ISDIR(top[v].mode)) ||
+	      (v >= 256 && (v & 0xff) == P_DIR))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -480,27 +509,32 @@ void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 			nm = ".";
 		} else if (i == 1) {
 			nm = "..";
-		} else if (v == T_DIR && i - 2 < T_TTY_DRIVERS - 1) {
-			int t = (int)(i - 2) + 1;
+		} else if (v < T_END) {
+			/* the children of v in table order, then (proc/
+			 * only) the processes */
+			off_t k = i - 2;
+			int t;
 
-			nm = top_names[t];
-			eino = INO(t);
-			mode = t == T_TTY ? S_IFDIR :
-			       t == T_SELF ? S_IFLNK : S_IFREG;
-		} else if (v == T_DIR) {
-			size_t k = (size_t)(i - 2 - (T_TTY_DRIVERS - 1));
+			for (t = 1; t < T_END; t++)
+				if (top[t].parent == (int)v && k-- == 0)
+					break;
+			if (t < T_END) {
+				nm = top[t].name;
+				eino = INO(t);
+				mode = top[t].mode & S_IFMT;
+			} else {
+				size_t n = 0, p;
 
-			if (!s || k >= s->ntasks)
-				break;
-			snprintf(name, sizeof(name), "%d", s->tasks[k].pid);
-			nm = name;
-			eino = PID_INO(s->tasks[k].pid, P_DIR);
-		} else if (v == T_TTY) {
-			if (i > 2)
-				break;
-			nm = top_names[T_TTY_DRIVERS];
-			eino = INO(T_TTY_DRIVERS);
-			mode = S_IFREG;
+				for (t = 1; t < T_END; t++)
+					n += top[t].parent == (int)v;
+				p = (size_t)(i - 2) - n;
+				if (v != T_DIR || !s || p >= s->ntasks)
+					break;
+				snprintf(name, sizeof(name), "%d",
+					 s->tasks[p].pid);
+				nm = name;
+				eino = PID_INO(s->tasks[p].pid, P_DIR);
+			}
 		} else {
 			if (i - 1 >= P_END)
 				break;
@@ -516,6 +550,17 @@ void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 }
 
 /* ---- files ---- */
+
+static char *line_of(const char *str, size_t *len)
+{
+	char *t = NULL;
+	int n = asprintf(&t, "%s\n", str);
+
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return t;
+}
 
 static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		       size_t *len, int *err)
@@ -539,6 +584,8 @@ static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		case T_CPUINFO: text = vp_sys_cpuinfo(s, len); break;
 		case T_LOADAVG: text = vp_sys_loadavg(s, len); break;
 		case T_TTY_DRIVERS: text = vp_sys_tty_drivers(s, len); break;
+		case T_HOSTNAME: text = line_of(s->hostname, len); break;
+		case T_OSRELEASE: text = line_of(s->release, len); break;
 		default: *err = EISDIR; goto out;
 		}
 		if (!text)
