@@ -15,6 +15,7 @@
 #define XA_NODES_MAX	(1u << 17)	/* > VP_PID_MAX / 64 * 2 */
 #define TTY_DRIVERS_MAX	256
 #define PF_KTHREAD	0x00200000u
+#define PF_WQ_WORKER	0x00000020u
 #define RLIMIT_RSS	5
 #define PIDTYPE_PGID	2
 #define PIDTYPE_SID	3
@@ -83,6 +84,10 @@ struct offs {
 	uint64_t d_type, d_subtype, d_list;
 	uint64_t fs_umask;
 	uint64_t xa_head, xn_shift, xn_slots, idr_next;
+	/* kernel threads' names; 0 (not found) leaves comm as it is */
+	uint64_t t_worker_private, k_data, k_full_name;
+	uint64_t w_current_work, w_pool, w_desc;
+	bool have_knames;
 };
 
 struct build {
@@ -277,6 +282,19 @@ static int load_offsets(struct build *b, char *err, size_t errlen)
 		if (rc < 0)
 			return rc;
 	}
+	b->f.have_knames =
+		vmi_kernel_member(b->k, "task_struct.worker_private",
+				  &b->f.t_worker_private, NULL) == 0 &&
+		vmi_kernel_member(b->k, "kthread.data", &b->f.k_data,
+				  NULL) == 0 &&
+		vmi_kernel_member(b->k, "kthread.full_name", &b->f.k_full_name,
+				  NULL) == 0 &&
+		vmi_kernel_member(b->k, "worker.current_work",
+				  &b->f.w_current_work, NULL) == 0 &&
+		vmi_kernel_member(b->k, "worker.pool", &b->f.w_pool,
+				  NULL) == 0 &&
+		vmi_kernel_member(b->k, "worker.desc", &b->f.w_desc,
+				  NULL) == 0;
 	if (vmi_kernel_type_size(b->k, "task_struct", &b->f.t_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "signal_struct", &b->f.s_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "mm_struct", &b->f.m_size) < 0)
@@ -349,6 +367,46 @@ static void parse_tty(struct build *b, uint64_t tty, struct vp_task *t)
 }
 
 /*
+ * The name /proc shows for a kernel thread (proc_task_name): a workqueue
+ * worker's comm followed by "+desc" while it runs a work item, "-desc"
+ * after; another kernel thread's full name when it has one.
+ */
+static void kthread_name(struct build *b, const unsigned char *tb,
+			 struct vp_task *t)
+{
+	uint64_t kt = G64(tb, b->f.t_worker_private), p;
+	char name[64];
+
+	if (!b->f.have_knames || !vmi_kernel_half(kt, b->levels))
+		return;
+	if (t->flags & PF_WQ_WORKER) {
+		uint64_t worker, pool, cur;
+		char desc[24];
+
+		if (kread_u64(b, kt + b->f.k_data, &worker) ||
+		    !vmi_kernel_half(worker, b->levels) ||
+		    kread_u64(b, worker + b->f.w_pool, &pool) ||
+		    kread_u64(b, worker + b->f.w_current_work, &cur) ||
+		    kread(b, worker + b->f.w_desc, desc, sizeof(desc)))
+			return;
+		desc[sizeof(desc) - 1] = '\0';
+		if (pool && desc[0]) {
+			size_t n = strlen(t->comm);
+
+			snprintf(t->comm + n, sizeof(t->comm) - n, "%c%s",
+				 cur ? '+' : '-', desc);
+		}
+		return;
+	}
+	if (kread_u64(b, kt + b->f.k_full_name, &p) || !p ||
+	    !vmi_kernel_half(p, b->levels))
+		return;
+	if (vmi_read_cstr(vmi_kernel_kread, &b->kr, p, name, sizeof(name)) > 0 ||
+	    name[0])
+		snprintf(t->comm, sizeof(t->comm), "%s", name);
+}
+
+/*
  * Read and parse the task at @va whose pid entry is @pid_va (0 when it
  * comes from the task list).  0, or -errno when it cannot be shown.
  */
@@ -383,6 +441,8 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 		complain(b, K_COMM, "pid %d: comm has no NUL, cut at 15 bytes",
 			 t->pid);
 	t->comm[15] = '\0';
+	if (t->kthread)
+		kthread_name(b, tb, t);
 	t->prio = GI32(tb, f->t_prio) - 100;
 	t->nice = GI32(tb, f->t_static_prio) - 120;
 	t->rt_priority = G32(tb, f->t_rt_prio);

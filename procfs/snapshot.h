@@ -48,7 +48,9 @@ struct vp_task {
 	char state;			/* R S D T t X Z P I */
 	unsigned int state_idx;		/* index in the kernel's state names */
 	unsigned int flags;		/* PF_* */
-	char comm[16];
+	/* as /proc shows it: task->comm, a kernel thread's full name, a
+	 * workqueue worker's comm with "+desc" or "-desc" */
+	char comm[64];
 	uint32_t uid[4], gid[4];	/* real, effective, saved, fs */
 	int umask;			/* -1 without fs */
 	uint64_t min_flt, maj_flt, cmin_flt, cmaj_flt;

@@ -17,13 +17,14 @@
 #define FIXED_1 (1UL << FSHIFT)
 #define MINORS (1 << 20)	/* a major's minors: MINORBITS 20 */
 
-static char *done(FILE *f, char *buf)
+/* Close @f; its buffer is only final after fclose. */
+static char *done(FILE *f, char **buf)
 {
 	if (fclose(f) != 0) {
-		free(buf);
+		free(*buf);
 		return NULL;
 	}
-	return buf;
+	return *buf;
 }
 
 /* user nice system idle iowait irq softirq steal guest guest_nice */
@@ -60,7 +61,7 @@ char *vp_sys_stat(const struct vp_snapshot *s, size_t *len)
 	fprintf(f, "btime %lld\nprocesses %d\nprocs_running %zu\n"
 		"procs_blocked 0\n", (long long)s->btime, s->last_pid,
 		s->nrunning);
-	return done(f, buf);
+	return done(f, &buf);
 }
 
 char *vp_sys_uptime(const struct vp_snapshot *s, size_t *len)
@@ -75,7 +76,7 @@ char *vp_sys_uptime(const struct vp_snapshot *s, size_t *len)
 		(unsigned long long)(s->uptime_ns % 1000000000 / 10000000),
 		(unsigned long long)(s->idle_ns / 1000000000),
 		(unsigned long long)(s->idle_ns % 1000000000 / 10000000));
-	return done(f, buf);
+	return done(f, &buf);
 }
 
 char *vp_sys_meminfo(const struct vp_snapshot *s, size_t *len)
@@ -89,7 +90,7 @@ char *vp_sys_meminfo(const struct vp_snapshot *s, size_t *len)
 		(unsigned long long)s->mem_total_pages * 4);
 	fprintf(f, "%-16s%8llu kB\n", "MemFree:",
 		(unsigned long long)s->mem_free_pages * 4);
-	return done(f, buf);
+	return done(f, &buf);
 }
 
 char *vp_sys_cpuinfo(const struct vp_snapshot *s, size_t *len)
@@ -107,7 +108,7 @@ char *vp_sys_cpuinfo(const struct vp_snapshot *s, size_t *len)
 			s->cpu_family, s->cpu_model_nr,
 			s->cpu_model[0] ? s->cpu_model : "unknown",
 			s->cpu_stepping);
-	return done(f, buf);
+	return done(f, &buf);
 }
 
 char *vp_sys_loadavg(const struct vp_snapshot *s, size_t *len)
@@ -125,7 +126,7 @@ char *vp_sys_loadavg(const struct vp_snapshot *s, size_t *len)
 			((a & (FIXED_1 - 1)) * 100) >> FSHIFT);
 	}
 	fprintf(f, "%zu/%zu %d\n", s->nrunning, s->nthreads, s->last_pid);
-	return done(f, buf);
+	return done(f, &buf);
 }
 
 /* tty_io.c's show_tty_range */
@@ -202,5 +203,5 @@ char *vp_sys_tty_drivers(const struct vp_snapshot *s, size_t *len)
 			major++;
 		}
 	}
-	return done(f, buf);
+	return done(f, &buf);
 }

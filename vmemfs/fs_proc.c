@@ -182,23 +182,36 @@ static struct vmem_proc_snap *take_cur(struct vmem_proc *pr,
 static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 {
 	uint64_t now = mono_ms(), cutoff;
+	uint64_t started = __atomic_load_n(&pr->builds_started,
+					   __ATOMIC_ACQUIRE);
 	struct vmem_proc_snap *sn;
 	struct build_arg a = { .pr = pr };
 	int rc;
 
+	/*
+	 * With proc-refresh 0 an opendir needs a build that started after
+	 * it arrived (counted, not timed: builds are faster than the clock's
+	 * milliseconds); anything else takes the current snapshot.
+	 */
 	if (pr->refresh_ms)
 		cutoff = now >= pr->refresh_ms ? now - pr->refresh_ms : 0;
 	else
-		cutoff = fresh ? now : 0;
-	sn = take_cur(pr, cutoff, false);
-	if (sn)
-		return sn;
+		cutoff = 0;
+	if (!fresh || pr->refresh_ms) {
+		sn = take_cur(pr, cutoff, false);
+		if (sn)
+			return sn;
+	}
 	pthread_mutex_lock(&pr->build_lock);
-	sn = take_cur(pr, cutoff, false);	/* built while we waited */
+	/* built while we waited? */
+	sn = fresh && !pr->refresh_ms ?
+	     (pr->builds_started > started ? take_cur(pr, 0, false) : NULL) :
+	     take_cur(pr, cutoff, false);
 	if (sn) {
 		pthread_mutex_unlock(&pr->build_lock);
 		return sn;
 	}
+	__atomic_add_fetch(&pr->builds_started, 1, __ATOMIC_RELEASE);
 	rc = vmem_kernel_view_with(pr->kv, build_cb, &a, a.err, sizeof(a.err));
 	if (rc < 0) {
 		vmem_log_ratelimited(LOG_WARNING, "proc: no snapshot: %s",

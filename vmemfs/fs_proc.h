@@ -48,6 +48,7 @@ struct vmem_proc {
 	pthread_mutex_t lock;		/* cur */
 	pthread_mutex_t build_lock;	/* one build at a time */
 	struct vmem_proc_snap *cur;
+	uint64_t builds_started;	/* under build_lock; read atomically */
 };
 
 void vmem_proc_init(struct vmem_proc *pr, struct vmem_kernel_view *kv,
