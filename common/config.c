@@ -52,6 +52,8 @@ enum key {
 	K_LOCAL_LIMIT,
 	K_QMP,
 	K_LAYOUT,
+	K_KERNEL_BTF,
+	K_KERNEL_MAP,
 	N_KEYS
 };
 
@@ -67,6 +69,8 @@ static const char *const key_names[N_KEYS] = {
 	[K_LOCAL_LIMIT] = "local-limit",
 	[K_QMP] = "qmp",
 	[K_LAYOUT] = "layout",
+	[K_KERNEL_BTF] = "kernel-btf",
+	[K_KERNEL_MAP] = "kernel-map",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -395,6 +399,8 @@ static void vm_free(struct vmem_vm *vm)
 	free(vm->name);
 	free(vm->memory_file);
 	free(vm->qmp);
+	free(vm->kernel_btf);
+	free(vm->kernel_map);
 	for (i = 0; i < vm->n_subhosts; i++)
 		free(vm->subhosts[i].uri);
 	free(vm->subhosts);
@@ -592,6 +598,22 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 				    val);
 		vm->qmp = strdup(val);
 		if (!vm->qmp)
+			return perr(ps, line, "out of memory");
+		return 0;
+	case K_KERNEL_BTF:
+	case K_KERNEL_MAP:
+		/* Absolute: vmemfs runs from / once it is a daemon. */
+		if (val[0] != '/')
+			return perr(ps, line, "%s '%s' is not an absolute path",
+				    key, val);
+		if (k == K_KERNEL_BTF) {
+			vm->kernel_btf = strdup(val);
+			vm->kernel_btf_line = line;
+		} else {
+			vm->kernel_map = strdup(val);
+			vm->kernel_map_line = line;
+		}
+		if (!(k == K_KERNEL_BTF ? vm->kernel_btf : vm->kernel_map))
 			return perr(ps, line, "out of memory");
 		return 0;
 	case N_KEYS:
@@ -974,6 +996,18 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
 		       vm->memory_file);
 		return -1;
 	}
+	/* Optional files for the guest kernel: a typo should fail the
+	 * mount, not show up later as a kernel that is never recognised. */
+	if (vm->kernel_btf && access(vm->kernel_btf, R_OK) < 0) {
+		seterr(err, errlen, path, vm->kernel_btf_line, "kernel-btf '%s': %s",
+		       vm->kernel_btf, strerror(errno));
+		return -1;
+	}
+	if (vm->kernel_map && access(vm->kernel_map, R_OK) < 0) {
+		seterr(err, errlen, path, vm->kernel_map_line, "kernel-map '%s': %s",
+		       vm->kernel_map, strerror(errno));
+		return -1;
+	}
 	if (vm->ram_size_set) {
 		ram = vm->ram_size;
 		if (!ram || ram % PAGE_SZ) {
@@ -1071,4 +1105,8 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	if (vm->qmp)
 		fprintf(out, "qmp         = %s\n", vm->qmp);
 	fprintf(out, "layout      = %s\n", vmem_layout_name(vm->layout));
+	if (vm->kernel_btf)
+		fprintf(out, "kernel-btf  = %s\n", vm->kernel_btf);
+	if (vm->kernel_map)
+		fprintf(out, "kernel-map  = %s\n", vm->kernel_map);
 }

@@ -65,12 +65,19 @@ struct vmem_vm {
 					 * required by remote-paging */
 	enum vmem_layout_kind layout;	/* default auto with qmp, else flat;
 					 * auto needs qmp */
+	char *kernel_btf;		/* kernel-btf: a vmlinux with .BTF or
+					 * raw BTF used instead of the guest's
+					 * own; NULL = the guest's */
+	char *kernel_map;		/* kernel-map: a System.map for kernels
+					 * without kallsyms in VMCOREINFO */
 
 	/* Lines of some keys (0 = not in the file), so that checks made
 	 * after parsing (vmem_vm_resolve) can point at the right line. */
 	unsigned int memory_file_line;
 	unsigned int ram_size_line;
 	unsigned int local_limit_line;
+	unsigned int kernel_btf_line;
+	unsigned int kernel_map_line;
 
 	struct vmem_subhost *subhosts;	/* sorted by start, disjoint */
 	size_t n_subhosts;

@@ -993,6 +993,51 @@ START_TEST(resolve_errors)
 }
 END_TEST
 
+/* kernel-btf and kernel-map: absolute paths, checked at resolve. */
+START_TEST(kernel_files)
+{
+	struct vmem_config cfg;
+	char err[512] = "", extra[600], missing[300];
+	const char *f = make_file("k.mem", MiB);
+	const char *btf = make_file("vmlinux", 4096);
+	const char *map = make_file("System.map", 4096);
+
+	snprintf(extra, sizeof(extra), "kernel-btf = %s\nkernel-map = %s\n",
+		 btf, map);
+	ck_assert_int_eq(parse_resolve(&cfg, f, extra, err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg.vms[0].kernel_btf, btf);
+	ck_assert_str_eq(cfg.vms[0].kernel_map, map);
+	vmem_config_free(&cfg);
+	ck_assert_int_eq(parse_resolve(&cfg, f, NULL, err, sizeof(err)), 0);
+	ck_assert_ptr_null(cfg.vms[0].kernel_btf);
+	ck_assert_ptr_null(cfg.vms[0].kernel_map);
+	vmem_config_free(&cfg);
+
+	expect_err(MIN "kernel-btf = vmlinux\n",
+		   "vm.conf:3: kernel-btf 'vmlinux' is not an absolute path");
+	expect_err(MIN "kernel-map = ./System.map\n",
+		   "vm.conf:3: kernel-map './System.map' is not an absolute "
+		   "path");
+	expect_err(MIN "kernel-map = /a\nkernel-map = /b\n",
+		   "vm.conf:4: duplicate key 'kernel-map' (already set on "
+		   "line 3)");
+
+	snprintf(missing, sizeof(missing), "%s/no-such-vmlinux", tmpdir);
+	snprintf(extra, sizeof(extra), "# pad\nkernel-btf = %s\n", missing);
+	ck_assert_int_eq(parse_resolve(&cfg, f, extra, err, sizeof(err)), -1);
+	snprintf(extra, sizeof(extra), "vm.conf:4: kernel-btf '%s': No such "
+		 "file or directory", missing);
+	ck_assert_str_eq(err, extra);
+	vmem_config_free(&cfg);
+	snprintf(extra, sizeof(extra), "kernel-map = %s\n", missing);
+	ck_assert_int_eq(parse_resolve(&cfg, f, extra, err, sizeof(err)), -1);
+	snprintf(extra, sizeof(extra), "vm.conf:3: kernel-map '%s': No such "
+		 "file or directory", missing);
+	ck_assert_str_eq(err, extra);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
 /* ---- print -> parse round trip ------------------------------------- */
 
 static char *print_vm(const struct vmem_vm *vm)
@@ -1175,6 +1220,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, shipped_example);
 	tcase_add_test(tc, resolve_ok);
 	tcase_add_test(tc, resolve_errors);
+	tcase_add_test(tc, kernel_files);
 	tcase_add_test(tc, roundtrip_resolved);
 	suite_add_tcase(s, tc);
 

@@ -57,6 +57,7 @@
 #include "../common/evictseq.h"
 #include "lib/guest.h"
 #include "lib/hosts.h"
+#include "lib/splitvm.h"
 #include "lib/suite.h"
 
 #define KiB ((uint64_t)1024)
@@ -218,53 +219,46 @@ static int write_file(const char *path, const char *text)
 	return 0;
 }
 
+/* The split guest of suite "running" (tests/lib/splitvm.c). */
+static struct vt_split_opts split;
+
 static void env_up_running(void)
 {
-	char path[256], err[1024], text[1024];
-	struct vt_guest_opts o = { 0 };
+	char path[256], netns[64], err[1024], text[1024];
 
 	if (env_common("vfs") < 0)
 		return;
-	snprintf(path, sizeof(path), "vmt-vfs-%d", (int)runner_pid);
-	if (vt_netns_create(&E->ns, path, 15000 + runner_pid % 512, err,
-			    sizeof(err)) < 0) {
-		env_fail("netns: %s", err);
+	snprintf(netns, sizeof(netns), "vmt-vfs-%d", (int)runner_pid);
+	split = (struct vt_split_opts){
+		.run_dir = E->dir, .mem_path = E->mem,
+		.qemu_conf = E->qemu_conf, .qmp2_path = E->qmp2,
+		.netns = netns, .subnet = 15000 + runner_pid % 512,
+		.nbd_port = NBD_PORT, .ram_size = RAM,
+		.home_start = HOME_START, .home_end = HOME_END,
+		.local_limit = LOCAL_LIMIT, .chunk = CHUNK,
+		.timeout_ms = TIMEOUT_MS, .boot_timeout_ms = 180000,
+	};
+	if (vt_split_guest_start(&split, &E->ns, &E->sub, &E->guest, err,
+				 sizeof(err)) < 0) {
+		env_fail("%s", err);
 		return;
 	}
-	snprintf(E->sub.netns, sizeof(E->sub.netns), "%s", E->ns.name);
-	snprintf(E->sub.addr, sizeof(E->sub.addr), "%s", E->ns.ns_addr);
-	E->sub.port = NBD_PORT;
-	snprintf(E->sub.size, sizeof(E->sub.size), "%" PRIu64 "M", RAM / MiB);
-	if (vt_nbdkit_start(&E->sub, true, err, sizeof(err)) < 0) {
-		env_fail("nbdkit: %s", err);
-		return;
-	}
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		 "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
-		 "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
-		 E->mem, RAM / MiB, CHUNK / KiB, LOCAL_LIMIT / MiB, TIMEOUT_MS,
-		 E->sub.uri, HOME_START / MiB, HOME_END / MiB);
-	if (write_file(E->qemu_conf, text) < 0)
-		return;
 	/*
 	 * vmemfs configs: with qmp they learn the sub-host from query-vmem
 	 * (and get layout auto); flat names it itself and never talks QMP.
 	 */
 	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = direct\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
+	if (vt_split_vmemfs_conf(path, &split, "direct", NULL, err,
+				 sizeof(err)) < 0) {
+		env_fail("%s", err);
 		return;
+	}
 	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	snprintf(text, sizeof(text),
-		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = remote-paging\n",
-		 E->mem, CHUNK / KiB, TIMEOUT_MS, E->qmp2);
-	if (write_file(path, text) < 0)
+	if (vt_split_vmemfs_conf(path, &split, "remote-paging", NULL, err,
+				 sizeof(err)) < 0) {
+		env_fail("%s", err);
 		return;
+	}
 	snprintf(path, sizeof(path), "%s/flat.conf", E->dir);
 	snprintf(text, sizeof(text),
 		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
@@ -274,18 +268,6 @@ static void env_up_running(void)
 		 HOME_START / MiB, HOME_END / MiB);
 	if (write_file(path, text) < 0)
 		return;
-
-	o.mem_path = E->mem;
-	o.ram_size = RAM;
-	o.vmem_config = E->qemu_conf;
-	o.vmem_vm = "vm";
-	o.run_dir = E->dir;
-	o.boot_timeout_ms = 180000;
-	o.qmp2_path = E->qmp2;
-	if (vt_guest_start(&E->guest, &o, err, sizeof(err)) < 0) {
-		env_fail("boot: %s", err);
-		return;
-	}
 	printf("info: guest booted in %.1f s (TCG, 512 MiB, sub-host %s in "
 	       "netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri, E->ns.name);
 	E->up = true;
@@ -654,13 +636,11 @@ static uint64_t stat_of(int i, bool sub, const char *key)
 
 static void page_out_home(void)
 {
-	char cmd[256];
+	char err[1024];
 	double t0 = vt_now_ms();
 
-	snprintf(cmd, sizeof(cmd), "{\"execute\":\"vmem-page-out\",\"arguments"
-		 "\":{\"offset\":%" PRIu64 ",\"length\":%" PRIu64 "}}",
-		 HOME_START, HOME_END - HOME_START);
-	qmp_ok(&E->guest, cmd);
+	ck_assert_msg(vt_split_page_out(&E->guest, &split, err,
+					sizeof(err)) == 0, "%s", err);
 	printf("info: vmem-page-out of the homed half took %.2f s\n",
 	       (vt_now_ms() - t0) / 1000);
 }

@@ -6,6 +6,10 @@
  *   ram    the VM's RAM by RAM offset (= memory file offset), reader.c
  *   stats  counters as JSON, generated at open
  *   map    where each RAM range lives, as JSON, generated at open
+ *   kernel the guest kernel recognised in guest memory, as JSON, generated
+ *          at open (kernel_view.c)
+ *   vmcore `mem` as an ELF core for drgn, crash and makedumpfile: header
+ *          built at open, data read like `mem` (vmcore.c)
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
  */
@@ -26,6 +30,8 @@ enum {
 	INO_RAM,
 	INO_STATS,
 	INO_MAP,
+	INO_KERNEL,
+	INO_VMCORE,
 	INO_END,
 };
 
@@ -34,6 +40,8 @@ static const char *const names[INO_END] = {
 	[INO_RAM] = "ram",
 	[INO_STATS] = "stats",
 	[INO_MAP] = "map",
+	[INO_KERNEL] = "kernel",
+	[INO_VMCORE] = "vmcore",
 };
 
 /* A generated file's text, owned by one open file handle. */
@@ -67,6 +75,8 @@ static void fill_attr(struct vmem_fs *fs, fuse_ino_t ino, struct stat *st)
 		st->st_size = (off_t)vmem_physmem_size(&fs->physmem);
 	else if (ino == INO_RAM)
 		st->st_size = (off_t)fs->reader.vm->ram_size;
+	else if (ino == INO_VMCORE)
+		st->st_size = (off_t)vmem_kernel_view_vmcore_size(&fs->kview);
 	st->st_blksize = 4096;
 }
 
@@ -157,6 +167,30 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	fuse_reply_buf(req, buf, used);
 }
 
+/* The vmcore's header is built once per open file: one consistent view. */
+static void open_vmcore(fuse_req_t req, struct vmem_fs *fs,
+			struct fuse_file_info *fi)
+{
+	struct vmem_vmcore *vc = malloc(sizeof(*vc));
+	int rc;
+
+	if (!vc) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = vmem_kernel_view_vmcore(&fs->kview, vc);
+	if (rc < 0) {
+		free(vc);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)vc;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		vmem_vmcore_free(vc);
+		free(vc);
+	}
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vmem_fs *fs = fs_of(req);
@@ -184,8 +218,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
+	if (ino == INO_VMCORE) {
+		open_vmcore(req, fs, fi);
+		return;
+	}
 	if (ino == INO_STATS) {
 		text = vmem_stats_json(&fs->reader.stats, fs->reader.vm);
+	} else if (ino == INO_KERNEL) {
+		text = vmem_kernel_view_json(&fs->kview);
 	} else {
 		struct vmem_gpa_map snap;
 
@@ -216,7 +256,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (ino == INO_VMCORE && fi->fh)
+		vmem_vmcore_free((struct vmem_vmcore *)(uintptr_t)fi->fh);
 	free((void *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -255,6 +296,35 @@ static unsigned char *thread_buf(size_t size)
 	return b ? b->data : NULL;
 }
 
+/* vmcore: the header from the open file, the data as `mem` reads it. */
+static void read_vmcore(fuse_req_t req, struct vmem_fs *fs,
+			struct fuse_file_info *fi, size_t size, off_t off)
+{
+	const struct vmem_vmcore *vc = (const void *)(uintptr_t)fi->fh;
+	unsigned char *buf;
+	ssize_t n;
+
+	if (off < 0 || !vc) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = thread_buf(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = vmem_kernel_view_vmcore_read(&fs->kview, vc, buf, size,
+					 (uint64_t)off);
+	if (n < 0) {
+		vmem_log_ratelimited(LOG_WARNING, "vmcore: read of %zu bytes at "
+				     "0x%llx: %s", size, (unsigned long long)off,
+				     strerror((int)-n));
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -262,6 +332,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	unsigned char *buf;
 	ssize_t n;
 
+	if (ino == INO_VMCORE) {
+		read_vmcore(req, fs, fi, size, off);
+		return;
+	}
 	if (ino != INO_MEM && ino != INO_RAM) {
 		const struct gen_file *g = (const struct gen_file *)(uintptr_t)fi->fh;
 

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "kernel_view.h"
 #include "physmem.h"
 #include "reader.h"
 
@@ -17,6 +18,7 @@
 struct vmem_fs {
 	struct vmem_reader reader;
 	struct vmem_physmem physmem;
+	struct vmem_kernel_view kview;	/* `kernel` and `vmcore` */
 	uid_t uid;
 	gid_t gid;
 	struct timespec start_time;

@@ -27,7 +27,9 @@ static void usage(FILE *out)
 "\n"
 "Mount the memory of one VM, whose RAM may be split between this host's\n"
 "memory file and NBD sub-hosts, as MOUNTPOINT/mem (read-only).\n"
-"MOUNTPOINT/stats and MOUNTPOINT/map give counters and the layout as JSON.\n"
+"MOUNTPOINT/stats and MOUNTPOINT/map give counters and the layout as JSON,\n"
+"MOUNTPOINT/kernel the guest kernel found in its memory (JSON), and\n"
+"MOUNTPOINT/vmcore the memory as an ELF core for drgn, crash, makedumpfile.\n"
 "\n"
 "  -c, --config=FILE    configuration file (default " VMEM_DEFAULT_CONFIG ")\n"
 "      --vm=NAME        VM section to mount (optional if there is only one)\n"
@@ -242,6 +244,12 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_unmount;
 	if (!o->foreground)
 		vmem_log_to_syslog("vmemfs");
+	/* After the fork of fuse_daemonize: a thread would not survive it. */
+	rc = vmem_kernel_view_start(&fs->kview);
+	if (rc < 0)
+		vmem_log(LOG_WARNING, "no guest kernel recognition (`kernel` "
+			 "stays an error): thread: %s", strerror(-rc));
+	rc = 1;
 	vmem_log(LOG_INFO, "VM %s mounted on %s (%s backend, %zu sub-host%s)",
 		 vm->name, o->mountpoint, vmem_backend_name(vm->backend),
 		 vm->n_subhosts, vm->n_subhosts == 1 ? "" : "s");
@@ -318,7 +326,10 @@ int main(int argc, char **argv)
 		vmem_reader_close(&fs.reader);
 		goto out_cfg;
 	}
+	vmem_kernel_view_init(&fs.kview, &fs.physmem, vm->kernel_btf,
+			      vm->kernel_map);
 	rc = run_mount(&fs, &o, vm);
+	vmem_kernel_view_fini(&fs.kview);
 	vmem_physmem_fini(&fs.physmem);
 	vmem_reader_close(&fs.reader);
 out_cfg:

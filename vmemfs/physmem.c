@@ -20,6 +20,9 @@ static void on_event(void *opaque, const char *event, json_object *data)
 	size_t i;
 
 	(void)data;
+	/* The guest kernel is gone too (kernel_view.c looks at this). */
+	if (strcmp(event, "RESET") == 0)
+		__atomic_add_fetch(&pm->resets, 1, __ATOMIC_ACQ_REL);
 	for (i = 0; i < sizeof(remap_events) / sizeof(remap_events[0]); i++)
 		if (strcmp(event, remap_events[i]) == 0)
 			__atomic_store_n(&pm->stale, true, __ATOMIC_RELEASE);

@@ -21,6 +21,7 @@ struct vmem_physmem {
 	struct vmem_gpa_map map;
 	char *memdev;			/* auto: QEMU's id of our backend */
 	bool stale;			/* auto: QEMU said the map may change */
+	uint64_t resets;		/* QMP RESET events seen (atomic) */
 };
 
 /* Build the view; for layout auto this asks QEMU (and fails if it can't). */

@@ -246,7 +246,8 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("-no-user-config");
 	ARG("-display");
 	ARG("none");
-	ARG("-no-reboot");
+	if (!o->allow_reset)
+		ARG("-no-reboot");
 	ARG("-object");
 	ARG("memory-backend-file,id=ram0,size=%llu,mem-path=%s,share=on",
 	    (unsigned long long)o->ram_size, o->mem_path);
@@ -369,6 +370,29 @@ fail:
 	add_log_tail(g, err, errlen);
 	vt_guest_stop(g, 0);
 	return -1;
+}
+
+int vt_guest_wait_ready(struct vt_guest *g, int timeout_ms, char *err,
+			size_t errlen)
+{
+	double t0 = vt_now_ms(), deadline = t0 + timeout_ms;
+
+	/* Whatever the old guest said last is not the new one's ready. */
+	g->slen = 0;
+	g->sbuf[0] = '\0';
+	while (!strstr(g->sbuf, READY_LINE)) {
+		if (read_some(g->serial_fd, g->sbuf, &g->slen, sizeof(g->sbuf),
+			      deadline) < 0) {
+			vt_set_err(err, errlen, "guest not ready %d ms after "
+				   "the reset (console: %.300s)", timeout_ms,
+				   g->sbuf);
+			return -1;
+		}
+	}
+	g->slen = 0;
+	g->sbuf[0] = '\0';
+	g->boot_ms = vt_now_ms() - t0;
+	return 0;
 }
 
 /* Quote @s for sh inside single quotes. */

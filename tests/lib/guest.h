@@ -37,6 +37,9 @@ struct vt_guest_opts {
 	/* Start with -S (no vCPU runs) and do not wait for the guest's
 	 * shell: for tests that need QEMU's memory, not a booted guest. */
 	bool paused;
+	/* Let a reset (QMP system_reset, a guest reboot) restart the guest
+	 * instead of ending QEMU (no -no-reboot). */
+	bool allow_reset;
 	/* Extra kernel command line text, appended after ours. */
 	const char *append;
 };
@@ -71,6 +74,13 @@ const char *vt_qemu_share_dir(void);
  */
 int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 		   char *err, size_t errlen);
+
+/*
+ * After a reset of a guest started with allow_reset: wait until the
+ * rebooted guest's shell is ready again.  0, or -1 with a message.
+ */
+int vt_guest_wait_ready(struct vt_guest *g, int timeout_ms, char *err,
+			size_t errlen);
 
 /*
  * Run @cmd (one line of sh) in the guest; its stdout and stderr go to
