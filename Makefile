@@ -31,8 +31,10 @@ VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
 # vmemfs, the tests and the tool vmemfs-kernel.
 INTROSPECT_SRCS := $(wildcard introspect/*.c)
 INTROSPECT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(INTROSPECT_SRCS))
+# The shadow /proc views: pure formatters over introspect's records.
+PROCFS_SRCS := $(wildcard procfs/*.c)
 CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS)) \
-	$(INTROSPECT_OBJS)
+	$(INTROSPECT_OBJS) $(patsubst %.c,$(B)/obj/%.o,$(PROCFS_SRCS))
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
