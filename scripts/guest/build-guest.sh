@@ -18,6 +18,8 @@
 # Output:  build/guest/vmlinuz  build/guest/initramfs.cpio.gz
 #          build/guest/vmlinux  (DWARF of exactly that vmlinuz)
 #          build/guest/kernel-version  (vmlinuz-<release>)
+#          build/guest/vmt-procs  (tests/guest/vmt-procs.c, also in the
+#          initramfs as /bin/vmt-procs)
 # Idempotent: nothing is downloaded or rebuilt when the outputs are there
 # and newer than their inputs; a cache holding another kernel (the
 # standard one of earlier versions of this script) is replaced.
@@ -121,13 +123,25 @@ if [ "$(cat "$OUT/modules/list" 2>/dev/null)" != "$rel $MODULES" ]; then
 	log "modules: $MODULES"
 fi
 
-if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ]; then
+# The process and socket zoo of the shadow /proc tests, static so that it
+# needs nothing of the guest (tests/guest/vmt-procs.c).
+PROCS_SRC=$ROOT/tests/guest/vmt-procs.c
+if [ ! -s "$OUT/vmt-procs" ] || [ "$PROCS_SRC" -nt "$OUT/vmt-procs" ]; then
+	${CC:-gcc} -static -O2 -Wall -Wextra -Werror -pthread \
+		-o "$OUT/vmt-procs.new" "$PROCS_SRC" ||
+		die "cannot build $PROCS_SRC (gcc -static needs libc6-dev)"
+	mv "$OUT/vmt-procs.new" "$OUT/vmt-procs"
+fi
+
+if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ] ||
+   [ "$OUT/vmt-procs" -nt "$OUT/initramfs.cpio.gz" ]; then
 	fetch busybox-static
 	rm -rf "$OUT/bx" "$OUT/root"
 	dpkg-deb -x "$DEBS"/busybox-static_*.deb "$OUT/bx"
 	mkdir -p "$OUT/root/bin" "$OUT/root/dev" "$OUT/root/proc" \
 		"$OUT/root/sys" "$OUT/root/tmp"
 	cp "$OUT/bx/bin/busybox" "$OUT/root/bin/busybox"
+	install -m 0755 "$OUT/vmt-procs" "$OUT/root/bin/vmt-procs"
 	mkdir -p "$OUT/root/lib/modules"
 	cp "$OUT"/modules/*.ko "$OUT/root/lib/modules/"
 	install -m 0755 "$INIT" "$OUT/root/init"
