@@ -34,6 +34,7 @@ struct mctx {
 	void *logctx;
 	struct vmi_module *cur;		/* while walking its holders */
 	bool failed;			/* a visit logged why it stopped */
+	uint64_t prev;			/* the entry visited last (or head) */
 };
 
 static void mlog(struct mctx *c, const char *fmt, ...)
@@ -137,12 +138,24 @@ static int visit_module(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	const struct mod_layout *L = &c->L;
-	uint64_t mod = entry - L->list, init = 0, exit_ = 0;
+	uint64_t mod = entry - L->list, init = 0, exit_ = 0, back = 0;
 	struct vmi_module m = { .addr = mod };
 	uint32_t refcnt = 0;
 	long got;
 	int ret;
 
+	/* next->prev == cur, as list_del() leaves it: a list bent into a
+	 * cycle, or onto a stray entry, stops here before any module is
+	 * seen twice (guard.h's walk would find the cycle a little later). */
+	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
+	if (ret || back != c->prev) {
+		mlog(c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
+		     ", not 0x%" PRIx64 " (a cycle or a stray pointer), list "
+		     "cut after %zu modules", entry, back, c->prev, c->out->n);
+		c->failed = true;
+		return ret ? ret : -ELOOP;
+	}
+	c->prev = entry;
 	ret = read_name(c, mod, m.name);
 	if (ret) {
 		mlog(c, "module 0x%" PRIx64 ": name unreadable (%s), list cut",
@@ -207,6 +220,7 @@ int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 	if (!vmi_kernel_symbol(k, "modules", &head))
 		return vmi_err(err, errlen, ENOENT,
 			       "no symbol modules in kallsyms");
+	c.prev = head;
 	got = vmi_walk_list(vmi_kernel_kread, &c.r, head, c.levels,
 			    VMI_MODULES_MAX, visit_module, &c);
 	if (got == -ENOMEM) {

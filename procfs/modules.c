@@ -34,13 +34,14 @@ static void taint_letters(FILE *f, unsigned long long taints)
 			fputc(mod_taints[i].c, f);
 }
 
-static char *finish(FILE *f, char *buf)
+/* Close the memstream; its buffer is only final after fclose(). */
+static char *finish(FILE *f, char **buf)
 {
 	if (fclose(f)) {
-		free(buf);
+		free(*buf);
 		return NULL;
 	}
-	return buf;
+	return *buf;
 }
 
 char *procfs_modules(const struct vmi_modules *m, bool show_ptr)
@@ -86,7 +87,7 @@ char *procfs_modules(const struct vmi_modules *m, bool show_ptr)
 		}
 		fputc('\n', f);
 	}
-	return finish(f, buf);
+	return finish(f, &buf);
 }
 
 const struct vmi_module *procfs_module_find(const struct vmi_modules *m,
@@ -150,5 +151,5 @@ char *procfs_sys_module_taint(const struct vmi_module *m)
 		return NULL;
 	taint_letters(f, m->taints);
 	fputc('\n', f);
-	return finish(f, buf);
+	return finish(f, &buf);
 }
