@@ -154,7 +154,20 @@ static void env_up(void)
 			 "echo 1 > /proc/sys/kernel/kptr_restrict", out,
 			 sizeof(out)))
 		return;
-	/* Let the zoo's connection settle (no segment in flight). */
+	/*
+	 * Sockets in the other states the kernel prints differently: a
+	 * short busybox nc connection closed from both sides leaves
+	 * TIME_WAIT sockets; a client of the zoo's 127.0.0.1:7001 (which
+	 * never accepts again) killed after its half-close leaves a
+	 * FIN_WAIT2 time-wait sock, a child in CLOSE_WAIT without socket
+	 * inode, and the listener's accept backlog (its rx_queue) at 1.
+	 */
+	if (run_in_guest("(nc -l -p 7100 </dev/null >/dev/null 2>&1 &); "
+			 "sleep 1; nc 127.0.0.1 7100 </dev/null >/dev/null 2>&1;"
+			 " nc 127.0.0.1 7001 </dev/null >/dev/null 2>&1 & "
+			 "sleep 1; kill $!; true", out, sizeof(out)))
+		return;
+	/* Let the connections settle (no segment in flight). */
 	if (run_in_guest("sleep 2", out, sizeof(out)) ||
 	    run_in_guest("cat /proc/net/tcp", E->tcp, sizeof(E->tcp)) ||
 	    run_in_guest("cat /proc/net/tcp6", E->tcp6, sizeof(E->tcp6)) ||
@@ -345,6 +358,12 @@ START_TEST(test_tcp)
 	ck_assert(has_port(t6, "00000000000000000000000001000000:1B5A"));
 	ck_assert(has_port(t6, "00000000000000000000000000000000:1B5B"));
 	ck_assert(strstr(t4, " 1000 "));
+	/* The time-wait socks (timer 3) and the listener with a backlog. */
+	ck_assert_msg(strstr(t4, " 06 00000000:00000000 03:"), "%s", t4);
+	ck_assert_msg(strstr(t4, " 05 00000000:00000000 03:"), "%s", t4);
+	ck_assert_msg(strstr(t4, "0100007F:1B59 00000000:0000 0A 00000000:"
+			     "00000001 "), "%s", t4);
+	printf("%s", t4);
 	printf("info: tcp: %d sockets, tcp6: %d, equal to the guest's; "
 	       "jiffies %" PRIu64 ", HZ %u\n", n4, n6, s.jiffies, s.hz);
 	free(t4);
