@@ -35,6 +35,7 @@ struct mctx {
 	struct vmi_module *cur;		/* while walking its holders */
 	bool failed;			/* a visit logged why it stopped */
 	uint64_t prev;			/* the entry visited last (or head) */
+	const struct vmi_deadline *dl;
 };
 
 static void mlog(struct mctx *c, const char *fmt, ...)
@@ -147,6 +148,12 @@ static int visit_module(void *arg, uint64_t entry)
 	/* next->prev == cur, as list_del() leaves it: a list bent into a
 	 * cycle, or onto a stray entry, stops here before any module is
 	 * seen twice (guard.h's walk would find the cycle a little later). */
+	if (c->dl && vmi_deadline_passed(c->dl)) {
+		mlog(c, "modules list: time budget spent, cut after %zu "
+		     "modules", c->out->n);
+		c->failed = true;
+		return -ETIMEDOUT;
+	}
 	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
 	if (ret || back != c->prev) {
 		mlog(c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
@@ -204,10 +211,11 @@ static int visit_module(void *arg, uint64_t entry)
 
 int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			struct vmi_modules *out, vmi_module_log_fn log,
-			void *logctx, char *err, size_t errlen)
+			void *logctx, const struct vmi_deadline *dl,
+			char *err, size_t errlen)
 {
 	struct mctx c = { .k = k, .p = p, .r = { k, p }, .out = out,
-			  .log = log, .logctx = logctx };
+			  .log = log, .logctx = logctx, .dl = dl };
 	uint64_t head;
 	long got;
 	int ret;

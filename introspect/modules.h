@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guard.h"
 #include "kernel.h"
 
 #define VMI_MODULES_MAX		8192
@@ -59,14 +60,16 @@ struct vmi_modules {
 };
 
 /*
- * Read the modules list.  @log may be NULL (messages go to stderr).
+ * Read the modules list.  @log may be NULL (messages go to stderr).  @dl
+ * (may be NULL) is the build's time budget, as for vmi_sockets_collect().
  * Returns 0 (possibly with ->cut set), or -errno with @err set when the
  * list cannot be walked at all (missing symbol or BTF member).  Free
  * with vmi_modules_free().
  */
 int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			struct vmi_modules *out, vmi_module_log_fn log,
-			void *logctx, char *err, size_t errlen);
+			void *logctx, const struct vmi_deadline *dl,
+			char *err, size_t errlen);
 void vmi_modules_free(struct vmi_modules *m);
 
 #endif

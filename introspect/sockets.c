@@ -74,7 +74,8 @@ struct ctx {
 	void *logctx;
 	unsigned char *obj;	/* scratch for one socket object */
 	const char *table;	/* for messages */
-	bool full;		/* VMI_SOCK_MAX reached */
+	bool full;		/* VMI_SOCK_MAX reached, or out of time */
+	const struct vmi_deadline *dl;
 };
 
 static int member(const struct vmi_kernel *k, const char *path, uint64_t *off,
@@ -509,6 +510,12 @@ static void walk_chain(struct ctx *c, uint64_t headp, bool nulls,
 			      c->table, bucket, node, nd[1], link, n);
 			return;
 		}
+		if (c->dl && vmi_deadline_passed(c->dl)) {
+			logf_(c, "%s: bucket %u: time budget spent, walk cut "
+			      "after %zu sockets", c->table, bucket, c->out->n);
+			c->full = true;
+			return;
+		}
 		ret = one_sock(c, node - c->L.nulls_node, protocol, bucket);
 		if (ret == -ENOSPC || ret == -ENOMEM)
 			return;
@@ -551,6 +558,12 @@ static int walk_buckets(struct ctx *c, uint64_t array, uint64_t count,
 	while (i < count && !c->full) {
 		uint64_t n = count - i < per ? count - i : per;
 
+		if (c->dl && vmi_deadline_passed(c->dl)) {
+			logf_(c, "%s: time budget spent at bucket %" PRIu64
+			      " of %" PRIu64 ", walk cut", c->table, i, count);
+			c->full = true;
+			return -ETIMEDOUT;
+		}
 		ret = kread(c, array + i * bsize, buf, n * bsize);
 		if (ret) {
 			logf_(c, "%s: buckets %" PRIu64 "..%" PRIu64
@@ -593,10 +606,11 @@ static unsigned int guest_hz(struct ctx *c)
 
 int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			struct vmi_socks *out, vmi_sock_log_fn log,
-			void *logctx, char *err, size_t errlen)
+			void *logctx, const struct vmi_deadline *dl,
+			char *err, size_t errlen)
 {
 	struct ctx c = { .k = k, .p = p, .out = out, .log = log,
-			 .logctx = logctx };
+			 .logctx = logctx, .dl = dl };
 	uint64_t tcp, udp, jif, v[2];
 	uint32_t mask;
 	int ret;

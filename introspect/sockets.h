@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guard.h"
 #include "kernel.h"
 
 #define VMI_SOCK_MAX		65536
@@ -85,14 +86,17 @@ struct vmi_socks {
 /*
  * Collect every TCP and UDP socket of the init namespace, IPv4 and IPv6,
  * in /proc order (TCP: listeners then ehash; UDP: by slot).  @log may be
- * NULL (then messages go to stderr).  Returns 0 (possibly with ->cut
- * set), or -errno with @err set when nothing could be walked (a symbol
- * or BTF member missing, the tables unreadable).  Free with
- * vmi_socks_free().
+ * NULL (then messages go to stderr).  @dl (may be NULL: none) is the
+ * build's time budget: when it passes, the walk stops there with a
+ * logged message and ->cut set, keeping what it found.  Returns 0
+ * (possibly with ->cut set), or -errno with @err set when nothing could
+ * be walked (a symbol or BTF member missing, jiffies unreadable).  Free
+ * with vmi_socks_free().
  */
 int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			struct vmi_socks *out, vmi_sock_log_fn log,
-			void *logctx, char *err, size_t errlen);
+			void *logctx, const struct vmi_deadline *dl,
+			char *err, size_t errlen);
 void vmi_socks_free(struct vmi_socks *s);
 
 /* A socket behind a task's file descriptor: /proc/PID/fd/FD shows

@@ -241,7 +241,7 @@ static void socks(const char *path, struct vmi_socks *s, struct logbuf *l)
 	char err[512];
 	int rc;
 
-	rc = vmi_sockets_collect(k, &p, s, logcb, l, err, sizeof(err));
+	rc = vmi_sockets_collect(k, &p, s, logcb, l, NULL, err, sizeof(err));
 	ck_assert_msg(rc == 0, "sockets: %s", err);
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
@@ -410,7 +410,7 @@ static struct vmi_kernel *modules_of(const char *path, struct vmi_phys *p,
 	char err[512];
 	int rc;
 
-	rc = vmi_modules_collect(k, p, m, logcb, l, err, sizeof(err));
+	rc = vmi_modules_collect(k, p, m, logcb, l, NULL, err, sizeof(err));
 	ck_assert_msg(rc == 0, "modules: %s", err);
 	return k;
 }
@@ -712,6 +712,41 @@ START_TEST(test_hostile_modules)
 }
 END_TEST
 
+/* A spent time budget stops both walks at once, logged, nothing kept
+ * half. */
+START_TEST(test_time_budget)
+{
+	struct vmi_deadline dl;
+	struct vmi_socks s;
+	struct vmi_modules m;
+	struct logbuf l = { 0 };
+	struct vmi_phys p;
+	struct vmi_kernel *k;
+	char err[512];
+
+	require_env();
+	k = recognise(E->mem, &p);
+	vmi_deadline_set(&dl, 1);
+	usleep(10000);
+	ck_assert_int_eq(vmi_sockets_collect(k, &p, &s, logcb, &l, &dl, err,
+					     sizeof(err)), 0);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_uint_ge(s.cut, 1);
+	ck_assert_msg(strstr(l.text, "time budget"), "log: %s", l.text);
+	l.len = 0;
+	l.text[0] = '\0';
+	ck_assert_int_eq(vmi_modules_collect(k, &p, &m, logcb, &l, &dl, err,
+					     sizeof(err)), 0);
+	ck_assert_uint_eq(m.n, 0);
+	ck_assert_msg(m.cut == 1 && strstr(l.text, "time budget"), "log: %s",
+		      l.text);
+	vmi_socks_free(&s);
+	vmi_modules_free(&m);
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
 	Suite *s = suite_create("qemu_net");
@@ -725,6 +760,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, test_socket_fds);
 	tcase_add_test(tc, test_hostile_socket_chain);
 	tcase_add_test(tc, test_hostile_modules);
+	tcase_add_test(tc, test_time_budget);
 	suite_add_tcase(s, tc);
 	return s;
 }
