@@ -8,8 +8,9 @@
  *
  * The guest starts its socket zoo (tests/guest/vmt-procs: TCP listeners
  * on IPv4, IPv6 and dual stack, one of them owned by uid 1000, an
- * established loopback connection, bound UDP sockets), loads two modules
- * of its kernel package (dummy, nlmon), and prints /proc/net/{tcp,tcp6,
+ * established loopback connection, bound UDP sockets), loads modules of
+ * its kernel package (dummy, nlmon; tcp_vegas and tcp_yeah, which uses
+ * it), and prints /proc/net/{tcp,tcp6,
  * udp,udp6}, /proc/modules, /sys/module/NAME/{refcnt,coresize} and the
  * socket links in /proc/PID/fd of the zoo's network process.  Then it is
  * paused (QMP stop) and the library, reading only the memory file, must
@@ -151,6 +152,8 @@ static void env_up(void)
 	}
 	if (run_in_guest("insmod /lib/modules/dummy.ko && "
 			 "insmod /lib/modules/nlmon.ko && "
+			 "insmod /lib/modules/tcp_vegas.ko && "
+			 "insmod /lib/modules/tcp_yeah.ko && "
 			 "echo 1 > /proc/sys/kernel/kptr_restrict", out,
 			 sizeof(out)))
 		return;
@@ -179,9 +182,10 @@ static void env_up(void)
 	    run_in_guest("cat /proc/net/udp6", E->udp6, sizeof(E->udp6)) ||
 	    run_in_guest("cat /proc/modules", E->modules,
 			 sizeof(E->modules)) ||
-	    run_in_guest("for m in dummy nlmon; do echo $m "
-			 "$(cat /sys/module/$m/refcnt) "
-			 "$(cat /sys/module/$m/coresize); done", E->sysmod,
+	    run_in_guest("for m in dummy nlmon tcp_vegas tcp_yeah; do "
+			 "echo $m $(cat /sys/module/$m/refcnt) "
+			 "$(cat /sys/module/$m/coresize) "
+			 "$(ls /sys/module/$m/holders); done", E->sysmod,
 			 sizeof(E->sysmod)))
 		return;
 	snprintf(path, sizeof(path), "ls -l /proc/%d/fd", E->net_pid);
@@ -434,12 +438,14 @@ START_TEST(test_modules)
 		      "guest:\n%s\nours:\n%s", E->modules, text);
 	ck_assert(strstr(text, "dummy ") && strstr(text, "nlmon "));
 	while (next_line(&pos, line, sizeof(line))) {
-		char name[64], *rc, *cs;
-		int refcnt;
+		char name[64], holder[64], *rc, *cs;
+		int refcnt, nf;
 		unsigned int size;
 		const struct vmi_module *mod;
 
-		ck_assert(sscanf(line, "%63s %d %u", name, &refcnt, &size) == 3);
+		nf = sscanf(line, "%63s %d %u %63s", name, &refcnt, &size,
+			    holder);
+		ck_assert_msg(nf >= 3, "guest: %s", line);
 		mod = procfs_module_find(&m, name);
 		ck_assert_msg(mod, "no module %s", name);
 		rc = procfs_sys_module_refcnt(mod);
@@ -448,12 +454,17 @@ START_TEST(test_modules)
 		ck_assert_int_eq(atoi(rc), refcnt);
 		ck_assert_uint_eq(strtoul(cs, NULL, 10), size);
 		ck_assert(rc[strlen(rc) - 1] == '\n');
-		ck_assert_uint_eq(mod->nholders, 0);
+		/* holders/: none, or the one user (tcp_vegas: tcp_yeah) */
+		ck_assert_uint_eq(mod->nholders, nf == 4 ? 1 : 0);
+		if (nf == 4)
+			ck_assert_str_eq(mod->holders[0], holder);
 		free(rc);
 		free(cs);
 		nsys++;
 	}
-	ck_assert_int_eq(nsys, 2);
+	ck_assert_int_eq(nsys, 4);
+	ck_assert(strstr(text, "tcp_vegas ") &&
+		  strstr(strstr(text, "tcp_vegas "), " 1 tcp_yeah, Live "));
 	ck_assert(!procfs_module_find(&m, "no-such-module"));
 	printf("info: /proc/modules: %zu modules, byte for byte the guest's\n",
 	       m.n);

@@ -7,10 +7,11 @@
 # initramfs whose /init is scripts/guest/init.  Only `apt-get download`
 # reaches the network.  No kernel modules are needed to boot: the serial
 # console, tmpfs, devtmpfs and gzip initramfs support are built into the
-# kernel.  Two small modules without dependencies from the same kernel
-# package ($MODULES) go into /lib/modules/ of the initramfs, for tests
-# that load them (insmod /lib/modules/dummy.ko) and read them back out of
-# guest memory (/proc/modules, lsmod).
+# kernel.  A few small modules from the same kernel package ($MODULES: two
+# without dependencies, and tcp_yeah, which uses tcp_vegas) go into
+# /lib/modules/ of the initramfs, for tests that load them (insmod
+# /lib/modules/dummy.ko) and read them back out of guest memory
+# (/proc/modules, lsmod, holders).
 #
 # The cloud kernel rather than the standard one: it boots this guest the
 # same way, and its -dbg package is 283 MB instead of 929 MB.
@@ -31,6 +32,7 @@ DEBS=$OUT/debs
 INIT=$ROOT/scripts/guest/init
 FLAVOUR=cloud-amd64
 MODULES="drivers/net/dummy.ko drivers/net/nlmon.ko"
+MODULES="$MODULES net/ipv4/tcp_vegas.ko net/ipv4/tcp_yeah.ko"
 
 log() { echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
