@@ -31,7 +31,7 @@ VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
 # vmemfs, the tests and the tool vmemfs-kernel.
 INTROSPECT_SRCS := $(wildcard introspect/*.c)
 INTROSPECT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(INTROSPECT_SRCS))
-# The shadow /proc views: pure formatters over introspect's records.
+# The shadow /proc: snapshots and their formatters (no FUSE in it).
 PROCFS_SRCS := $(wildcard procfs/*.c)
 CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS)) \
 	$(INTROSPECT_OBJS) $(patsubst %.c,$(B)/obj/%.o,$(PROCFS_SRCS))
