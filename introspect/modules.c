@@ -33,6 +33,7 @@ struct mctx {
 	vmi_module_log_fn log;
 	void *logctx;
 	struct vmi_module *cur;		/* while walking its holders */
+	uint64_t hprev;			/* its holder entry visited last */
 	bool failed;			/* a visit logged why it stopped */
 	uint64_t prev;			/* the entry visited last (or head) */
 	const struct vmi_deadline *dl;
@@ -115,10 +116,17 @@ static int visit_holder(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	struct vmi_module *m = c->cur;
-	uint64_t use = entry - c->L.use_source_list, src;
+	uint64_t use = entry - c->L.use_source_list, src, back;
 	char (*h)[VMI_MODULE_NAME];
 	int ret;
 
+	/* next->prev == cur, as for the modules list itself */
+	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
+	if (ret)
+		return ret;
+	if (back != c->hprev)
+		return -ELOOP;
+	c->hprev = entry;
 	ret = vmi_kernel_read(c->k, c->p, use + c->L.use_source, &src, 8);
 	if (ret)
 		return ret;
@@ -189,6 +197,7 @@ static int visit_module(void *arg, uint64_t entry)
 	m.refcnt = (int)refcnt - MODULE_REF_BASE;
 	m.permanent = init && !exit_;
 	c->cur = &m;
+	c->hprev = mod + L->source_list;
 	got = vmi_walk_list(vmi_kernel_kread, &c->r, mod + L->source_list,
 			    c->levels, VMI_MODULE_HOLDERS, visit_holder, c);
 	if (got < 0)

@@ -424,8 +424,10 @@ static int one_sock(struct ctx *c, uint64_t sk, int protocol,
 	ret = kread(c, sk, o, L->common_size);
 	if (ret)
 		return ret;
-	if (get(o, L->net, 8) != c->init_net)
+	if (get(o, L->net, 8) != c->init_net) {
+		c->out->other_ns++;
 		return 0;
+	}
 	family = (unsigned int)get(o, L->family, 2);
 	state = (unsigned int)get(o, L->state, 1);
 	if (family != AF_INET_ && family != AF_INET6_)

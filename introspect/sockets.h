@@ -81,6 +81,7 @@ struct vmi_socks {
 	uint64_t jiffies;	/* the guest's jiffies when collected */
 	unsigned int hz;	/* the guest's HZ (from tick_nsec; else 250) */
 	unsigned int cut;	/* chains or tables that were cut short */
+	unsigned int other_ns;	/* sockets of other namespaces, skipped */
 };
 
 /*

@@ -174,6 +174,19 @@ static void env_up(void)
 			 "/proc/net/tcp && [ $i -lt 100 ]; do sleep 0.1; "
 			 "i=$((i+1)); done; kill $!; true", out, sizeof(out)))
 		return;
+	/* A listener in another network namespace: not in the init
+	 * namespace's /proc/net, so not in ours either. */
+	if (run_in_guest("unshare -n sh -c 'ip link set lo up; "
+			 "nc -l -p 7200 </dev/null >/dev/null 2>&1 & i=0; "
+			 "while ! grep -q \":1C20 \" /proc/net/tcp6 && "
+			 "[ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+			 "grep -c \":1C20 \" /proc/net/tcp6'", out,
+			 sizeof(out)))
+		return;
+	if (atoi(out) != 1) {
+		env_fail("no listener in the second namespace: %s", out);
+		return;
+	}
 	/* Let the connections settle (no segment in flight). */
 	if (run_in_guest("sleep 2", out, sizeof(out)) ||
 	    run_in_guest("cat /proc/net/tcp", E->tcp, sizeof(E->tcp)) ||
@@ -366,6 +379,9 @@ START_TEST(test_tcp)
 	ck_assert(has_port(t6, "00000000000000000000000001000000:1B5A"));
 	ck_assert(has_port(t6, "00000000000000000000000000000000:1B5B"));
 	ck_assert(strstr(t4, " 1000 "));
+	/* The other namespace's listener was seen and left out. */
+	ck_assert_uint_ge(s.other_ns, 1);
+	ck_assert(!strstr(t6, ":1C20 "));
 	/* The time-wait socks (timer 3) and the listener with a backlog. */
 	ck_assert_msg(strstr(t4, " 06 00000000:00000000 03:") ||
 		      strstr(t6, " 06 00000000:00000000 03:"), "%s%s", t4, t6);
