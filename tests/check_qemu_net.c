@@ -708,6 +708,64 @@ START_TEST(test_hostile_socket_chain)
 }
 END_TEST
 
+/* A hostile fd table: max_fds far beyond any real one is refused with
+ * a message, without reading 2^31 pointers. */
+START_TEST(test_hostile_fd_table)
+{
+	struct vmi_phys p;
+	struct vmi_kernel *k;
+	struct vmi_kernel_reader r;
+	struct find_task f = { .pid = 0 };
+	struct vmi_sock_fd fds[64];
+	uint64_t init_task, o_files, o_fdt, o_max, files, fdt;
+	char err[512];
+	uint32_t big = 0x7fffffff;
+	uint64_t pa;
+	int fd;
+
+	require_env();
+	k = recognise(E->mem, &p);
+	f.k = k;
+	f.p = &p;
+	f.pid = E->net_pid;
+	ck_assert(vmi_kernel_symbol(k, "init_task", &init_task));
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.tasks",
+					   &f.tasks_off, NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.pid", &f.pid_off,
+					   NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "task_struct.files", &o_files,
+					   NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "files_struct.fdt", &o_fdt,
+					   NULL), 0);
+	ck_assert_int_eq(vmi_kernel_member(k, "fdtable.max_fds", &o_max,
+					   NULL), 0);
+	r.k = k;
+	r.p = &p;
+	ck_assert(vmi_walk_list(vmi_kernel_kread, &r, init_task + f.tasks_off,
+				4, 100000, visit_task, &f) > 10);
+	ck_assert(f.found);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, f.found + o_files, &files, 8),
+			 0);
+	ck_assert_int_eq(vmi_kernel_read(k, &p, files + o_fdt, &fdt, 8), 0);
+	ck_assert_int_eq(vmi_kernel_vtop(k, &p, fdt + o_max, &pa), 0);
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+	copy_file(E->mem, E->copy);
+	fd = open(E->copy, O_WRONLY);
+	ck_assert(fd >= 0);
+	ck_assert(pwrite(fd, &big, 4, (off_t)pa) == 4);
+	ck_assert(close(fd) == 0);
+	k = recognise(E->copy, &p);
+	ck_assert_int_eq(vmi_task_socket_fds(k, &p, f.found, fds, 64, err,
+					     sizeof(err)), -E2BIG);
+	ck_assert_msg(strstr(err, "max_fds 2147483647"), "%s", err);
+	printf("info: hostile fd table: %s\n", err);
+	vmi_kernel_free(k);
+	vmi_phys_file_close(&p);
+	unlink(E->copy);
+}
+END_TEST
+
 /* The modules list made into a cycle that misses its head (the first
  * module's next is itself): the walk ends with a logged error, keeps what
  * it read and shows no module twice. */
@@ -797,6 +855,7 @@ static Suite *net_suite(void)
 	tcase_add_test(tc, test_socket_fds);
 	tcase_add_test(tc, test_hostile_socket_chain);
 	tcase_add_test(tc, test_hostile_modules);
+	tcase_add_test(tc, test_hostile_fd_table);
 	tcase_add_test(tc, test_time_budget);
 	suite_add_tcase(s, tc);
 	return s;
