@@ -637,7 +637,10 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
 
 	/* TCP: listeners first, then the established hash (tcp4_seq_show's
-	 * order; tcp6 walks the same tables). */
+	 * order; tcp6 walks the same tables).  Since 6.1 a child namespace
+	 * may have its own ehash (net.ipv4.tcp_child_ehash_entries), but
+	 * init_net's tcp_death_row.hashinfo is always &tcp_hashinfo, and
+	 * UDP's table is still the global udp_table (per-netns from 6.2). */
 	c.table = "tcp_hashinfo.lhash2";
 	if (!(ret = kread(&c, tcp + c.L.lhash2, &v[0], 8)) &&
 	    !(ret = kread(&c, tcp + c.L.lhash2_mask, &mask, 4)))
