@@ -638,9 +638,19 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 
 	/* TCP: listeners first, then the established hash (tcp4_seq_show's
 	 * order; tcp6 walks the same tables).  Since 6.1 a child namespace
-	 * may have its own ehash (net.ipv4.tcp_child_ehash_entries), but
-	 * init_net's tcp_death_row.hashinfo is always &tcp_hashinfo, and
+	 * may have its own ehash (net.ipv4.tcp_child_ehash_entries): the
+	 * kernel's /proc reads the namespace's tcp_death_row.hashinfo,
+	 * which for init_net is &tcp_hashinfo; follow it where BTF has it.
 	 * UDP's table is still the global udp_table (per-netns from 6.2). */
+	if (!vmi_kernel_member(k, "net.ipv4.tcp_death_row.hashinfo", &v[1],
+			       NULL) &&
+	    !kread(&c, c.init_net + v[1], &v[0], 8) && v[0] != tcp) {
+		if (good_ptr(&c, v[0]))
+			tcp = v[0];
+		else
+			logf_(&c, "init_net tcp_death_row.hashinfo 0x%" PRIx64
+			      " refused, tcp_hashinfo used", v[0]);
+	}
 	c.table = "tcp_hashinfo.lhash2";
 	if (!(ret = kread(&c, tcp + c.L.lhash2, &v[0], 8)) &&
 	    !(ret = kread(&c, tcp + c.L.lhash2_mask, &mask, 4)))
