@@ -5,6 +5,7 @@
 #   make bench     run the vmemfs speed benchmarks (prints ratios)
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
+#   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
 #   make demo      mount a demo VM memory and look at it
 #   make install   PREFIX=/usr/local DESTDIR=
 
@@ -47,6 +48,8 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
 DEPS_PKGS += libbpf-dev bpftool xz-utils
+# The forensics tools the kernel tests open vmcore with.
+DEPS_PKGS += python3-drgn crash makedumpfile
 
 all: $(B)/vmemfs
 
@@ -87,6 +90,9 @@ bench-qemu: all
 bench-compare: all $(B)/bench/ids_reader
 	scripts/bench-compare.sh
 
+bench-kernel: all
+	scripts/bench-kernel.sh
+
 demo: all
 	scripts/demo.sh
 
@@ -107,7 +113,8 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all tests check bench bench-qemu bench-compare demo deps install clean
+.PHONY: all tests check bench bench-qemu bench-compare bench-kernel demo deps \
+	install clean
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \

@@ -42,7 +42,9 @@ struct vmi_kallsyms;	/* opaque */
 /*
  * Decode the tables through @read (kernel virtual memory).  Returns 0
  * with *@out set, or -errno with a message (-E2BIG for a bound exceeded,
- * -EINVAL for tables that do not decode, -ETIMEDOUT when @dl passes).
+ * -EINVAL for tables that do not decode or are not sorted by address,
+ * -ETIMEDOUT when @dl passes (@dl may be NULL), or @read's -errno for
+ * a table that cannot be read).
  */
 int vmi_kallsyms_decode(vmi_kread_fn read, void *ctx,
 			const struct vmi_kallsyms_tables *t,

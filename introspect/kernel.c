@@ -31,6 +31,8 @@ struct vmi_kernel {
 	uint64_t image_va, image_pa, image_len;
 	bool have_pob;	/* page_offset_base known: direct map is linear */
 	bool ks_borrowed;	/* ks belongs to the recognition's cache */
+	uint64_t kimage_size;	/* KERNEL_IMAGE_SIZE: modules start above */
+	uint64_t ram_end;	/* end of the highest RAM range */
 };
 
 /*
@@ -49,16 +51,24 @@ struct ks_cache {
 
 /* ---- address translation ---- */
 
-static bool in_image(uint64_t va)
+/*
+ * The kernel image mapping translates linearly; the module area right
+ * above it (at KERNEL_IMAGE_SIZE) does not.
+ */
+static bool in_image(const struct vmi_kernel *k, uint64_t va)
 {
-	return va >= VMI_KERNEL_MAP && va - VMI_KERNEL_MAP < VMI_KERNEL_IMAGE_MAX;
+	return va >= VMI_KERNEL_MAP && va - VMI_KERNEL_MAP < k->kimage_size;
 }
 
-/* Direct map size: 64 TiB with 4 levels, 32 PiB with 5 (the kernel's
- * MAX_PHYSMEM_BITS); a GPA beyond RAM fails at the read anyway. */
-static uint64_t direct_map_size(int levels)
+/*
+ * The direct map is linear over guest RAM only: vmalloc space may follow
+ * it closely (KASLR places the regions with random gaps), so nothing
+ * beyond the highest RAM address is taken for direct map.
+ */
+static bool in_direct_map(const struct vmi_kernel *k, uint64_t va)
 {
-	return levels == 5 ? 1ULL << 55 : 1ULL << 46;
+	return k->have_pob && va >= k->info.page_offset_base &&
+	       va - k->info.page_offset_base < k->ram_end;
 }
 
 int vmi_kernel_vtop(const struct vmi_kernel *k, const struct vmi_phys *p,
@@ -70,12 +80,11 @@ int vmi_kernel_vtop(const struct vmi_kernel *k, const struct vmi_phys *p,
 
 	if (!vmi_kernel_half(va, in->paging_levels))
 		return -EFAULT;
-	if (in_image(va)) {
+	if (in_image(k, va)) {
 		*pa = va - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
 		return vmi_phys_contains(p, *pa, 1) ? 0 : -EFAULT;
 	}
-	if (k->have_pob && va >= in->page_offset_base &&
-	    va - in->page_offset_base < direct_map_size(in->paging_levels)) {
+	if (in_direct_map(k, va)) {
 		*pa = va - in->page_offset_base;
 		return vmi_phys_contains(p, *pa, 1) ? 0 : -EFAULT;
 	}
@@ -124,15 +133,13 @@ int vmi_kernel_read(const struct vmi_kernel *k, const struct vmi_phys *p,
 
 		/* Linear regions are read in one piece; a walked page up to
 		 * its end. */
-		if (in_image(a)) {
-			uint64_t left = VMI_KERNEL_MAP + VMI_KERNEL_IMAGE_MAX - a;
+		if (in_image(k, a)) {
+			uint64_t left = VMI_KERNEL_MAP + k->kimage_size - a;
 
 			if (n > left)
 				n = left;
 			pa = a - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
-		} else if (k->have_pob && a >= in->page_offset_base &&
-			   a - in->page_offset_base <
-			   direct_map_size(in->paging_levels)) {
+		} else if (in_direct_map(k, a)) {
 			pa = a - in->page_offset_base;
 		} else {
 			ret = vmi_kernel_vtop(k, p, a, &pa);
@@ -275,7 +282,12 @@ static int load_btf(struct vmi_kernel *k, const struct vmi_phys *p,
 	blob = malloc(stop - start);
 	if (!blob)
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
-	ret = vmi_kernel_read(k, p, start, blob, stop - start);
+	/* vmi_kernel_read takes at most READ_MAX at a time. */
+	ret = 0;
+	for (uint64_t at = start; !ret && at < stop; at += READ_MAX)
+		ret = vmi_kernel_read(k, p, at, (char *)blob + (at - start),
+				      stop - at < READ_MAX ? stop - at :
+				      READ_MAX);
 	if (ret) {
 		free(blob);
 		return vmi_err(err, errlen, -ret, "guest BTF at %#" PRIx64
@@ -343,7 +355,14 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 	if (!vmi_vmcoreinfo_symbol(vi, "_stext", &stext))
 		return vmi_err(err, errlen, EINVAL, "VMCOREINFO has no "
 			       "SYMBOL(_stext)");
-	if (!in_image(top) || !in_image(stext) || (top & (PAGE - 1)))
+	/* Kernels before 4.x had a 512 MiB image; 6.x with KASLR 1 GiB. */
+	k->kimage_size = 512ULL << 20;
+	if (vmi_vmcoreinfo_number(vi, "KERNEL_IMAGE_SIZE", &num) &&
+	    num > 0 && (uint64_t)num <= VMI_KERNEL_IMAGE_MAX &&
+	    !((uint64_t)num & (PAGE - 1)))
+		k->kimage_size = (uint64_t)num;
+	k->ram_end = p->nranges ? p->ranges[p->nranges - 1].end : 0;
+	if (!in_image(k, top) || !in_image(k, stext) || (top & (PAGE - 1)))
 		return vmi_err(err, errlen, EINVAL, "VMCOREINFO: init_top_pgt "
 			       "%#" PRIx64 " or _stext %#" PRIx64 " outside "
 			       "the kernel image mapping", top, stext);
@@ -352,6 +371,32 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 		return vmi_err(err, errlen, EINVAL, "init_top_pgt at GPA "
 			       "%#" PRIx64 " (phys_base %" PRId64 ") is not "
 			       "RAM", in->init_top_pgt_gpa, in->phys_base);
+
+	/* A cheap check before the symbol table is decoded: the release in
+	 * init_uts_ns (at the note's own address for it). */
+	{
+		uint64_t uts;
+		int64_t name_off;
+		char rel[65];
+		struct vmi_kernel_reader r = { k, p };
+
+		if (vmi_vmcoreinfo_symbol(vi, "init_uts_ns", &uts) &&
+		    vmi_vmcoreinfo_decimal(vi, "OFFSET", "uts_namespace.name",
+					   &name_off) &&
+		    name_off >= 0 && name_off < 4096 && in_image(k, uts)) {
+			/* struct new_utsname: sysname[65], nodename[65],
+			 * release[65], ... */
+			n = vmi_read_cstr(vmi_kernel_kread, &r,
+					  uts + (uint64_t)name_off + 2 * 65,
+					  rel, sizeof(rel));
+			if (n < 0 || strcmp(rel, vi->osrelease))
+				return vmi_err(err, errlen, EINVAL,
+					       "init_uts_ns release \"%.64s\" "
+					       "is not OSRELEASE %s",
+					       n < 0 ? "(unreadable)" : rel,
+					       vi->osrelease);
+		}
+	}
 
 	ret = load_symbols(k, p, o, dl, c, err, errlen);
 	if (ret)
@@ -446,13 +491,10 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 		text = stext;
 	text &= ~(PAGE - 1);
 	if (vmi_kallsyms_lookup(k->ks, "_end", &end) && end > text &&
-	    in_image(end - 1)) {
+	    in_image(k, end - 1)) {
 		end = (end + PAGE - 1) & ~(PAGE - 1);
 	} else {
-		end = VMI_KERNEL_MAP + VMI_KERNEL_IMAGE_MAX;
-		if (vmi_vmcoreinfo_number(vi, "KERNEL_IMAGE_SIZE", &num) &&
-		    num > 0 && (uint64_t)num <= VMI_KERNEL_IMAGE_MAX)
-			end = VMI_KERNEL_MAP + (uint64_t)num;
+		end = VMI_KERNEL_MAP + k->kimage_size;
 	}
 	k->image_va = text;
 	k->image_pa = text - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
@@ -663,7 +705,8 @@ char *vmi_kernel_error_json(const char *why)
 
 	if (!o)
 		return NULL;
-	json_object_object_add(o, "error", json_object_new_string(why));
+	json_object_object_add(o, "error", json_object_new_string(why ? why :
+				"unknown"));
 	return to_text(o);
 }
 

@@ -8,6 +8,8 @@
  * Recognition scans page starts for VMCOREINFO notes (local memory
  * first) and accepts the first candidate that validates against the rest
  * of the guest's memory:
+ *   - init_uts_ns (when the note names it) holds the note's OSRELEASE
+ *     (cheap, before anything is decoded);
  *   - the kallsyms tables it names decode, and kallsyms' _stext equals
  *     the note's SYMBOL(_stext);
  *   - linux_banner, at its kallsyms address, reads "Linux version

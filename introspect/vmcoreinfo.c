@@ -239,11 +239,35 @@ bool vmi_vmcoreinfo_decimal(const struct vmi_vmcoreinfo *vi, const char *kind,
 	return v && parse_i64(v, val);
 }
 
-/* One pass over the page starts of the ranges, local or remote ones. */
+/* Look at the page at @g whose first @have bytes are in @head. */
+static int probe(const struct vmi_phys *p, uint64_t g, const unsigned char *head,
+		 size_t have,
+		 int (*found)(void *, uint64_t, const void *, size_t),
+		 void *arg, unsigned char *note)
+{
+	size_t total = vmi_note_check_header(head, have);
+
+	if (!total || !vmi_phys_contains(p, g, total))
+		return 0;
+	if (vmi_phys_read(p, g, note, total))
+		return 0;
+	return found(arg, g, note, total);
+}
+
+/*
+ * One pass over the page starts of the ranges, local or remote ones.
+ * Local memory is read in blocks of SCAN_BLOCK bytes: one read per block
+ * costs less than one per page (a FUSE file is direct_io: every read is a
+ * round trip).  Remote memory is read a few bytes per page: a block would
+ * fetch far more over the network than the probes need.
+ */
+#define SCAN_BLOCK	(64u << 10)
+
 static int scan_pass(const struct vmi_phys *p, const struct vmi_deadline *dl,
 		     bool local,
 		     int (*found)(void *, uint64_t, const void *, size_t),
-		     void *arg, uint64_t *pages, unsigned char *note)
+		     void *arg, uint64_t *pages, unsigned char *note,
+		     unsigned char *block)
 {
 	/* Ask is_local per 2 MiB chunk, not per page: it may cost a lock. */
 	const uint64_t chunk = 2ULL << 20;
@@ -259,22 +283,37 @@ static int scan_pass(const struct vmi_phys *p, const struct vmi_deadline *dl,
 				continue;
 			if (vmi_deadline_passed(dl))
 				return -ETIMEDOUT;
-			for (uint64_t g = c; g + PROBE_LEN <= cend; g += PAGE) {
-				size_t total;
-				int ret;
+			for (uint64_t b = c; b < cend; b += SCAN_BLOCK) {
+				uint64_t bend = b + SCAN_BLOCK < cend ?
+						b + SCAN_BLOCK : cend;
+				bool whole = local &&
+					!vmi_phys_read(p, b, block, bend - b);
 
-				(*pages)++;
-				if (vmi_phys_read(p, g, note, PROBE_LEN))
-					continue;
-				total = vmi_note_check_header(note,
-							      PROBE_LEN);
-				if (!total || !vmi_phys_contains(p, g, total))
-					continue;
-				if (vmi_phys_read(p, g, note, total))
-					continue;
-				ret = found(arg, g, note, total);
-				if (ret)
-					return ret;
+				for (uint64_t g = b; g + PROBE_LEN <= bend;
+				     g += PAGE) {
+					const unsigned char *h = block + (g - b);
+					int ret;
+
+					(*pages)++;
+					/* Without the block (remote, or a
+					 * page in it failed): page by page;
+					 * an unreadable page is skipped. */
+					if (!whole) {
+						/* A remote read may take
+						 * its own timeout: look at
+						 * the deadline each time. */
+						if (vmi_deadline_passed(dl))
+							return -ETIMEDOUT;
+						if (vmi_phys_read(p, g, note,
+								  PROBE_LEN))
+							continue;
+						h = note;
+					}
+					ret = probe(p, g, h, PROBE_LEN, found,
+						    arg, note);
+					if (ret)
+						return ret;
+				}
 			}
 		}
 	}
@@ -288,15 +327,18 @@ int vmi_vmcoreinfo_scan(const struct vmi_phys *p,
 			void *arg, uint64_t *pages_read)
 {
 	unsigned char *note = malloc(VMI_NOTE_MAX);
+	unsigned char *block = malloc(SCAN_BLOCK);
 	uint64_t pages = 0;
-	int ret;
+	int ret = -ENOMEM;
 
-	if (!note)
-		return -ENOMEM;
-	ret = scan_pass(p, dl, true, found, arg, &pages, note);
-	if (!ret)
-		ret = scan_pass(p, dl, false, found, arg, &pages, note);
+	if (note && block) {
+		ret = scan_pass(p, dl, true, found, arg, &pages, note, block);
+		if (!ret)
+			ret = scan_pass(p, dl, false, found, arg, &pages, note,
+					block);
+	}
 	free(note);
+	free(block);
 	if (pages_read)
 		*pages_read = pages;
 	return ret;

@@ -32,6 +32,7 @@ struct mem {
 	uint64_t size;
 	uint64_t local_from;	/* [local_from, size) is local */
 	uint64_t bad_start, bad_end;	/* reads here fail with -EIO */
+	uint64_t bad2_start, bad2_end;
 	unsigned int delay_us;
 	unsigned long reads;
 	struct vmi_phys_range range;
@@ -45,7 +46,8 @@ static int mem_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 	m->reads++;
 	if (m->delay_us)
 		usleep(m->delay_us);
-	if (gpa < m->bad_end && gpa + len > m->bad_start)
+	if ((gpa < m->bad_end && gpa + len > m->bad_start) ||
+	    (gpa < m->bad2_end && gpa + len > m->bad2_start))
 		return -EIO;
 	ck_assert_msg(gpa + len <= m->size, "read beyond RAM: the library "
 		      "must check ranges before reading");
@@ -253,15 +255,21 @@ START_TEST(test_note_scan)
 	memcpy(m.buf + 8 * MiB - 4096 + 4, &big, 4);
 	m.bad_start = 0x100000;
 	m.bad_end = 0x200000;
+	/* Local: a note in the same block as an unreadable page. */
+	memcpy(m.buf + 0x602000, n, len);
+	m.bad2_start = 0x600000;
+	m.bad2_end = 0x601000;
 
 	rc = vmi_vmcoreinfo_scan(&m.p, &dl, on_found, &f, &pages);
 	ck_assert_int_eq(rc, 0);
-	ck_assert_int_eq(f.n, 2);
+	ck_assert_int_eq(f.n, 3);
 	ck_assert_uint_eq(f.gpa[0], 0x500000);	/* local first */
-	ck_assert_uint_eq(f.gpa[1], 0x5000);
+	ck_assert_uint_eq(f.gpa[1], 0x602000);
+	ck_assert_uint_eq(f.gpa[2], 0x5000);
 	ck_assert_uint_eq(pages, 8 * MiB / 4096);
-	/* One small read per page, plus the two notes: never a byte scan. */
-	ck_assert_uint_le(m.reads, pages + 2);
+	/* Remote: one small read per page; local: one per 64 KiB block
+	 * (16 pages, and that block's pages once more); plus the notes. */
+	ck_assert_uint_le(m.reads, 1024 + 4 * MiB / (64 << 10) + 16 + 3);
 
 	/* The callback accepts: the scan stops there. */
 	memset(&f, 0, sizeof(f));

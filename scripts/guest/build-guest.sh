@@ -5,8 +5,13 @@
 # linux-image-cloud-amd64's dependency), its debug vmlinux (from the
 # matching -dbg package, for drgn and crash), and a busybox-static
 # initramfs whose /init is scripts/guest/init.  Only `apt-get download`
-# reaches the network.  No kernel modules are needed: the serial console,
-# tmpfs, devtmpfs and gzip initramfs support are built into the kernel.
+# reaches the network.  No kernel modules are needed to boot: the serial
+# console, tmpfs, devtmpfs and gzip initramfs support are built into the
+# kernel.  A few small modules from the same kernel package ($MODULES: two
+# without dependencies, and tcp_yeah, which uses tcp_vegas) go into
+# /lib/modules/ of the initramfs, for tests that load them (insmod
+# /lib/modules/dummy.ko) and read them back out of guest memory
+# (/proc/modules, lsmod, holders).
 #
 # The cloud kernel rather than the standard one: it boots this guest the
 # same way, and its -dbg package is 283 MB instead of 929 MB.
@@ -26,6 +31,8 @@ OUT=$ROOT/build/guest
 DEBS=$OUT/debs
 INIT=$ROOT/scripts/guest/init
 FLAVOUR=cloud-amd64
+MODULES="drivers/net/dummy.ko drivers/net/nlmon.ko"
+MODULES="$MODULES net/ipv4/tcp_vegas.ko net/ipv4/tcp_yeah.ko"
 
 log() { echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
@@ -99,6 +106,25 @@ if [ ! -s "$OUT/vmlinux" ] ||
 	log "debug vmlinux: $(stat -c %s "$OUT/vmlinux") bytes"
 fi
 
+# The test modules, out of the kernel package of exactly this vmlinuz.
+if [ "$(cat "$OUT/modules/list" 2>/dev/null)" != "$rel $MODULES" ]; then
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
+	[ -n "$kdeb" ] || fetch "linux-image-$rel"
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb | head -n 1)
+	rm -rf "$OUT/modules" "$OUT/mx"
+	mkdir -p "$OUT/modules" "$OUT/mx"
+	for m in $MODULES; do
+		dpkg-deb --fsys-tarfile "$kdeb" |
+			tar -x -C "$OUT/mx" "./lib/modules/$rel/kernel/$m" ||
+			die "no $m in $kdeb"
+		cp "$OUT/mx/lib/modules/$rel/kernel/$m" "$OUT/modules/"
+	done
+	rm -rf "$OUT/mx"
+	echo "$rel $MODULES" >"$OUT/modules/list"
+	rm -f "$OUT/initramfs.cpio.gz"
+	log "modules: $MODULES"
+fi
+
 # The process and socket zoo of the shadow /proc tests, static so that it
 # needs nothing of the guest (tests/guest/vmt-procs.c).
 PROCS_SRC=$ROOT/tests/guest/vmt-procs.c
@@ -118,6 +144,8 @@ if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ]
 		"$OUT/root/sys" "$OUT/root/tmp"
 	cp "$OUT/bx/bin/busybox" "$OUT/root/bin/busybox"
 	install -m 0755 "$OUT/vmt-procs" "$OUT/root/bin/vmt-procs"
+	mkdir -p "$OUT/root/lib/modules"
+	cp "$OUT"/modules/*.ko "$OUT/root/lib/modules/"
 	install -m 0755 "$INIT" "$OUT/root/init"
 	# The kernel opens /dev/console before /init runs, when there is
 	# no devtmpfs yet, so the node must be in the archive.

@@ -238,6 +238,10 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("%s", vt_qemu_share_dir());
 	ARG("-accel");
 	ARG("tcg");
+	if (o->cpu) {
+		ARG("-cpu");
+		ARG("%s", o->cpu);
+	}
 	ARG("-smp");
 	ARG("1");
 	ARG("-m");

@@ -42,6 +42,8 @@ struct vt_guest_opts {
 	bool allow_reset;
 	/* Extra kernel command line text, appended after ours. */
 	const char *append;
+	/* -cpu model (NULL: QEMU's default); "max" has 5-level paging. */
+	const char *cpu;
 };
 
 struct vt_guest {

@@ -1,0 +1,331 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# scripts/bench-kernel.sh - what knowing the guest kernel costs (issue 9).
+#
+# For a 1 GiB and a 4 GiB guest (TCG, the test guest booting Debian's
+# cloud kernel with KASLR), RAM [SIZE/2, SIZE) homed on an nbdkit sub-host
+# in a network namespace, the guest having written SIZE/4 of random data
+# into its tmpfs and then paused (QMP stop):
+#   recognise  mount vmemfs and wait until `kernel` is known: wall time
+#              and the library's recognition_ms, with all RAM local and
+#              with the homed half paged out (all but the chunk holding
+#              the VMCOREINFO note, so the note stays local); against
+#              reading as many bytes of `mem` as recognition read
+#              (vmemfs stats), sequentially from 0, on a fresh mount
+#   drgn       drgn listing the tasks from `vmcore`, and from QEMU's
+#              dump-guest-memory (paging=true) of the same paused guest
+#   copy       cp of all of `vmcore` vs QEMU's dump-guest-memory
+#              (paging=false), and reading all of `mem`
+# Ratios are printed; target: cp vmcore >= 0.8x the speed of reading mem.
+#
+#   scripts/bench-kernel.sh        (BENCH_KERNEL_SIZES="1 4" GiB)
+#
+# The table goes to stdout and build/bench-kernel.txt.  Needs root, about
+# SIZE x 3 free in /dev/shm, and a few minutes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+B=$ROOT/build
+QEMU=${VMEM_QEMU:-$B/qemu/qemu-system-x86_64}
+VMEMFS=${VMEMFS:-$B/vmemfs}
+GUEST=$B/guest
+SIZES=${BENCH_KERNEL_SIZES:-"1 4"}
+OUT=$B/bench-kernel.txt
+CHUNK=65536
+NBD_PORT=10809
+
+die() { echo "bench-kernel: $*" >&2; exit 1; }
+log() { echo "bench-kernel: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, FUSE)"
+[ -x "$QEMU" ] || die "$QEMU missing: run scripts/build-qemu.sh"
+"$ROOT/scripts/guest/build-guest.sh" >/dev/null
+make -s -C "$ROOT" build/vmemfs >&2
+
+TMP=$(mktemp -d /tmp/vmt-bk.XXXXXX)
+MEM=/dev/shm/vmt-bk-$$.mem
+NS=vmtbk$$
+VH=vbkh$$
+VN=vbkn$$
+NET=$((($$ % 250) + 1))
+NA=10.215.$NET.2
+URI=nbd://$NA:$NBD_PORT
+MNT=$TMP/mnt
+QEMU_PID= NBD_PID= VFS_PID= SER= QMP=
+
+stop_vmemfs() {
+	if [ -n "$VFS_PID" ]; then
+		kill "$VFS_PID" 2>/dev/null || true
+		wait "$VFS_PID" 2>/dev/null || true
+	fi
+	VFS_PID=
+	fusermount3 -u -z "$MNT" 2>/dev/null || true
+}
+
+stop_vm() {
+	stop_vmemfs
+	if [ -n "$QEMU_PID" ]; then
+		kill -9 "$QEMU_PID" 2>/dev/null || true
+		wait "$QEMU_PID" 2>/dev/null || true
+	fi
+	if [ -n "$NBD_PID" ]; then
+		kill -9 "$NBD_PID" 2>/dev/null || true
+		wait "$NBD_PID" 2>/dev/null || true
+	fi
+	QEMU_PID= NBD_PID=
+	ip link del "$VH" 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	rm -f "$MEM" "$MEM.seq" "$TMP"/dump-*.elf "$TMP"/copy.core
+	rm -f /dev/shm/vmt-bk-$$-*.elf /dev/shm/vmt-bk-$$-copy.core
+}
+
+cleanup() {
+	set +e
+	stop_vm
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / 1048576 / s }'; }
+
+free_port() {
+	local p
+	for _ in $(seq 50); do
+		p=$((20000 + RANDOM % 40000))
+		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+	die "no free TCP port"
+}
+
+qmp() {
+	local line
+	printf '%s\n' "$1" >&"$QMP"
+	while read -r -t 600 -u "$QMP" line; do
+		case $line in
+		'{"return"'*) echo "$line"; return 0 ;;
+		'{"error"'*) log "QMP $1: $line"; return 1 ;;
+		esac
+	done
+	die "QMP $1: no answer"
+}
+
+SEQ=0
+grun() {
+	local line out="" st
+	SEQ=$((SEQ + 1))
+	printf '%s; printf "\\n@@BK-%d %%d\\n" $?\n' "$1" "$SEQ" >&"$SER"
+	while read -r -t "$2" -u "$SER" line; do
+		case $line in
+		"@@BK-$SEQ "*) st=${line#"@@BK-$SEQ "}
+			printf '%s' "$out"
+			return "$st" ;;
+		esac
+		out+="$line"$'\n'
+	done
+	die "guest: \`$1\` timed out after $2 s"
+}
+
+tcp_open() {
+	local i fd
+	for i in $(seq 300); do
+		if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
+			printf -v "$1" '%s' "$fd"
+			return
+		fi 2>/dev/null
+		kill -0 "$QEMU_PID" 2>/dev/null || die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
+		sleep 0.1
+	done
+	die "cannot connect to QEMU's port $2"
+}
+
+# boot_vm GIB: sub-host, QEMU, guest up with SIZE/4 of random data, paused.
+boot_vm() {
+	local gib=$1 sport qport line
+	ip netns add "$NS"
+	ip link add "$VH" type veth peer name "$VN"
+	ip link set "$VN" netns "$NS"
+	ip addr add "10.215.$NET.1/30" dev "$VH"
+	ip link set "$VH" up
+	ip -n "$NS" addr add "$NA/30" dev "$VN"
+	ip -n "$NS" link set "$VN" up
+	ip -n "$NS" link set lo up
+	ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory "${gib}G" \
+		>"$TMP/nbdkit.log" 2>&1 &
+	NBD_PID=$!
+	for i in $(seq 100); do
+		nbdinfo --size "$URI" >/dev/null 2>&1 && break
+		[ "$i" = 100 ] && die "nbdkit did not come up"
+		sleep 0.1
+	done
+	cat >"$TMP/qemu.conf" <<EOF
+[bk]
+memory-file = $MEM
+ram-size    = ${gib}G
+chunk-size  = 64K
+timeout     = 5s
+subhost     = $URI $((gib * 512))M-${gib}G
+EOF
+	cat >"$TMP/vmemfs.conf" <<EOF
+[bk]
+memory-file = $MEM
+chunk-size  = 64K
+timeout     = 5s
+qmp         = $TMP/vmemfs-qmp.sock
+EOF
+	sport=$(free_port)
+	qport=$(free_port)
+	[ "$sport" != "$qport" ] || qport=$((sport + 1))
+	"$QEMU" -L "$B/qemu/share" -accel tcg -smp 1 -m "$((gib * 1024))" \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-object "memory-backend-file,id=ram0,size=${gib}G,mem-path=$MEM,share=on" \
+		-machine pc,memory-backend=ram0 \
+		-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=bk" \
+		-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1" \
+		-chardev "socket,id=ser0,host=127.0.0.1,port=$sport,server=on,wait=on" \
+		-serial chardev:ser0 \
+		-qmp "tcp:127.0.0.1:$qport,server=on,wait=off" \
+		-qmp "unix:$TMP/vmemfs-qmp.sock,server=on,wait=off" \
+		>"$TMP/qemu.log" 2>&1 &
+	QEMU_PID=$!
+	tcp_open SER "$sport"
+	tcp_open QMP "$qport"
+	read -r -t 30 -u "$QMP" line || die "no QMP greeting"
+	qmp '{"execute":"qmp_capabilities"}' >/dev/null
+	while read -r -t 300 -u "$SER" line; do
+		[ "$line" = VMT-GUEST-READY ] && break
+	done
+	[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot"
+	grun "dd if=/dev/urandom of=/tmp/data bs=1M count=$((gib * 256)) 2>/dev/null" 900 >/dev/null ||
+		die "the guest could not write its data"
+	qmp '{"execute":"stop"}' >/dev/null
+}
+
+mount_vmemfs() {
+	mkdir -p "$MNT"
+	"$VMEMFS" -f -c "$TMP/vmemfs.conf" "$MNT" >"$TMP/vmemfs.log" 2>&1 &
+	VFS_PID=$!
+	for i in $(seq 400); do
+		[ -e "$MNT/mem" ] && return
+		kill -0 "$VFS_PID" 2>/dev/null || die "vmemfs exited: $(tail -5 "$TMP/vmemfs.log")"
+		sleep 0.05
+	done
+	die "vmemfs did not mount"
+}
+
+json_num() { grep -o "\"$1\": *-\?[0-9]*" | head -n 1 | grep -o -- '-\?[0-9]*$'; }
+
+# recognise LABEL: mount, wait for `kernel`, then read as many bytes of
+# `mem` on a fresh mount.  Prints one result line.
+recognise() {
+	local t0 t1 k ms bytes mib t2 t3
+	mount_vmemfs
+	t0=$(now)
+	for i in $(seq 1200); do
+		k=$(cat "$MNT/kernel")
+		case $k in *'"release"'*) break ;; esac
+		sleep 0.05
+	done
+	t1=$(now)
+	case $k in *'"release"'*) ;; *) die "kernel not recognised: $k" ;; esac
+	ms=$(json_num recognition_ms <<<"$k")
+	NOTE_GPA=$(json_num vmcoreinfo_gpa <<<"$k")
+	bytes=$(cat "$MNT/stats" | tr -d '\n' |
+		awk '{ n = 0; for (k in a) ; }
+		     { while (match($0, /"bytes_(local|remote|zero)": *[0-9]+/)) {
+			   s = substr($0, RSTART, RLENGTH); sub(/.*: */, "", s);
+			   n += s; $0 = substr($0, RSTART + RLENGTH) } print n }')
+	stop_vmemfs
+	mib=$(((bytes + 1048575) >> 20))
+	mount_vmemfs
+	t2=$(now)
+	dd if="$MNT/mem" of=/dev/null bs=1M count="$mib" 2>/dev/null
+	t3=$(now)
+	stop_vmemfs
+	printf '%-4s %-22s %9s %9s %9s %9s %8s\n' "${GIB}G" "$1" \
+		"$(elapsed "$t0" "$t1")" "$ms" "$mib" "$(elapsed "$t2" "$t3")" \
+		"$(ratio "$(elapsed "$t0" "$t1")" "$(elapsed "$t2" "$t3")")"
+}
+
+# page_out_but_note: the homed half out to the sub-host, except the chunk
+# holding the note (pc: RAM above 3G sits at 4G when RAM >= 3.5G).
+page_out_but_note() {
+	local size=$((GIB << 30)) home=$((GIB << 29)) ram nc
+	ram=$NOTE_GPA
+	if [ "$GIB" -ge 4 ] && [ "$NOTE_GPA" -ge $((4 << 30)) ]; then
+		ram=$((NOTE_GPA - (1 << 30)))
+	fi
+	nc=$((ram / CHUNK * CHUNK))
+	if [ "$nc" -ge "$home" ]; then
+		[ "$nc" -gt "$home" ] && qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$home,\"length\":$((nc - home))}}" >/dev/null
+		[ $((nc + CHUNK)) -lt "$size" ] && qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$((nc + CHUNK)),\"length\":$((size - nc - CHUNK))}}" >/dev/null
+	else
+		qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$home,\"length\":$((size - home))}}" >/dev/null
+	fi
+	true
+}
+
+drgn_tasks() {	# drgn_tasks CORE: number of tasks, or the error
+	/usr/bin/drgn -q -c "$1" -s "$GUEST/vmlinux" "$TMP/tasks.py" 2>&1 | tail -n 1
+}
+
+# tools: drgn and copies on the paused, all-local guest.
+tools() {
+	local t0 t1 td tq nd nq size tc tm tp
+	cat >"$TMP/tasks.py" <<'EOF'
+from drgn.helpers.linux.pid import for_each_task
+print(len(list(for_each_task(prog))))
+EOF
+	mount_vmemfs
+	cat "$MNT/kernel" >/dev/null
+	t0=$(now); nd=$(drgn_tasks "$MNT/vmcore"); t1=$(now)
+	td=$(elapsed "$t0" "$t1")
+	t0=$(now)
+	qmp "{\"execute\":\"dump-guest-memory\",\"arguments\":{\"paging\":true,\"protocol\":\"file:/dev/shm/vmt-bk-$$-paging.elf\"}}" >/dev/null
+	t1=$(now)
+	tp=$(elapsed "$t0" "$t1")
+	t0=$(now); nq=$(drgn_tasks "/dev/shm/vmt-bk-$$-paging.elf"); t1=$(now)
+	tq=$(elapsed "$t0" "$t1")
+	rm -f "/dev/shm/vmt-bk-$$-paging.elf"
+	printf '%-4s drgn tasks: vmcore %s s (%s tasks); dump-guest-memory paging=true %s s, then drgn %s s: %s\n' \
+		"${GIB}G" "$td" "$nd" "$tp" "$tq" "${nq:0:80}"
+	size=$(stat -c %s "$MNT/vmcore")
+	t0=$(now); cp "$MNT/vmcore" "/dev/shm/vmt-bk-$$-copy.core"; t1=$(now)
+	tc=$(elapsed "$t0" "$t1")
+	rm -f "/dev/shm/vmt-bk-$$-copy.core"
+	t0=$(now); dd if="$MNT/mem" of=/dev/null bs=1M 2>/dev/null; t1=$(now)
+	tm=$(elapsed "$t0" "$t1")
+	msize=$(stat -c %s "$MNT/mem")
+	t0=$(now)
+	qmp "{\"execute\":\"dump-guest-memory\",\"arguments\":{\"paging\":false,\"protocol\":\"file:/dev/shm/vmt-bk-$$-plain.elf\"}}" >/dev/null
+	t1=$(now)
+	tq=$(elapsed "$t0" "$t1")
+	rm -f "/dev/shm/vmt-bk-$$-plain.elf"
+	stop_vmemfs
+	printf '%-4s copy: cp vmcore %s s (%s MB/s); read mem %s s (%s MB/s); dump-guest-memory paging=false %s s (%s MB/s)\n' \
+		"${GIB}G" "$tc" "$(mbps "$size" "$tc")" "$tm" "$(mbps "$msize" "$tm")" \
+		"$tq" "$(mbps "$size" "$tq")"
+	printf '%-4s ratios: cp vmcore / read mem speed %s (target >= 0.8); cp vmcore / dump-guest-memory speed %s\n' \
+		"${GIB}G" "$(ratio "$tm" "$tc")" "$(ratio "$tq" "$tc")"
+}
+
+{
+	echo "# bench-kernel $(date -u +%FT%TZ): $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# guest: TCG, $(cat "$GUEST/kernel-version"), KASLR; RAM [SIZE/2, SIZE) homed on nbdkit in a netns; paused"
+	printf '%-4s %-22s %9s %9s %9s %9s %8s\n' size state "recog s" "lib ms" "read MiB" "mem s" "ratio"
+} | tee "$OUT.new"
+for GIB in $SIZES; do
+	log "booting a ${GIB} GiB guest"
+	boot_vm "$GIB"
+	recognise "all local" | tee -a "$OUT.new"
+	tools | tee -a "$OUT.new"
+	page_out_but_note
+	recognise "half remote, note local" | tee -a "$OUT.new"
+	stop_vm
+done
+mv "$OUT.new" "$OUT"
