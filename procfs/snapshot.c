@@ -1178,6 +1178,65 @@ static void read_ttys(struct build *b)
 			 b->s->nttys, strerror((int)-n));
 }
 
+/* ---- sockets and modules ---- */
+
+static void coll_log(void *ctx, const char *msg)
+{
+	struct build *b = ctx;
+
+	vp_snapshot_log(b->s, b->o, "%s", msg);
+}
+
+static void read_net_and_modules(struct build *b)
+{
+	struct vmi_sock_fd *fds;
+	char e[256];
+	size_t i;
+	long n;
+
+	if (vmi_sockets_collect(b->k, &b->c.out, &b->s->socks, coll_log, b,
+				&b->c.dl, e, sizeof(e)) == 0)
+		b->s->have_socks = true;
+	else
+		complain(b, K_SYS, "sockets not read: %s", e);
+	if (b->c.timed_out)
+		return;
+	if (vmi_modules_collect(b->k, &b->c.out, &b->s->mods, coll_log, b,
+				&b->c.dl, e, sizeof(e)) == 0)
+		b->s->have_mods = true;
+	else
+		complain(b, K_SYS, "modules not read: %s", e);
+	fds = malloc(VP_FDS_MAX * sizeof(*fds));
+	if (!fds)
+		return;
+	for (i = 0; i < b->s->ntasks && !b->c.timed_out; i++) {
+		struct vp_task *t = &b->s->tasks[i];
+
+		if (t->kthread)
+			continue;
+		n = vmi_task_socket_fds(b->k, &b->c.out, t->va, fds,
+					VP_FDS_MAX, e, sizeof(e));
+		if (n == -E2BIG) {
+			complain(b, K_ARGS, "pid %d: more than %u sockets, "
+				 "the first kept", t->pid, VP_FDS_MAX);
+			n = VP_FDS_MAX;
+		} else if (n < 0) {
+			if (!b->c.timed_out)
+				complain(b, K_ARGS, "pid %d: fd table: %s",
+					 t->pid, e);
+			continue;
+		}
+		if (n == 0)
+			continue;
+		t->fds = malloc((size_t)n * sizeof(*fds));
+		if (!t->fds)
+			continue;
+		memcpy(t->fds, fds, (size_t)n * sizeof(*fds));
+		t->nfds = (size_t)n;
+	}
+	free(fds);
+}
+
 /* ---- the build ---- */
 
 int vp_snapshot_build(const struct vmi_kernel *k, const struct vmi_phys *p,
@@ -1269,6 +1328,7 @@ int vp_snapshot_build(const struct vmi_kernel *k, const struct vmi_phys *p,
 		read_cpus(&b);
 		read_mem(&b);
 		read_ttys(&b);
+		read_net_and_modules(&b);
 		if (kread(&b, b.init_pid_ns + b.f.idr_next, &nx, 4) == 0)
 			next32 = nx;
 		b.s->last_pid = next32 ? (int)next32 - 1 : 0;
@@ -1311,7 +1371,10 @@ void vp_snapshot_free(struct vp_snapshot *s)
 		free(s->tasks[i].cmdline);
 		free(s->tasks[i].environ);
 		free(s->tasks[i].tids);
+		free(s->tasks[i].fds);
 	}
+	vmi_socks_free(&s->socks);	/* zeroed when never collected */
+	vmi_modules_free(&s->mods);
 	for (i = 0; i < s->nlog; i++)
 		free(s->log[i]);
 	if (s->ext_free)

@@ -31,6 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../introspect/modules.h"
+#include "../introspect/sockets.h"
+
 struct vmi_kernel;
 struct vmi_phys;
 
@@ -38,6 +41,7 @@ struct vmi_phys;
 #define VP_ARGS_MAX	(256u << 10)	/* cmdline / environ kept, bytes */
 #define VP_LOG_MAX	32		/* messages kept per snapshot */
 #define VP_CPUS_MAX	256
+#define VP_FDS_MAX	4096		/* socket fds kept per process */
 
 /* One thread-group leader (a /proc/PID directory), or one thread. */
 struct vp_task {
@@ -79,6 +83,10 @@ struct vp_task {
 
 	int *tids;			/* the group's thread ids, sorted */
 	size_t ntids;
+
+	/* its file descriptors that are sockets (introspect/sockets.h) */
+	struct vmi_sock_fd *fds;
+	size_t nfds;
 };
 
 struct vp_tty_driver {
@@ -108,6 +116,13 @@ struct vp_snapshot {
 	size_t nrunning;
 	struct vp_tty_driver *ttys;
 	size_t nttys;
+
+	/* TCP and UDP sockets of the init namespace, loaded modules
+	 * (introspect/sockets.h, modules.h); have_* false when they could
+	 * not be read at all (the log says why). */
+	struct vmi_socks socks;
+	struct vmi_modules mods;
+	bool have_socks, have_mods;
 
 	/* The build itself. */
 	uint64_t build_ms;

@@ -17,6 +17,9 @@
  *     before QMP stop), with their parents, owners, states and args;
  *     `ps aux` and busybox `ps` run; the hostname is the guest's; the
  *     exit status is the command's; errors are clear;
+ *   - netstat -tanp and -uan list the zoo's sockets with their owners
+ *     (pid/program), lsmod the modules the guest loaded with the sizes
+ *     and use counts of its own /proc/modules;
  *   - proc-refresh: one snapshot per second by default, one per opendir
  *     of proc/ with 0; `stats` counts the builds;
  *   - hostile, guest paused, corrupted through the memory file (and
@@ -203,8 +206,10 @@ static void env_up(void)
 	}
 	snprintf(E->hostname, sizeof(E->hostname), "vmt-guest-%d",
 		 (int)runner_pid);
-	snprintf(cmd, sizeof(cmd), "hostname %s && vmt-procs start",
-		 E->hostname);
+	snprintf(cmd, sizeof(cmd), "hostname %s && vmt-procs start && "
+		 "insmod /lib/modules/tcp_vegas.ko && "
+		 "insmod /lib/modules/tcp_yeah.ko && "
+		 "insmod /lib/modules/dummy.ko", E->hostname);
 	st = vt_guest_run(&E->guest, cmd, out, sizeof(out), 120000);
 	if (st != 0 || !strstr(out, "VMT-PROCS-READY")) {
 		env_fail("vmt-procs start in the guest -> %d: %s", st, out);
@@ -765,6 +770,99 @@ START_TEST(test_ps_tools)
 }
 END_TEST
 
+/* Does some line of @text hold every one of the words (NULL-ended)? */
+static bool line_has(const char *text, ...)
+{
+	const char *p = text;
+
+	while (p && *p) {
+		const char *end = strchr(p, '\n'), *w;
+		char line[1024];
+		bool all = true;
+		va_list ap;
+
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(end ? end - p : (long)strlen(p)), p);
+		va_start(ap, text);
+		while ((w = va_arg(ap, const char *)))
+			if (!strstr(line, w))
+				all = false;
+		va_end(ap);
+		if (all)
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* netstat -tanp and -uanp through vmemfs-exec on mount @i show the zoo's
+ * sockets with their owners. */
+static void netstat_matches(int i)
+{
+	static char out[BIG], errout[8192];
+	char net[32], user[32];
+	int st;
+
+	snprintf(net, sizeof(net), "%d/vmt-procs", E->zoo_pid[Z_NET]);
+	snprintf(user, sizeof(user), "%d/vmt-procs", E->zoo_pid[Z_USER]);
+	st = vexec(i, out, sizeof(out), errout, sizeof(errout), "netstat",
+		   "-tanp", NULL);
+	ck_assert_msg(st == 0, "netstat -tanp -> %d: %s %s", st, out, errout);
+	ck_assert_msg(line_has(out, "tcp ", "127.0.0.1:7001", "LISTEN", net,
+			       NULL) &&
+		      line_has(out, "tcp6", "::1:7002", "LISTEN", net, NULL) &&
+		      line_has(out, "tcp6", ":::7003", "LISTEN", net, NULL) &&
+		      line_has(out, "tcp ", "127.0.0.1:7001", "ESTABLISHED",
+			       net, NULL) &&
+		      line_has(out, "tcp ", "127.0.0.1:7006", "LISTEN", user,
+			       NULL),
+		      "netstat -tanp:\n%s", out);
+	st = vexec(i, out, sizeof(out), errout, sizeof(errout), "netstat",
+		   "-uanp", NULL);
+	ck_assert_msg(st == 0, "netstat -uanp -> %d: %s %s", st, out, errout);
+	ck_assert_msg(line_has(out, "udp ", "127.0.0.1:7004", net, NULL) &&
+		      line_has(out, "udp6", "::1:7005", net, NULL) &&
+		      line_has(out, "udp ", "127.0.0.1:7007", user, NULL),
+		      "netstat -uanp:\n%s", out);
+}
+
+START_TEST(test_net_tools)
+{
+	static char out[BIG], errout[8192], gmods[8192];
+	char *line, *save = NULL;
+	int st, n = 0;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	netstat_matches(0);
+
+	/* lsmod: every module of the guest's /proc/modules, same size and
+	 * use count */
+	grun_ok("cat /proc/modules", gmods, sizeof(gmods), 60000);
+	st = vexec(0, out, sizeof(out), errout, sizeof(errout), "lsmod", NULL);
+	ck_assert_msg(st == 0 && !errout[0], "lsmod -> %d: %s %s", st, out,
+		      errout);
+	for (line = strtok_r(gmods, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[64], size[32], refs[32], want[160];
+
+		if (sscanf(line, "%63s %31s %31s", name, size, refs) != 3)
+			continue;
+		snprintf(want, sizeof(want), "%s ", name);
+		ck_assert_msg(line_has(out, want, size, NULL),
+			      "lsmod has no '%s' of size %s:\n%s", name, size,
+			      out);
+		n++;
+	}
+	ck_assert_msg(n >= 3, "the guest has %d modules", n);
+	ck_assert_msg(line_has(out, "tcp_vegas", " 1 tcp_yeah", NULL),
+		      "lsmod: tcp_vegas not used by tcp_yeah:\n%s", out);
+	printf("info: netstat and lsmod through vmemfs-exec: %d modules\n", n);
+	umount_vfs(0);
+}
+END_TEST
+
 static uint64_t stats_builds(int i, uint64_t *median)
 {
 	static char text[1 << 16];
@@ -985,10 +1083,12 @@ START_TEST(test_split)
 	mount_vfs(0, "direct.conf");
 	kernel_wait(0);
 	ps_matches(0);
+	netstat_matches(0);
 	umount_vfs(0);
 	mount_vfs(1, "rp.conf");
 	kernel_wait(1);
 	ps_matches(1);
+	netstat_matches(1);
 	umount_vfs(1);
 }
 END_TEST
@@ -1040,6 +1140,7 @@ static Suite *proc_suite(void)
 	} tests[] = {
 		{ "pid_files", test_pid_files },
 		{ "ps_tools", test_ps_tools },
+		{ "net_tools", test_net_tools },
 		{ "refresh", test_refresh },
 		{ "hostile", test_hostile },
 		{ "forking", test_forking },

@@ -10,8 +10,9 @@
  *          at open (kernel_view.c)
  *   vmcore `mem` as an ELF core for drgn, crash and makedumpfile: header
  *          built at open, data read like `mem` (vmcore.c)
- *   proc/  a shadow of the guest's /proc: every inode of that tree is
- *          fs_proc.c's, this file only dispatches to it
+ *   proc/  a shadow of the guest's /proc, and sys/ (sys/module/ for
+ *   sys/   lsmod): every inode of those trees is fs_proc.c's, this file
+ *          only dispatches to it
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
  */
@@ -107,8 +108,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (strcmp(name, "proc") == 0) {
-		vmem_proc_lookup_root(&fs_of(req)->proc, req);
+	if (strcmp(name, "proc") == 0 || strcmp(name, "sys") == 0) {
+		vmem_proc_lookup_root(&fs_of(req)->proc, req, name);
 		return;
 	}
 	for (ino = INO_MEM; ino < INO_END; ino++)
@@ -159,9 +160,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	/* Entries: 0 ".", 1 "..", then one per file, then proc/; off is the
-	 * next index. */
-	for (i = (fuse_ino_t)off; i < 3 + (INO_END - INO_MEM); i++) {
+	/* Entries: 0 ".", 1 "..", then one per file, then proc/ and sys/;
+	 * off is the next index. */
+	for (i = (fuse_ino_t)off; i < 4 + (INO_END - INO_MEM); i++) {
 		struct stat st = { 0 };
 		const char *name;
 		size_t n;
@@ -170,9 +171,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			name = i == 0 ? "." : "..";
 			st.st_ino = INO_ROOT;
 			st.st_mode = S_IFDIR;
-		} else if (i == 2 + (INO_END - INO_MEM)) {
-			name = "proc";
-			st.st_ino = VMEM_PROC_INO_BASE;
+		} else if (i >= 2 + (INO_END - INO_MEM)) {
+			name = i == 2 + (INO_END - INO_MEM) ? "proc" : "sys";
+			st.st_ino = vmem_proc_root_ino(name);
 			st.st_mode = S_IFDIR;
 		} else {
 			st.st_ino = INO_MEM + (i - 2);

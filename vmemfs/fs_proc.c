@@ -2,12 +2,14 @@
 /* The mount's proc/ tree.  See fs_proc.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "../introspect/kernel.h"
+#include "../procfs/netmod.h"
 #include "../procfs/snapshot.h"
 #include "../procfs/views.h"
 #include "fs_proc.h"
@@ -19,8 +21,9 @@
  */
 enum {
 	T_DIR, T_STAT, T_UPTIME, T_MEMINFO, T_CPUINFO, T_LOADAVG, T_SELF,
-	T_TTY, T_SYS, T_TTY_DRIVERS, T_SYS_KERNEL, T_HOSTNAME, T_OSRELEASE,
-	T_END
+	T_TTY, T_SYS, T_NET, T_MODULES, T_TTY_DRIVERS, T_SYS_KERNEL,
+	T_HOSTNAME, T_OSRELEASE, T_NET_TCP, T_NET_TCP6, T_NET_UDP, T_NET_UDP6,
+	T_SYSROOT, T_SYSMODULE, T_END
 };
 /* Name, parent and type of each top-level entry, in listing order. */
 static const struct {
@@ -41,13 +44,41 @@ static const struct {
 	[T_SYS_KERNEL] = { "kernel", T_SYS, S_IFDIR | 0555 },
 	[T_HOSTNAME] = { "hostname", T_SYS_KERNEL, S_IFREG | 0444 },
 	[T_OSRELEASE] = { "osrelease", T_SYS_KERNEL, S_IFREG | 0444 },
+	[T_NET] = { "net", T_DIR, S_IFDIR | 0555 },
+	[T_MODULES] = { "modules", T_DIR, S_IFREG | 0444 },
+	[T_NET_TCP] = { "tcp", T_NET, S_IFREG | 0444 },
+	[T_NET_TCP6] = { "tcp6", T_NET, S_IFREG | 0444 },
+	[T_NET_UDP] = { "udp", T_NET, S_IFREG | 0444 },
+	[T_NET_UDP6] = { "udp6", T_NET, S_IFREG | 0444 },
+	/* the mount's sys/module/, what lsmod reads */
+	[T_SYSROOT] = { "sys", -1, S_IFDIR | 0555 },
+	[T_SYSMODULE] = { "module", T_SYSROOT, S_IFDIR | 0555 },
 };
 
-enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_END };
+enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_FD, P_END };
 static const char *const pid_names[P_END] = {
 	[P_STAT] = "stat", [P_STATUS] = "status", [P_CMDLINE] = "cmdline",
-	[P_ENVIRON] = "environ",
+	[P_ENVIRON] = "environ", [P_FD] = "fd",
 };
+
+/*
+ * sys/module/NAME/ entries: v = MOD_V + (module index << 8) + M_*; a
+ * holder j of holders/ is M_HOLDER + j.  The index is the module's in
+ * the snapshot the lookup saw (the list rarely changes between two).
+ * proc/PID/fd/N: v = FD_V + (pid << 20) + N (N < VMI_SOCK_FDS_MAX).
+ */
+#define MOD_V (1ULL << 32)
+#define FD_V (1ULL << 40)
+enum { M_DIR, M_REFCNT, M_CORESIZE, M_INITSIZE, M_INITSTATE, M_TAINT,
+       M_HOLDERS, M_END, M_HOLDER = 16 };
+static const char *const mod_names[M_END] = {
+	[M_REFCNT] = "refcnt", [M_CORESIZE] = "coresize",
+	[M_INITSIZE] = "initsize", [M_INITSTATE] = "initstate",
+	[M_TAINT] = "taint", [M_HOLDERS] = "holders",
+};
+#define M_HOLDERS_SHOWN (256 - M_HOLDER)
+#define MOD_INO(idx, m) INO(MOD_V + ((uint64_t)(idx) << 8) + (m))
+#define FD_INO(pid, fd) INO(FD_V + ((uint64_t)(pid) << 20) + (fd))
 
 #define INO(v) ((fuse_ino_t)(VMEM_PROC_INO_BASE + (v)))
 #define PID_INO(pid, f) INO(((uint64_t)(pid) << 8) | (f))
@@ -275,6 +306,28 @@ static int caller_tgid(fuse_req_t req)
 
 /* ---- attributes ---- */
 
+/* The socket behind fd @fd of @t, or NULL. */
+static const struct vmi_sock_fd *task_fd(const struct vp_task *t,
+					 unsigned int fd)
+{
+	size_t i;
+
+	for (i = 0; i < t->nfds; i++)
+		if (t->fds[i].fd == fd)
+			return &t->fds[i];
+	return NULL;
+}
+
+/* Module @idx of @s (NULL when none, or still unformed). */
+static const struct vmi_module *mod_at(const struct vp_snapshot *s,
+				       uint64_t idx)
+{
+	if (!s || idx >= s->mods.n ||
+	    s->mods.v[idx].state == VMI_MODULE_UNFORMED)
+		return NULL;
+	return &s->mods.v[idx];
+}
+
 static void attr_of(struct vmem_proc *pr, fuse_ino_t ino, mode_t mode,
 		    uid_t uid, gid_t gid, struct stat *st)
 {
@@ -305,6 +358,27 @@ static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
 		attr_of(pr, ino, top[v].mode, pr->uid, pr->gid, st);
 		return 0;
 	}
+	if (v >= FD_V) {
+		unsigned int fd = (unsigned int)((v - FD_V) & 0xfffff);
+
+		t = s ? vp_snapshot_find(s, (int)((v - FD_V) >> 20)) : NULL;
+		if (!t || !task_fd(t, fd))
+			return -ENOENT;
+		attr_of(pr, ino, S_IFLNK | 0700, t->uid[1], t->gid[1], st);
+		return 0;
+	}
+	if (v >= MOD_V) {
+		const struct vmi_module *m = mod_at(s, (v - MOD_V) >> 8);
+		unsigned int mf = (unsigned int)((v - MOD_V) & 0xff);
+
+		if (!m || (mf >= M_END && mf < M_HOLDER) ||
+		    (mf >= M_HOLDER && mf - M_HOLDER >= m->nholders))
+			return -ENOENT;
+		attr_of(pr, ino, mf == M_DIR || mf == M_HOLDERS ?
+			S_IFDIR | 0555 : mf >= M_HOLDER ? S_IFLNK | 0777 :
+			S_IFREG | 0444, pr->uid, pr->gid, st);
+		return 0;
+	}
 	pid = (int)(v >> 8);
 	f = (int)(v & 0xff);
 	if (f >= P_END)
@@ -319,6 +393,7 @@ static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
 		return 0;
 	}
 	attr_of(pr, ino, f == P_DIR ? S_IFDIR | 0555 :
+		f == P_FD ? S_IFDIR | 0500 :
 		f == P_ENVIRON ? S_IFREG | 0400 : S_IFREG | 0444,
 		t->uid[1], t->gid[1], st);
 	return 0;
@@ -341,9 +416,15 @@ static void reply_entry(struct vmem_proc *pr, fuse_req_t req,
 	fuse_reply_entry(req, &e);
 }
 
-void vmem_proc_lookup_root(struct vmem_proc *pr, fuse_req_t req)
+fuse_ino_t vmem_proc_root_ino(const char *name)
 {
-	reply_entry(pr, req, NULL, INO(T_DIR));
+	return strcmp(name, "sys") == 0 ? INO(T_SYSROOT) : INO(T_DIR);
+}
+
+void vmem_proc_lookup_root(struct vmem_proc *pr, fuse_req_t req,
+			   const char *name)
+{
+	reply_entry(pr, req, NULL, vmem_proc_root_ino(name));
 }
 
 static bool all_digits(const char *s, int *out)
@@ -375,6 +456,19 @@ void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
 				reply_entry(pr, req, NULL, INO(i));
 				return;
 			}
+		if (v == T_SYSMODULE) {
+			const struct vmi_module *m;
+
+			sn = get_snap(pr, false);
+			m = sn ? procfs_module_find(&sn->s->mods, name) : NULL;
+			if (m)
+				reply_entry(pr, req, sn->s, MOD_INO(m -
+							sn->s->mods.v, M_DIR));
+			else
+				fuse_reply_err(req, ENOENT);
+			snap_put(sn);
+			return;
+		}
 		if (v != T_DIR || !all_digits(name, &pid)) {
 			fuse_reply_err(req, S_ISDIR(top[v].mode) ? ENOENT :
 					    ENOTDIR);
@@ -385,7 +479,54 @@ void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
 		snap_put(sn);
 		return;
 	}
-	if (v < 256 || (v & 0xff) != P_DIR) {
+	if (v >= MOD_V && v < FD_V) {
+		uint64_t idx = (v - MOD_V) >> 8;
+		unsigned int mf = (unsigned int)((v - MOD_V) & 0xff);
+		const struct vmi_module *m;
+		size_t j;
+
+		sn = get_snap(pr, false);
+		m = sn ? mod_at(sn->s, idx) : NULL;
+		if (m && mf == M_DIR) {
+			for (i = 1; i < M_END; i++)
+				if (strcmp(name, mod_names[i]) == 0)
+					break;
+			if (i < M_END) {
+				reply_entry(pr, req, sn->s, MOD_INO(idx, i));
+				snap_put(sn);
+				return;
+			}
+		} else if (m && mf == M_HOLDERS) {
+			for (j = 0; j < m->nholders && j < M_HOLDERS_SHOWN; j++)
+				if (strcmp(name, m->holders[j]) == 0) {
+					reply_entry(pr, req, sn->s,
+						    MOD_INO(idx, M_HOLDER + j));
+					snap_put(sn);
+					return;
+				}
+		}
+		fuse_reply_err(req, m && (mf == M_DIR || mf == M_HOLDERS) ?
+				    ENOENT : ENOTDIR);
+		snap_put(sn);
+		return;
+	}
+	if (v >= 256 && v < MOD_V && (v & 0xff) == P_FD) {
+		if (!all_digits(name, &i) && strcmp(name, "0") != 0) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		if (strcmp(name, "0") == 0)
+			i = 0;
+		sn = get_snap(pr, false);
+		if (i < (int)VMI_SOCK_FDS_MAX)
+			reply_entry(pr, req, sn ? sn->s : NULL,
+				    FD_INO(v >> 8, i));
+		else
+			fuse_reply_err(req, ENOENT);
+		snap_put(sn);
+		return;
+	}
+	if (v < 256 || v >= MOD_V || (v & 0xff) != P_DIR) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -422,7 +563,41 @@ void vmem_proc_readlink(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino)
 	char link[32];
 	int tgid;
 
-	(void)pr;
+	uint64_t v = ino - VMEM_PROC_INO_BASE;
+
+	if (v >= MOD_V) {
+		struct vmem_proc_snap *sn = get_snap(pr, false);
+		const struct vp_snapshot *s = sn ? sn->s : NULL;
+		char target[VMI_MODULE_NAME + 16];
+		const struct vp_task *t;
+		const struct vmi_sock_fd *sf;
+		const struct vmi_module *m;
+		unsigned int mf;
+
+		target[0] = '\0';
+		if (v >= FD_V) {
+			t = s ? vp_snapshot_find(s, (int)((v - FD_V) >> 20)) :
+				NULL;
+			sf = t ? task_fd(t, (unsigned int)((v - FD_V) &
+							   0xfffff)) : NULL;
+			if (sf)
+				snprintf(target, sizeof(target),
+					 "socket:[%llu]",
+					 (unsigned long long)sf->inode);
+		} else {
+			m = mod_at(s, (v - MOD_V) >> 8);
+			mf = (unsigned int)((v - MOD_V) & 0xff);
+			if (m && mf >= M_HOLDER && mf - M_HOLDER < m->nholders)
+				snprintf(target, sizeof(target), "../../%s",
+					 m->holders[mf - M_HOLDER]);
+		}
+		snap_put(sn);
+		if (target[0])
+			fuse_reply_readlink(req, target);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
 	if (ino != INO(T_SELF)) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -445,7 +620,10 @@ void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 	struct proc_fh *h;
 
 	if (!((v < T_END && S_ISDIR(top[v].mode)) ||
-	      (v >= 256 && (v & 0xff) == P_DIR))) {
+	      (v >= 256 && v < MOD_V && ((v & 0xff) == P_DIR ||
+					  (v & 0xff) == P_FD)) ||
+	      (v >= MOD_V && v < FD_V && ((v - MOD_V) & 0xff) == M_DIR) ||
+	      (v >= MOD_V && v < FD_V && ((v - MOD_V) & 0xff) == M_HOLDERS))) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -455,7 +633,7 @@ void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	/* The listing of proc/ is the snapshot this open saw. */
-	h->sn = get_snap(pr, v == T_DIR);
+	h->sn = get_snap(pr, v == T_DIR || v == T_SYSMODULE);
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		snap_put(h->sn);
@@ -541,19 +719,60 @@ void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 				for (t = 1; t < T_END; t++)
 					n += top[t].parent == (int)v;
 				p = (size_t)(i - 2) - n;
-				if (v != T_DIR || !s || p >= s->ntasks)
-					break;
-				snprintf(name, sizeof(name), "%d",
-					 s->tasks[p].pid);
-				nm = name;
-				eino = PID_INO(s->tasks[p].pid, P_DIR);
+				if (v == T_SYSMODULE && s) {
+					/* modules, skipping unformed ones */
+					while (p < s->mods.n && !mod_at(s, p))
+						p++;
+					if (p >= s->mods.n)
+						break;
+					nm = s->mods.v[p].name;
+					eino = MOD_INO(p, M_DIR);
+				} else {
+					if (v != T_DIR || !s || p >= s->ntasks)
+						break;
+					snprintf(name, sizeof(name), "%d",
+						 s->tasks[p].pid);
+					nm = name;
+					eino = PID_INO(s->tasks[p].pid, P_DIR);
+				}
 			}
+		} else if (v >= MOD_V) {
+			uint64_t idx = (v - MOD_V) >> 8;
+			const struct vmi_module *m = mod_at(s, idx);
+			size_t k = (size_t)(i - 2);
+
+			if (!m)
+				break;
+			if (((v - MOD_V) & 0xff) == M_DIR) {
+				if (k + 1 >= M_END)
+					break;
+				nm = mod_names[k + 1];
+				eino = MOD_INO(idx, k + 1);
+				mode = k + 1 == M_HOLDERS ? S_IFDIR : S_IFREG;
+			} else {
+				if (k >= m->nholders || k >= M_HOLDERS_SHOWN)
+					break;
+				nm = m->holders[k];
+				eino = MOD_INO(idx, M_HOLDER + k);
+				mode = S_IFLNK;
+			}
+		} else if ((v & 0xff) == P_FD) {
+			const struct vp_task *t = s ?
+				vp_snapshot_find(s, (int)(v >> 8)) : NULL;
+			size_t k = (size_t)(i - 2);
+
+			if (!t || k >= t->nfds)
+				break;
+			snprintf(name, sizeof(name), "%u", t->fds[k].fd);
+			nm = name;
+			eino = FD_INO(v >> 8, t->fds[k].fd);
+			mode = S_IFLNK;
 		} else {
 			if (i - 1 >= P_END)
 				break;
 			nm = pid_names[i - 1];
 			eino = ino | (fuse_ino_t)(i - 1);
-			mode = S_IFREG;
+			mode = i - 1 == P_FD ? S_IFDIR : S_IFREG;
 		}
 		if (!add(&d, nm, eino, mode, i + 1))
 			break;
@@ -598,11 +817,62 @@ static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		case T_LOADAVG: text = vp_sys_loadavg(s, len); break;
 		case T_TTY_DRIVERS: text = vp_sys_tty_drivers(s, len); break;
 		case T_HOSTNAME: text = line_of(s->hostname, len); break;
+		case T_NET_TCP:
+		case T_NET_TCP6:
+			text = procfs_net_tcp(&s->socks, v == T_NET_TCP ?
+					      AF_INET : AF_INET6, false);
+			if (text)
+				*len = strlen(text);
+			break;
+		case T_NET_UDP:
+		case T_NET_UDP6:
+			text = procfs_net_udp(&s->socks, v == T_NET_UDP ?
+					      AF_INET : AF_INET6, false);
+			if (text)
+				*len = strlen(text);
+			break;
+		case T_MODULES:
+			text = procfs_modules(&s->mods, false);
+			if (text)
+				*len = strlen(text);
+			break;
 		case T_OSRELEASE: text = line_of(s->release, len); break;
 		default: *err = EISDIR; goto out;
 		}
-		if (!text)
+		if (!text) {
 			*err = ENOMEM;
+		} else if ((v >= T_NET_TCP && v <= T_NET_UDP6 &&
+			    !s->have_socks) ||
+			   (v == T_MODULES && !s->have_mods)) {
+			/* not read at all: the log says why */
+			free(text);
+			text = NULL;
+			*err = EIO;
+		}
+		goto out;
+	}
+	if (v >= MOD_V && v < FD_V) {
+		const struct vmi_module *m = mod_at(s, (v - MOD_V) >> 8);
+
+		*err = EISDIR;
+		if (!m)
+			goto out;
+		switch ((v - MOD_V) & 0xff) {
+		case M_REFCNT: text = procfs_sys_module_refcnt(m); break;
+		case M_CORESIZE: text = procfs_sys_module_coresize(m); break;
+		case M_INITSIZE: text = procfs_sys_module_initsize(m); break;
+		case M_INITSTATE: text = procfs_sys_module_initstate(m); break;
+		case M_TAINT: text = procfs_sys_module_taint(m); break;
+		default: goto out;
+		}
+		if (text)
+			*len = strlen(text);
+		else
+			*err = ENOMEM;
+		goto out;
+	}
+	if (v >= FD_V) {
+		*err = ELOOP;	/* a link: opened through its target */
 		goto out;
 	}
 	pid = (int)(v >> 8);

@@ -15,6 +15,13 @@
  *                         (procps needs /proc/self/stat to parse): found by
  *                         lookup, never listed, holds a minimal `stat`
  *   proc/tty/drivers      for ps's TTY column
+ *   proc/sys/kernel/      hostname, osrelease (vmemfs-exec's hostname)
+ *   proc/net/             tcp tcp6 udp udp6 (procfs/net_*.c), for netstat
+ *   proc/modules          (procfs/modules.c), for lsmod
+ *   proc/PID/fd/N         a link "socket:[INODE]" per socket descriptor
+ *                         (only sockets: what netstat -p looks for)
+ *   sys/module/NAME/      refcnt coresize initsize initstate taint and
+ *                         holders/ (links ../../USER), for lsmod
  *
  * A snapshot is built at the first access after proc-refresh (0: at
  * every opendir of proc/), within the VM's timeout, and then served
@@ -61,8 +68,10 @@ static inline bool vmem_proc_ino(fuse_ino_t ino)
 	return ino >= VMEM_PROC_INO_BASE;
 }
 
-/* The root's "proc" entry. */
-void vmem_proc_lookup_root(struct vmem_proc *pr, fuse_req_t req);
+/* The root's "proc" and "sys" entries. */
+void vmem_proc_lookup_root(struct vmem_proc *pr, fuse_req_t req,
+			   const char *name);
+fuse_ino_t vmem_proc_root_ino(const char *name);
 /* The operations on inodes for which vmem_proc_ino() holds. */
 void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
 		      fuse_ino_t parent, const char *name);
