@@ -2,9 +2,9 @@
 /*
  * /proc/PID/stat, in the field order of the kernel's do_task_stat (Linux
  * 6.1): the fields an unprivileged reader of another user's process gets
- * are the ones a root reader of the guest's own /proc would see, except
- * kstkesp/kstkeip (0 unless the task is dumping core) and wchan (the
- * kernel shows only whether the task sleeps).
+ * are the ones a root reader of the guest's own /proc would see:
+ * kstkesp/kstkeip are 0 as the kernel shows them unless the task is
+ * dumping core, wchan only says whether the task sleeps, as in 6.1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +38,15 @@ char *vp_pid_stat(const struct vp_snapshot *s, const struct vp_task *t,
 		(long long)vp_clock_t(t->cstime), t->prio, t->nice,
 		t->num_threads, vp_clock_t(t->start_boottime), vsize, rss,
 		(unsigned long long)t->rsslim);
-	fprintf(f, " %llu %llu %llu 0 0 %llu %llu 0 0 %d 0 0 %d %d %u %u 0"
+	fprintf(f, " %llu %llu %llu 0 0 %llu %llu %llu %llu %d 0 0 %d %d %u %u 0"
 		" %llu %lld",
 		t->has_mm ? (unsigned long long)t->start_code : 0,
 		t->has_mm ? (unsigned long long)t->end_code : 0,
 		t->has_mm ? (unsigned long long)t->start_stack : 0,
 		(unsigned long long)(t->sig_pending & 0x7fffffffULL),
 		(unsigned long long)(t->sig_blocked & 0x7fffffffULL),
+		(unsigned long long)(t->sig_ignored & 0x7fffffffULL),
+		(unsigned long long)(t->sig_caught & 0x7fffffffULL),
 		wchan, t->exit_signal, t->cpu, t->rt_priority, t->policy,
 		vp_clock_t(t->gtime), (long long)vp_clock_t(t->cgtime));
 	if (t->has_mm)

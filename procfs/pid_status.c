@@ -2,10 +2,11 @@
 /*
  * /proc/PID/status in the kernel's order and format (Linux 6.1,
  * fs/proc/array.c: task_name, task_state, task_mem, task_sig): Name
- * through VmSwap, then CoreDumping, THP_enabled, Threads, SigQ and the
- * signal masks.  The capability, seccomp, speculation, cpuset and
- * context-switch lines are not in the snapshot and not shown (nvcsw
- * and nivcsw are: the last two lines).
+ * through NSsid (without FDSize and Groups), VmPeak through VmSwap,
+ * Threads and the signal masks SigPnd..SigCgt.  CoreDumping,
+ * THP_enabled, SigQ, the capability, seccomp, speculation and cpuset
+ * lines are not in the snapshot and not shown; the context switch
+ * counts are, as the last two lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,8 @@ char *vp_pid_status(const struct vp_snapshot *s, const struct vp_task *t,
 	sigset(f, "SigPnd", t->sig_pending);
 	sigset(f, "ShdPnd", t->sig_shpending);
 	sigset(f, "SigBlk", t->sig_blocked);
+	sigset(f, "SigIgn", t->sig_ignored);
+	sigset(f, "SigCgt", t->sig_caught);
 	fprintf(f, "voluntary_ctxt_switches:\t%llu\n"
 		"nonvoluntary_ctxt_switches:\t%llu\n",
 		(unsigned long long)t->nvcsw, (unsigned long long)t->nivcsw);

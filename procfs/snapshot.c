@@ -86,6 +86,9 @@ struct offs {
 	uint64_t xa_head, xn_shift, xn_slots, idr_next;
 	/* kernel threads' names; 0 (not found) leaves comm as it is */
 	uint64_t t_worker_private, k_data, k_full_name;
+	/* signal dispositions (0: not found, masks stay 0) */
+	uint64_t t_sighand, sh_action, ksa_size;
+	bool have_sighand;
 	uint64_t w_current_work, w_pool, w_desc;
 	bool have_knames;
 };
@@ -295,6 +298,13 @@ static int load_offsets(struct build *b, char *err, size_t errlen)
 				  NULL) == 0 &&
 		vmi_kernel_member(b->k, "worker.desc", &b->f.w_desc,
 				  NULL) == 0;
+	b->f.have_sighand =
+		vmi_kernel_member(b->k, "task_struct.sighand", &b->f.t_sighand,
+				  NULL) == 0 &&
+		vmi_kernel_member(b->k, "sighand_struct.action",
+				  &b->f.sh_action, NULL) == 0 &&
+		vmi_kernel_type_size(b->k, "k_sigaction", &b->f.ksa_size) == 0 &&
+		b->f.ksa_size >= 8 && b->f.ksa_size <= 64;
 	if (vmi_kernel_type_size(b->k, "task_struct", &b->f.t_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "signal_struct", &b->f.s_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "mm_struct", &b->f.m_size) < 0)
@@ -406,6 +416,27 @@ static void kthread_name(struct build *b, const unsigned char *tb,
 		snprintf(t->comm, sizeof(t->comm), "%s", name);
 }
 
+/* collect_sigign_sigcatch: SIG_IGN (1) and handled signals, 1..64. */
+static void read_sigactions(struct build *b, const unsigned char *tb,
+			    struct vp_task *t)
+{
+	uint64_t sh = G64(tb, b->f.t_sighand);
+	unsigned char act[64 * 64];
+	unsigned int i;
+
+	if (!b->f.have_sighand || !vmi_kernel_half(sh, b->levels) ||
+	    kread(b, sh + b->f.sh_action, act, 64 * b->f.ksa_size))
+		return;
+	for (i = 0; i < 64; i++) {
+		uint64_t h = G64(act, i * b->f.ksa_size);	/* sa_handler */
+
+		if (h == 1)
+			t->sig_ignored |= 1ULL << i;
+		else if (h != 0)
+			t->sig_caught |= 1ULL << i;
+	}
+}
+
 /*
  * Read and parse the task at @va whose pid entry is @pid_va (0 when it
  * comes from the task list).  0, or -errno when it cannot be shown.
@@ -461,6 +492,8 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 	t->sig_pending = G64(tb, f->t_pending);
 	t->sig_blocked = G64(tb, f->t_blocked);
 	r->sum_exec = G64(tb, f->t_sum_exec);
+	if (t->pid == t->tgid)
+		read_sigactions(b, tb, t);
 
 	parent = G64(tb, f->t_real_parent);
 	if (!vmi_kernel_half(parent, b->levels) ||

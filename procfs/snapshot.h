@@ -66,6 +66,7 @@ struct vp_task {
 	int exit_signal, exit_code, cpu;
 	uint64_t rsslim;
 	uint64_t sig_pending, sig_blocked, sig_shpending;
+	uint64_t sig_ignored, sig_caught;	/* from sighand->action[] */
 	uint64_t nvcsw, nivcsw;
 	bool kthread;
 

@@ -460,7 +460,7 @@ START_TEST(test_pid_files)
 		"NSsid", "VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM",
 		"VmRSS", "RssAnon", "RssFile", "RssShmem", "VmData", "VmStk",
 		"VmExe", "VmLib", "VmPTE", "VmSwap", "Threads", "SigPnd",
-		"ShdPnd", "SigBlk",
+		"ShdPnd", "SigBlk", "SigIgn", "SigCgt",
 	};
 	int z, n, ns, i;
 
@@ -492,9 +492,6 @@ START_TEST(test_pid_files)
 		for (i = 0; i < n; i++) {
 			int tol = stat_tolerance(i + 1);
 
-			/* sigignore/sigcatch: not in the snapshot; wchan */
-			if (i + 1 == 33 || i + 1 == 34)
-				continue;
 			if (tol) {
 				long long a = atoll(gf[i]), b = atoll(sf[i]);
 
@@ -708,6 +705,24 @@ static void ps_matches(int i)
 		ck_assert_msg(found[k] || strncmp(g[k].comm, "kworker", 7) == 0,
 			      "ps does not list the guest's pid %d (%s)",
 			      g[k].pid, g[k].comm);
+	/* the names in stat as the guest's: kernel threads' full names
+	 * (rcu_tasks_kthread, longer than comm) included; kworkers' "-wq"
+	 * part follows the work they last ran, so only their prefix */
+	for (k = 0; k < ng; k++) {
+		static char text[4096], f[64][96];
+		char path[64];
+		bool kw = strncmp(g[k].comm, "kworker", 7) == 0;
+
+		snprintf(path, sizeof(path), "proc/%d/stat", g[k].pid);
+		if (try_read(vfs_path(i, path), text, sizeof(text)) < 0 && kw)
+			continue;
+		ck_assert_msg(stat_fields(text, f) == 52, "%s: %s", path, text);
+		ck_assert_msg(kw ? strncmp(f[1], g[k].comm, strcspn(g[k].comm,
+						"-+")) == 0 :
+			      strcmp(f[1], g[k].comm) == 0,
+			      "pid %d: shadow name '%s', guest '%s'", g[k].pid,
+			      f[1], g[k].comm);
+	}
 	printf("info: ps listed %d processes, equal to the guest's %d\n", seen,
 	       ng);
 	qmp_ok("{\"execute\":\"cont\"}");
@@ -1064,6 +1079,33 @@ START_TEST(test_hostile)
 	ck_assert_msg(strstr(buf, "(AAAAAAAAAAAAAAA) "), "comm: %s", buf);
 	poke(comm_gpa, save16, 16, NULL);
 
+	/* a build that runs out of its time budget keeps what was complete
+	 * and says so */
+	{
+		struct vp_build_opts bo = { .timeout_ms = 1 };
+		struct vp_snapshot *cut = NULL;
+		char err[256];
+		bool said = false;
+		unsigned int k;
+		size_t t;
+
+		ck_assert_msg(vp_snapshot_build(h.k, &h.p, &bo, &cut, err,
+						sizeof(err)) == 0, "%s", err);
+		for (k = 0; k < cut->nlog; k++)
+			said |= strstr(cut->log[k], "time budget") != NULL;
+		ck_assert_msg(cut->cut && said, "a 1 ms build was not cut "
+			      "(%zu processes, %u cuts)", cut->ntasks, cut->cut);
+		ck_assert_msg(cut->ntasks < h.s->ntasks, "a 1 ms build has all "
+			      "%zu processes", cut->ntasks);
+		for (t = 0; t < cut->ntasks; t++)
+			ck_assert_msg(cut->tasks[t].comm[0] &&
+				      vp_snapshot_find(h.s, cut->tasks[t].pid),
+				      "a cut build shows pid %d half",
+				      cut->tasks[t].pid);
+		printf("info: a 1 ms build kept %zu of %zu processes\n",
+		       cut->ntasks, h.s->ntasks);
+		vp_snapshot_free(cut);
+	}
 	host_kernel_close(&h);
 	qmp_ok("{\"execute\":\"cont\"}");
 	umount_vfs(0);
@@ -1089,6 +1131,25 @@ START_TEST(test_split)
 	kernel_wait(1);
 	ps_matches(1);
 	netstat_matches(1);
+	if (getenv("VMT_PROC_SHOW")) {	/* the README's example output */
+		static char out[BIG], errout[4096];
+
+		vexec(1, out, sizeof(out), errout, sizeof(errout), "ps", "aux",
+		      NULL);
+		printf("show: ps aux\n%s", out);
+		vexec(1, out, sizeof(out), errout, sizeof(errout), "netstat",
+		      "-tanp", NULL);
+		printf("show: netstat -tanp\n%s", out);
+		vexec(1, out, sizeof(out), errout, sizeof(errout), "lsmod",
+		      NULL);
+		printf("show: lsmod\n%s", out);
+		vexec(1, out, sizeof(out), errout, sizeof(errout), "sh", "-c",
+		      "hostname; ls /proc | head -12 | tr '\\n' ' '", NULL);
+		printf("show: sh\n%s\n", out);
+		read_file(vfs_path(1, "stats"), out, sizeof(out));
+		printf("show: stats\n%s", strstr(out, "\"proc\"") ?
+		       strstr(out, "\"proc\"") : out);
+	}
 	umount_vfs(1);
 }
 END_TEST
