@@ -17,7 +17,9 @@ char *vp_pid_stat(const struct vp_snapshot *s, const struct vp_task *t,
 	unsigned long long vsize = t->has_mm ? t->total_vm * 4096 : 0;
 	unsigned long long rss = t->has_mm ?
 		t->rss[0] + t->rss[1] + t->rss[3] : 0;
-	int wchan = t->num_threads < 2 && t->state != 'R';
+	/* 6.1 shows only whether it sleeps, and for a whole process only
+	 * when it has one thread */
+	int wchan = (t->is_thread || t->num_threads < 2) && t->state != 'R';
 	char *buf = NULL;
 	FILE *f;
 

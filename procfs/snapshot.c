@@ -918,11 +918,28 @@ static int group(struct build *b)
 			t->maj_flt = ma + lr->sig_maj_flt;
 			t->ntids = end - i;
 			t->tids = malloc(t->ntids * sizeof(int));
-			if (t->tids)
-				for (j = i; j < end; j++)
+			t->thr = calloc(t->ntids, sizeof(*t->thr));
+			if (t->tids && t->thr) {
+				for (j = i; j < end; j++) {
+					struct vp_task *th = &t->thr[j - i];
+
 					t->tids[j - i] = b->all[j].pid;
-			else
+					*th = b->all[j];
+					th->is_thread = true;
+					/* task_cputime_adjusted */
+					adjust(raw2[j].sum_exec, &th->utime,
+					       &th->stime);
+					/* one sighand for the group */
+					th->sig_ignored = lead->sig_ignored;
+					th->sig_caught = lead->sig_caught;
+				}
+			} else {
+				free(t->tids);
+				free(t->thr);
+				t->tids = NULL;
+				t->thr = NULL;
 				t->ntids = 0;
+			}
 		}
 		i = end;
 	}
@@ -967,6 +984,7 @@ static void read_args(struct build *b)
 			free(t->cmdline);
 			free(t->environ);
 			free(t->tids);
+			free(t->thr);
 			continue;
 		}
 		b->s->tasks[n++] = *t;
@@ -1404,6 +1422,7 @@ void vp_snapshot_free(struct vp_snapshot *s)
 		free(s->tasks[i].cmdline);
 		free(s->tasks[i].environ);
 		free(s->tasks[i].tids);
+		free(s->tasks[i].thr);
 		free(s->tasks[i].fds);
 	}
 	vmi_socks_free(&s->socks);	/* zeroed when never collected */

@@ -84,6 +84,11 @@ struct vp_task {
 
 	int *tids;			/* the group's thread ids, sorted */
 	size_t ntids;
+	/* the group's threads (leader included), as /proc/PID/task/TID
+	 * shows each: its own times, faults and state (no cmdline, tids or
+	 * threads of their own); NULL in the copies themselves */
+	struct vp_task *thr;
+	bool is_thread;			/* one of those copies */
 
 	/* its file descriptors that are sockets (introspect/sockets.h) */
 	struct vmi_sock_fd *fds;

@@ -282,7 +282,7 @@ static void umount_vfs(int i)
 
 static const char *vfs_path(int i, const char *name)
 {
-	static char p[4][320];
+	static char p[4][512];
 	static int k;
 
 	k = (k + 1) % 4;
@@ -448,6 +448,105 @@ static int stat_tolerance(int field)	/* 1-based, as proc(5) */
 		return 0;
 	}
 }
+
+static bool line_has(const char *text, ...);
+
+/* Two stat lines equal field by field, times within a tolerance. */
+static void stat_equal(const char *what, const char *gstat, const char *shadow)
+{
+	static char gf[64][96], sf[64][96];
+	int n = stat_fields(gstat, gf), ns = stat_fields(shadow, sf), i;
+
+	ck_assert_msg(n == 52, "%s: guest stat has %d fields: %s", what, n,
+		      gstat);
+	ck_assert_msg(ns == n, "%s: shadow stat has %d fields, guest %d:\n"
+		      "shadow %s\nguest  %s", what, ns, n, shadow, gstat);
+	for (i = 0; i < n; i++) {
+		int tol = stat_tolerance(i + 1);
+
+		if (tol) {
+			long long a = atoll(gf[i]), b = atoll(sf[i]);
+
+			ck_assert_msg(llabs(a - b) <= tol, "%s stat field %d: "
+				      "shadow %s, guest %s", what, i + 1, sf[i],
+				      gf[i]);
+		} else {
+			ck_assert_msg(strcmp(gf[i], sf[i]) == 0, "%s stat field "
+				      "%d: shadow '%s', guest '%s'\nshadow %s\n"
+				      "guest  %s", what, i + 1, sf[i], gf[i],
+				      shadow, gstat);
+		}
+	}
+}
+
+START_TEST(test_threads)
+{
+	static char gout[1 << 16], shadow[8192];
+	char cmd[256], path[96], *p, *save = NULL;
+	int pid, tids[8], nt = 0, k;
+	DIR *d;
+	struct dirent *de;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	pid = E->zoo_pid[Z_THREADS];
+	snprintf(cmd, sizeof(cmd), "ls /proc/%d/task", pid);
+	grun_ok(cmd, gout, sizeof(gout), 60000);
+	for (p = strtok_r(gout, " \t\r\n", &save); p && nt < 8;
+	     p = strtok_r(NULL, " \t\r\n", &save))
+		tids[nt++] = atoi(p);
+	ck_assert_msg(nt == 4, "the guest's vmt-threads has %d threads", nt);
+	vt_sleep_ms(1100);
+	snprintf(path, sizeof(path), "proc/%d/task", pid);
+	d = opendir(vfs_path(0, path));
+	ck_assert_msg(d, "%s: %s", path, strerror(errno));
+	k = 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			int tid = atoi(de->d_name), j;
+
+			for (j = 0; j < nt && tids[j] != tid; j++)
+				;
+			ck_assert_msg(j < nt, "shadow task/%d: not a thread of "
+				      "the guest's", tid);
+			k++;
+		}
+	closedir(d);
+	ck_assert_int_eq(k, nt);
+	for (k = 0; k < nt; k++) {
+		char what[64];
+		char *gstat;
+
+		snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/%d/stat", pid,
+			 tids[k]);
+		grun_ok(cmd, gout, sizeof(gout), 60000);
+		gstat = gout + strspn(gout, "\r\n");
+		vt_sleep_ms(1100);
+		snprintf(path, sizeof(path), "proc/%d/task/%d/stat", pid,
+			 tids[k]);
+		read_file(vfs_path(0, path), shadow, sizeof(shadow));
+		snprintf(what, sizeof(what), "task %d", tids[k]);
+		stat_equal(what, gstat, shadow);
+	}
+	{
+		static char out[BIG], errout[4096];
+		char want[32];
+		int st = vexec(0, out, sizeof(out), errout, sizeof(errout),
+			       "ps", "-eLo", "pid,lwp,comm", NULL);
+
+		ck_assert_msg(st == 0, "ps -eLo -> %d: %s", st, errout);
+		for (k = 1; k <= 3; k++) {
+			snprintf(want, sizeof(want), "vmt-thr-%d", k);
+			ck_assert_msg(line_has(out, want, NULL), "ps -eL has no "
+				      "%s:\n%s", want, out);
+		}
+	}
+	printf("info: task/ of vmt-threads: %d threads equal the guest's\n",
+	       nt);
+	umount_vfs(0);
+}
+END_TEST
 
 START_TEST(test_pid_files)
 {
@@ -1201,6 +1300,7 @@ static Suite *proc_suite(void)
 	} tests[] = {
 		{ "pid_files", test_pid_files },
 		{ "ps_tools", test_ps_tools },
+		{ "threads", test_threads },
 		{ "net_tools", test_net_tools },
 		{ "refresh", test_refresh },
 		{ "hostile", test_hostile },

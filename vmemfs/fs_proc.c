@@ -55,11 +55,21 @@ static const struct {
 	[T_SYSMODULE] = { "module", T_SYSROOT, S_IFDIR | 0555 },
 };
 
-enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_FD, P_END };
+enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_FD, P_TASK,
+       P_END };
 static const char *const pid_names[P_END] = {
 	[P_STAT] = "stat", [P_STATUS] = "status", [P_CMDLINE] = "cmdline",
-	[P_ENVIRON] = "environ", [P_FD] = "fd",
+	[P_ENVIRON] = "environ", [P_FD] = "fd", [P_TASK] = "task",
 };
+/* proc/PID/task/TID/: v = TASK_V + (pid << 26) + (tid << 4) + one of
+ * these (stat, status and cmdline, as in the process directory) */
+#define TASK_V (1ULL << 50)
+#define TASK_FILES 4			/* P_DIR .. P_CMDLINE */
+#define TASK_INO(pid, tid, f) INO(TASK_V + ((uint64_t)(pid) << 26) + \
+				  ((uint64_t)(tid) << 4) + (f))
+#define TASK_PID(v) ((int)(((v) - TASK_V) >> 26))
+#define TASK_TID(v) ((int)((((v) - TASK_V) >> 4) & 0x3fffff))
+#define TASK_F(v) ((int)(((v) - TASK_V) & 0xf))
 
 /*
  * sys/module/NAME/ entries: v = MOD_V + (module index << 8) + M_*; a
@@ -318,6 +328,21 @@ static const struct vmi_sock_fd *task_fd(const struct vp_task *t,
 	return NULL;
 }
 
+/* Thread @tid of process @pid in @s, or NULL. */
+static const struct vp_task *thread_of(const struct vp_snapshot *s, int pid,
+				       int tid, const struct vp_task **lead)
+{
+	const struct vp_task *t = s ? vp_snapshot_find(s, pid) : NULL;
+	size_t i;
+
+	if (lead)
+		*lead = t;
+	for (i = 0; t && t->thr && i < t->ntids; i++)
+		if (t->thr[i].pid == tid)
+			return &t->thr[i];
+	return NULL;
+}
+
 /* Module @idx of @s (NULL when none, or still unformed). */
 static const struct vmi_module *mod_at(const struct vp_snapshot *s,
 				       uint64_t idx)
@@ -358,6 +383,14 @@ static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
 		attr_of(pr, ino, top[v].mode, pr->uid, pr->gid, st);
 		return 0;
 	}
+	if (v >= TASK_V) {
+		t = thread_of(s, TASK_PID(v), TASK_TID(v), NULL);
+		if (!t || TASK_F(v) >= TASK_FILES)
+			return -ENOENT;
+		attr_of(pr, ino, TASK_F(v) == P_DIR ? S_IFDIR | 0555 :
+			S_IFREG | 0444, t->uid[1], t->gid[1], st);
+		return 0;
+	}
 	if (v >= FD_V) {
 		unsigned int fd = (unsigned int)((v - FD_V) & 0xfffff);
 
@@ -385,14 +418,17 @@ static int stat_ino(struct vmem_proc *pr, const struct vp_snapshot *s,
 		return -ENOENT;
 	t = s ? vp_snapshot_find(s, pid) : NULL;
 	if (!t) {
-		/* the caller's own entry: a directory with a stat */
-		if ((f != P_DIR && f != P_STAT) || caller_tgid(req) != pid)
+		/* the caller's own entry: a directory with a stat, and an
+		 * empty task/ (procps reads threads only when
+		 * /proc/self/task exists) */
+		if ((f != P_DIR && f != P_STAT && f != P_TASK) ||
+		    caller_tgid(req) != pid)
 			return -ENOENT;
-		attr_of(pr, ino, f == P_DIR ? S_IFDIR | 0555 : S_IFREG | 0444,
+		attr_of(pr, ino, f == P_STAT ? S_IFREG | 0444 : S_IFDIR | 0555,
 			pr->uid, pr->gid, st);
 		return 0;
 	}
-	attr_of(pr, ino, f == P_DIR ? S_IFDIR | 0555 :
+	attr_of(pr, ino, f == P_DIR || f == P_TASK ? S_IFDIR | 0555 :
 		f == P_FD ? S_IFDIR | 0500 :
 		f == P_ENVIRON ? S_IFREG | 0400 : S_IFREG | 0444,
 		t->uid[1], t->gid[1], st);
@@ -510,6 +546,36 @@ void vmem_proc_lookup(struct vmem_proc *pr, fuse_req_t req,
 		snap_put(sn);
 		return;
 	}
+	if (v >= TASK_V) {
+		int tpid = TASK_PID(v), tid = TASK_TID(v);
+
+		if (TASK_F(v) != P_DIR) {
+			fuse_reply_err(req, ENOTDIR);
+			return;
+		}
+		for (i = 1; i < TASK_FILES; i++)
+			if (strcmp(name, pid_names[i]) == 0)
+				break;
+		if (i == TASK_FILES) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		sn = get_snap(pr, false);
+		reply_entry(pr, req, sn ? sn->s : NULL, TASK_INO(tpid, tid, i));
+		snap_put(sn);
+		return;
+	}
+	if (v >= 256 && v < MOD_V && (v & 0xff) == P_TASK) {
+		if (!all_digits(name, &i)) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		sn = get_snap(pr, false);
+		reply_entry(pr, req, sn ? sn->s : NULL,
+			    TASK_INO(v >> 8, i, P_DIR));
+		snap_put(sn);
+		return;
+	}
 	if (v >= 256 && v < MOD_V && (v & 0xff) == P_FD) {
 		if (!all_digits(name, &i) && strcmp(name, "0") != 0) {
 			fuse_reply_err(req, ENOENT);
@@ -565,7 +631,7 @@ void vmem_proc_readlink(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino)
 
 	uint64_t v = ino - VMEM_PROC_INO_BASE;
 
-	if (v >= MOD_V) {
+	if (v >= MOD_V && v < TASK_V) {
 		struct vmem_proc_snap *sn = get_snap(pr, false);
 		const struct vp_snapshot *s = sn ? sn->s : NULL;
 		char target[VMI_MODULE_NAME + 16];
@@ -621,7 +687,9 @@ void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 
 	if (!((v < T_END && S_ISDIR(top[v].mode)) ||
 	      (v >= 256 && v < MOD_V && ((v & 0xff) == P_DIR ||
-					  (v & 0xff) == P_FD)) ||
+					  (v & 0xff) == P_FD ||
+					  (v & 0xff) == P_TASK)) ||
+	      (v >= TASK_V && TASK_F(v) == P_DIR) ||
 	      (v >= MOD_V && v < FD_V && ((v - MOD_V) & 0xff) == M_DIR) ||
 	      (v >= MOD_V && v < FD_V && ((v - MOD_V) & 0xff) == M_HOLDERS))) {
 		fuse_reply_err(req, ENOTDIR);
@@ -736,6 +804,22 @@ void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 					eino = PID_INO(s->tasks[p].pid, P_DIR);
 				}
 			}
+		} else if (v >= TASK_V) {
+			if (i - 1 >= TASK_FILES)
+				break;
+			nm = pid_names[i - 1];
+			eino = ino + (fuse_ino_t)(i - 1);
+			mode = S_IFREG;
+		} else if (v < MOD_V && (v & 0xff) == P_TASK) {
+			const struct vp_task *t = s ?
+				vp_snapshot_find(s, (int)(v >> 8)) : NULL;
+			size_t k = (size_t)(i - 2);
+
+			if (!t || !t->thr || k >= t->ntids)
+				break;
+			snprintf(name, sizeof(name), "%d", t->thr[k].pid);
+			nm = name;
+			eino = TASK_INO(v >> 8, t->thr[k].pid, P_DIR);
 		} else if (v >= MOD_V) {
 			uint64_t idx = (v - MOD_V) >> 8;
 			const struct vmi_module *m = mod_at(s, idx);
@@ -772,7 +856,8 @@ void vmem_proc_readdir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 				break;
 			nm = pid_names[i - 1];
 			eino = ino | (fuse_ino_t)(i - 1);
-			mode = i - 1 == P_FD ? S_IFDIR : S_IFREG;
+			mode = i - 1 == P_FD || i - 1 == P_TASK ? S_IFDIR :
+							       S_IFREG;
 		}
 		if (!add(&d, nm, eino, mode, i + 1))
 			break;
@@ -849,6 +934,22 @@ static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 			text = NULL;
 			*err = EIO;
 		}
+		goto out;
+	}
+	if (v >= TASK_V) {
+		const struct vp_task *lead;
+
+		t = thread_of(s, TASK_PID(v), TASK_TID(v), &lead);
+		if (!t)
+			goto out;
+		switch (TASK_F(v)) {
+		case P_STAT: text = vp_pid_stat(s, t, len); break;
+		case P_STATUS: text = vp_pid_status(s, t, len); break;
+		case P_CMDLINE: text = vp_pid_cmdline(lead, len); break;
+		default: *err = EISDIR; goto out;
+		}
+		if (!text)
+			*err = ENOMEM;
 		goto out;
 	}
 	if (v >= MOD_V && v < FD_V) {

@@ -13,7 +13,9 @@
  *                         host: FUSE names the calling thread)
  *   proc/CALLER/          the host process reading its own /proc/PID
  *                         (procps needs /proc/self/stat to parse): found by
- *                         lookup, never listed, holds a minimal `stat`
+ *                         lookup, never listed, holds a minimal `stat` and
+ *                         an empty task/ (procps lists threads only then)
+ *   proc/PID/task/TID/    stat status cmdline of each thread (ps -L)
  *   proc/tty/drivers      for ps's TTY column
  *   proc/sys/kernel/      hostname, osrelease (vmemfs-exec's hostname)
  *   proc/net/             tcp tcp6 udp udp6 (procfs/net_*.c), for netstat
