@@ -1022,6 +1022,46 @@ START_TEST(test_refresh)
 		      "1 expected", b1 - b0);
 	printf("info: median shadow /proc build %" PRIu64 " ms\n", med);
 	ck_assert(strstr(buf, "cpu ") == buf && strstr(buf, "\nbtime "));
+	/* the guest's own: btime equal, uptime and the cpu line close */
+	{
+		static char g[8192];
+		unsigned long long gc[4], sc[4];
+		long long gb, sb;
+		double gu, su;
+		int c;
+
+		grun_ok("cat /proc/stat; cat /proc/uptime", g, sizeof(g), 60000);
+		read_file(vfs_path(0, "proc/stat"), buf, sizeof(buf));
+		ck_assert_msg(sscanf(g + strspn(g, "\r\n"), "cpu %llu %llu %llu "
+				     "%llu", &gc[0], &gc[1], &gc[2], &gc[3]) == 4 &&
+			      sscanf(buf, "cpu %llu %llu %llu %llu", &sc[0],
+				     &sc[1], &sc[2], &sc[3]) == 4,
+			      "cpu lines:\n%s\n%s", g, buf);
+		ck_assert(sscanf(strstr(g, "\nbtime ") + 7, "%lld", &gb) == 1);
+		ck_assert(sscanf(strstr(buf, "\nbtime ") + 7, "%lld", &sb) == 1);
+		ck_assert_msg(llabs(gb - sb) <= 1, "btime: shadow %lld, guest "
+			      "%lld", sb, gb);
+		for (c = 0; c < 4; c++)
+			ck_assert_msg(llabs((long long)gc[c] - (long long)sc[c]) <=
+				      300 + (long long)gc[c] / 10,
+				      "cpu field %d: shadow %llu, guest %llu", c,
+				      sc[c], gc[c]);
+		{
+			/* the uptime line is the last of the guest's output */
+			char *l = g + strlen(g);
+
+			while (l > g && (l[-1] == '\n' || l[-1] == '\r'))
+				*--l = '\0';
+			while (l > g && l[-1] != '\n')
+				l--;
+			gu = atof(l);
+		}
+		read_file(vfs_path(0, "proc/uptime"), buf, sizeof(buf));
+		su = atof(buf);
+		ck_assert_msg(su > 0 && gu > 0 && su - gu < 5 && gu - su < 5,
+			      "uptime: shadow %.2f, guest %.2f", su, gu);
+		printf("info: btime %lld, uptime %.2f (guest %.2f)\n", sb, su, gu);
+	}
 	read_file(vfs_path(0, "proc/meminfo"), buf, sizeof(buf));
 	ck_assert_msg(strncmp(buf, "MemTotal:", 9) == 0, "meminfo: %s", buf);
 	read_file(vfs_path(0, "proc/cpuinfo"), buf, sizeof(buf));
