@@ -47,7 +47,7 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 	gcc-multilib seabios cpio \
 	check libnbd-dev libnbd-bin nbdkit iproute2 kmod gnuplot-nox \
 	ca-certificates
-DEPS_PKGS += libbpf-dev bpftool xz-utils
+DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 # The forensics tools the kernel tests open vmcore with.
 DEPS_PKGS += python3-drgn crash makedumpfile
 
