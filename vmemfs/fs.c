@@ -81,6 +81,10 @@ static void fill_attr(struct vmem_fs *fs, fuse_ino_t ino, struct stat *st)
 	else if (ino == INO_VMCORE)
 		st->st_size = (off_t)vmem_kernel_view_vmcore_size(&fs->kview);
 	st->st_blksize = 4096;
+	/* cp and cat read st_blksize at a time (at least 128 KiB): let a
+	 * copy of vmcore come in requests as large as FUSE takes. */
+	if (ino == INO_VMCORE)
+		st->st_blksize = VMEM_FS_MAX_IO;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)

@@ -11,15 +11,13 @@
 #include "layout.h"
 #include "log.h"
 
-#define RETRY_MIN_MS 1000
-#define RETRY_MAX_MS 30000
 #define POLL_MS 500		/* how often the thread looks for a RESET */
 /*
  * An open waits this long for a scan in progress: a vmcore opened a moment
  * too early would otherwise have no note, and tools such as drgn would
  * silently take it for something else.
  */
-#define OPEN_WAIT_MS 30000
+#define OPEN_WAIT_MS 60000
 #define OPEN_RESCAN_MS 1000	/* an open asks again after this long */
 #define SCAN_TIMEOUT_MS 120000
 
@@ -34,7 +32,21 @@ struct kv_phys {
 	struct vmem_kv_dead dead[VMEM_KV_DEAD_MAX];
 	unsigned int ndead;
 	struct vmi_phys phys;
+	/*
+	 * The last run of RAM offsets seen to be all data, or all a hole
+	 * with no home, so that the page-start scan asks the memory file
+	 * once per run (at most SCAN_WINDOW), not once per page, and reads
+	 * a hole's zeros without a syscall.  Only the scanning thread uses
+	 * it (the kernel's later reads go the normal way).
+	 */
+	bool scanning;
+	bool run_hole;
+	uint64_t run_start, run_end;
 };
+
+/* What the scan learns of the memory file at a time (the library asks
+ * is_local per 2 MiB too). */
+#define SCAN_WINDOW (2ULL << 20)
 
 static uint64_t now_ms(void)
 {
@@ -70,6 +82,48 @@ static bool ghost_present(struct kv_phys *kp, const struct vmem_kv_dead *d)
 	return same;
 }
 
+/*
+ * During the scan: is [gpa, gpa+len) in a hole with no home (zeros)?
+ * Learns the hole's extent once, not per page.  A page the VM fills
+ * meanwhile is missed for this scan only: candidates are re-read and
+ * validated, and a kernel not found is looked for again.
+ */
+static bool scan_hole(struct kv_phys *kp, uint64_t gpa, size_t len)
+{
+	const struct vmem_memfile *mf = &kp->kv->pm->r->mf;
+	const struct vmem_gpa_ext *e;
+	uint64_t next, ram, ext_end, run_end, home_end;
+	bool present;
+
+	e = vmem_gpa_lookup(&kp->map, gpa, &next);
+	if (!e || gpa + len > e->gpa + e->len)
+		return false;
+	ram = e->ram + (gpa - e->gpa);
+	if (ram >= kp->run_start && ram + len <= kp->run_end)
+		return kp->run_hole;
+	ext_end = e->ram + e->len;
+	if (ext_end - ram > SCAN_WINDOW)
+		ext_end = ram + SCAN_WINDOW;
+	kp->run_start = kp->run_end = 0;
+	if (vmem_memfile_run(mf, ram, ext_end, &present, &run_end) < 0 ||
+	    run_end <= ram)
+		return false;
+	kp->run_start = ram;
+	kp->run_end = run_end;
+	kp->run_hole = !present;
+	if (!present) {
+		/* A hole with a home is remote: not zeros. */
+		if (vmem_layout_home(kp->kv->pm->r->vm, ram, &home_end) !=
+		    VMEM_HOME_NONE) {
+			kp->run_hole = false;
+			kp->run_end = home_end < run_end ? home_end : run_end;
+		} else if (home_end < run_end) {
+			kp->run_end = home_end;
+		}
+	}
+	return kp->run_hole && ram + len <= kp->run_end;
+}
+
 static int kp_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
 	struct kv_phys *kp = ctx;
@@ -78,6 +132,10 @@ static int kp_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 
 	if (__atomic_load_n(&kp->kv->stop, __ATOMIC_ACQUIRE))
 		return -ECANCELED;
+	if (kp->scanning && len <= 4096 && scan_hole(kp, gpa, len)) {
+		memset(buf, 0, len);
+		return 0;
+	}
 	rc = vmem_physmem_read(kp->kv->pm, buf, len, gpa);
 	if (rc < 0)
 		return (int)rc;
@@ -288,7 +346,9 @@ static void scan_once(struct vmem_kernel_view *kv)
 		rc = -ENOMEM;
 		snprintf(err, sizeof(err), "out of memory");
 	} else {
+		kp->scanning = true;
 		rc = vmi_kernel_recognise(&kp->phys, &o, &nk, err, sizeof(err));
+		kp->scanning = false;
 	}
 
 	pthread_mutex_lock(&kv->lock);
@@ -330,35 +390,31 @@ static void scan_once(struct vmem_kernel_view *kv)
 		 "guest kernel not recognised");
 	if (!kv->stop)
 		vmem_log_ratelimited(LOG_INFO, "guest kernel not recognised "
-				     "(will retry): %s", kv->why);
+				     "(an open of kernel or vmcore looks "
+				     "again): %s", kv->why);
 }
 
+/*
+ * Scans when asked: once at the start, after a reset, and when an open
+ * found no kernel.  No periodic retries: a scan reads guest memory (the
+ * sub-hosts' too when the note is not local), which only someone who
+ * wants to know the kernel should cause, and the mount's counters should
+ * show only reads someone asked for.
+ */
 static void *kv_thread(void *arg)
 {
 	struct vmem_kernel_view *kv = arg;
-	uint64_t backoff = RETRY_MIN_MS, next_retry = 0;
 
 	pthread_mutex_lock(&kv->lock);
 	while (!kv->stop) {
 		struct timespec ts;
-		uint64_t now = now_ms(), wait;
 
 		check_reset(kv);
-		if (kv->want_scan || (!kv->k && now >= next_retry)) {
+		if (kv->want_scan) {
 			scan_once(kv);
-			if (kv->k) {
-				backoff = RETRY_MIN_MS;
-			} else {
-				next_retry = now_ms() + backoff;
-				backoff = backoff * 2 > RETRY_MAX_MS ?
-					  RETRY_MAX_MS : backoff * 2;
-			}
 			continue;
 		}
-		wait = POLL_MS;
-		if (!kv->k && next_retry > now && next_retry - now < wait)
-			wait = next_retry - now;
-		deadline_in(&ts, wait);
+		deadline_in(&ts, POLL_MS);
 		pthread_cond_timedwait(&kv->cond, &kv->lock, &ts);
 	}
 	pthread_mutex_unlock(&kv->lock);

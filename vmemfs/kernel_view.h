@@ -13,8 +13,8 @@
  * RAM until the new kernel overwrites it; the scanner sees such a page as
  * zeros while it still holds exactly the dead kernel's note, so the new
  * kernel is found and never the ghost of the old one.  While no kernel is
- * known, scans are retried with a growing pause (1 s to 30 s) and on
- * every open of `kernel` or `vmcore`.
+ * known, each open of `kernel` or `vmcore` (at most one a second) scans
+ * again; nothing is scanned periodically.
  */
 #ifndef VMEMFS_KERNEL_VIEW_H
 #define VMEMFS_KERNEL_VIEW_H
@@ -74,7 +74,7 @@ void vmem_kernel_view_fini(struct vmem_kernel_view *kv);
 /*
  * The text of `kernel`: vmi_kernel_json of the current kernel after a
  * cheap re-validation, or {"error": why} (not recognised yet, or the
- * library's reason).  Waits at most 30 s for a scan in progress.
+ * library's reason).  Waits at most 60 s for a scan in progress.
  * malloc'd, NULL on allocation failure.
  */
 char *vmem_kernel_view_json(struct vmem_kernel_view *kv);

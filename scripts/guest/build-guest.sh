@@ -17,6 +17,7 @@
 # same way, and its -dbg package is 283 MB instead of 929 MB.
 #
 # Output:  build/guest/vmlinuz  build/guest/initramfs.cpio.gz
+#          (with /lib/modules/qemu_fw_cfg.ko, not loaded by default)
 #          build/guest/vmlinux  (DWARF of exactly that vmlinuz)
 #          build/guest/kernel-version  (vmlinuz-<release>)
 #          build/guest/vmt-procs  (tests/guest/vmt-procs.c, also in the
@@ -86,6 +87,23 @@ fi
 # out of the -dbg package (the modules' debug info is most of its 1.7 GB
 # unpacked), and the 283 MB .deb is dropped afterwards.
 rel=$(sed 's/^vmlinuz-//' "$OUT/kernel-version")
+
+# qemu_fw_cfg.ko, in the initramfs as /lib/modules/qemu_fw_cfg.ko: once
+# loaded, it hands the guest's VMCOREINFO to QEMU's -device vmcoreinfo, so
+# that QEMU's own dump-guest-memory carries it (scripts/bench-kernel.sh
+# compares vmcore with that dump).  Nothing loads it by default.
+if [ ! -s "$OUT/qemu_fw_cfg.ko" ]; then
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
+	[ -n "$kdeb" ] || fetch "linux-image-$rel"
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb | head -n 1)
+	dpkg-deb --fsys-tarfile "$kdeb" |
+		tar -xO --wildcards \
+			"./lib/modules/$rel/kernel/drivers/firmware/qemu_fw_cfg.ko" \
+			>"$OUT/qemu_fw_cfg.ko.new" ||
+		die "no qemu_fw_cfg.ko in $kdeb"
+	mv "$OUT/qemu_fw_cfg.ko.new" "$OUT/qemu_fw_cfg.ko"
+fi
+
 if [ ! -s "$OUT/vmlinux" ] ||
    [ "$(cat "$OUT/vmlinux-version" 2>/dev/null)" != "$rel" ]; then
 	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
@@ -136,16 +154,17 @@ if [ ! -s "$OUT/vmt-procs" ] || [ "$PROCS_SRC" -nt "$OUT/vmt-procs" ]; then
 fi
 
 if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ] ||
-   [ "$OUT/vmt-procs" -nt "$OUT/initramfs.cpio.gz" ]; then
+   [ "$OUT/vmt-procs" -nt "$OUT/initramfs.cpio.gz" ] ||
+   [ "$OUT/qemu_fw_cfg.ko" -nt "$OUT/initramfs.cpio.gz" ]; then
 	fetch busybox-static
 	rm -rf "$OUT/bx" "$OUT/root"
 	dpkg-deb -x "$DEBS"/busybox-static_*.deb "$OUT/bx"
 	mkdir -p "$OUT/root/bin" "$OUT/root/dev" "$OUT/root/proc" \
-		"$OUT/root/sys" "$OUT/root/tmp"
+		"$OUT/root/sys" "$OUT/root/tmp" "$OUT/root/lib/modules"
 	cp "$OUT/bx/bin/busybox" "$OUT/root/bin/busybox"
 	install -m 0755 "$OUT/vmt-procs" "$OUT/root/bin/vmt-procs"
-	mkdir -p "$OUT/root/lib/modules"
 	cp "$OUT"/modules/*.ko "$OUT/root/lib/modules/"
+	cp "$OUT/qemu_fw_cfg.ko" "$OUT/root/lib/modules/qemu_fw_cfg.ko"
 	install -m 0755 "$INIT" "$OUT/root/init"
 	# The kernel opens /dev/console before /init runs, when there is
 	# no devtmpfs yet, so the node must be in the archive.
