@@ -90,3 +90,38 @@ char *vp_caller_stat(int pid, const char *comm, size_t *len)
 	}
 	return buf;
 }
+
+char *vp_pid_statm(const struct vp_task *t, size_t *len)
+{
+	unsigned long long size = 0, resident = 0, shared = 0, text = 0;
+	unsigned long long data = 0;
+	char *buf = NULL;
+	int n;
+
+	if (t->has_mm) {
+		shared = t->rss[0] + t->rss[3];	/* file + shmem */
+		resident = shared + t->rss[1];	/* + anon */
+		if (t->end_code > t->start_code)
+			text = (((t->end_code + 4095) & ~4095ULL) -
+				(t->start_code & ~4095ULL)) >> 12;
+		data = t->data_vm + t->stack_vm;
+		size = t->total_vm;
+	}
+	n = asprintf(&buf, "%llu %llu %llu %llu 0 %llu 0\n", size, resident,
+		     shared, text, data);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return buf;
+}
+
+char *vp_pid_comm(const struct vp_task *t, size_t *len)
+{
+	char *buf = NULL;
+	int n = asprintf(&buf, "%s\n", t->comm);
+
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return buf;
+}

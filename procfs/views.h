@@ -7,7 +7,8 @@
  * NULL on allocation failure.
  *
  *   pid_stat.c     /proc/PID/stat (fs/proc/array.c do_task_stat, 52
- *                  fields), and the minimal stat of a host caller
+ *                  fields), statm, comm, and the minimal stat of a host
+ *                  caller
  *   pid_status.c   /proc/PID/status (Name .. Threads, SigQ..SigCgt; the
  *                  capability, seccomp and cpuset lines are not shown)
  *   pid_cmdline.c  /proc/PID/cmdline and environ
@@ -28,6 +29,9 @@ char *vp_pid_stat(const struct vp_snapshot *s, const struct vp_task *t,
 char *vp_caller_stat(int pid, const char *comm, size_t *len);
 char *vp_pid_status(const struct vp_snapshot *s, const struct vp_task *t,
 		    size_t *len);
+/* /proc/PID/statm (task_statm) and /proc/PID/comm (the name, newline) */
+char *vp_pid_statm(const struct vp_task *t, size_t *len);
+char *vp_pid_comm(const struct vp_task *t, size_t *len);
 char *vp_pid_cmdline(const struct vp_task *t, size_t *len);
 char *vp_pid_environ(const struct vp_task *t, size_t *len);
 

@@ -571,7 +571,8 @@ START_TEST(test_pid_files)
 		char *gstat, *gstatus;
 
 		snprintf(cmd, sizeof(cmd), "cat /proc/%d/stat; echo @@; "
-			 "cat /proc/%d/status", pid, pid);
+			 "cat /proc/%d/status; echo @@; cat /proc/%d/statm "
+			 "/proc/%d/comm", pid, pid, pid, pid);
 		grun_ok(cmd, gout, sizeof(gout), 60000);
 		vt_sleep_ms(1100);	/* a snapshot younger than that */
 		snprintf(path, sizeof(path), "proc/%d/stat", pid);
@@ -583,6 +584,36 @@ START_TEST(test_pid_files)
 		ck_assert_msg(gstatus, "guest output: %s", gout);
 		*gstatus = '\0';
 		gstatus += 3;
+		{
+			/* statm: resident and shared within 8 pages; comm */
+			static char sm[256], sc[64];
+			char *gm = strstr(gstatus, "@@");
+			unsigned long long a[7], b[7];
+			int j;
+
+			ck_assert_msg(gm, "guest output: %s", gstatus);
+			*gm = '\0';
+			gm += 3;
+			snprintf(path, sizeof(path), "proc/%d/statm", pid);
+			read_file(vfs_path(0, path), sm, sizeof(sm));
+			ck_assert(sscanf(gm, "%llu %llu %llu %llu %llu %llu %llu",
+					 &a[0], &a[1], &a[2], &a[3], &a[4], &a[5],
+					 &a[6]) == 7);
+			ck_assert_msg(sscanf(sm, "%llu %llu %llu %llu %llu %llu "
+					     "%llu", &b[0], &b[1], &b[2], &b[3],
+					     &b[4], &b[5], &b[6]) == 7,
+				      "statm: %s", sm);
+			for (j = 0; j < 7; j++)
+				ck_assert_msg(j == 1 || j == 2 ? llabs((long long)
+					      (a[j] - b[j])) <= 8 : a[j] == b[j],
+					      "%s statm field %d: shadow %llu, "
+					      "guest %llu", zoo_names[z], j + 1,
+					      b[j], a[j]);
+			snprintf(path, sizeof(path), "proc/%d/comm", pid);
+			read_file(vfs_path(0, path), sc, sizeof(sc));
+			ck_assert_msg(strstr(gm, sc) && strcmp(sc, "") != 0,
+				      "comm: shadow '%s', guest %s", sc, gm);
+		}
 		n = stat_fields(gstat, gf);
 		ns = stat_fields(shadow, sf);
 		ck_assert_msg(n == 52, "guest stat has %d fields: %s", n, gstat);
@@ -859,6 +890,15 @@ START_TEST(test_ps_tools)
 	ck_assert_msg(strstr(out, "vmt-procs child vmt-long") &&
 		      strstr(out, want), "busybox ps: %s", out);
 
+	/* more of procps: pgrep finds by name, top runs */
+	st = vexec(0, out, sizeof(out), errout, sizeof(errout), "pgrep", "-x",
+		   "vmt-long", NULL);
+	ck_assert_msg(st == 0 && atoi(out) == E->zoo_pid[Z_LONG],
+		      "pgrep -x vmt-long -> %d: %.500s %.500s", st, out, errout);
+	st = vexec(0, out, sizeof(out), errout, sizeof(errout), "top", "-b",
+		   "-n", "1", NULL);
+	ck_assert_msg(st == 0 && strstr(out, " vmt-"),
+		      "top -b -n 1 -> %d: %.2000s %.500s", st, out, errout);
 	st = vexec(0, out, sizeof(out), errout, sizeof(errout), "hostname",
 		   NULL);
 	ck_assert_msg(st == 0, "hostname -> %d: %s", st, errout);

@@ -56,10 +56,11 @@ static const struct {
 };
 
 enum { P_DIR, P_STAT, P_STATUS, P_CMDLINE, P_ENVIRON, P_FD, P_TASK,
-       P_END };
+       P_STATM, P_COMM, P_END };
 static const char *const pid_names[P_END] = {
 	[P_STAT] = "stat", [P_STATUS] = "status", [P_CMDLINE] = "cmdline",
 	[P_ENVIRON] = "environ", [P_FD] = "fd", [P_TASK] = "task",
+	[P_STATM] = "statm", [P_COMM] = "comm",
 };
 /* proc/PID/task/TID/: v = TASK_V + (pid << 26) + (tid << 4) + one of
  * these (stat, status and cmdline, as in the process directory) */
@@ -990,6 +991,8 @@ static char *make_text(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 	case P_STATUS: text = vp_pid_status(s, t, len); break;
 	case P_CMDLINE: text = vp_pid_cmdline(t, len); break;
 	case P_ENVIRON: text = vp_pid_environ(t, len); break;
+	case P_STATM: text = vp_pid_statm(t, len); break;
+	case P_COMM: text = vp_pid_comm(t, len); break;
 	default: *err = EISDIR; goto out;
 	}
 	if (!text)

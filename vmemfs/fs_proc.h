@@ -7,7 +7,8 @@
  *
  *   proc/                 stat uptime meminfo cpuinfo loadavg self tty/
  *                         and one PID/ directory per guest process
- *   proc/PID/             stat status cmdline environ; owned by the
+ *   proc/PID/             stat status statm comm cmdline environ fd/
+ *                         task/; owned by the
  *                         task's euid/egid (busybox ps shows the owner)
  *   proc/self             a symlink to the caller's pid (its tgid on this
  *                         host: FUSE names the calling thread)
