@@ -110,6 +110,7 @@ struct build {
 	unsigned char *tbuf, *sbuf, *mbuf;
 	unsigned int complaints[8];
 	unsigned int nxnodes;
+	uint64_t args_total;		/* cmdline + environ bytes kept */
 	/* per-task sums, parallel to all[] */
 	struct raw {
 		uint64_t sum_exec, sig_utime, sig_stime, sig_gtime;
@@ -600,6 +601,12 @@ static void read_user(struct build *b, const struct vp_task *t,
 	if (!t->has_mm || end <= start || (start >> 47) || (end >> 47))
 		return;
 	len = end - start > VP_ARGS_MAX ? VP_ARGS_MAX : end - start;
+	if (b->args_total + len > VP_ARGS_TOTAL) {
+		complain(b, K_ARGS, "pid %d: arguments not read: the snapshot "
+			 "already holds %u MiB of them", t->pid,
+			 VP_ARGS_TOTAL >> 20);
+		return;
+	}
 	if (kread_u64(b, mm_va + b->f.m_pgd, &pgd) ||
 	    vmi_kernel_vtop(b->k, &b->c.out, pgd, &pgd_gpa) < 0) {
 		complain(b, K_ARGS, "pid %d: page table at 0x%llx unreadable",
@@ -624,6 +631,7 @@ static void read_user(struct build *b, const struct vp_task *t,
 	}
 	*out = buf;
 	*outlen = len;
+	b->args_total += len;
 }
 
 /* As the kernel's get_mm_cmdline: a changed last byte means the program
@@ -661,6 +669,11 @@ static int add_task(struct build *b, uint64_t pid_va, uint64_t index)
 	}
 	if (!first)
 		return 0;		/* allocated, no task (yet, or now) */
+	if (b->nall >= VP_TASKS_MAX) {
+		complain(b, K_PIDTAB, "pid table: more than %u tasks, the "
+			 "rest left out", VP_TASKS_MAX);
+		return -E2BIG;
+	}
 	if (b->nall == b->capall) {
 		size_t cap = b->capall ? b->capall * 2 : 256;
 		void *na = realloc(b->all, cap * sizeof(*b->all));
@@ -1002,6 +1015,8 @@ static int fill_visit(void *arg, uint64_t entry)
 	struct build *b = ((struct list_fill *)arg)->b;
 	int rc;
 
+	if (b->nall >= VP_TASKS_MAX)
+		return -E2BIG;
 	if (b->nall == b->capall) {
 		size_t cap = b->capall ? b->capall * 2 : 256;
 		void *na = realloc(b->all, cap * sizeof(*b->all));

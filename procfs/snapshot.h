@@ -39,6 +39,8 @@ struct vmi_phys;
 
 #define VP_PID_MAX	4194304		/* PID_MAX_LIMIT on 64-bit */
 #define VP_ARGS_MAX	(256u << 10)	/* cmdline / environ kept, bytes */
+#define VP_ARGS_TOTAL	(64u << 20)	/* all of a snapshot's, bytes */
+#define VP_TASKS_MAX	131072		/* tasks (threads included) kept */
 #define VP_LOG_MAX	32		/* messages kept per snapshot */
 #define VP_CPUS_MAX	256
 #define VP_FDS_MAX	4096		/* socket fds kept per process */
