@@ -22,8 +22,10 @@
  *   - crash's `list task_struct.tasks -h init_task` finds the same;
  *   - the homed half paged out to the sub-host: the drgn check again
  *     through the direct and the remote-paging backend;
- *   - QMP system_reset: once the guest has booted again, `kernel` shows
- *     the new kernel (its KASLR offset and note GPA from the guest).
+ *   - QMP system_reset of the paused guest: `kernel` stops showing the
+ *     old kernel, although its memory is still all there, and once the
+ *     guest has booted again it shows the new one (its KASLR offset and
+ *     note GPA from the guest).
  * VMLINUX is the cloud kernel's debug vmlinux that
  * scripts/guest/build-guest.sh caches in build/guest.
  *
@@ -735,7 +737,30 @@ START_TEST(test_reset_followed)
 	require_env();
 	mount_vfs(0, "direct.conf");
 	kernel_wait(0, &before, 60000);
+	/*
+	 * Reset a paused guest: it stays paused, nothing has run since, so
+	 * RAM still holds the old kernel whole, note, banner and all.  It is
+	 * dead all the same, and kernel must not show it (the QMP RESET
+	 * event reaches vmemfs a moment after the command returns).
+	 */
+	qmp_ok("{\"execute\":\"stop\"}");
 	qmp_ok("{\"execute\":\"system_reset\"}");
+	t0 = vt_now_ms();
+	while (kernel_once(0, &after)) {
+		ck_assert_msg(vt_now_ms() - t0 < 10000, "10 s after a reset, "
+			      "kernel still shows the old kernel (KASLR 0x%"
+			      PRIx64 ")", after.kaslr);
+		vt_sleep_ms(100);
+	}
+	printf("info: %.1f s after the reset, kernel says \"%s\"\n",
+	       (vt_now_ms() - t0) / 1000, after.error);
+	for (int i = 0; i < 3; i++) {
+		vt_sleep_ms(1100);	/* each open may scan again */
+		ck_assert_msg(!kernel_once(0, &after), "the dead kernel (KASLR "
+			      "0x%" PRIx64 ") came back before the guest ran",
+			      after.kaslr);
+	}
+	qmp_ok("{\"execute\":\"cont\"}");
 	t0 = vt_now_ms();
 	ck_assert_msg(vt_guest_wait_ready(&E->guest, 300000, err,
 					  sizeof(err)) == 0, "%s", err);
