@@ -57,8 +57,10 @@ VMEMFS_SRCS := $(filter-out vmemfs/main.c,$(wildcard vmemfs/*.c))
 # vmemfs, the tests and the tool vmemfs-kernel.
 INTROSPECT_SRCS := $(wildcard introspect/*.c)
 INTROSPECT_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(INTROSPECT_SRCS))
+# The shadow /proc: snapshots and their formatters (no FUSE in it).
+PROCFS_SRCS := $(wildcard procfs/*.c)
 CORE_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRCS) $(VMEMFS_SRCS)) \
-	$(INTROSPECT_OBJS)
+	$(INTROSPECT_OBJS) $(patsubst %.c,$(B)/obj/%.o,$(PROCFS_SRCS))
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 TEST_HELPER_SRCS := $(wildcard tests/lib/*.c)
@@ -87,7 +89,10 @@ $(B)/obj/%.o: %.c
 $(B)/vmemfs: $(B)/obj/vmemfs/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-all: $(B)/vmemfs-kernel
+all: $(B)/vmemfs-kernel $(B)/vmemfs-exec
+
+$(B)/vmemfs-exec: $(B)/obj/tools/vmemfs-exec.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/vmemfs-kernel: $(B)/obj/tools/vmemfs-kernel.o $(INTROSPECT_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
@@ -207,6 +212,8 @@ install: all
 	install -D -m 0755 $(B)/vmemfs $(DESTDIR)$(SBINDIR)/vmemfs
 	install -D -m 0755 $(B)/vmemfs-kernel $(DESTDIR)$(SBINDIR)/vmemfs-kernel
 	install -D -m 0644 doc/vmemfs-kernel.8 $(DESTDIR)$(MANDIR)/man8/vmemfs-kernel.8
+	install -D -m 0755 $(B)/vmemfs-exec $(DESTDIR)$(SBINDIR)/vmemfs-exec
+	install -D -m 0644 doc/vmemfs-exec.8 $(DESTDIR)$(MANDIR)/man8/vmemfs-exec.8
 	install -D -m 0644 vmemtrans.conf $(DESTDIR)$(DOCDIR)/examples/vmemtrans.conf
 	install -D -m 0644 doc/vmemfs.8 $(DESTDIR)$(MANDIR)/man8/vmemfs.8
 	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5

@@ -27,6 +27,7 @@
 
 #define DEFAULT_CACHE_SIZE	(4ULL << 20)
 #define DEFAULT_CACHE_TTL_MS	100
+#define DEFAULT_PROC_REFRESH_MS	1000
 #define DEFAULT_TIMEOUT_MS	2000
 
 enum key {
@@ -43,6 +44,7 @@ enum key {
 	K_LAYOUT,
 	K_KERNEL_BTF,
 	K_KERNEL_MAP,
+	K_PROC_REFRESH,
 	N_KEYS
 };
 
@@ -60,6 +62,7 @@ static const char *const key_names[N_KEYS] = {
 	[K_LAYOUT] = "layout",
 	[K_KERNEL_BTF] = "kernel-btf",
 	[K_KERNEL_MAP] = "kernel-map",
+	[K_PROC_REFRESH] = "proc-refresh",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -382,6 +385,8 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 				  &vm->cache_size);
 	case K_CACHE_TTL:
 		return duration_value(ps, line, key, val, &vm->cache_ttl_ms);
+	case K_PROC_REFRESH:
+		return duration_value(ps, line, key, val, &vm->proc_refresh_ms);
 	case K_TIMEOUT:
 		if (duration_value(ps, line, key, val, &v))
 			return -1;
@@ -588,6 +593,7 @@ static int start_section(struct parser *ps, unsigned int line, char *s)
 	vm->cache_size = DEFAULT_CACHE_SIZE;
 	vm->cache_ttl_ms = DEFAULT_CACHE_TTL_MS;
 	vm->timeout_ms = DEFAULT_TIMEOUT_MS;
+	vm->proc_refresh_ms = DEFAULT_PROC_REFRESH_MS;
 	ps->vm = vm;
 	memset(ps->key_line, 0, sizeof(ps->key_line));
 	memset(ps->raw, 0, sizeof(ps->raw));
@@ -934,6 +940,10 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	fprintf(out, "cache-ttl   = %s\n", buf);
 	vmem_format_duration(vm->timeout_ms, buf, sizeof(buf));
 	fprintf(out, "timeout     = %s\n", buf);
+	if (vm->proc_refresh_ms != DEFAULT_PROC_REFRESH_MS) {
+		vmem_format_duration(vm->proc_refresh_ms, buf, sizeof(buf));
+		fprintf(out, "proc-refresh = %s\n", buf);
+	}
 	for (i = 0; i < vm->n_subhosts; i++) {
 		char e[32];
 

@@ -103,6 +103,9 @@ struct vmem_vm {
 	uint64_t cache_size;		/* default 4M; 0 = no cache */
 	uint64_t cache_ttl_ms;		/* default 100 */
 	uint64_t timeout_ms;		/* default 2000; must be > 0 */
+	uint64_t proc_refresh_ms;	/* proc-refresh: age at which the
+					 * shadow /proc is rebuilt; default
+					 * 1000; 0 = at every open of proc/ */
 	uint64_t local_limit;		/* QEMU side: cap on main-host RAM;
 					 * default (0 until resolved) = ram-size;
 					 * vmemfs ignores it */

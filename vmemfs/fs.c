@@ -10,6 +10,9 @@
  *          at open (kernel_view.c)
  *   vmcore `mem` as an ELF core for drgn, crash and makedumpfile: header
  *          built at open, data read like `mem` (vmcore.c)
+ *   proc/  a shadow of the guest's /proc, and sys/ (sys/module/ for
+ *   sys/   lsmod): every inode of those trees is fs_proc.c's, this file
+ *          only dispatches to it
  * Every file is direct_io: the page cache must never hold guest memory,
  * which changes under us and which we promised to keep no copy of.
  *
@@ -110,8 +113,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	fuse_ino_t ino;
 
+	if (vmem_proc_ino(parent)) {
+		vmem_proc_lookup(&fs_of(req)->proc, req, parent, name);
+		return;
+	}
 	if (parent != INO_ROOT) {
 		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (strcmp(name, "proc") == 0 || strcmp(name, "sys") == 0) {
+		vmem_proc_lookup_root(&fs_of(req)->proc, req, name);
 		return;
 	}
 	for (ino = INO_MEM; ino < INO_END; ino++)
@@ -135,6 +146,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 
 	(void)fi;
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_getattr(&fs_of(req)->proc, req, ino);
+		return;
+	}
 	if (ino < INO_ROOT || ino >= INO_END) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -150,13 +165,17 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	size_t used = 0;
 	fuse_ino_t i;
 
-	(void)fi;
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_readdir(&fs_of(req)->proc, req, ino, size, off, fi);
+		return;
+	}
 	if (ino != INO_ROOT) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	/* Entries: 0 ".", 1 "..", then one per file; off is the next index. */
-	for (i = (fuse_ino_t)off; i < 2 + (INO_END - INO_MEM); i++) {
+	/* Entries: 0 ".", 1 "..", then one per file, then proc/ and sys/;
+	 * off is the next index. */
+	for (i = (fuse_ino_t)off; i < 4 + (INO_END - INO_MEM); i++) {
 		struct stat st = { 0 };
 		const char *name;
 		size_t n;
@@ -164,6 +183,10 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		if (i < 2) {
 			name = i == 0 ? "." : "..";
 			st.st_ino = INO_ROOT;
+			st.st_mode = S_IFDIR;
+		} else if (i >= 2 + (INO_END - INO_MEM)) {
+			name = i == 2 + (INO_END - INO_MEM) ? "proc" : "sys";
+			st.st_ino = vmem_proc_root_ino(name);
 			st.st_mode = S_IFDIR;
 		} else {
 			st.st_ino = INO_MEM + (i - 2);
@@ -210,6 +233,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct gen_file *g;
 	char *text;
 
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_open(&fs->proc, req, ino, fi);
+		return;
+	}
 	if (ino == INO_ROOT) {
 		fuse_reply_err(req, EISDIR);
 		return;
@@ -272,6 +299,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_release(&fs_of(req)->proc, req, fi);
+		return;
+	}
 	if (ino == INO_VMCORE && fi->fh)
 		vmem_vmcore_free((struct vmem_vmcore *)(uintptr_t)fi->fh);
 	free((void *)(uintptr_t)fi->fh);
@@ -586,6 +617,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	unsigned char *buf;
 	ssize_t n;
 
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_read(&fs->proc, req, size, off, fi);
+		return;
+	}
 	if (ino != INO_MEM && ino != INO_RAM && ino != INO_VMCORE) {
 		const struct gen_file *g = (const struct gen_file *)(uintptr_t)fi->fh;
 
@@ -646,6 +681,40 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		remote_give_back(fs, gate.home);
 }
 
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_opendir(&fs_of(req)->proc, req, ino, fi);
+		return;
+	}
+	if (ino != INO_ROOT) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_releasedir(&fs_of(req)->proc, req, ino, fi);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	if (vmem_proc_ino(ino)) {
+		vmem_proc_readlink(&fs_of(req)->proc, req, ino);
+		return;
+	}
+	fuse_reply_err(req, EINVAL);
+}
+
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv = { 0 };
@@ -662,6 +731,9 @@ const struct fuse_lowlevel_ops vmem_fs_ops = {
 	.lookup = op_lookup,
 	.getattr = op_getattr,
 	.readdir = op_readdir,
+	.opendir = op_opendir,
+	.releasedir = op_releasedir,
+	.readlink = op_readlink,
 	.open = op_open,
 	.release = op_release,
 	.read = op_read,

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "fs_proc.h"
 #include "kernel_view.h"
 #include "physmem.h"
 #include "reader.h"
@@ -34,6 +35,7 @@ struct vmem_fs {
 	struct vmem_reader reader;
 	struct vmem_physmem physmem;
 	struct vmem_kernel_view kview;	/* `kernel` and `vmcore` */
+	struct vmem_proc proc;		/* proc/ (fs_proc.c) */
 	uid_t uid;
 	gid_t gid;
 	struct timespec start_time;

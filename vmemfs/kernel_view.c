@@ -516,6 +516,25 @@ char *vmem_kernel_view_json(struct vmem_kernel_view *kv)
 	return text;
 }
 
+int vmem_kernel_view_with(struct vmem_kernel_view *kv,
+			  int (*fn)(void *arg, const struct vmi_kernel *k,
+				    const struct vmi_phys *p),
+			  void *arg, char *why, size_t whylen)
+{
+	int rc;
+
+	pthread_mutex_lock(&kv->lock);
+	revalidate(kv);
+	if (kv->k) {
+		rc = fn(arg, kv->k, &kv->kp->phys);
+	} else {
+		snprintf(why, whylen, "%s", kv->why);
+		rc = -EAGAIN;
+	}
+	pthread_mutex_unlock(&kv->lock);
+	return rc;
+}
+
 /* The vmcore's inputs; caller holds kv->lock and frees *map. */
 static int vmcore_info(struct vmem_kernel_view *kv,
 		       struct vmem_vmcore_info *in, struct vmem_gpa_map *map)

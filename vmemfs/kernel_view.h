@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "physmem.h"
@@ -85,6 +86,19 @@ char *vmem_kernel_view_json(struct vmem_kernel_view *kv);
  */
 int vmem_kernel_view_vmcore(struct vmem_kernel_view *kv,
 			    struct vmem_vmcore *vc);
+/*
+ * Run @fn over the current (re-validated) kernel and the reader it was
+ * recognised through, with the view locked: the kernel stays valid while
+ * @fn runs (the shadow /proc builds its snapshots this way).  Waits for a
+ * scan in progress as vmem_kernel_view_json does.  Returns @fn's result,
+ * or -EAGAIN with the reason in @why when no kernel is known.
+ */
+struct vmi_phys;
+int vmem_kernel_view_with(struct vmem_kernel_view *kv,
+			  int (*fn)(void *arg, const struct vmi_kernel *k,
+				    const struct vmi_phys *p),
+			  void *arg, char *why, size_t whylen);
+
 /* Its size as it would be now (for stat; nothing is re-validated). */
 uint64_t vmem_kernel_view_vmcore_size(struct vmem_kernel_view *kv);
 /* Read from @vc; data through physmem, the path `mem` reads. */

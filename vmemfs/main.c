@@ -503,7 +503,10 @@ int main(int argc, char **argv)
 	}
 	vmem_kernel_view_init(&fs.kview, &fs.physmem, vm->kernel_btf,
 			      vm->kernel_map);
+	vmem_proc_init(&fs.proc, &fs.kview, &fs.reader.stats.proc,
+		       vm->proc_refresh_ms, vm->timeout_ms, fs.uid, fs.gid);
 	rc = run_mount(&fs, &o, vm);
+	vmem_proc_fini(&fs.proc);
 	vmem_kernel_view_fini(&fs.kview);
 	vmem_physmem_fini(&fs.physmem);
 	vmem_reader_close(&fs.reader);

@@ -117,6 +117,34 @@ static json_object *latency_json(const struct vmem_hist *h)
 #define ADD_U64(obj, key, val) \
 	json_object_object_add(obj, key, json_object_new_uint64(ld(&(val))))
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* "proc": the shadow /proc's builds. */
+static json_object *proc_json(const struct vmem_proc_stats *p)
+{
+	json_object *o = json_object_new_object();
+	uint64_t kept[VMEM_PROC_BUILDS_KEPT], n = ld(&p->builds), i;
+
+	if (n > VMEM_PROC_BUILDS_KEPT)
+		n = VMEM_PROC_BUILDS_KEPT;
+	for (i = 0; i < n; i++)
+		kept[i] = ld(&p->kept_ms[i]);
+	qsort(kept, n, sizeof(kept[0]), cmp_u64);
+	ADD_U64(o, "builds", p->builds);
+	ADD_U64(o, "builds_cut", p->cut);
+	ADD_U64(o, "last_build_ms", p->last_ms);
+	json_object_object_add(o, "median_build_ms",
+			       json_object_new_uint64(n ? kept[n / 2] : 0));
+	ADD_U64(o, "last_bytes_local", p->last_local);
+	ADD_U64(o, "last_bytes_remote", p->last_remote);
+	return o;
+}
+
 char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm,
 		      void (*more)(void *arg, struct json_object *o),
 		      void *arg)
@@ -159,6 +187,7 @@ char *vmem_stats_json(const struct vmem_stats *st, const struct vmem_vm *vm,
 		json_object_array_add(subs, so);
 	}
 	json_object_object_add(o, "subhosts", subs);
+	json_object_object_add(o, "proc", proc_json(&st->proc));
 
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 						     JSON_C_TO_STRING_SPACED |

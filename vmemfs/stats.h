@@ -36,6 +36,17 @@ struct vmem_subhost_stats {
 	struct vmem_hist latency;
 };
 
+/* Shadow /proc builds (fs_proc.c): the last VMEM_PROC_BUILDS_KEPT kept
+ * for the median; written under fs_proc's lock. */
+#define VMEM_PROC_BUILDS_KEPT 64
+struct vmem_proc_stats {
+	uint64_t builds;		/* snapshots built */
+	uint64_t cut;			/* builds with a walk cut short */
+	uint64_t last_ms;
+	uint64_t last_local, last_remote; /* bytes the last build read */
+	uint64_t kept_ms[VMEM_PROC_BUILDS_KEPT];
+};
+
 struct vmem_stats {
 	uint64_t reads;			/* reads of `mem` */
 	uint64_t read_errors;		/* reads answered with an error */
@@ -46,6 +57,7 @@ struct vmem_stats {
 	struct vmem_hist latency;	/* whole `mem` reads */
 	size_t n_subhosts;
 	struct vmem_subhost_stats *sub;	/* n_subhosts entries */
+	struct vmem_proc_stats proc;
 };
 
 /* 0 or -ENOMEM (read-path convention, common/errors.h). */

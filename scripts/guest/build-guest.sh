@@ -5,8 +5,13 @@
 # linux-image-cloud-amd64's dependency), its debug vmlinux (from the
 # matching -dbg package, for drgn and crash), and a busybox-static
 # initramfs whose /init is scripts/guest/init.  Only `apt-get download`
-# reaches the network.  No kernel modules are needed: the serial console,
-# tmpfs, devtmpfs and gzip initramfs support are built into the kernel.
+# reaches the network.  No kernel modules are needed to boot: the serial
+# console, tmpfs, devtmpfs and gzip initramfs support are built into the
+# kernel.  A few small modules from the same kernel package ($MODULES: two
+# without dependencies, and tcp_yeah, which uses tcp_vegas) go into
+# /lib/modules/ of the initramfs, for tests that load them (insmod
+# /lib/modules/dummy.ko) and read them back out of guest memory
+# (/proc/modules, lsmod, holders).
 #
 # The cloud kernel rather than the standard one: it boots this guest the
 # same way, and its -dbg package is 283 MB instead of 929 MB.
@@ -15,6 +20,8 @@
 #          (with /lib/modules/qemu_fw_cfg.ko, not loaded by default)
 #          build/guest/vmlinux  (DWARF of exactly that vmlinuz)
 #          build/guest/kernel-version  (vmlinuz-<release>)
+#          build/guest/vmt-procs  (tests/guest/vmt-procs.c, also in the
+#          initramfs as /bin/vmt-procs)
 # Idempotent: nothing is downloaded or rebuilt when the outputs are there
 # and newer than their inputs; a cache holding another kernel (the
 # standard one of earlier versions of this script) is replaced.
@@ -25,6 +32,8 @@ OUT=$ROOT/build/guest
 DEBS=$OUT/debs
 INIT=$ROOT/scripts/guest/init
 FLAVOUR=cloud-amd64
+MODULES="drivers/net/dummy.ko drivers/net/nlmon.ko"
+MODULES="$MODULES net/ipv4/tcp_vegas.ko net/ipv4/tcp_yeah.ko"
 
 log() { echo "build-guest: $*" >&2; }
 die() { echo "build-guest: error: $*" >&2; exit 1; }
@@ -115,7 +124,37 @@ if [ ! -s "$OUT/vmlinux" ] ||
 	log "debug vmlinux: $(stat -c %s "$OUT/vmlinux") bytes"
 fi
 
+# The test modules, out of the kernel package of exactly this vmlinuz.
+if [ "$(cat "$OUT/modules/list" 2>/dev/null)" != "$rel $MODULES" ]; then
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb 2>/dev/null | head -n 1)
+	[ -n "$kdeb" ] || fetch "linux-image-$rel"
+	kdeb=$(ls "$DEBS/linux-image-${rel}"_*.deb | head -n 1)
+	rm -rf "$OUT/modules" "$OUT/mx"
+	mkdir -p "$OUT/modules" "$OUT/mx"
+	for m in $MODULES; do
+		dpkg-deb --fsys-tarfile "$kdeb" |
+			tar -x -C "$OUT/mx" "./lib/modules/$rel/kernel/$m" ||
+			die "no $m in $kdeb"
+		cp "$OUT/mx/lib/modules/$rel/kernel/$m" "$OUT/modules/"
+	done
+	rm -rf "$OUT/mx"
+	echo "$rel $MODULES" >"$OUT/modules/list"
+	rm -f "$OUT/initramfs.cpio.gz"
+	log "modules: $MODULES"
+fi
+
+# The process and socket zoo of the shadow /proc tests, static so that it
+# needs nothing of the guest (tests/guest/vmt-procs.c).
+PROCS_SRC=$ROOT/tests/guest/vmt-procs.c
+if [ ! -s "$OUT/vmt-procs" ] || [ "$PROCS_SRC" -nt "$OUT/vmt-procs" ]; then
+	${CC:-gcc} -static -O2 -Wall -Wextra -Werror -pthread \
+		-o "$OUT/vmt-procs.new" "$PROCS_SRC" ||
+		die "cannot build $PROCS_SRC (gcc -static needs libc6-dev)"
+	mv "$OUT/vmt-procs.new" "$OUT/vmt-procs"
+fi
+
 if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ] ||
+   [ "$OUT/vmt-procs" -nt "$OUT/initramfs.cpio.gz" ] ||
    [ "$OUT/qemu_fw_cfg.ko" -nt "$OUT/initramfs.cpio.gz" ]; then
 	fetch busybox-static
 	rm -rf "$OUT/bx" "$OUT/root"
@@ -123,6 +162,8 @@ if [ ! -s "$OUT/initramfs.cpio.gz" ] || [ "$INIT" -nt "$OUT/initramfs.cpio.gz" ]
 	mkdir -p "$OUT/root/bin" "$OUT/root/dev" "$OUT/root/proc" \
 		"$OUT/root/sys" "$OUT/root/tmp" "$OUT/root/lib/modules"
 	cp "$OUT/bx/bin/busybox" "$OUT/root/bin/busybox"
+	install -m 0755 "$OUT/vmt-procs" "$OUT/root/bin/vmt-procs"
+	cp "$OUT"/modules/*.ko "$OUT/root/lib/modules/"
 	cp "$OUT/qemu_fw_cfg.ko" "$OUT/root/lib/modules/qemu_fw_cfg.ko"
 	install -m 0755 "$INIT" "$OUT/root/init"
 	# The kernel opens /dev/console before /init runs, when there is
