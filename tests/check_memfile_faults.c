@@ -250,6 +250,7 @@ static int mount_it(struct vt_vmemfs *v, const char *mnt, const char *log,
 		vt_print_tail(log, 20, "  vmemfs log: ");
 		return -1;
 	}
+	vt_vmemfs_wait_kernel_scan(mnt);
 	return 0;
 }
 

@@ -741,13 +741,7 @@ const char *vt_vmemfs_bin(void)
 	return path;
 }
 
-/*
- * The mount scans guest memory for a kernel once at start, in the
- * background (vmemfs/kernel_view.c): its reads count in `stats` like any
- * other.  An open of `kernel` waits for that scan, so tests that compare
- * counters start from a quiet mount.
- */
-static void wait_kernel_scan(const char *mnt)
+void vt_vmemfs_wait_kernel_scan(const char *mnt)
 {
 	char path[300], buf[4096];
 	int fd;
@@ -834,10 +828,8 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 			v->pid = 0;
 			return -1;
 		}
-		if (stat(mem, &st) == 0 && (uint64_t)st.st_size == ram_size) {
-			wait_kernel_scan(mnt);
+		if (stat(mem, &st) == 0 && (uint64_t)st.st_size == ram_size)
 			return 0;
-		}
 		if (vt_now_ms() > deadline) {
 			vt_set_err(err, errlen,
 				"%s not ready within %d ms (stat %s: %s)", mem,

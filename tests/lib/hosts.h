@@ -184,6 +184,14 @@ int vt_vmemfs_start(struct vt_vmemfs *v, const char *config, const char *vm,
 		    uint64_t ram_size, int timeout_ms, char *err,
 		    size_t errlen);
 /*
+ * The mount scans guest memory for a kernel once at start, in the
+ * background (vmemfs/kernel_view.c), and its reads count in `stats` and
+ * reach the sub-hosts like any other.  An open of MNT/kernel waits for
+ * that scan: tests that compare counters call this first, so that they
+ * start from a quiet mount.
+ */
+void vt_vmemfs_wait_kernel_scan(const char *mnt);
+/*
  * SIGTERM, wait up to @timeout_ms, then SIGKILL; lazily unmount in any
  * case.  Returns the daemon's wait status, or -1 when it had to be
  * killed or was not running.

@@ -302,6 +302,7 @@ void mt_env_up(const struct mt_opts *o)
 		return;
 	}
 	E->ok = true;
+	vt_vmemfs_wait_kernel_scan(E->mnt);
 }
 
 static void cleanup_all(void)
