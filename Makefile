@@ -15,7 +15,14 @@
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
 #   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
-#   make demo      mount a demo VM memory and look at it
+#   make demo      boot the small test guest split across a sub-host in a
+#                  network namespace, mount vmemfs on it and run ps aux,
+#                  netstat -tan, lsmod (vmemfs-exec), kernel and
+#                  makedumpfile --dump-dmesg of vmcore; removes everything
+#                  on exit (scripts/demo.sh; builds QEMU and the guest
+#                  first if needed; about a minute after the build)
+#   make demo-file quick variant, no VM: a 256 MiB memory file and two
+#                  nbdkit sub-hosts on loopback (scripts/demo-file.sh)
 #   make install   PREFIX=/usr/local DESTDIR=
 # Variables:
 #   WERROR=0       build without -Werror (for packagers whose compiler
@@ -201,8 +208,19 @@ bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 bench-kernel: all
 	scripts/bench-kernel.sh
 
-demo: all
-	scripts/demo.sh
+# The demo's split VM: the guest tests' helpers, without Check.
+DEMO_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,tests/lib/hosts.c \
+	tests/lib/guest.c tests/lib/splitvm.c)
+
+$(B)/demo/demo-vm: scripts/demo/demo-vm.c $(DEMO_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS)
+
+demo: all $(B)/demo/demo-vm $(GUEST_PARTS)
+	DEMO_BUILD=$(CURDIR)/$(B) scripts/demo.sh
+
+demo-file: all
+	VMEMFS=$(CURDIR)/$(B)/vmemfs scripts/demo-file.sh
 
 deps:
 	apt-get update
@@ -224,9 +242,9 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel demo deps install clean FORCE
+	bench-kernel demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
-	$(B)/bench/*.d $(FZ)/obj/*/*.d)
+	$(B)/bench/*.d $(B)/demo/*.d $(FZ)/obj/*/*.d)
 include pager/pager.mk
