@@ -86,6 +86,8 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 # The forensics tools the kernel tests open vmcore with.
 DEPS_PKGS += python3-drgn crash makedumpfile
+# The host tools the shadow /proc tests and make demo run on the guest.
+DEPS_PKGS += procps net-tools
 
 all: $(B)/vmemfs
 

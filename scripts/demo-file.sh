@@ -1,7 +1,8 @@
 #!/bin/bash
-# vmemtrans demo: a VM memory of 256 MiB split three ways, mounted as one
-# file.  Nothing is needed from the user; everything is made here, on
-# loopback, and removed on exit.
+# vmemtrans quick demo (`make demo-file`; `make demo` is the full one, on
+# a real split VM): a VM memory of 256 MiB split three ways, mounted as
+# one file, with no VM and no QEMU.  Nothing is needed from the user;
+# everything is made here, on loopback, and removed on exit.
 #
 #   [  0M,  64M)  on the main host, in the sparse memory file
 #   [ 64M, 160M)  home: sub-host 1 (nbdkit on 127.0.0.1)

@@ -21,9 +21,9 @@
  * MEMFILE (and QEMU's MEMFILE.seq), also on SIGINT/SIGTERM/SIGHUP, and
  * exits with COMMAND's status (1 when a step before it failed, with a
  * message saying which).  QEMU and nbdkit die with this process even when
- * it is killed (PR_SET_PDEATHSIG, nbdkit --exit-with-parent); what a
- * SIGKILL leaves behind (the namespace, MEMFILE) is named by the caller,
- * which removes it.
+ * it is killed (PR_SET_PDEATHSIG, nbdkit --exit-with-parent), and COMMAND
+ * gets a SIGTERM then; what a SIGKILL leaves behind (the namespace,
+ * MEMFILE) is named by the caller, which removes it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,8 +63,9 @@ static void cleanup(void)
 	if (!D || getpid() != main_pid)
 		return;
 	if (D->child > 0) {
-		/* The command is in our process group: a Ctrl-C reached it
-		 * too; give it its time to unmount. */
+		/* A signal ended us before the command: ask it to stop (it
+		 * unmounts what it mounted) and give it the time to. */
+		kill(D->child, SIGTERM);
 		if (vt_wait_pid(D->child, 10000) == -1)
 			kill(D->child, SIGKILL);
 		D->child = 0;
@@ -211,6 +213,11 @@ int main(int argc, char **argv)
 	if (D->child < 0)
 		fail("fork: %s", strerror(errno));
 	if (D->child == 0) {
+		/* Killed with us (SIGKILL included), the command still
+		 * unmounts what it mounted. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != main_pid)
+			_exit(1);
 		execvp(argv[optind], argv + optind);
 		fprintf(stderr, "demo-vm: %s: %s\n", argv[optind],
 			strerror(errno));
