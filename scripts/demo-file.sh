@@ -20,8 +20,15 @@ vmemfs=${VMEMFS:-$top/build/vmemfs}
 work=$(mktemp -d /tmp/vmemtrans-demo.XXXXXX)
 mem=/dev/shm/vmemtrans-demo-$$.mem
 pids=()
+vpid=
 cleanup() {
 	set +e
+	# vmemfs first (it unmounts itself on SIGTERM), so that no read of
+	# its is in flight when the sub-hosts go away.
+	if [ -n "$vpid" ]; then
+		kill "$vpid" 2>/dev/null
+		wait "$vpid" 2>/dev/null
+	fi
 	if mountpoint -q "$work/mnt" 2>/dev/null; then
 		fusermount3 -u "$work/mnt" 2>/dev/null || umount -l "$work/mnt"
 	fi
@@ -29,7 +36,9 @@ cleanup() {
 	wait 2>/dev/null
 	rm -rf "$work" "$mem"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 free_port() {
 	python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
@@ -81,7 +90,7 @@ echo "== config ($work/vmemtrans.conf)"
 "$vmemfs" --check-config -c "$work/vmemtrans.conf"
 mkdir "$work/mnt"
 "$vmemfs" -f -c "$work/vmemtrans.conf" "$work/mnt" &
-pids+=($!)
+vpid=$!
 for _ in $(seq 100); do
 	[ -e "$work/mnt/mem" ] && break
 	sleep 0.05

@@ -50,12 +50,13 @@ inside() {
 	inside_cleanup() {
 		set +e
 		trap '' INT TERM HUP
-		if mountpoint -q "$mnt" 2>/dev/null; then
-			fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
-		fi
+		# vmemfs unmounts itself on SIGTERM.
 		if [ -n "$vpid" ]; then
 			kill "$vpid" 2>/dev/null
 			wait "$vpid" 2>/dev/null
+		fi
+		if mountpoint -q "$mnt" 2>/dev/null; then
+			fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt"
 		fi
 	}
 	trap inside_cleanup EXIT
