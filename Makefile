@@ -28,8 +28,8 @@
 #   WERROR=0       build without -Werror (for packagers whose compiler
 #                  warns about more); the default, used by CI and the
 #                  tests, keeps -Werror
-#   VMEM_QEMU=PATH run the guest tests against this patched QEMU instead
-#                  of building build/qemu
+#   VMEM_QEMU=PATH run the guest tests and make demo against this patched
+#                  QEMU instead of building build/qemu
 #   FUZZ_CHECK_SECONDS=N  length of each fuzz run in make check (5)
 
 PREFIX ?= /usr/local
@@ -219,7 +219,8 @@ $(B)/demo/demo-vm: scripts/demo/demo-vm.c $(DEMO_HELPER_OBJS)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS)
 
 demo: all $(B)/demo/demo-vm $(GUEST_PARTS)
-	DEMO_BUILD=$(CURDIR)/$(B) scripts/demo.sh
+	DEMO_BUILD=$(CURDIR)/$(B) $(if $(VMEM_QEMU),VMEM_QEMU=$(VMEM_QEMU)) \
+		scripts/demo.sh
 
 demo-file: all
 	VMEMFS=$(CURDIR)/$(B)/vmemfs scripts/demo-file.sh

@@ -65,14 +65,16 @@ inside() {
 	trap 'exit 129' HUP
 
 	# step TITLE COMMAND...: show what runs, fail with its output if it
-	# fails; its output is in $out.
+	# fails or takes over 2 minutes; its output is in $out.
 	step() {
 		local title=$1 rc=0
 		shift
 		echo
 		echo "== $title"
-		"$@" >"$out" 2>&1 || rc=$?
-		if [ "$rc" != 0 ]; then
+		timeout 120 "$@" >"$out" 2>&1 || rc=$?
+		if [ "$rc" = 124 ]; then
+			die "step '$title' did not finish in 120 s"
+		elif [ "$rc" != 0 ]; then
 			sed 's/^/   | /' "$out" | tail -n 20 >&2
 			die "step '$title' exited $rc"
 		fi
@@ -182,7 +184,8 @@ fi
 for f in "$vmemfs" "$vexec" "$drv"; do
 	[ -x "$f" ] || die "$f is not built: run 'make demo'"
 done
-for c in ip nbdkit makedumpfile ps netstat lsmod fusermount3 mountpoint; do
+for c in ip nbdkit makedumpfile ps netstat lsmod fusermount3 mountpoint \
+	timeout; do
 	command -v "$c" >/dev/null || die "'$c' not found: run 'make deps'"
 done
 
