@@ -142,6 +142,12 @@ int main(int argc, char **argv)
 	if (!dir || !mem || !netns || optind >= argc || ram_mib < 128 ||
 	    ram_mib > 65536 || ram_mib % 2)
 		usage();
+	/* It goes into a guest shell line unquoted. */
+	if (!*hostname || strlen(hostname) > 63 ||
+	    strspn(hostname, "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != strlen(hostname))
+		fail("-H %s: a hostname is 1-63 letters, digits, '-' and '.'",
+		     hostname);
 
 	main_pid = getpid();
 	D = vt_runner_env(sizeof(*D), cleanup);
@@ -150,8 +156,9 @@ int main(int argc, char **argv)
 	D->guest.serial_fd = D->guest.qmp_fd = -1;
 	snprintf(out, sizeof(out), "%s/vmt-procs", vt_guest_dir());
 	if (access(out, X_OK) != 0)
-		fail("%s: %s (the test guest is not built: make build/stamp/"
-		     "guest)", out, strerror(errno));
+		fail("%s: %s (the test guest is not built, or is older than "
+		     "vmt-procs: run scripts/guest/build-guest.sh)", out,
+		     strerror(errno));
 	if (access(vt_qemu_bin(), X_OK) != 0)
 		fail("%s: %s (the patched QEMU is not built: make build/stamp/"
 		     "qemu)", vt_qemu_bin(), strerror(errno));
