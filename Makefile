@@ -15,14 +15,21 @@
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
 #   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
-#   make demo      mount a demo VM memory and look at it
+#   make demo      boot the small test guest split across a sub-host in a
+#                  network namespace, mount vmemfs on it and run ps aux,
+#                  netstat -tan, lsmod (vmemfs-exec), kernel and
+#                  makedumpfile --dump-dmesg of vmcore; removes everything
+#                  on exit (scripts/demo.sh; builds QEMU and the guest
+#                  first if needed; then a few seconds: 4 s on 2 CPUs)
+#   make demo-file quick variant, no VM: a 256 MiB memory file and two
+#                  nbdkit sub-hosts on loopback (scripts/demo-file.sh)
 #   make install   PREFIX=/usr/local DESTDIR=
 # Variables:
 #   WERROR=0       build without -Werror (for packagers whose compiler
 #                  warns about more); the default, used by CI and the
 #                  tests, keeps -Werror
-#   VMEM_QEMU=PATH run the guest tests against this patched QEMU instead
-#                  of building build/qemu
+#   VMEM_QEMU=PATH run the guest tests and make demo against this patched
+#                  QEMU instead of building build/qemu
 #   FUZZ_CHECK_SECONDS=N  length of each fuzz run in make check (5)
 
 PREFIX ?= /usr/local
@@ -79,6 +86,8 @@ DEPS_PKGS := build-essential pkg-config libfuse3-dev fuse3 libjson-c-dev \
 DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 # The forensics tools the kernel tests open vmcore with.
 DEPS_PKGS += python3-drgn crash makedumpfile
+# The host tools the shadow /proc tests and make demo run on the guest.
+DEPS_PKGS += procps net-tools
 
 all: $(B)/vmemfs
 
@@ -201,8 +210,20 @@ bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 bench-kernel: all
 	scripts/bench-kernel.sh
 
-demo: all
-	scripts/demo.sh
+# The demo's split VM: the guest tests' helpers, without Check.
+DEMO_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,tests/lib/hosts.c \
+	tests/lib/guest.c tests/lib/splitvm.c)
+
+$(B)/demo/demo-vm: scripts/demo/demo-vm.c $(DEMO_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS)
+
+demo: all $(B)/demo/demo-vm $(GUEST_PARTS)
+	DEMO_BUILD=$(CURDIR)/$(B) $(if $(VMEM_QEMU),VMEM_QEMU=$(VMEM_QEMU)) \
+		scripts/demo.sh
+
+demo-file: all
+	VMEMFS=$(CURDIR)/$(B)/vmemfs scripts/demo-file.sh
 
 deps:
 	apt-get update
@@ -224,9 +245,9 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel demo deps install clean FORCE
+	bench-kernel demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
-	$(B)/bench/*.d $(FZ)/obj/*/*.d)
+	$(B)/bench/*.d $(B)/demo/*.d $(FZ)/obj/*/*.d)
 include pager/pager.mk
