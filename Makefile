@@ -126,7 +126,8 @@ QEMU_BIN := build/qemu/qemu-system-x86_64
 QEMU_INPUTS := scripts/build-qemu.sh \
 	$(wildcard qemu-patches/*.patch common/*.[ch] pager/*.[ch])
 GUEST_FILES := build/guest/vmlinuz build/guest/initramfs.cpio.gz
-GUEST_INPUTS := scripts/guest/build-guest.sh scripts/guest/init
+GUEST_INPUTS := scripts/guest/build-guest.sh scripts/guest/init \
+	tests/guest/vmt-procs.c
 missing = $(if $(filter-out $(wildcard $(1)),$(1)),FORCE)
 
 build/stamp/guest: $(GUEST_INPUTS) $(call missing,$(GUEST_FILES))
