@@ -17,6 +17,12 @@
 #define PF_KTHREAD	0x00200000u
 #define PF_WQ_WORKER	0x00000020u
 #define RLIMIT_RSS	5
+#define RLIMIT_SIGPENDING 11
+#define UCOUNT_RLIMIT_SIGPENDING 2
+#define MMF_DISABLE_THP	(1ULL << 24)
+#define NBUGINTS_DEFAULT 2	/* 6.1 stable; x86_bug_flags says */
+#define X86_BUG_SPECTRE_V2 16
+#define X86_BUG_SPEC_STORE_BYPASS 17
 #define PIDTYPE_PGID	2
 #define PIDTYPE_SID	3
 #define TASK_REPORT	0x7fu
@@ -91,6 +97,20 @@ struct offs {
 	bool have_sighand;
 	uint64_t w_current_work, w_pool, w_desc;
 	bool have_knames;
+	/* the rest of status; each 0 / false when BTF lacks it (the line
+	 * then shows 0 and the snapshot's log says so once) */
+	struct {
+		uint64_t t_files, f_fdt, fdt_max_fds;
+		uint64_t t_ptrace, t_parent;
+		uint64_t c_group_info, gi_ngroups, gi_gid;
+		uint64_t c_ucounts, uc_rlimit;
+		uint64_t c_cap[5];
+		uint64_t t_atomic_flags, t_sc_mode, t_sc_filters;
+		uint64_t t_cpus_mask, cpus_size, t_mems, mems_size;
+		uint64_t m_hugetlb, m_core_state, m_flags;
+		bool files, ptrace, groups, ucounts, caps, seccomp;
+		bool cpus, mems, hugetlb, core, mflags;
+	} st;
 };
 
 struct build {
@@ -178,6 +198,51 @@ static int member(struct build *b, const char *path, uint64_t *off,
 	if (rc < 0)
 		return vmi_err(err, errlen, -rc, "BTF has no %s", path);
 	return 0;
+}
+
+static bool opt(struct build *b, const char *path, uint64_t *off)
+{
+	return vmi_kernel_member(b->k, path, off, NULL) == 0;
+}
+
+/* Optional: a kernel without one of these still gets the rest. */
+static void load_status_offsets(struct build *b)
+{
+	static const char *const caps[5] = {
+		"cred.cap_inheritable", "cred.cap_permitted",
+		"cred.cap_effective", "cred.cap_bset", "cred.cap_ambient",
+	};
+	typeof(b->f.st) *o = &b->f.st;
+	int i;
+
+	o->files = opt(b, "task_struct.files", &o->t_files) &&
+		   opt(b, "files_struct.fdt", &o->f_fdt) &&
+		   opt(b, "fdtable.max_fds", &o->fdt_max_fds);
+	o->ptrace = opt(b, "task_struct.ptrace", &o->t_ptrace) &&
+		    opt(b, "task_struct.parent", &o->t_parent);
+	o->groups = opt(b, "cred.group_info", &o->c_group_info) &&
+		    opt(b, "group_info.ngroups", &o->gi_ngroups) &&
+		    opt(b, "group_info.gid", &o->gi_gid);
+	o->ucounts = opt(b, "cred.ucounts", &o->c_ucounts) &&
+		     opt(b, "ucounts.rlimit", &o->uc_rlimit);
+	o->caps = true;
+	for (i = 0; i < 5; i++)
+		o->caps = o->caps && opt(b, caps[i], &o->c_cap[i]);
+	o->seccomp = opt(b, "task_struct.atomic_flags", &o->t_atomic_flags) &&
+		     opt(b, "task_struct.seccomp.mode", &o->t_sc_mode) &&
+		     opt(b, "task_struct.seccomp.filter_count",
+			 &o->t_sc_filters);
+	o->cpus = vmi_kernel_member(b->k, "task_struct.cpus_mask",
+				    &o->t_cpus_mask, &o->cpus_size) == 0;
+	if (o->cpus_size > VP_CPUS_MAX / 8)
+		o->cpus_size = VP_CPUS_MAX / 8;
+	o->mems = vmi_kernel_member(b->k, "task_struct.mems_allowed",
+				    &o->t_mems, &o->mems_size) == 0;
+	if (o->mems_size > VP_NODES_MAX / 8)
+		o->mems_size = VP_NODES_MAX / 8;
+	o->hugetlb = opt(b, "mm_struct.hugetlb_usage", &o->m_hugetlb);
+	o->core = opt(b, "mm_struct.core_state", &o->m_core_state);
+	o->mflags = opt(b, "mm_struct.flags", &o->m_flags);
 }
 
 static int load_offsets(struct build *b, char *err, size_t errlen)
@@ -306,6 +371,7 @@ static int load_offsets(struct build *b, char *err, size_t errlen)
 				  &b->f.sh_action, NULL) == 0 &&
 		vmi_kernel_type_size(b->k, "k_sigaction", &b->f.ksa_size) == 0 &&
 		b->f.ksa_size >= 8 && b->f.ksa_size <= 64;
+	load_status_offsets(b);
 	if (vmi_kernel_type_size(b->k, "task_struct", &b->f.t_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "signal_struct", &b->f.s_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "mm_struct", &b->f.m_size) < 0)
@@ -439,6 +505,70 @@ static void read_sigactions(struct build *b, const unsigned char *tb,
 }
 
 /*
+ * The status lines beyond the stat fields, from the task @tb and its
+ * credentials at @cred (task_state, task_sig, task_cap, task_seccomp,
+ * task_cpus_allowed, cpuset_task_status_allowed).  What cannot be read
+ * stays 0.
+ */
+static void read_status_extra(struct build *b, const unsigned char *tb,
+			      uint64_t cred, struct vp_task *t)
+{
+	typeof(b->f.st) *o = &b->f.st;
+	uint64_t p, q;
+	int32_t n;
+	int i;
+
+	if (o->files) {
+		uint32_t max;
+
+		p = G64(tb, o->t_files);
+		if (p && vmi_kernel_half(p, b->levels) &&
+		    kread_u64(b, p + o->f_fdt, &q) == 0 &&
+		    vmi_kernel_half(q, b->levels) &&
+		    kread(b, q + o->fdt_max_fds, &max, 4) == 0)
+			t->fdsize = max;
+	}
+	if (o->ptrace && G32(tb, o->t_ptrace)) {
+		int32_t tp;
+
+		/* ptrace_parent: the tracer is task->parent */
+		p = G64(tb, o->t_parent);
+		if (vmi_kernel_half(p, b->levels) &&
+		    kread(b, p + b->f.t_pid, &tp, 4) == 0)
+			t->tracer_pid = tp;
+	}
+	if (o->groups && kread_u64(b, cred + o->c_group_info, &p) == 0 &&
+	    vmi_kernel_half(p, b->levels) &&
+	    kread(b, p + o->gi_ngroups, &n, 4) == 0 && n > 0) {
+		if (n > VP_GROUPS_MAX) {
+			complain(b, K_TASK, "pid %d: %d groups, the first %d "
+				 "shown", t->pid, n, VP_GROUPS_MAX);
+			n = VP_GROUPS_MAX;
+		}
+		if (kread(b, p + o->gi_gid, t->groups, 4 * (size_t)n) == 0)
+			t->ngroups = (unsigned int)n;
+	}
+	/* task_sig: the user's pending signals, ucounts'
+	 * rlimit[UCOUNT_RLIMIT_SIGPENDING] */
+	if (o->ucounts && kread_u64(b, cred + o->c_ucounts, &p) == 0 &&
+	    vmi_kernel_half(p, b->levels))
+		kread_u64(b, p + o->uc_rlimit + 8 * UCOUNT_RLIMIT_SIGPENDING,
+			  &t->sigq);
+	/* kernel_cap_t of 6.1: two u32 words, low first: one u64 */
+	for (i = 0; o->caps && i < 5; i++)
+		kread_u64(b, cred + o->c_cap[i], &t->cap[i]);
+	if (o->seccomp) {
+		t->atomic_flags = G64(tb, o->t_atomic_flags);
+		t->seccomp_mode = GI32(tb, o->t_sc_mode);
+		t->seccomp_filters = GI32(tb, o->t_sc_filters);
+	}
+	if (o->cpus)
+		memcpy(t->cpus_mask, tb + o->t_cpus_mask, o->cpus_size);
+	if (o->mems)
+		memcpy(t->mems_allowed, tb + o->t_mems, o->mems_size);
+}
+
+/*
  * Read and parse the task at @va whose pid entry is @pid_va (0 when it
  * comes from the task list).  0, or -errno when it cannot be shown.
  */
@@ -520,9 +650,12 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 			t->umask = um;
 	}
 
+	read_status_extra(b, tb, cred, t);
+
 	sig = G64(tb, f->t_signal);
 	if (!vmi_kernel_half(sig, b->levels) || kread(b, sig, sb, f->s_size))
 		return -EFAULT;
+	t->sigq_lim = G64(sb, f->s_rlim + 16 * RLIMIT_SIGPENDING);
 	t->num_threads = GI32(sb, f->s_nr_threads);
 	t->pgrp = pid_nr(b, G64(sb, f->s_pids + 8 * PIDTYPE_PGID));
 	t->sid = pid_nr(b, G64(sb, f->s_pids + 8 * PIDTYPE_SID));
@@ -579,6 +712,14 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 		t->arg_end = G64(mb, f->m_arg_end);
 		t->env_start = G64(mb, f->m_env_start);
 		t->env_end = G64(mb, f->m_env_end);
+		if (f->st.hugetlb)
+			t->hugetlb_pages = G64(mb, f->st.m_hugetlb);
+		if (f->st.core)
+			t->core_dumping = G64(mb, f->st.m_core_state) != 0;
+		/* task_thp_status: CONFIG_TRANSPARENT_HUGEPAGE (Debian's)
+		 * and not MMF_DISABLE_THP */
+		t->thp_enabled = f->st.mflags &&
+				 !(G64(mb, f->st.m_flags) & MMF_DISABLE_THP);
 	}
 	return 0;
 }
@@ -1175,6 +1316,263 @@ static void read_cpus(struct build *b)
 	}
 }
 
+/* What status' cpus/mems lines and speculation lines need. */
+static void read_spec(struct build *b)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+	} modes[] = {
+		{ "ssb_mode", offsetof(struct vp_snapshot, ssb_mode) },
+		{ "spectre_v2_user_ibpb",
+		  offsetof(struct vp_snapshot, v2_user_ibpb) },
+		{ "spectre_v2_user_stibp",
+		  offsetof(struct vp_snapshot, v2_user_stibp) },
+	};
+	uint64_t a, cap_off, cap_size, capf, bugf, nbug = NBUGINTS_DEFAULT;
+	uint64_t off, size;
+	uint32_t v, word[2];
+	size_t i;
+
+	if (vmi_kernel_symbol(b->k, "nr_cpu_ids", &a) && kread(b, a, &v, 4) == 0)
+		b->s->nr_cpu_ids = v > VP_CPUS_MAX ? VP_CPUS_MAX : v;
+	if (!b->s->nr_cpu_ids)
+		b->s->nr_cpu_ids = b->s->ncpus;
+	if (vmi_kernel_member(b->k, "task_struct.mems_allowed", &off,
+			      &size) == 0)
+		b->s->node_bits = size * 8 > VP_NODES_MAX ? VP_NODES_MAX :
+				  (unsigned int)size * 8;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		int *m = (int *)((char *)b->s + modes[i].at);
+
+		*m = -1;
+		if (vmi_kernel_symbol(b->k, modes[i].name, &a) &&
+		    kread(b, a, &v, 4) == 0)
+			*m = (int)v;
+	}
+	b->s->bug_ssb = b->s->bug_spectre_v2 = -1;
+	/* The bug words follow the NCAPINTS feature words in
+	 * x86_capability; capflags.c puts x86_bug_flags[NBUGINTS * 32]
+	 * right before x86_cap_flags, which tells NBUGINTS. */
+	if (vmi_kernel_symbol(b->k, "x86_cap_flags", &capf) &&
+	    vmi_kernel_symbol(b->k, "x86_bug_flags", &bugf) && capf > bugf &&
+	    (capf - bugf) % 256 == 0 && (capf - bugf) / 256 <= 4)
+		nbug = (capf - bugf) / 256;
+	if (vmi_kernel_symbol(b->k, "boot_cpu_data", &a) &&
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability", &cap_off,
+			      &cap_size) == 0 && cap_size / 4 > nbug &&
+	    kread(b, a + cap_off + cap_size - 4 * nbug, word, 4) == 0) {
+		b->s->bug_spectre_v2 = !!(word[0] & (1u << X86_BUG_SPECTRE_V2));
+		b->s->bug_ssb = !!(word[0] & (1u << X86_BUG_SPEC_STORE_BYPASS));
+	}
+}
+
+/* The entry at @index of the xarray whose head is @head (xa_load), or
+ * 0.  Each level's shift must be 6 less than its parent's. */
+static uint64_t xa_load_entry(struct build *b, uint64_t head, uint64_t index)
+{
+	uint64_t e = head;
+	int last = -1, depth;
+
+	for (depth = 0; depth < 12; depth++) {
+		uint8_t shift;
+
+		if ((e & 3) != 2 || e < 4096)	/* not a node */
+			return depth || index == 0 ? e : 0;
+		e -= 2;
+		if (!vmi_kernel_half(e, b->levels) ||
+		    kread(b, e + b->f.xn_shift, &shift, 1) ||
+		    shift % XA_CHUNK_SHIFT || shift > 60 ||
+		    (last >= 0 && shift != last - XA_CHUNK_SHIFT) ||
+		    (last < 0 && (index >> shift) >= XA_SLOTS))
+			return 0;
+		last = shift;
+		if (kread_u64(b, e + b->f.xn_slots +
+			      8 * ((index >> shift) & (XA_SLOTS - 1)), &e))
+			return 0;
+		if (shift == 0)
+			return (e & 3) == 2 ? 0 : e;
+	}
+	return 0;
+}
+
+/* The per-irq counts of the intr line: kstat_irqs_usr for 0..nr_irqs-1
+ * (sparse irqs: irq_desc_tree).  A per-cpu or NMI interrupt is the sum
+ * over the CPUs, the others desc->tot_count. */
+#define IRQ_PER_CPU		(1u << 9)
+#define IRQ_PER_CPU_DEVID	(1u << 17)
+#define IRQS_NMI		0x2000u
+static void read_irqs(struct build *b, uint64_t pcpu)
+{
+	uint64_t tree, nra, o_kstat, o_status, o_istate, o_tot, head;
+	int32_t nr;
+	unsigned int i, cpu;
+
+	if (!vmi_kernel_symbol(b->k, "irq_desc_tree", &tree) ||
+	    !sym(b, "nr_irqs", &nra) || kread(b, nra, &nr, 4) ||
+	    vmi_kernel_member(b->k, "irq_desc.kstat_irqs", &o_kstat, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.status_use_accessors",
+			      &o_status, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.core_internal_state__do_not_mess_with_it",
+			      &o_istate, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.tot_count", &o_tot, NULL) ||
+	    kread_u64(b, tree + b->f.xa_head, &head)) {
+		complain(b, K_SYS, "per-irq counts not read (no sparse irq "
+			 "table)");
+		return;
+	}
+	if (nr <= 0 || nr > VP_IRQS_MAX) {
+		complain(b, K_SYS, "nr_irqs %d implausible", nr);
+		return;
+	}
+	b->s->irqs = calloc((size_t)nr, sizeof(*b->s->irqs));
+	if (!b->s->irqs)
+		return;
+	for (i = 0; i < (unsigned int)nr && !b->c.timed_out; i++) {
+		uint64_t d = xa_load_entry(b, head, i), kp;
+		uint32_t st, is, tot, v, sum = 0;
+
+		if (!d || !vmi_kernel_half(d, b->levels) ||
+		    kread_u64(b, d + o_kstat, &kp) || !kp ||
+		    kread(b, d + o_status, &st, 4) ||
+		    kread(b, d + o_istate, &is, 4) ||
+		    kread(b, d + o_tot, &tot, 4))
+			continue;
+		if (!(st & (IRQ_PER_CPU | IRQ_PER_CPU_DEVID)) &&
+		    !(is & IRQS_NMI)) {
+			b->s->irqs[i] = tot;
+			continue;
+		}
+		for (cpu = 0; cpu < b->s->nr_cpu_ids; cpu++) {
+			uint64_t off;
+
+			if (kread_u64(b, pcpu + 8 * cpu, &off) ||
+			    kread(b, kp + off, &v, 4))
+				break;
+			sum += v;
+		}
+		b->s->irqs[i] = sum;
+	}
+	if (b->c.timed_out) {
+		free(b->s->irqs);
+		b->s->irqs = NULL;
+		return;
+	}
+	b->s->nirqs = (unsigned int)nr;
+	b->s->have_irqs = true;
+}
+
+/*
+ * show_stat's counters: per CPU kstat (irqs_sum, softirqs[]), irq_stat
+ * (arch_irq_stat_cpu: the x86 vectors' counts) and the run queue
+ * (nr_switches, nr_running, nr_iowait); irq_err_count; total_forks.
+ * Summed over 0..nr_cpu_ids-1 (the possible CPUs of a guest without CPU
+ * hot-plug), procs_running/blocked over the online ones as nr_running()
+ * and nr_iowait() do.
+ */
+static void read_sched(struct build *b)
+{
+	/* arch_irq_stat_cpu's fields (x86_platform_ipis only with a
+	 * platform IPI callback); kvm_posted_* and irq_tlb_count are not
+	 * in the sum */
+	static const char *const vec[] = {
+		"__nmi_count", "apic_timer_irqs", "irq_spurious_count",
+		"apic_perf_irqs", "apic_irq_work_irqs", "icr_read_retry_count",
+		"irq_resched_count", "irq_call_count", "irq_thermal_count",
+		"irq_threshold_count", "irq_deferred_error_count",
+		"irq_hv_callback_count", "irq_hv_reenlightenment_count",
+		"hyperv_stimer0_count", "x86_platform_ipis",
+	};
+	uint64_t pcpu, kst, o_irqs_sum, o_soft, irq_stat, rq, o_sw, o_run, o_io;
+	uint64_t voff[sizeof(vec) / sizeof(vec[0])], a, cb = 0, mce[2];
+	bool vok[sizeof(vec) / sizeof(vec[0])], have_mce[2];
+	unsigned int cpu, j, nv = sizeof(vec) / sizeof(vec[0]);
+	bool ok_k, ok_i, ok_r;
+
+	if (!sym(b, "__per_cpu_offset", &pcpu))
+		return;
+	ok_k = sym(b, "kstat", &kst) &&
+	       vmi_kernel_member(b->k, "kernel_stat.irqs_sum", &o_irqs_sum,
+				 NULL) == 0 &&
+	       vmi_kernel_member(b->k, "kernel_stat.softirqs", &o_soft,
+				 NULL) == 0;
+	ok_i = sym(b, "irq_stat", &irq_stat);
+	for (j = 0; j < nv; j++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "irq_cpustat_t.%s", vec[j]);
+		vok[j] = vmi_kernel_member(b->k, path, &voff[j], NULL) == 0;
+	}
+	/* x86_platform_ipis counts only with x86_platform_ipi_callback */
+	if (!vmi_kernel_symbol(b->k, "x86_platform_ipi_callback", &a) ||
+	    kread_u64(b, a, &cb) || !cb)
+		vok[nv - 1] = false;
+	have_mce[0] = vmi_kernel_symbol(b->k, "mce_exception_count", &mce[0]);
+	have_mce[1] = vmi_kernel_symbol(b->k, "mce_poll_count", &mce[1]);
+	ok_r = sym(b, "runqueues", &rq) &&
+	       vmi_kernel_member(b->k, "rq.nr_switches", &o_sw, NULL) == 0 &&
+	       vmi_kernel_member(b->k, "rq.nr_running", &o_run, NULL) == 0 &&
+	       vmi_kernel_member(b->k, "rq.nr_iowait", &o_io, NULL) == 0;
+	b->s->have_intr = ok_k && ok_i;
+	b->s->have_softirq = ok_k;
+	b->s->have_sched = ok_r;
+	for (cpu = 0; cpu < b->s->nr_cpu_ids; cpu++) {
+		uint64_t off, v64;
+		uint32_t v, soft[10];
+
+		if (kread_u64(b, pcpu + 8 * cpu, &off)) {
+			b->s->have_intr = b->s->have_softirq = false;
+			b->s->have_sched = false;
+			break;
+		}
+		if (ok_k) {
+			if (kread_u64(b, kst + off + o_irqs_sum, &v64) ||
+			    kread(b, kst + off + o_soft, soft, sizeof(soft))) {
+				b->s->have_intr = b->s->have_softirq = false;
+			} else {
+				b->s->intr_sum += v64;
+				for (j = 0; j < 10; j++) {
+					b->s->softirqs[j] += soft[j];
+					b->s->softirq_sum += soft[j];
+				}
+			}
+		}
+		for (j = 0; ok_i && j < nv; j++)
+			if (vok[j] && kread(b, irq_stat + off + voff[j], &v,
+					    4) == 0)
+				b->s->intr_sum += v;
+		for (j = 0; j < 2; j++)
+			if (have_mce[j] && kread(b, mce[j] + off, &v, 4) == 0)
+				b->s->intr_sum += v;
+		if (ok_r) {
+			int32_t io;
+
+			if (kread_u64(b, rq + off + o_sw, &v64) ||
+			    kread(b, rq + off + o_run, &v, 4) ||
+			    kread(b, rq + off + o_io, &io, 4)) {
+				b->s->have_sched = false;
+			} else {
+				b->s->ctxt += v64;
+				if (cpu < b->s->ncpus) {
+					b->s->procs_running += v;
+					b->s->procs_blocked += io > 0 ?
+						(unsigned int)io : 0;
+				}
+			}
+		}
+	}
+	if (vmi_kernel_symbol(b->k, "irq_err_count", &a)) {
+		int32_t v;
+
+		if (kread(b, a, &v, 4) == 0)
+			b->s->intr_sum += (uint64_t)(int64_t)v;
+	}
+	if (vmi_kernel_symbol(b->k, "total_forks", &a) &&
+	    kread_u64(b, a, &b->s->forks) == 0)
+		b->s->have_forks = true;
+	read_irqs(b, pcpu);
+}
+
 static void read_mem(struct build *b)
 {
 	uint64_t a;
@@ -1392,6 +1790,8 @@ int vp_snapshot_build(const struct vmi_kernel *k, const struct vmi_phys *p,
 		read_uts(&b);
 		read_time(&b);
 		read_cpus(&b);
+		read_spec(&b);
+		read_sched(&b);
 		read_mem(&b);
 		read_ttys(&b);
 		read_net_and_modules(&b);
@@ -1448,6 +1848,7 @@ void vp_snapshot_free(struct vp_snapshot *s)
 		s->ext_free(s->ext);
 	free(s->tasks);
 	free(s->ttys);
+	free(s->irqs);
 	free(s);
 }
 

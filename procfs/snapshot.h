@@ -43,7 +43,10 @@ struct vmi_phys;
 #define VP_TASKS_MAX	131072		/* tasks (threads included) kept */
 #define VP_LOG_MAX	32		/* messages kept per snapshot */
 #define VP_CPUS_MAX	256
+#define VP_IRQS_MAX	65536		/* nr_irqs shown */
 #define VP_FDS_MAX	4096		/* socket fds kept per process */
+#define VP_GROUPS_MAX	64		/* supplementary groups kept */
+#define VP_NODES_MAX	1024		/* MAX_NUMNODES, NODES_SHIFT 10 */
 
 /* One thread-group leader (a /proc/PID directory), or one thread. */
 struct vp_task {
@@ -92,6 +95,21 @@ struct vp_task {
 	struct vp_task *thr;
 	bool is_thread;			/* one of those copies */
 
+	/* the rest of /proc/PID/status (task_state, task_sig, task_cap,
+	 * task_seccomp, task_cpus_allowed, cpuset_task_status_allowed) */
+	int tracer_pid;			/* 0 when not ptraced */
+	unsigned int fdsize;		/* files->fdt->max_fds */
+	uint32_t groups[VP_GROUPS_MAX];	/* supplementary groups */
+	unsigned int ngroups;
+	uint64_t sigq, sigq_lim;	/* queued signals of the user, rlimit */
+	uint64_t cap[5];		/* inh prm eff bnd amb */
+	uint64_t atomic_flags;		/* PFA_* */
+	int seccomp_mode, seccomp_filters;
+	uint64_t cpus_mask[VP_CPUS_MAX / 64];
+	uint64_t mems_allowed[VP_NODES_MAX / 64];
+	uint64_t hugetlb_pages;		/* mm->hugetlb_usage */
+	bool core_dumping, thp_enabled;
+
 	/* its file descriptors that are sockets (introspect/sockets.h) */
 	struct vmi_sock_fd *fds;
 	size_t nfds;
@@ -118,7 +136,23 @@ struct vp_snapshot {
 	bool have_cpustat;
 	char cpu_vendor[16], cpu_model[64];
 	unsigned int cpu_family, cpu_model_nr, cpu_stepping;
+	/* /proc/stat beyond the cpu lines (fs/proc/stat.c show_stat):
+	 * intr's total and per-irq counts (kstat_irqs_usr of 0..nr_irqs-1),
+	 * ctxt, processes (total_forks), procs_running, procs_blocked and
+	 * the softirq counts; have_* false when they could not be read */
+	uint64_t intr_sum;
+	unsigned int *irqs, nirqs;
+	uint64_t ctxt, forks;
+	unsigned int procs_running, procs_blocked;
+	uint64_t softirq_sum, softirqs[10];
+	bool have_intr, have_irqs, have_sched, have_softirq, have_forks;
 	uint64_t mem_total_pages, mem_free_pages;
+	/* for status: nr_cpu_ids, bits of nodemask_t, the mitigation
+	 * modes of arch/x86/kernel/cpu/bugs.c and the two bugs they test
+	 * (-1: unknown, the line then says "unknown") */
+	unsigned int nr_cpu_ids, node_bits;
+	int ssb_mode, v2_user_ibpb, v2_user_stibp;
+	int bug_ssb, bug_spectre_v2;
 	uint64_t avenrun[3];		/* fixed point, FSHIFT 11 */
 	int last_pid;
 	size_t nrunning;

@@ -58,9 +58,33 @@ char *vp_sys_stat(const struct vp_snapshot *s, size_t *len)
 		snprintf(name, sizeof(name), "cpu%u", c);
 		cpu_line(f, name, s->cpustat[c]);
 	}
-	fprintf(f, "btime %lld\nprocesses %d\nprocs_running %zu\n"
-		"procs_blocked 0\n", (long long)s->btime, s->last_pid,
-		s->nrunning);
+	/* intr: the total, then each irq's count; without the counters the
+	 * line is left out rather than made up */
+	if (s->have_intr) {
+		fprintf(f, "intr %llu", (unsigned long long)s->intr_sum);
+		for (c = 0; s->have_irqs && c < s->nirqs; c++)
+			fprintf(f, " %u", s->irqs[c]);
+		fputc('\n', f);
+	}
+	if (s->have_sched)
+		fprintf(f, "ctxt %llu\n", (unsigned long long)s->ctxt);
+	fprintf(f, "btime %lld\n", (long long)s->btime);
+	if (s->have_forks)
+		fprintf(f, "processes %llu\n", (unsigned long long)s->forks);
+	else
+		fprintf(f, "processes %d\n", s->last_pid);
+	if (s->have_sched)
+		fprintf(f, "procs_running %u\nprocs_blocked %u\n",
+			s->procs_running, s->procs_blocked);
+	else
+		fprintf(f, "procs_running %zu\nprocs_blocked 0\n",
+			s->nrunning);
+	if (s->have_softirq) {
+		fprintf(f, "softirq %llu", (unsigned long long)s->softirq_sum);
+		for (i = 0; i < 10; i++)
+			fprintf(f, " %llu", (unsigned long long)s->softirqs[i]);
+		fputc('\n', f);
+	}
 	return done(f, &buf);
 }
 

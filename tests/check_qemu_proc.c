@@ -724,6 +724,181 @@ START_TEST(test_pid_files)
 }
 END_TEST
 
+/* Split @text into lines (console \r dropped); the number of lines. */
+static int split_lines(char *text, char **lines, int max)
+{
+	int n = 0;
+	char *p = text, *nl;
+
+	while (*p && n < max) {
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		if (nl && nl > p && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (*p)
+			lines[n++] = p;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* status lines that move while a process sleeps, and by how much */
+static long status_tolerance(const char *key)
+{
+	static const struct {
+		const char *key;
+		long tol;
+	} t[] = {
+		{ "VmHWM", 32 }, { "VmRSS", 32 }, { "RssAnon", 32 },
+		{ "RssFile", 32 }, { "voluntary_ctxt_switches", 50 },
+		{ "nonvoluntary_ctxt_switches", 50 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(key, t[i].key) == 0)
+			return t[i].tol;
+	return -1;
+}
+
+/* Every line of proc/PID/status equals the guest's own, in its order. */
+START_TEST(test_status_lines)
+{
+	static char gout[1 << 16], shadow[1 << 15];
+	char cmd[128], path[64];
+	char *gl[128], *sl[128];
+	int z, ng, ns, i;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	for (z = 0; z < NZOO; z++) {
+		int pid = E->zoo_pid[z];
+
+		snprintf(cmd, sizeof(cmd), "cat /proc/%d/status", pid);
+		grun_ok(cmd, gout, sizeof(gout), 60000);
+		vt_sleep_ms(1100);	/* a snapshot younger than that */
+		snprintf(path, sizeof(path), "proc/%d/status", pid);
+		read_file(vfs_path(0, path), shadow, sizeof(shadow));
+		ng = split_lines(gout, gl, 128);
+		ns = split_lines(shadow, sl, 128);
+		for (i = 0; i < ng && i < ns; i++) {
+			const char *gc = strchr(gl[i], ':');
+			const char *sc = strchr(sl[i], ':');
+			char key[64];
+			long tol;
+
+			ck_assert_msg(gc && sc && gc - gl[i] == sc - sl[i] &&
+				      strncmp(gl[i], sl[i], gc - gl[i]) == 0,
+				      "%s status line %d: shadow '%s', guest "
+				      "'%s'", zoo_names[z], i + 1, sl[i], gl[i]);
+			snprintf(key, sizeof(key), "%.*s", (int)(gc - gl[i]),
+				 gl[i]);
+			tol = status_tolerance(key);
+			if (tol >= 0)
+				ck_assert_msg(labs(atol(gc + 1) - atol(sc + 1)) <=
+					      tol, "%s status %s: shadow '%s', "
+					      "guest '%s'", zoo_names[z], key,
+					      sl[i], gl[i]);
+			else
+				ck_assert_msg(strcmp(gl[i], sl[i]) == 0,
+					      "%s status line %d: shadow '%s', "
+					      "guest '%s'", zoo_names[z], i + 1,
+					      sl[i], gl[i]);
+		}
+		ck_assert_msg(ng == ns, "%s status: shadow %d lines, guest %d "
+			      "(first extra: '%s')", zoo_names[z], ns, ng,
+			      ng > ns ? gl[ns] : sl[ng]);
+	}
+	printf("info: status of %d processes: every line equals the "
+	       "guest's\n", NZOO);
+	umount_vfs(0);
+}
+END_TEST
+
+/* Space-separated numbers of @line after its key; their count. */
+static int line_nums(const char *line, unsigned long long *v, int max)
+{
+	const char *p = strchr(line, ' ');
+	int n = 0;
+	char *end;
+
+	while (p && n < max) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		v[n++] = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+	}
+	return n;
+}
+
+/* proc/stat: the guest's own lines in its order, each value close. */
+START_TEST(test_stat_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+	static unsigned long long gv[4096], sv[4096];
+	char *gl[300], *sl[300];
+	int ng, ns, i, j, a, b;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/stat", gout, sizeof(gout), 60000);
+	vt_sleep_ms(1100);
+	read_file(vfs_path(0, "proc/stat"), shadow, sizeof(shadow));
+	ng = split_lines(gout, gl, 300);
+	ns = split_lines(shadow, sl, 300);
+	ck_assert_msg(ng == ns, "proc/stat: shadow %d lines, guest %d:\n"
+		      "%s\n--- guest:\n%.3000s", ns, ng, shadow, gout);
+	for (i = 0; i < ng; i++) {
+		size_t kl = strcspn(gl[i], " ");
+		long long tol, rel;
+
+		ck_assert_msg(strcspn(sl[i], " ") == kl &&
+			      strncmp(gl[i], sl[i], kl) == 0, "proc/stat line "
+			      "%d: shadow '%.80s', guest '%.80s'", i + 1, sl[i],
+			      gl[i]);
+		a = line_nums(gl[i], gv, 4096);
+		b = line_nums(sl[i], sv, 4096);
+		ck_assert_msg(a == b, "proc/stat %.*s: shadow %d numbers, "
+			      "guest %d", (int)kl, gl[i], b, a);
+		/* what moves in the second between the two readings */
+		if (strncmp(gl[i], "cpu", 3) == 0) {
+			tol = 300;
+			rel = 10;
+		} else if (strncmp(gl[i], "btime", kl) == 0) {
+			tol = 1;
+			rel = 0;
+		} else if (strncmp(gl[i], "processes", kl) == 0 ||
+			   strncmp(gl[i], "procs_", 6) == 0) {
+			tol = 20;
+			rel = 0;
+		} else {		/* intr ctxt softirq */
+			tol = 5000;
+			rel = 5;
+		}
+		for (j = 0; j < a; j++)
+			ck_assert_msg(llabs((long long)(gv[j] - sv[j])) <=
+				      tol + (rel ? (long long)gv[j] / rel : 0),
+				      "proc/stat %.*s value %d: shadow %llu, "
+				      "guest %llu", (int)kl, gl[i], j + 1, sv[j],
+				      gv[j]);
+	}
+	printf("info: proc/stat: %d lines equal the guest's (intr has %d "
+	       "numbers)\n", ng, line_nums(strstr(shadow, "\nintr ") ?
+					   strstr(shadow, "\nintr ") + 1 : "",
+					   sv, 4096));
+	umount_vfs(0);
+}
+END_TEST
+
 struct gproc {
 	int pid, ppid;
 	unsigned int uid;
@@ -1379,6 +1554,8 @@ static Suite *proc_suite(void)
 		const TTest *t;
 	} tests[] = {
 		{ "pid_files", test_pid_files },
+		{ "status_lines", test_status_lines },
+		{ "stat_lines", test_stat_lines },
 		{ "ps_tools", test_ps_tools },
 		{ "threads", test_threads },
 		{ "net_tools", test_net_tools },
