@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bpf/btf.h>
+
 #include "../introspect/guard.h"
 #include "../introspect/kernel.h"
 #include "snapshot.h"
@@ -1573,6 +1575,555 @@ static void read_sched(struct build *b)
 	read_irqs(b, pcpu);
 }
 
+/* The value of enumerator @name of enum @type in the guest's BTF, or -1. */
+static long enum_val(struct build *b, const char *type, const char *name)
+{
+	const struct btf *btf = vmi_kernel_btf(b->k);
+	const struct btf_type *t;
+	const struct btf_enum *e;
+	__s32 id;
+	int i;
+
+	if (!btf)
+		return -1;
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, id);
+	e = btf_enum(t);
+	for (i = 0; i < btf_vlen(t); i++)
+		if (strcmp(btf__name_by_offset(btf, e[i].name_off), name) == 0)
+			return e[i].val;
+	return -1;
+}
+
+struct vmstat {
+	struct build *b;
+	uint64_t node, zone;		/* vm_node_stat, vm_zone_stat */
+	bool ok;
+};
+
+/* global_node_page_state / global_zone_page_state: the global atomic,
+ * negative (per-cpu diffs not folded yet) shown as 0 */
+static uint64_t vmstat(struct vmstat *v, bool zone, const char *item)
+{
+	long i = enum_val(v->b, zone ? "zone_stat_item" : "node_stat_item",
+			  item);
+	int64_t val;
+
+	if (i < 0 || i > 256 ||
+	    kread(v->b, (zone ? v->zone : v->node) + 8 * (uint64_t)i, &val, 8)) {
+		complain(v->b, K_SYS, "meminfo: no %s", item);
+		v->ok = false;
+		return 0;
+	}
+	return val < 0 ? 0 : (uint64_t)val;
+}
+
+static bool rd_sym(struct build *b, const char *name, void *buf, size_t len)
+{
+	uint64_t a;
+
+	return vmi_kernel_symbol(b->k, name, &a) && kread(b, a, buf, len) == 0;
+}
+
+/* sum of low_wmark_pages over every zone of every node (for_each_zone) */
+static uint64_t wmark_low(struct build *b)
+{
+	uint64_t nd, o_zones, zsize, o_wm, o_boost, zones_size, sum = 0;
+	uint32_t nn = 1, n, z;
+
+	if (!vmi_kernel_symbol(b->k, "node_data", &nd) ||
+	    vmi_kernel_member(b->k, "pglist_data.node_zones", &o_zones,
+			      &zones_size) ||
+	    vmi_kernel_type_size(b->k, "zone", &zsize) || !zsize ||
+	    vmi_kernel_member(b->k, "zone._watermark", &o_wm, NULL) ||
+	    vmi_kernel_member(b->k, "zone.watermark_boost", &o_boost, NULL)) {
+		complain(b, K_SYS, "meminfo: zone watermarks not found");
+		return 0;
+	}
+	rd_sym(b, "nr_node_ids", &nn, 4);
+	if (nn > VP_NODES_MAX)
+		nn = VP_NODES_MAX;
+	for (n = 0; n < nn; n++) {
+		uint64_t pg;
+
+		if (kread_u64(b, nd + 8 * n, &pg) || !pg ||
+		    !vmi_kernel_half(pg, b->levels))
+			continue;
+		for (z = 0; z < zones_size / zsize && z < 8; z++) {
+			uint64_t zone = pg + o_zones + z * zsize, wm, boost;
+
+			/* _watermark[WMARK_MIN, WMARK_LOW, ...] */
+			if (kread_u64(b, zone + o_wm + 8, &wm) == 0 &&
+			    kread_u64(b, zone + o_boost, &boost) == 0)
+				sum += wm + boost;
+		}
+	}
+	return sum;
+}
+
+/* nr_blockdev_pages: the page cache of every block device inode */
+struct bdev_walk {
+	struct build *b;
+	uint64_t o_sb_list, o_mapping, o_nrpages, sum;
+};
+
+static int bdev_visit(void *arg, uint64_t entry)
+{
+	struct bdev_walk *w = arg;
+	uint64_t mapping, nr;
+
+	if (kread_u64(w->b, entry - w->o_sb_list + w->o_mapping, &mapping) ||
+	    !vmi_kernel_half(mapping, w->b->levels) ||
+	    kread_u64(w->b, mapping + w->o_nrpages, &nr))
+		return -EFAULT;
+	w->sum += nr;
+	return 0;
+}
+
+static uint64_t blockdev_pages(struct build *b)
+{
+	struct bdev_walk w = { .b = b };
+	uint64_t sb, o_inodes;
+	long n;
+
+	if (!rd_sym(b, "blockdev_superblock", &sb, 8) ||
+	    !vmi_kernel_half(sb, b->levels) ||
+	    vmi_kernel_member(b->k, "super_block.s_inodes", &o_inodes, NULL) ||
+	    vmi_kernel_member(b->k, "inode.i_sb_list", &w.o_sb_list, NULL) ||
+	    vmi_kernel_member(b->k, "inode.i_mapping", &w.o_mapping, NULL) ||
+	    vmi_kernel_member(b->k, "address_space.nrpages", &w.o_nrpages,
+			      NULL)) {
+		complain(b, K_SYS, "meminfo: block device inodes not found");
+		return 0;
+	}
+	n = vmi_walk_list(vmi_kernel_kread, &b->kr, sb + o_inodes, b->levels,
+			  1u << 20, bdev_visit, &w);
+	if (n < 0)
+		complain(b, K_LIST, "blockdev_superblock inodes: walk cut: %s",
+			 strerror((int)-n));
+	return w.sum;
+}
+
+/* hugetlb_report_meminfo: the default hstate's counts, all hstates'
+ * total */
+static void read_hugetlb(struct build *b, struct vp_meminfo *m)
+{
+	uint64_t hs, hsize, o_order, o_nr, o_free, o_rsvd, o_surp;
+	uint32_t max = 0, def = 0, i;
+
+	if (!vmi_kernel_symbol(b->k, "hstates", &hs) ||
+	    !rd_sym(b, "hugetlb_max_hstate", &max, 4) ||
+	    !rd_sym(b, "default_hstate_idx", &def, 4) ||
+	    vmi_kernel_type_size(b->k, "hstate", &hsize) ||
+	    vmi_kernel_member(b->k, "hstate.order", &o_order, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.nr_huge_pages", &o_nr, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.free_huge_pages", &o_free, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.resv_huge_pages", &o_rsvd, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.surplus_huge_pages", &o_surp,
+			      NULL) || max > 8 || def >= 8)
+		return;
+	m->have_huge = true;
+	for (i = 0; i < max || i == def; i++) {
+		uint64_t h = hs + i * hsize, nr = 0;
+		uint32_t order = 0;
+
+		if (kread(b, h + o_order, &order, 4) || order > 30 ||
+		    kread_u64(b, h + o_nr, &nr)) {
+			m->have_huge = false;
+			return;
+		}
+		m->hugetlb_kb += nr << (order + 2);
+		if (i == def) {
+			m->huge_total = nr;
+			m->huge_kb = 4ULL << order;
+			kread_u64(b, h + o_free, &m->huge_free);
+			kread_u64(b, h + o_rsvd, &m->huge_rsvd);
+			kread_u64(b, h + o_surp, &m->huge_surp);
+		}
+	}
+}
+
+/*
+ * /proc/meminfo's values, as meminfo_proc_show computes them from the
+ * global counters (vm_node_stat, vm_zone_stat: read without folding the
+ * per-cpu diffs, as the kernel does too).  Not exact: SwapCached is
+ * NR_SWAPCACHE (the kernel sums the swap address spaces: the same pages);
+ * SwapFree leaves out swap areas being swapped off (nr_to_be_unused).
+ */
+static void read_meminfo(struct build *b)
+{
+	static const char *const lru[5] = {
+		"NR_INACTIVE_ANON", "NR_ACTIVE_ANON", "NR_INACTIVE_FILE",
+		"NR_ACTIVE_FILE", "NR_UNEVICTABLE",
+	};
+	struct vp_meminfo *m = calloc(1, sizeof(*m));
+	struct vmstat v = { .b = b, .ok = true };
+	uint64_t file, reclaimable, pagecache, wl, misc, a, ratio = 0, kbytes = 0;
+	int64_t avail, sw = 0, committed = 0;
+	uint32_t cap1 = 0, u32;
+	int i;
+
+	if (!m)
+		return;
+	if (!vmi_kernel_symbol(b->k, "vm_node_stat", &v.node) ||
+	    !vmi_kernel_symbol(b->k, "vm_zone_stat", &v.zone) ||
+	    !rd_sym(b, "_totalram_pages", &m->total, 8)) {
+		complain(b, K_SYS, "meminfo: no vm_node_stat/vm_zone_stat");
+		free(m);
+		return;
+	}
+	m->free = vmstat(&v, true, "NR_FREE_PAGES");
+	m->mlocked = vmstat(&v, true, "NR_MLOCK");
+	m->bounce = vmstat(&v, true, "NR_BOUNCE");
+	for (i = 0; i < 5; i++)
+		m->lru[i] = vmstat(&v, false, lru[i]);
+	file = vmstat(&v, false, "NR_FILE_PAGES");
+	m->swapcached = vmstat(&v, false, "NR_SWAPCACHE");
+	m->dirty = vmstat(&v, false, "NR_FILE_DIRTY");
+	m->writeback = vmstat(&v, false, "NR_WRITEBACK");
+	m->anon = vmstat(&v, false, "NR_ANON_MAPPED");
+	m->mapped = vmstat(&v, false, "NR_FILE_MAPPED");
+	m->shmem = vmstat(&v, false, "NR_SHMEM");
+	m->sreclaimable = vmstat(&v, false, "NR_SLAB_RECLAIMABLE_B");
+	m->sunreclaim = vmstat(&v, false, "NR_SLAB_UNRECLAIMABLE_B");
+	misc = vmstat(&v, false, "NR_KERNEL_MISC_RECLAIMABLE");
+	m->kernel_stack_kb = vmstat(&v, false, "NR_KERNEL_STACK_KB");
+	m->pagetables = vmstat(&v, false, "NR_PAGETABLE");
+	/* SecPageTables (6.2, in Debian's 6.1 too): with its counter */
+	m->have_secpt = enum_val(b, "node_stat_item",
+				 "NR_SECONDARY_PAGETABLE") >= 0;
+	if (m->have_secpt)
+		m->sec_pagetables = vmstat(&v, false, "NR_SECONDARY_PAGETABLE");
+	m->writeback_tmp = vmstat(&v, false, "NR_WRITEBACK_TEMP");
+	m->have_thp = vmi_kernel_symbol(b->k, "transparent_hugepage_flags", &a);
+	if (m->have_thp) {	/* counted in pages since 5.13 */
+		m->anon_thp = vmstat(&v, false, "NR_ANON_THPS");
+		m->shmem_thp = vmstat(&v, false, "NR_SHMEM_THPS");
+		m->shmem_pmd = vmstat(&v, false, "NR_SHMEM_PMDMAPPED");
+		m->file_thp = vmstat(&v, false, "NR_FILE_THPS");
+		m->file_pmd = vmstat(&v, false, "NR_FILE_PMDMAPPED");
+	}
+	/* totalcma_pages exists without CONFIG_CMA too; cma_areas not */
+	m->have_cma = vmi_kernel_symbol(b->k, "cma_areas", &a) &&
+		      rd_sym(b, "totalcma_pages", &m->cma_total, 8);
+	if (m->have_cma)
+		m->cma_free = vmstat(&v, true, "NR_FREE_CMA_PAGES");
+	if (!v.ok) {
+		free(m);
+		return;
+	}
+	m->buffers = blockdev_pages(b);
+	/* Cached: the file pages less swap cache and buffers */
+	m->cached = file > m->swapcached + m->buffers ?
+		    file - m->swapcached - m->buffers : 0;
+	m->kreclaimable = m->sreclaimable + misc;
+	/* si_mem_available */
+	wl = wmark_low(b);
+	u32 = 0;
+	a = 0;
+	rd_sym(b, "totalreserve_pages", &a, 8);
+	avail = (int64_t)m->free - (int64_t)a;
+	pagecache = m->lru[2] + m->lru[3];
+	pagecache -= pagecache / 2 < wl ? pagecache / 2 : wl;
+	avail += (int64_t)pagecache;
+	reclaimable = m->sreclaimable + misc;
+	avail += (int64_t)(reclaimable - (reclaimable / 2 < wl ?
+					   reclaimable / 2 : wl));
+	m->available = avail < 0 ? 0 : (uint64_t)avail;
+	/* si_swapinfo */
+	rd_sym(b, "total_swap_pages", &m->swap_total, 8);
+	rd_sym(b, "nr_swap_pages", &sw, 8);
+	m->swap_free = sw < 0 ? 0 : (uint64_t)sw;
+	/* vm_commit_limit, vm_memory_committed (percpu_counter's count) */
+	rd_sym(b, "sysctl_overcommit_kbytes", &kbytes, 8);
+	rd_sym(b, "sysctl_overcommit_ratio", &u32, 4);
+	ratio = u32;
+	if (kbytes)
+		m->commit_limit = kbytes >> 2;
+	else
+		m->commit_limit = (m->total - m->hugetlb_kb / 4) * ratio / 100;
+	m->commit_limit += m->swap_total;
+	/* percpu_counter_sum_positive: count plus the CPUs' deltas */
+	{
+		uint64_t pc, o_count, o_ctrs, ctrs, pcpu, off;
+		unsigned int cpu;
+		int32_t d;
+
+		if (vmi_kernel_symbol(b->k, "vm_committed_as", &pc) &&
+		    vmi_kernel_member(b->k, "percpu_counter.count", &o_count,
+				      NULL) == 0 &&
+		    vmi_kernel_member(b->k, "percpu_counter.counters",
+				      &o_ctrs, NULL) == 0 &&
+		    kread(b, pc + o_count, &committed, 8) == 0 &&
+		    kread_u64(b, pc + o_ctrs, &ctrs) == 0 &&
+		    vmi_kernel_symbol(b->k, "__per_cpu_offset", &pcpu))
+			for (cpu = 0; cpu < b->s->ncpus; cpu++)
+				if (kread_u64(b, pcpu + 8 * cpu, &off) == 0 &&
+				    kread(b, ctrs + off, &d, 4) == 0)
+					committed += d;
+	}
+	m->committed = committed < 0 ? 0 : (uint64_t)committed;
+	/* VMALLOC_SIZE_TB: 32 with 4 paging levels, 12800 with 5 */
+	m->vmalloc_total_kb = ((b->levels == 5 ? 12800ULL : 32ULL) << 30) - 1;
+	rd_sym(b, "nr_vmalloc_pages", &m->vmalloc_used, 8);
+	{
+		int32_t units = 0;
+		uint64_t pop = 0;
+
+		if (rd_sym(b, "pcpu_nr_populated", &pop, 8) &&
+		    rd_sym(b, "pcpu_nr_units", &units, 4) && units > 0)
+			m->percpu = pop * (uint64_t)units;
+	}
+	m->have_hwcorrupt = rd_sym(b, "num_poisoned_pages", &m->hwcorrupt, 8);
+	m->have_zswap = vmi_kernel_symbol(b->k, "zswap_stored_pages", &a);
+	if (m->have_zswap) {
+		uint64_t bytes = 0;
+		int32_t stored = 0;
+
+		rd_sym(b, "zswap_pool_total_size", &bytes, 8);
+		rd_sym(b, "zswap_stored_pages", &stored, 4);
+		m->zswap = bytes >> 12;
+		m->zswapped = stored < 0 ? 0 : (uint64_t)stored;
+	}
+	read_hugetlb(b, m);
+	if (!kbytes)	/* hugetlb_total_pages, now that it is known */
+		m->commit_limit = (m->total - m->hugetlb_kb / 4) * ratio / 100 +
+				  m->swap_total;
+	/* arch_report_meminfo: direct_pages_count[PG_LEVEL_4K..1G];
+	 * DirectMap1G only with X86_FEATURE_GBPAGES (word 1, bit 26) */
+	{
+		uint64_t dpc[4], off;
+
+		if (rd_sym(b, "direct_pages_count", dpc, sizeof(dpc))) {
+			m->have_direct = true;
+			memcpy(m->direct, dpc + 1, sizeof(m->direct));
+		}
+		if (vmi_kernel_symbol(b->k, "boot_cpu_data", &a) &&
+		    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability",
+				      &off, NULL) == 0 &&
+		    kread(b, a + off + 4, &cap1, 4) == 0)
+			m->have_gbpages = cap1 >> 26 & 1;
+	}
+	b->s->mi = m;
+}
+
+/* Append " name" for each set bit of @words (@nbits) that the guest's
+ * table at @table (an array of char *) names; *@out malloc'd. */
+static void bit_names(struct build *b, const uint32_t *words,
+		      unsigned int nbits, uint64_t table, unsigned int tabn,
+		      bool power, char **out)
+{
+	char *buf = NULL, name[64];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	unsigned int i;
+
+	if (!f)
+		return;
+	for (i = 0; i < nbits; i++) {
+		uint64_t p = 0;
+
+		if (!(words[i / 32] >> (i % 32) & 1))
+			continue;
+		if (i < tabn && table && kread_u64(b, table + 8 * i, &p) == 0 &&
+		    p && vmi_kernel_half(p, b->levels) &&
+		    vmi_read_cstr(vmi_kernel_kread, &b->kr, p, name,
+				  sizeof(name)) >= 0) {
+			/* x86_power_flags: "" names print nothing */
+			if (!power || name[0])
+				fprintf(f, " %s", name);
+		} else if (power) {
+			fprintf(f, " [%u]", i);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return;
+	}
+	*out = buf;
+}
+
+/* HZ, from jiffies_64 against the uptime: INITIAL_JIFFIES is
+ * (unsigned int)(-300 * HZ) */
+static unsigned int guess_hz(struct build *b)
+{
+	static const unsigned int cand[] = { 100, 250, 300, 1000 };
+	uint64_t j, best = 0, err, best_err = UINT64_MAX;
+	size_t i;
+
+	if (!rd_sym(b, "jiffies_64", &j, 8) || !b->s->uptime_ns)
+		return 250;
+	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		uint64_t ticks = j - (uint32_t)(-300 * (int)cand[i]);
+		uint64_t want = b->s->uptime_ns / (1000000000 / cand[i]);
+
+		err = ticks > want ? ticks - want : want - ticks;
+		if (err < best_err) {
+			best_err = err;
+			best = cand[i];
+		}
+	}
+	return (unsigned int)best;
+}
+
+#define X86_FEATURE_TSC		4	/* word 0 */
+#define X86_FEATURE_VMX		(4 * 32 + 5)
+/*
+ * show_cpuinfo's data for each online CPU.  cpu MHz is cpu_khz: the
+ * kernel prints arch_freq_get_on_cpu, which is cpu_khz on a CPU without
+ * APERF/MPERF (TCG, most VMs) or a cpufreq driver; with those it
+ * samples the clock, which the shadow cannot.
+ */
+static void read_cpuinfo(struct build *b)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+		int size;
+	} fld[] = {
+#define F(name, field, size) { name, offsetof(struct vp_cpu, field), size }
+		F("x86", family, 1), F("x86_model", model, 1),
+		F("x86_stepping", stepping, 1), F("microcode", microcode, 4),
+		F("x86_cache_size", cache_kb, 4),
+		F("cpuid_level", cpuid_level, 4), F("x86_tlbsize", tlbsize, 4),
+		F("x86_cache_alignment", cache_alignment, 4),
+		F("phys_proc_id", phys_id, 2), F("cpu_core_id", core_id, 2),
+		F("booted_cores", cores, 2), F("apicid", apicid, 2),
+		F("initial_apicid", init_apicid, 2),
+		F("x86_clflush_size", clflush, 2),
+		F("x86_phys_bits", phys_bits, 1),
+		F("x86_virt_bits", virt_bits, 1),
+		F("cpu_index", index, 2),
+#undef F
+	};
+	uint64_t off[sizeof(fld) / sizeof(fld[0])], pcpu, ci, core_map;
+	uint64_t o_cap, cap_size, o_vmx, vmx_size, o_vendor, o_model, o_lpj;
+	uint64_t o_power, capf = 0, bugf = 0, vmxf = 0, powf = 0, csize;
+	uint64_t online[VP_CPUS_MAX / 64] = { 0 }, a;
+	unsigned int ncap, nbug = NBUGINTS_DEFAULT, cpu, n = 0, i;
+	unsigned char *cb;
+	struct vp_cpu *cpus;
+
+	if (!vmi_kernel_symbol(b->k, "__per_cpu_offset", &pcpu) ||
+	    !vmi_kernel_symbol(b->k, "cpu_info", &ci) ||
+	    vmi_kernel_type_size(b->k, "cpuinfo_x86", &csize) ||
+	    csize > 4096 ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability", &o_cap,
+			      &cap_size) || cap_size > 64 * 4 ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_vendor_id", &o_vendor,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_model_id", &o_model,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.loops_per_jiffy", &o_lpj,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_power", &o_power,
+			      NULL) ||
+	    !vmi_kernel_symbol(b->k, "__cpu_online_mask", &a) ||
+	    kread(b, a, online, sizeof(online))) {
+		complain(b, K_SYS, "cpuinfo: cpu_info layout not found");
+		return;
+	}
+	for (i = 0; i < sizeof(fld) / sizeof(fld[0]); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "cpuinfo_x86.%s", fld[i].name);
+		if (vmi_kernel_member(b->k, path, &off[i], NULL)) {
+			complain(b, K_SYS, "cpuinfo: BTF has no %s", path);
+			return;
+		}
+	}
+	if (vmi_kernel_member(b->k, "cpuinfo_x86.vmx_capability", &o_vmx,
+			      &vmx_size) || vmx_size > 64)
+		vmx_size = 0;
+	vmi_kernel_symbol(b->k, "x86_cap_flags", &capf);
+	vmi_kernel_symbol(b->k, "x86_bug_flags", &bugf);
+	vmi_kernel_symbol(b->k, "x86_vmx_flags", &vmxf);
+	vmi_kernel_symbol(b->k, "x86_power_flags", &powf);
+	if (capf > bugf && bugf && (capf - bugf) % 256 == 0 &&
+	    (capf - bugf) / 256 <= 4)
+		nbug = (unsigned int)((capf - bugf) / 256);
+	if (cap_size / 4 <= nbug)
+		return;
+	ncap = (unsigned int)(cap_size / 4) - nbug;
+	if (!vmi_kernel_symbol(b->k, "cpu_core_map", &core_map))
+		core_map = 0;
+	cpus = calloc(b->s->ncpus, sizeof(*cpus));
+	cb = malloc(csize);
+	if (!cpus || !cb) {
+		free(cpus);
+		free(cb);
+		return;
+	}
+	for (cpu = 0; cpu < VP_CPUS_MAX && n < b->s->ncpus; cpu++) {
+		struct vp_cpu *c = &cpus[n];
+		uint64_t po, mask[VP_CPUS_MAX / 64], mp;
+		uint32_t caps[64];
+
+		if (!(online[cpu / 64] >> (cpu % 64) & 1))
+			continue;
+		if (kread_u64(b, pcpu + 8 * cpu, &po) ||
+		    kread(b, ci + po, cb, csize)) {
+			complain(b, K_SYS, "cpuinfo: cpu %u unreadable", cpu);
+			break;
+		}
+		for (i = 0; i < sizeof(fld) / sizeof(fld[0]); i++) {
+			uint64_t v = get(cb, off[i], (size_t)fld[i].size);
+
+			if (fld[i].size == 4)
+				*(int *)((char *)c + fld[i].at) = (int)v;
+			else
+				*(unsigned int *)((char *)c + fld[i].at) =
+					(unsigned int)v;
+		}
+		memcpy(c->vendor, cb + o_vendor, 15);
+		memcpy(c->model_name, cb + o_model, 63);
+		c->lpj = G64(cb, o_lpj);
+		memcpy(caps, cb + o_cap, cap_size);
+		c->tsc = caps[0] >> X86_FEATURE_TSC & 1;
+		bit_names(b, caps, ncap * 32, capf, ncap * 32, false,
+			  &c->flags);
+		bit_names(b, caps + ncap, nbug * 32, bugf, nbug * 32, false,
+			  &c->bugs);
+		if (vmx_size && vmxf && (caps[X86_FEATURE_VMX / 32] >>
+					 (X86_FEATURE_VMX % 32) & 1)) {
+			uint32_t vw[16];
+
+			memcpy(vw, cb + o_vmx, vmx_size);
+			if (vw[0])
+				bit_names(b, vw, (unsigned int)vmx_size * 8,
+					  vmxf, (unsigned int)vmx_size * 8,
+					  false, &c->vmx);
+		}
+		{
+			uint32_t pw = G32(cb, o_power);
+
+			bit_names(b, &pw, 32, powf, 32, true, &c->power);
+		}
+		/* siblings: cpumask_weight(topology_core_cpumask(cpu));
+		 * cpu_core_map is a cpumask_var_t (a pointer with
+		 * CPUMASK_OFFSTACK) */
+		/* an off-stack mask is allocated for nr_cpu_ids bits
+		 * only: read no further */
+		c->siblings = 1;
+		memset(mask, 0, sizeof(mask));
+		if (core_map && kread_u64(b, core_map + po, &mp) == 0 &&
+		    vmi_kernel_half(mp, b->levels) &&
+		    kread(b, mp, mask, (b->s->nr_cpu_ids + 63) / 64 * 8) == 0) {
+			c->siblings = 0;
+			for (i = 0; i < b->s->nr_cpu_ids; i++)
+				c->siblings += mask[i / 64] >> (i % 64) & 1;
+		}
+		n++;
+	}
+	free(cb);
+	b->s->cpus = cpus;
+	b->s->ncpuinfo = n;
+	b->s->hz = guess_hz(b);
+	rd_sym(b, "cpu_khz", &b->s->cpu_khz, 4);
+}
+
 static void read_mem(struct build *b)
 {
 	uint64_t a;
@@ -1793,6 +2344,8 @@ int vp_snapshot_build(const struct vmi_kernel *k, const struct vmi_phys *p,
 		read_spec(&b);
 		read_sched(&b);
 		read_mem(&b);
+		read_meminfo(&b);
+		read_cpuinfo(&b);
 		read_ttys(&b);
 		read_net_and_modules(&b);
 		if (kread(&b, b.init_pid_ns + b.f.idr_next, &nx, 4) == 0)
@@ -1849,6 +2402,14 @@ void vp_snapshot_free(struct vp_snapshot *s)
 	free(s->tasks);
 	free(s->ttys);
 	free(s->irqs);
+	free(s->mi);
+	for (i = 0; s->cpus && i < s->ncpuinfo; i++) {
+		free(s->cpus[i].flags);
+		free(s->cpus[i].vmx);
+		free(s->cpus[i].bugs);
+		free(s->cpus[i].power);
+	}
+	free(s->cpus);
 	free(s);
 }
 

@@ -121,6 +121,41 @@ struct vp_tty_driver {
 	int type, subtype;
 };
 
+/* /proc/meminfo's values (fs/proc/meminfo.c), pages unless said; a
+ * have_* false leaves that line out. */
+struct vp_meminfo {
+	uint64_t total, free, available, buffers, cached, swapcached;
+	uint64_t lru[5];	/* inactive/active anon, inactive/active file,
+				 * unevictable */
+	uint64_t mlocked, swap_total, swap_free, zswap, zswapped;
+	uint64_t dirty, writeback, anon, mapped, shmem, kreclaimable;
+	uint64_t sreclaimable, sunreclaim, kernel_stack_kb, pagetables;
+	uint64_t sec_pagetables;
+	uint64_t bounce, writeback_tmp, commit_limit, committed;
+	uint64_t vmalloc_total_kb, vmalloc_used, percpu, hwcorrupt;
+	uint64_t anon_thp, shmem_thp, shmem_pmd, file_thp, file_pmd;
+	uint64_t cma_total, cma_free;
+	uint64_t huge_total, huge_free, huge_rsvd, huge_surp, huge_kb;
+	uint64_t hugetlb_kb;
+	uint64_t direct[3];	/* DirectMap 4k 2M 1G, pages of that size */
+	bool have_zswap, have_cma, have_hwcorrupt, have_thp, have_huge;
+	bool have_direct, have_gbpages, have_secpt;
+};
+
+/* One online CPU as /proc/cpuinfo shows it (show_cpuinfo): its
+ * cpuinfo_x86 (per_cpu(cpu_info)); flags, vmx, bugs and power are the
+ * names of its set bits from the kernel's own tables, each " name". */
+struct vp_cpu {
+	unsigned int index, family, model, stepping, microcode, cache_kb;
+	int cpuid_level, tlbsize, cache_alignment;
+	unsigned int phys_id, siblings, core_id, cores, apicid, init_apicid;
+	unsigned int clflush, phys_bits, virt_bits;
+	unsigned long long lpj;
+	bool tsc;
+	char vendor[16], model_name[64];
+	char *flags, *vmx, *bugs, *power;
+};
+
 struct vp_snapshot {
 	struct vp_task *tasks;		/* processes, sorted by pid */
 	size_t ntasks;
@@ -147,6 +182,9 @@ struct vp_snapshot {
 	uint64_t softirq_sum, softirqs[10];
 	bool have_intr, have_irqs, have_sched, have_softirq, have_forks;
 	uint64_t mem_total_pages, mem_free_pages;
+	struct vp_meminfo *mi;		/* NULL: only MemTotal, MemFree */
+	struct vp_cpu *cpus;		/* NULL: identification lines only */
+	unsigned int ncpuinfo, hz, cpu_khz;
 	/* for status: nr_cpu_ids, bits of nodemask_t, the mitigation
 	 * modes of arch/x86/kernel/cpu/bugs.c and the two bugs they test
 	 * (-1: unknown, the line then says "unknown") */

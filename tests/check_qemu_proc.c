@@ -845,7 +845,7 @@ START_TEST(test_stat_lines)
 	static char gout[1 << 16], shadow[1 << 16];
 	static unsigned long long gv[4096], sv[4096];
 	char *gl[300], *sl[300];
-	int ng, ns, i, j, a, b;
+	int ng, ns, i, j, a, b, nintr = 0;
 
 	require_env();
 	mount_vfs(0, "direct.conf");
@@ -869,6 +869,8 @@ START_TEST(test_stat_lines)
 		b = line_nums(sl[i], sv, 4096);
 		ck_assert_msg(a == b, "proc/stat %.*s: shadow %d numbers, "
 			      "guest %d", (int)kl, gl[i], b, a);
+		if (strncmp(gl[i], "intr ", 5) == 0)
+			nintr = a;
 		/* what moves in the second between the two readings */
 		if (strncmp(gl[i], "cpu", 3) == 0) {
 			tol = 300;
@@ -892,9 +894,118 @@ START_TEST(test_stat_lines)
 				      gv[j]);
 	}
 	printf("info: proc/stat: %d lines equal the guest's (intr has %d "
-	       "numbers)\n", ng, line_nums(strstr(shadow, "\nintr ") ?
-					   strstr(shadow, "\nintr ") + 1 : "",
-					   sv, 4096));
+	       "numbers)\n", ng, nintr);
+	ck_assert_msg(nintr > 1, "proc/stat has no per-irq counts");
+	umount_vfs(0);
+}
+END_TEST
+
+/* meminfo lines that are fixed while the guest idles; the others move
+ * by allocations between the two readings */
+static long meminfo_tolerance(const char *key, long guest_kb)
+{
+	static const char *const fixed[] = {
+		"MemTotal", "SwapTotal", "SwapFree", "CommitLimit",
+		"VmallocTotal", "VmallocChunk", "NFS_Unstable", "Bounce",
+		"WritebackTmp", "HardwareCorrupted", "HugePages_Total",
+		"HugePages_Free", "HugePages_Rsvd", "HugePages_Surp",
+		"Hugepagesize", "Hugetlb", "CmaTotal", "Zswap", "Zswapped",
+		"Percpu", "DirectMap1G", "ShmemHugePages", "ShmemPmdMapped",
+		"FileHugePages", "FilePmdMapped",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(key, fixed[i]) == 0)
+			return 0;
+	return 8192 + guest_kb / 20;
+}
+
+/* cpuinfo: everything is fixed but the clock the kernel measured */
+static long cpuinfo_tolerance(const char *key, long guest)
+{
+	(void)guest;
+	return strncmp(key, "cpu MHz", 7) == 0 ? 50 : -1;
+}
+
+/*
+ * @shadow has the guest's lines "Key: value" in the guest's order; a
+ * value is equal, or with @tol(key, guest) >= 0 a number within that
+ * (the rest of the line equal).
+ */
+static void kv_lines_equal(const char *what, char *guest, char *shadow,
+			   long (*tol)(const char *key, long guest))
+{
+	static char *gl[2048], *sl[2048];
+	int ng = split_lines(guest, gl, 2048), ns = split_lines(shadow, sl,
+							       2048), i;
+
+	ck_assert_msg(ng > 0, "%s: guest printed nothing", what);
+	for (i = 0; i < ng && i < ns; i++) {
+		const char *gc = strchr(gl[i], ':'), *sc = strchr(sl[i], ':');
+		char key[64];
+		long t, gvl, svl;
+		char *ge, *se;
+
+		ck_assert_msg(gc && sc && gc - gl[i] == sc - sl[i] &&
+			      strncmp(gl[i], sl[i], gc - gl[i]) == 0,
+			      "%s line %d: shadow '%s', guest '%s'", what,
+			      i + 1, sl[i], gl[i]);
+		snprintf(key, sizeof(key), "%.*s", (int)(gc - gl[i]), gl[i]);
+		gvl = strtol(gc + 1, &ge, 10);
+		svl = strtol(sc + 1, &se, 10);
+		t = tol(key, gvl);
+		if (t > 0 && ge != gc + 1 && se != sc + 1) {
+			ck_assert_msg(labs(gvl - svl) <= t && strcmp(ge, se) == 0,
+				      "%s %s: shadow '%s', guest '%s' (within "
+				      "%ld)", what, key, sl[i], gl[i], t);
+			/* the same padding: the numbers end in one column
+			 * when they have as many digits */
+			ck_assert_msg(se - sl[i] == ge - gl[i] ||
+				      snprintf(NULL, 0, "%ld", gvl) !=
+				      snprintf(NULL, 0, "%ld", svl),
+				      "%s %s: shadow '%s', guest '%s': columns "
+				      "differ", what, key, sl[i], gl[i]);
+		} else {
+			ck_assert_msg(strcmp(gl[i], sl[i]) == 0, "%s line %d: "
+				      "shadow '%s', guest '%s'", what, i + 1,
+				      sl[i], gl[i]);
+		}
+	}
+	ck_assert_msg(ng == ns, "%s: shadow %d lines, guest %d (first extra "
+		      "'%s')", what, ns, ng, ng > ns ? gl[ns] : sl[ng]);
+}
+
+START_TEST(test_meminfo_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/meminfo", gout, sizeof(gout), 60000);
+	vt_sleep_ms(1100);
+	read_file(vfs_path(0, "proc/meminfo"), shadow, sizeof(shadow));
+	printf("info: guest meminfo:\n%s\ninfo: shadow meminfo:\n%s\n", gout,
+	       shadow);
+	kv_lines_equal("meminfo", gout, shadow, meminfo_tolerance);
+	printf("info: meminfo: every line is the guest's\n");
+	umount_vfs(0);
+}
+END_TEST
+
+START_TEST(test_cpuinfo_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/cpuinfo", gout, sizeof(gout), 60000);
+	read_file(vfs_path(0, "proc/cpuinfo"), shadow, sizeof(shadow));
+	printf("info: guest cpuinfo:\n%s\n", gout);
+	kv_lines_equal("cpuinfo", gout, shadow, cpuinfo_tolerance);
+	printf("info: cpuinfo: every line is the guest's\n");
 	umount_vfs(0);
 }
 END_TEST
@@ -1556,6 +1667,8 @@ static Suite *proc_suite(void)
 		{ "pid_files", test_pid_files },
 		{ "status_lines", test_status_lines },
 		{ "stat_lines", test_stat_lines },
+		{ "meminfo_lines", test_meminfo_lines },
+		{ "cpuinfo_lines", test_cpuinfo_lines },
 		{ "ps_tools", test_ps_tools },
 		{ "threads", test_threads },
 		{ "net_tools", test_net_tools },
