@@ -1260,6 +1260,7 @@ static void read_time(struct build *b)
 static void read_cpus(struct build *b)
 {
 	uint64_t a, pcpu, cs, ts = 0, o_idle = 0, model_off, vend_off;
+	uint64_t o_iowait = 0;
 	uint64_t o_fam, o_mod, o_step;
 	uint32_t online;
 	unsigned int cpu;
@@ -1272,6 +1273,9 @@ static void read_cpus(struct build *b)
 	have_ts = vmi_kernel_symbol(b->k, "tick_cpu_sched", &ts) &&
 		  vmi_kernel_member(b->k, "tick_sched.idle_sleeptime",
 				    &o_idle, NULL) == 0;
+	if (have_ts && vmi_kernel_member(b->k, "tick_sched.iowait_sleeptime",
+					 &o_iowait, NULL) < 0)
+		o_iowait = 0;
 	if (sym(b, "__per_cpu_offset", &pcpu) &&
 	    sym(b, "kernel_cpustat", &cs)) {
 		b->s->have_cpustat = true;
@@ -1290,6 +1294,10 @@ static void read_cpus(struct build *b)
 			if (have_ts &&
 			    kread_u64(b, ts + off + o_idle, &idle) == 0)
 				b->s->cpustat[cpu][5] = idle;
+			/* and the iowait time (get_iowait_time) */
+			if (have_ts && o_iowait &&
+			    kread_u64(b, ts + off + o_iowait, &idle) == 0)
+				b->s->cpustat[cpu][6] = idle;
 			b->s->idle_ns += b->s->cpustat[cpu][5];
 		}
 	}
@@ -1699,7 +1707,7 @@ static uint64_t blockdev_pages(struct build *b)
 		return 0;
 	}
 	n = vmi_walk_list(vmi_kernel_kread, &b->kr, sb + o_inodes, b->levels,
-			  1u << 20, bdev_visit, &w);
+			  1u << 16, bdev_visit, &w);	/* block devices */
 	if (n < 0)
 		complain(b, K_LIST, "blockdev_superblock inodes: walk cut: %s",
 			 strerror((int)-n));
