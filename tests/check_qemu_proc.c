@@ -918,7 +918,7 @@ static long meminfo_tolerance(const char *key, long guest_kb)
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(key, fixed[i]) == 0)
 			return 0;
-	return 8192 + guest_kb / 20;
+	return 2048 + guest_kb / 50;
 }
 
 /* cpuinfo: everything is fixed but the clock the kernel measured */
