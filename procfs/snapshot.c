@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bpf/btf.h>
+
 #include "../introspect/guard.h"
 #include "../introspect/kernel.h"
 #include "snapshot.h"
@@ -17,6 +19,12 @@
 #define PF_KTHREAD	0x00200000u
 #define PF_WQ_WORKER	0x00000020u
 #define RLIMIT_RSS	5
+#define RLIMIT_SIGPENDING 11
+#define UCOUNT_RLIMIT_SIGPENDING 2
+#define MMF_DISABLE_THP	(1ULL << 24)
+#define NBUGINTS_DEFAULT 2	/* 6.1 stable; x86_bug_flags says */
+#define X86_BUG_SPECTRE_V2 16
+#define X86_BUG_SPEC_STORE_BYPASS 17
 #define PIDTYPE_PGID	2
 #define PIDTYPE_SID	3
 #define TASK_REPORT	0x7fu
@@ -91,6 +99,20 @@ struct offs {
 	bool have_sighand;
 	uint64_t w_current_work, w_pool, w_desc;
 	bool have_knames;
+	/* the rest of status; each 0 / false when BTF lacks it (the line
+	 * then shows 0 and the snapshot's log says so once) */
+	struct {
+		uint64_t t_files, f_fdt, fdt_max_fds;
+		uint64_t t_ptrace, t_parent;
+		uint64_t c_group_info, gi_ngroups, gi_gid;
+		uint64_t c_ucounts, uc_rlimit;
+		uint64_t c_cap[5];
+		uint64_t t_atomic_flags, t_sc_mode, t_sc_filters;
+		uint64_t t_cpus_mask, cpus_size, t_mems, mems_size;
+		uint64_t m_hugetlb, m_core_state, m_flags;
+		bool files, ptrace, groups, ucounts, caps, seccomp;
+		bool cpus, mems, hugetlb, core, mflags;
+	} st;
 };
 
 struct build {
@@ -178,6 +200,51 @@ static int member(struct build *b, const char *path, uint64_t *off,
 	if (rc < 0)
 		return vmi_err(err, errlen, -rc, "BTF has no %s", path);
 	return 0;
+}
+
+static bool opt(struct build *b, const char *path, uint64_t *off)
+{
+	return vmi_kernel_member(b->k, path, off, NULL) == 0;
+}
+
+/* Optional: a kernel without one of these still gets the rest. */
+static void load_status_offsets(struct build *b)
+{
+	static const char *const caps[5] = {
+		"cred.cap_inheritable", "cred.cap_permitted",
+		"cred.cap_effective", "cred.cap_bset", "cred.cap_ambient",
+	};
+	typeof(b->f.st) *o = &b->f.st;
+	int i;
+
+	o->files = opt(b, "task_struct.files", &o->t_files) &&
+		   opt(b, "files_struct.fdt", &o->f_fdt) &&
+		   opt(b, "fdtable.max_fds", &o->fdt_max_fds);
+	o->ptrace = opt(b, "task_struct.ptrace", &o->t_ptrace) &&
+		    opt(b, "task_struct.parent", &o->t_parent);
+	o->groups = opt(b, "cred.group_info", &o->c_group_info) &&
+		    opt(b, "group_info.ngroups", &o->gi_ngroups) &&
+		    opt(b, "group_info.gid", &o->gi_gid);
+	o->ucounts = opt(b, "cred.ucounts", &o->c_ucounts) &&
+		     opt(b, "ucounts.rlimit", &o->uc_rlimit);
+	o->caps = true;
+	for (i = 0; i < 5; i++)
+		o->caps = o->caps && opt(b, caps[i], &o->c_cap[i]);
+	o->seccomp = opt(b, "task_struct.atomic_flags", &o->t_atomic_flags) &&
+		     opt(b, "task_struct.seccomp.mode", &o->t_sc_mode) &&
+		     opt(b, "task_struct.seccomp.filter_count",
+			 &o->t_sc_filters);
+	o->cpus = vmi_kernel_member(b->k, "task_struct.cpus_mask",
+				    &o->t_cpus_mask, &o->cpus_size) == 0;
+	if (o->cpus_size > VP_CPUS_MAX / 8)
+		o->cpus_size = VP_CPUS_MAX / 8;
+	o->mems = vmi_kernel_member(b->k, "task_struct.mems_allowed",
+				    &o->t_mems, &o->mems_size) == 0;
+	if (o->mems_size > VP_NODES_MAX / 8)
+		o->mems_size = VP_NODES_MAX / 8;
+	o->hugetlb = opt(b, "mm_struct.hugetlb_usage", &o->m_hugetlb);
+	o->core = opt(b, "mm_struct.core_state", &o->m_core_state);
+	o->mflags = opt(b, "mm_struct.flags", &o->m_flags);
 }
 
 static int load_offsets(struct build *b, char *err, size_t errlen)
@@ -306,6 +373,7 @@ static int load_offsets(struct build *b, char *err, size_t errlen)
 				  &b->f.sh_action, NULL) == 0 &&
 		vmi_kernel_type_size(b->k, "k_sigaction", &b->f.ksa_size) == 0 &&
 		b->f.ksa_size >= 8 && b->f.ksa_size <= 64;
+	load_status_offsets(b);
 	if (vmi_kernel_type_size(b->k, "task_struct", &b->f.t_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "signal_struct", &b->f.s_size) < 0 ||
 	    vmi_kernel_type_size(b->k, "mm_struct", &b->f.m_size) < 0)
@@ -439,6 +507,70 @@ static void read_sigactions(struct build *b, const unsigned char *tb,
 }
 
 /*
+ * The status lines beyond the stat fields, from the task @tb and its
+ * credentials at @cred (task_state, task_sig, task_cap, task_seccomp,
+ * task_cpus_allowed, cpuset_task_status_allowed).  What cannot be read
+ * stays 0.
+ */
+static void read_status_extra(struct build *b, const unsigned char *tb,
+			      uint64_t cred, struct vp_task *t)
+{
+	typeof(b->f.st) *o = &b->f.st;
+	uint64_t p, q;
+	int32_t n;
+	int i;
+
+	if (o->files) {
+		uint32_t max;
+
+		p = G64(tb, o->t_files);
+		if (p && vmi_kernel_half(p, b->levels) &&
+		    kread_u64(b, p + o->f_fdt, &q) == 0 &&
+		    vmi_kernel_half(q, b->levels) &&
+		    kread(b, q + o->fdt_max_fds, &max, 4) == 0)
+			t->fdsize = max;
+	}
+	if (o->ptrace && G32(tb, o->t_ptrace)) {
+		int32_t tp;
+
+		/* ptrace_parent: the tracer is task->parent */
+		p = G64(tb, o->t_parent);
+		if (vmi_kernel_half(p, b->levels) &&
+		    kread(b, p + b->f.t_pid, &tp, 4) == 0)
+			t->tracer_pid = tp;
+	}
+	if (o->groups && kread_u64(b, cred + o->c_group_info, &p) == 0 &&
+	    vmi_kernel_half(p, b->levels) &&
+	    kread(b, p + o->gi_ngroups, &n, 4) == 0 && n > 0) {
+		if (n > VP_GROUPS_MAX) {
+			complain(b, K_TASK, "pid %d: %d groups, the first %d "
+				 "shown", t->pid, n, VP_GROUPS_MAX);
+			n = VP_GROUPS_MAX;
+		}
+		if (kread(b, p + o->gi_gid, t->groups, 4 * (size_t)n) == 0)
+			t->ngroups = (unsigned int)n;
+	}
+	/* task_sig: the user's pending signals, ucounts'
+	 * rlimit[UCOUNT_RLIMIT_SIGPENDING] */
+	if (o->ucounts && kread_u64(b, cred + o->c_ucounts, &p) == 0 &&
+	    vmi_kernel_half(p, b->levels))
+		kread_u64(b, p + o->uc_rlimit + 8 * UCOUNT_RLIMIT_SIGPENDING,
+			  &t->sigq);
+	/* kernel_cap_t of 6.1: two u32 words, low first: one u64 */
+	for (i = 0; o->caps && i < 5; i++)
+		kread_u64(b, cred + o->c_cap[i], &t->cap[i]);
+	if (o->seccomp) {
+		t->atomic_flags = G64(tb, o->t_atomic_flags);
+		t->seccomp_mode = GI32(tb, o->t_sc_mode);
+		t->seccomp_filters = GI32(tb, o->t_sc_filters);
+	}
+	if (o->cpus)
+		memcpy(t->cpus_mask, tb + o->t_cpus_mask, o->cpus_size);
+	if (o->mems)
+		memcpy(t->mems_allowed, tb + o->t_mems, o->mems_size);
+}
+
+/*
  * Read and parse the task at @va whose pid entry is @pid_va (0 when it
  * comes from the task list).  0, or -errno when it cannot be shown.
  */
@@ -520,9 +652,12 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 			t->umask = um;
 	}
 
+	read_status_extra(b, tb, cred, t);
+
 	sig = G64(tb, f->t_signal);
 	if (!vmi_kernel_half(sig, b->levels) || kread(b, sig, sb, f->s_size))
 		return -EFAULT;
+	t->sigq_lim = G64(sb, f->s_rlim + 16 * RLIMIT_SIGPENDING);
 	t->num_threads = GI32(sb, f->s_nr_threads);
 	t->pgrp = pid_nr(b, G64(sb, f->s_pids + 8 * PIDTYPE_PGID));
 	t->sid = pid_nr(b, G64(sb, f->s_pids + 8 * PIDTYPE_SID));
@@ -579,6 +714,14 @@ static int read_task(struct build *b, uint64_t va, uint64_t pid_va,
 		t->arg_end = G64(mb, f->m_arg_end);
 		t->env_start = G64(mb, f->m_env_start);
 		t->env_end = G64(mb, f->m_env_end);
+		if (f->st.hugetlb)
+			t->hugetlb_pages = G64(mb, f->st.m_hugetlb);
+		if (f->st.core)
+			t->core_dumping = G64(mb, f->st.m_core_state) != 0;
+		/* task_thp_status: CONFIG_TRANSPARENT_HUGEPAGE (Debian's)
+		 * and not MMF_DISABLE_THP */
+		t->thp_enabled = f->st.mflags &&
+				 !(G64(mb, f->st.m_flags) & MMF_DISABLE_THP);
 	}
 	return 0;
 }
@@ -1117,6 +1260,7 @@ static void read_time(struct build *b)
 static void read_cpus(struct build *b)
 {
 	uint64_t a, pcpu, cs, ts = 0, o_idle = 0, model_off, vend_off;
+	uint64_t o_iowait = 0;
 	uint64_t o_fam, o_mod, o_step;
 	uint32_t online;
 	unsigned int cpu;
@@ -1129,6 +1273,9 @@ static void read_cpus(struct build *b)
 	have_ts = vmi_kernel_symbol(b->k, "tick_cpu_sched", &ts) &&
 		  vmi_kernel_member(b->k, "tick_sched.idle_sleeptime",
 				    &o_idle, NULL) == 0;
+	if (have_ts && vmi_kernel_member(b->k, "tick_sched.iowait_sleeptime",
+					 &o_iowait, NULL) < 0)
+		o_iowait = 0;
 	if (sym(b, "__per_cpu_offset", &pcpu) &&
 	    sym(b, "kernel_cpustat", &cs)) {
 		b->s->have_cpustat = true;
@@ -1147,6 +1294,10 @@ static void read_cpus(struct build *b)
 			if (have_ts &&
 			    kread_u64(b, ts + off + o_idle, &idle) == 0)
 				b->s->cpustat[cpu][5] = idle;
+			/* and the iowait time (get_iowait_time) */
+			if (have_ts && o_iowait &&
+			    kread_u64(b, ts + off + o_iowait, &idle) == 0)
+				b->s->cpustat[cpu][6] = idle;
 			b->s->idle_ns += b->s->cpustat[cpu][5];
 		}
 	}
@@ -1173,6 +1324,812 @@ static void read_cpus(struct build *b)
 		if (kread(b, a + o_step, &v, 1) == 0)
 			b->s->cpu_stepping = v;
 	}
+}
+
+/* What status' cpus/mems lines and speculation lines need. */
+static void read_spec(struct build *b)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+	} modes[] = {
+		{ "ssb_mode", offsetof(struct vp_snapshot, ssb_mode) },
+		{ "spectre_v2_user_ibpb",
+		  offsetof(struct vp_snapshot, v2_user_ibpb) },
+		{ "spectre_v2_user_stibp",
+		  offsetof(struct vp_snapshot, v2_user_stibp) },
+	};
+	uint64_t a, cap_off, cap_size, capf, bugf, nbug = NBUGINTS_DEFAULT;
+	uint64_t off, size;
+	uint32_t v, word[2];
+	size_t i;
+
+	if (vmi_kernel_symbol(b->k, "nr_cpu_ids", &a) && kread(b, a, &v, 4) == 0)
+		b->s->nr_cpu_ids = v > VP_CPUS_MAX ? VP_CPUS_MAX : v;
+	if (!b->s->nr_cpu_ids)
+		b->s->nr_cpu_ids = b->s->ncpus;
+	if (vmi_kernel_member(b->k, "task_struct.mems_allowed", &off,
+			      &size) == 0)
+		b->s->node_bits = size * 8 > VP_NODES_MAX ? VP_NODES_MAX :
+				  (unsigned int)size * 8;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		int *m = (int *)((char *)b->s + modes[i].at);
+
+		*m = -1;
+		if (vmi_kernel_symbol(b->k, modes[i].name, &a) &&
+		    kread(b, a, &v, 4) == 0)
+			*m = (int)v;
+	}
+	b->s->bug_ssb = b->s->bug_spectre_v2 = -1;
+	/* The bug words follow the NCAPINTS feature words in
+	 * x86_capability; capflags.c puts x86_bug_flags[NBUGINTS * 32]
+	 * right before x86_cap_flags, which tells NBUGINTS. */
+	if (vmi_kernel_symbol(b->k, "x86_cap_flags", &capf) &&
+	    vmi_kernel_symbol(b->k, "x86_bug_flags", &bugf) && capf > bugf &&
+	    (capf - bugf) % 256 == 0 && (capf - bugf) / 256 <= 4)
+		nbug = (capf - bugf) / 256;
+	if (vmi_kernel_symbol(b->k, "boot_cpu_data", &a) &&
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability", &cap_off,
+			      &cap_size) == 0 && cap_size / 4 > nbug &&
+	    kread(b, a + cap_off + cap_size - 4 * nbug, word, 4) == 0) {
+		b->s->bug_spectre_v2 = !!(word[0] & (1u << X86_BUG_SPECTRE_V2));
+		b->s->bug_ssb = !!(word[0] & (1u << X86_BUG_SPEC_STORE_BYPASS));
+	}
+}
+
+/* The entry at @index of the xarray whose head is @head (xa_load), or
+ * 0.  Each level's shift must be 6 less than its parent's. */
+static uint64_t xa_load_entry(struct build *b, uint64_t head, uint64_t index)
+{
+	uint64_t e = head;
+	int last = -1, depth;
+
+	for (depth = 0; depth < 12; depth++) {
+		uint8_t shift;
+
+		if ((e & 3) != 2 || e < 4096)	/* not a node */
+			return depth || index == 0 ? e : 0;
+		e -= 2;
+		if (!vmi_kernel_half(e, b->levels) ||
+		    kread(b, e + b->f.xn_shift, &shift, 1) ||
+		    shift % XA_CHUNK_SHIFT || shift > 60 ||
+		    (last >= 0 && shift != last - XA_CHUNK_SHIFT) ||
+		    (last < 0 && (index >> shift) >= XA_SLOTS))
+			return 0;
+		last = shift;
+		if (kread_u64(b, e + b->f.xn_slots +
+			      8 * ((index >> shift) & (XA_SLOTS - 1)), &e))
+			return 0;
+		if (shift == 0)
+			return (e & 3) == 2 ? 0 : e;
+	}
+	return 0;
+}
+
+/* The per-irq counts of the intr line: kstat_irqs_usr for 0..nr_irqs-1
+ * (sparse irqs: irq_desc_tree).  A per-cpu or NMI interrupt is the sum
+ * over the CPUs, the others desc->tot_count. */
+#define IRQ_PER_CPU		(1u << 9)
+#define IRQ_PER_CPU_DEVID	(1u << 17)
+#define IRQS_NMI		0x2000u
+static void read_irqs(struct build *b, uint64_t pcpu)
+{
+	uint64_t tree, nra, o_kstat, o_status, o_istate, o_tot, head;
+	int32_t nr;
+	unsigned int i, cpu;
+
+	if (!vmi_kernel_symbol(b->k, "irq_desc_tree", &tree) ||
+	    !sym(b, "nr_irqs", &nra) || kread(b, nra, &nr, 4) ||
+	    vmi_kernel_member(b->k, "irq_desc.kstat_irqs", &o_kstat, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.status_use_accessors",
+			      &o_status, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.core_internal_state__do_not_mess_with_it",
+			      &o_istate, NULL) ||
+	    vmi_kernel_member(b->k, "irq_desc.tot_count", &o_tot, NULL) ||
+	    kread_u64(b, tree + b->f.xa_head, &head)) {
+		complain(b, K_SYS, "per-irq counts not read (no sparse irq "
+			 "table)");
+		return;
+	}
+	if (nr <= 0 || nr > VP_IRQS_MAX) {
+		complain(b, K_SYS, "nr_irqs %d implausible", nr);
+		return;
+	}
+	b->s->irqs = calloc((size_t)nr, sizeof(*b->s->irqs));
+	if (!b->s->irqs)
+		return;
+	for (i = 0; i < (unsigned int)nr && !b->c.timed_out; i++) {
+		uint64_t d = xa_load_entry(b, head, i), kp;
+		uint32_t st, is, tot, v, sum = 0;
+
+		if (!d || !vmi_kernel_half(d, b->levels) ||
+		    kread_u64(b, d + o_kstat, &kp) || !kp ||
+		    kread(b, d + o_status, &st, 4) ||
+		    kread(b, d + o_istate, &is, 4) ||
+		    kread(b, d + o_tot, &tot, 4))
+			continue;
+		if (!(st & (IRQ_PER_CPU | IRQ_PER_CPU_DEVID)) &&
+		    !(is & IRQS_NMI)) {
+			b->s->irqs[i] = tot;
+			continue;
+		}
+		for (cpu = 0; cpu < b->s->nr_cpu_ids; cpu++) {
+			uint64_t off;
+
+			if (kread_u64(b, pcpu + 8 * cpu, &off) ||
+			    kread(b, kp + off, &v, 4))
+				break;
+			sum += v;
+		}
+		b->s->irqs[i] = sum;
+	}
+	if (b->c.timed_out) {
+		free(b->s->irqs);
+		b->s->irqs = NULL;
+		return;
+	}
+	b->s->nirqs = (unsigned int)nr;
+	b->s->have_irqs = true;
+}
+
+/*
+ * show_stat's counters: per CPU kstat (irqs_sum, softirqs[]), irq_stat
+ * (arch_irq_stat_cpu: the x86 vectors' counts) and the run queue
+ * (nr_switches, nr_running, nr_iowait); irq_err_count; total_forks.
+ * Summed over 0..nr_cpu_ids-1 (the possible CPUs of a guest without CPU
+ * hot-plug), procs_running/blocked over the online ones as nr_running()
+ * and nr_iowait() do.
+ */
+static void read_sched(struct build *b)
+{
+	/* arch_irq_stat_cpu's fields (x86_platform_ipis only with a
+	 * platform IPI callback); kvm_posted_* and irq_tlb_count are not
+	 * in the sum */
+	static const char *const vec[] = {
+		"__nmi_count", "apic_timer_irqs", "irq_spurious_count",
+		"apic_perf_irqs", "apic_irq_work_irqs", "icr_read_retry_count",
+		"irq_resched_count", "irq_call_count", "irq_thermal_count",
+		"irq_threshold_count", "irq_deferred_error_count",
+		"irq_hv_callback_count", "irq_hv_reenlightenment_count",
+		"hyperv_stimer0_count", "x86_platform_ipis",
+	};
+	uint64_t pcpu, kst, o_irqs_sum, o_soft, irq_stat, rq, o_sw, o_run, o_io;
+	uint64_t voff[sizeof(vec) / sizeof(vec[0])], a, cb = 0, mce[2];
+	bool vok[sizeof(vec) / sizeof(vec[0])], have_mce[2];
+	unsigned int cpu, j, nv = sizeof(vec) / sizeof(vec[0]);
+	bool ok_k, ok_i, ok_r;
+
+	if (!sym(b, "__per_cpu_offset", &pcpu))
+		return;
+	ok_k = sym(b, "kstat", &kst) &&
+	       vmi_kernel_member(b->k, "kernel_stat.irqs_sum", &o_irqs_sum,
+				 NULL) == 0 &&
+	       vmi_kernel_member(b->k, "kernel_stat.softirqs", &o_soft,
+				 NULL) == 0;
+	ok_i = sym(b, "irq_stat", &irq_stat);
+	for (j = 0; j < nv; j++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "irq_cpustat_t.%s", vec[j]);
+		vok[j] = vmi_kernel_member(b->k, path, &voff[j], NULL) == 0;
+	}
+	/* x86_platform_ipis counts only with x86_platform_ipi_callback */
+	if (!vmi_kernel_symbol(b->k, "x86_platform_ipi_callback", &a) ||
+	    kread_u64(b, a, &cb) || !cb)
+		vok[nv - 1] = false;
+	have_mce[0] = vmi_kernel_symbol(b->k, "mce_exception_count", &mce[0]);
+	have_mce[1] = vmi_kernel_symbol(b->k, "mce_poll_count", &mce[1]);
+	ok_r = sym(b, "runqueues", &rq) &&
+	       vmi_kernel_member(b->k, "rq.nr_switches", &o_sw, NULL) == 0 &&
+	       vmi_kernel_member(b->k, "rq.nr_running", &o_run, NULL) == 0 &&
+	       vmi_kernel_member(b->k, "rq.nr_iowait", &o_io, NULL) == 0;
+	b->s->have_intr = ok_k && ok_i;
+	b->s->have_softirq = ok_k;
+	b->s->have_sched = ok_r;
+	for (cpu = 0; cpu < b->s->nr_cpu_ids; cpu++) {
+		uint64_t off, v64;
+		uint32_t v, soft[10];
+
+		if (kread_u64(b, pcpu + 8 * cpu, &off)) {
+			b->s->have_intr = b->s->have_softirq = false;
+			b->s->have_sched = false;
+			break;
+		}
+		if (ok_k) {
+			if (kread_u64(b, kst + off + o_irqs_sum, &v64) ||
+			    kread(b, kst + off + o_soft, soft, sizeof(soft))) {
+				b->s->have_intr = b->s->have_softirq = false;
+			} else {
+				b->s->intr_sum += v64;
+				for (j = 0; j < 10; j++) {
+					b->s->softirqs[j] += soft[j];
+					b->s->softirq_sum += soft[j];
+				}
+			}
+		}
+		for (j = 0; ok_i && j < nv; j++)
+			if (vok[j] && kread(b, irq_stat + off + voff[j], &v,
+					    4) == 0)
+				b->s->intr_sum += v;
+		for (j = 0; j < 2; j++)
+			if (have_mce[j] && kread(b, mce[j] + off, &v, 4) == 0)
+				b->s->intr_sum += v;
+		if (ok_r) {
+			int32_t io;
+
+			if (kread_u64(b, rq + off + o_sw, &v64) ||
+			    kread(b, rq + off + o_run, &v, 4) ||
+			    kread(b, rq + off + o_io, &io, 4)) {
+				b->s->have_sched = false;
+			} else {
+				b->s->ctxt += v64;
+				if (cpu < b->s->ncpus) {
+					b->s->procs_running += v;
+					b->s->procs_blocked += io > 0 ?
+						(unsigned int)io : 0;
+				}
+			}
+		}
+	}
+	if (vmi_kernel_symbol(b->k, "irq_err_count", &a)) {
+		int32_t v;
+
+		if (kread(b, a, &v, 4) == 0)
+			b->s->intr_sum += (uint64_t)(int64_t)v;
+	}
+	if (vmi_kernel_symbol(b->k, "total_forks", &a) &&
+	    kread_u64(b, a, &b->s->forks) == 0)
+		b->s->have_forks = true;
+	read_irqs(b, pcpu);
+}
+
+/* The value of enumerator @name of enum @type in the guest's BTF, or -1. */
+static long enum_val(struct build *b, const char *type, const char *name)
+{
+	const struct btf *btf = vmi_kernel_btf(b->k);
+	const struct btf_type *t;
+	const struct btf_enum *e;
+	__s32 id;
+	int i;
+
+	if (!btf)
+		return -1;
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, id);
+	e = btf_enum(t);
+	for (i = 0; i < btf_vlen(t); i++)
+		if (strcmp(btf__name_by_offset(btf, e[i].name_off), name) == 0)
+			return e[i].val;
+	return -1;
+}
+
+struct vmstat {
+	struct build *b;
+	uint64_t node, zone;		/* vm_node_stat, vm_zone_stat */
+	bool ok;
+};
+
+/* global_node_page_state / global_zone_page_state: the global atomic,
+ * negative (per-cpu diffs not folded yet) shown as 0 */
+static uint64_t vmstat(struct vmstat *v, bool zone, const char *item)
+{
+	long i = enum_val(v->b, zone ? "zone_stat_item" : "node_stat_item",
+			  item);
+	int64_t val;
+
+	if (i < 0 || i > 256 ||
+	    kread(v->b, (zone ? v->zone : v->node) + 8 * (uint64_t)i, &val, 8)) {
+		complain(v->b, K_SYS, "meminfo: no %s", item);
+		v->ok = false;
+		return 0;
+	}
+	return val < 0 ? 0 : (uint64_t)val;
+}
+
+static bool rd_sym(struct build *b, const char *name, void *buf, size_t len)
+{
+	uint64_t a;
+
+	return vmi_kernel_symbol(b->k, name, &a) && kread(b, a, buf, len) == 0;
+}
+
+/* sum of low_wmark_pages over every zone of every node (for_each_zone) */
+static uint64_t wmark_low(struct build *b)
+{
+	uint64_t nd, o_zones, zsize, o_wm, o_boost, zones_size, sum = 0;
+	uint32_t nn = 1, n, z;
+
+	if (!vmi_kernel_symbol(b->k, "node_data", &nd) ||
+	    vmi_kernel_member(b->k, "pglist_data.node_zones", &o_zones,
+			      &zones_size) ||
+	    vmi_kernel_type_size(b->k, "zone", &zsize) || !zsize ||
+	    vmi_kernel_member(b->k, "zone._watermark", &o_wm, NULL) ||
+	    vmi_kernel_member(b->k, "zone.watermark_boost", &o_boost, NULL)) {
+		complain(b, K_SYS, "meminfo: zone watermarks not found");
+		return 0;
+	}
+	rd_sym(b, "nr_node_ids", &nn, 4);
+	if (nn > VP_NODES_MAX)
+		nn = VP_NODES_MAX;
+	for (n = 0; n < nn; n++) {
+		uint64_t pg;
+
+		if (kread_u64(b, nd + 8 * n, &pg) || !pg ||
+		    !vmi_kernel_half(pg, b->levels))
+			continue;
+		for (z = 0; z < zones_size / zsize && z < 8; z++) {
+			uint64_t zone = pg + o_zones + z * zsize, wm, boost;
+
+			/* _watermark[WMARK_MIN, WMARK_LOW, ...] */
+			if (kread_u64(b, zone + o_wm + 8, &wm) == 0 &&
+			    kread_u64(b, zone + o_boost, &boost) == 0)
+				sum += wm + boost;
+		}
+	}
+	return sum;
+}
+
+/* nr_blockdev_pages: the page cache of every block device inode */
+struct bdev_walk {
+	struct build *b;
+	uint64_t o_sb_list, o_mapping, o_nrpages, sum;
+};
+
+static int bdev_visit(void *arg, uint64_t entry)
+{
+	struct bdev_walk *w = arg;
+	uint64_t mapping, nr;
+
+	if (kread_u64(w->b, entry - w->o_sb_list + w->o_mapping, &mapping) ||
+	    !vmi_kernel_half(mapping, w->b->levels) ||
+	    kread_u64(w->b, mapping + w->o_nrpages, &nr))
+		return -EFAULT;
+	w->sum += nr;
+	return 0;
+}
+
+static uint64_t blockdev_pages(struct build *b)
+{
+	struct bdev_walk w = { .b = b };
+	uint64_t sb, o_inodes;
+	long n;
+
+	if (!rd_sym(b, "blockdev_superblock", &sb, 8) ||
+	    !vmi_kernel_half(sb, b->levels) ||
+	    vmi_kernel_member(b->k, "super_block.s_inodes", &o_inodes, NULL) ||
+	    vmi_kernel_member(b->k, "inode.i_sb_list", &w.o_sb_list, NULL) ||
+	    vmi_kernel_member(b->k, "inode.i_mapping", &w.o_mapping, NULL) ||
+	    vmi_kernel_member(b->k, "address_space.nrpages", &w.o_nrpages,
+			      NULL)) {
+		complain(b, K_SYS, "meminfo: block device inodes not found");
+		return 0;
+	}
+	n = vmi_walk_list(vmi_kernel_kread, &b->kr, sb + o_inodes, b->levels,
+			  1u << 16, bdev_visit, &w);	/* block devices */
+	if (n < 0)
+		complain(b, K_LIST, "blockdev_superblock inodes: walk cut: %s",
+			 strerror((int)-n));
+	return w.sum;
+}
+
+/* hugetlb_report_meminfo: the default hstate's counts, all hstates'
+ * total */
+static void read_hugetlb(struct build *b, struct vp_meminfo *m)
+{
+	uint64_t hs, hsize, o_order, o_nr, o_free, o_rsvd, o_surp;
+	uint32_t max = 0, def = 0, i;
+
+	if (!vmi_kernel_symbol(b->k, "hstates", &hs) ||
+	    !rd_sym(b, "hugetlb_max_hstate", &max, 4) ||
+	    !rd_sym(b, "default_hstate_idx", &def, 4) ||
+	    vmi_kernel_type_size(b->k, "hstate", &hsize) ||
+	    vmi_kernel_member(b->k, "hstate.order", &o_order, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.nr_huge_pages", &o_nr, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.free_huge_pages", &o_free, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.resv_huge_pages", &o_rsvd, NULL) ||
+	    vmi_kernel_member(b->k, "hstate.surplus_huge_pages", &o_surp,
+			      NULL) || max > 8 || def >= 8)
+		return;
+	m->have_huge = true;
+	for (i = 0; i < max || i == def; i++) {
+		uint64_t h = hs + i * hsize, nr = 0;
+		uint32_t order = 0;
+
+		if (kread(b, h + o_order, &order, 4) || order > 30 ||
+		    kread_u64(b, h + o_nr, &nr)) {
+			m->have_huge = false;
+			return;
+		}
+		m->hugetlb_kb += nr << (order + 2);
+		if (i == def) {
+			m->huge_total = nr;
+			m->huge_kb = 4ULL << order;
+			kread_u64(b, h + o_free, &m->huge_free);
+			kread_u64(b, h + o_rsvd, &m->huge_rsvd);
+			kread_u64(b, h + o_surp, &m->huge_surp);
+		}
+	}
+}
+
+/*
+ * /proc/meminfo's values, as meminfo_proc_show computes them from the
+ * global counters (vm_node_stat, vm_zone_stat: read without folding the
+ * per-cpu diffs, as the kernel does too).  Not exact: SwapCached is
+ * NR_SWAPCACHE (the kernel sums the swap address spaces: the same pages);
+ * SwapFree leaves out swap areas being swapped off (nr_to_be_unused).
+ */
+static void read_meminfo(struct build *b)
+{
+	static const char *const lru[5] = {
+		"NR_INACTIVE_ANON", "NR_ACTIVE_ANON", "NR_INACTIVE_FILE",
+		"NR_ACTIVE_FILE", "NR_UNEVICTABLE",
+	};
+	struct vp_meminfo *m = calloc(1, sizeof(*m));
+	struct vmstat v = { .b = b, .ok = true };
+	uint64_t file, reclaimable, pagecache, wl, misc, a, ratio = 0, kbytes = 0;
+	int64_t avail, sw = 0, committed = 0;
+	uint32_t cap1 = 0, u32;
+	int i;
+
+	if (!m)
+		return;
+	if (!vmi_kernel_symbol(b->k, "vm_node_stat", &v.node) ||
+	    !vmi_kernel_symbol(b->k, "vm_zone_stat", &v.zone) ||
+	    !rd_sym(b, "_totalram_pages", &m->total, 8)) {
+		complain(b, K_SYS, "meminfo: no vm_node_stat/vm_zone_stat");
+		free(m);
+		return;
+	}
+	m->free = vmstat(&v, true, "NR_FREE_PAGES");
+	m->mlocked = vmstat(&v, true, "NR_MLOCK");
+	m->bounce = vmstat(&v, true, "NR_BOUNCE");
+	for (i = 0; i < 5; i++)
+		m->lru[i] = vmstat(&v, false, lru[i]);
+	file = vmstat(&v, false, "NR_FILE_PAGES");
+	m->swapcached = vmstat(&v, false, "NR_SWAPCACHE");
+	m->dirty = vmstat(&v, false, "NR_FILE_DIRTY");
+	m->writeback = vmstat(&v, false, "NR_WRITEBACK");
+	m->anon = vmstat(&v, false, "NR_ANON_MAPPED");
+	m->mapped = vmstat(&v, false, "NR_FILE_MAPPED");
+	m->shmem = vmstat(&v, false, "NR_SHMEM");
+	m->sreclaimable = vmstat(&v, false, "NR_SLAB_RECLAIMABLE_B");
+	m->sunreclaim = vmstat(&v, false, "NR_SLAB_UNRECLAIMABLE_B");
+	misc = vmstat(&v, false, "NR_KERNEL_MISC_RECLAIMABLE");
+	m->kernel_stack_kb = vmstat(&v, false, "NR_KERNEL_STACK_KB");
+	m->pagetables = vmstat(&v, false, "NR_PAGETABLE");
+	/* SecPageTables (6.2, in Debian's 6.1 too): with its counter */
+	m->have_secpt = enum_val(b, "node_stat_item",
+				 "NR_SECONDARY_PAGETABLE") >= 0;
+	if (m->have_secpt)
+		m->sec_pagetables = vmstat(&v, false, "NR_SECONDARY_PAGETABLE");
+	m->writeback_tmp = vmstat(&v, false, "NR_WRITEBACK_TEMP");
+	m->have_thp = vmi_kernel_symbol(b->k, "transparent_hugepage_flags", &a);
+	if (m->have_thp) {	/* counted in pages since 5.13 */
+		m->anon_thp = vmstat(&v, false, "NR_ANON_THPS");
+		m->shmem_thp = vmstat(&v, false, "NR_SHMEM_THPS");
+		m->shmem_pmd = vmstat(&v, false, "NR_SHMEM_PMDMAPPED");
+		m->file_thp = vmstat(&v, false, "NR_FILE_THPS");
+		m->file_pmd = vmstat(&v, false, "NR_FILE_PMDMAPPED");
+	}
+	/* totalcma_pages exists without CONFIG_CMA too; cma_areas not */
+	m->have_cma = vmi_kernel_symbol(b->k, "cma_areas", &a) &&
+		      rd_sym(b, "totalcma_pages", &m->cma_total, 8);
+	if (m->have_cma)
+		m->cma_free = vmstat(&v, true, "NR_FREE_CMA_PAGES");
+	if (!v.ok) {
+		free(m);
+		return;
+	}
+	m->buffers = blockdev_pages(b);
+	/* Cached: the file pages less swap cache and buffers */
+	m->cached = file > m->swapcached + m->buffers ?
+		    file - m->swapcached - m->buffers : 0;
+	m->kreclaimable = m->sreclaimable + misc;
+	/* si_mem_available */
+	wl = wmark_low(b);
+	u32 = 0;
+	a = 0;
+	rd_sym(b, "totalreserve_pages", &a, 8);
+	avail = (int64_t)m->free - (int64_t)a;
+	pagecache = m->lru[2] + m->lru[3];
+	pagecache -= pagecache / 2 < wl ? pagecache / 2 : wl;
+	avail += (int64_t)pagecache;
+	reclaimable = m->sreclaimable + misc;
+	avail += (int64_t)(reclaimable - (reclaimable / 2 < wl ?
+					   reclaimable / 2 : wl));
+	m->available = avail < 0 ? 0 : (uint64_t)avail;
+	/* si_swapinfo */
+	rd_sym(b, "total_swap_pages", &m->swap_total, 8);
+	rd_sym(b, "nr_swap_pages", &sw, 8);
+	m->swap_free = sw < 0 ? 0 : (uint64_t)sw;
+	/* vm_commit_limit, vm_memory_committed (percpu_counter's count) */
+	rd_sym(b, "sysctl_overcommit_kbytes", &kbytes, 8);
+	rd_sym(b, "sysctl_overcommit_ratio", &u32, 4);
+	ratio = u32;
+	if (kbytes)
+		m->commit_limit = kbytes >> 2;
+	else
+		m->commit_limit = (m->total - m->hugetlb_kb / 4) * ratio / 100;
+	m->commit_limit += m->swap_total;
+	/* percpu_counter_sum_positive: count plus the CPUs' deltas */
+	{
+		uint64_t pc, o_count, o_ctrs, ctrs, pcpu, off;
+		unsigned int cpu;
+		int32_t d;
+
+		if (vmi_kernel_symbol(b->k, "vm_committed_as", &pc) &&
+		    vmi_kernel_member(b->k, "percpu_counter.count", &o_count,
+				      NULL) == 0 &&
+		    vmi_kernel_member(b->k, "percpu_counter.counters",
+				      &o_ctrs, NULL) == 0 &&
+		    kread(b, pc + o_count, &committed, 8) == 0 &&
+		    kread_u64(b, pc + o_ctrs, &ctrs) == 0 &&
+		    vmi_kernel_symbol(b->k, "__per_cpu_offset", &pcpu))
+			for (cpu = 0; cpu < b->s->ncpus; cpu++)
+				if (kread_u64(b, pcpu + 8 * cpu, &off) == 0 &&
+				    kread(b, ctrs + off, &d, 4) == 0)
+					committed += d;
+	}
+	m->committed = committed < 0 ? 0 : (uint64_t)committed;
+	/* VMALLOC_SIZE_TB: 32 with 4 paging levels, 12800 with 5 */
+	m->vmalloc_total_kb = ((b->levels == 5 ? 12800ULL : 32ULL) << 30) - 1;
+	rd_sym(b, "nr_vmalloc_pages", &m->vmalloc_used, 8);
+	{
+		int32_t units = 0;
+		uint64_t pop = 0;
+
+		if (rd_sym(b, "pcpu_nr_populated", &pop, 8) &&
+		    rd_sym(b, "pcpu_nr_units", &units, 4) && units > 0)
+			m->percpu = pop * (uint64_t)units;
+	}
+	m->have_hwcorrupt = rd_sym(b, "num_poisoned_pages", &m->hwcorrupt, 8);
+	m->have_zswap = vmi_kernel_symbol(b->k, "zswap_stored_pages", &a);
+	if (m->have_zswap) {
+		uint64_t bytes = 0;
+		int32_t stored = 0;
+
+		rd_sym(b, "zswap_pool_total_size", &bytes, 8);
+		rd_sym(b, "zswap_stored_pages", &stored, 4);
+		m->zswap = bytes >> 12;
+		m->zswapped = stored < 0 ? 0 : (uint64_t)stored;
+	}
+	read_hugetlb(b, m);
+	if (!kbytes)	/* hugetlb_total_pages, now that it is known */
+		m->commit_limit = (m->total - m->hugetlb_kb / 4) * ratio / 100 +
+				  m->swap_total;
+	/* arch_report_meminfo: direct_pages_count[PG_LEVEL_4K..1G];
+	 * DirectMap1G only with X86_FEATURE_GBPAGES (word 1, bit 26) */
+	{
+		uint64_t dpc[4], off;
+
+		if (rd_sym(b, "direct_pages_count", dpc, sizeof(dpc))) {
+			m->have_direct = true;
+			memcpy(m->direct, dpc + 1, sizeof(m->direct));
+		}
+		if (vmi_kernel_symbol(b->k, "boot_cpu_data", &a) &&
+		    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability",
+				      &off, NULL) == 0 &&
+		    kread(b, a + off + 4, &cap1, 4) == 0)
+			m->have_gbpages = cap1 >> 26 & 1;
+	}
+	b->s->mi = m;
+}
+
+/* Append " name" for each set bit of @words (@nbits) that the guest's
+ * table at @table (an array of char *) names; *@out malloc'd. */
+static void bit_names(struct build *b, const uint32_t *words,
+		      unsigned int nbits, uint64_t table, unsigned int tabn,
+		      bool power, char **out)
+{
+	char *buf = NULL, name[64];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	unsigned int i;
+
+	if (!f)
+		return;
+	for (i = 0; i < nbits; i++) {
+		uint64_t p = 0;
+
+		if (!(words[i / 32] >> (i % 32) & 1))
+			continue;
+		if (i < tabn && table && kread_u64(b, table + 8 * i, &p) == 0 &&
+		    p && vmi_kernel_half(p, b->levels) &&
+		    vmi_read_cstr(vmi_kernel_kread, &b->kr, p, name,
+				  sizeof(name)) >= 0) {
+			/* x86_power_flags: "" names print nothing */
+			if (!power || name[0])
+				fprintf(f, " %s", name);
+		} else if (power) {
+			fprintf(f, " [%u]", i);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return;
+	}
+	*out = buf;
+}
+
+/* HZ, from jiffies_64 against the uptime: INITIAL_JIFFIES is
+ * (unsigned int)(-300 * HZ) */
+static unsigned int guess_hz(struct build *b)
+{
+	static const unsigned int cand[] = { 100, 250, 300, 1000 };
+	uint64_t j, best = 0, err, best_err = UINT64_MAX;
+	size_t i;
+
+	if (!rd_sym(b, "jiffies_64", &j, 8) || !b->s->uptime_ns)
+		return 250;
+	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		uint64_t ticks = j - (uint32_t)(-300 * (int)cand[i]);
+		uint64_t want = b->s->uptime_ns / (1000000000 / cand[i]);
+
+		err = ticks > want ? ticks - want : want - ticks;
+		if (err < best_err) {
+			best_err = err;
+			best = cand[i];
+		}
+	}
+	return (unsigned int)best;
+}
+
+#define X86_FEATURE_TSC		4	/* word 0 */
+#define X86_FEATURE_VMX		(4 * 32 + 5)
+/*
+ * show_cpuinfo's data for each online CPU.  cpu MHz is cpu_khz: the
+ * kernel prints arch_freq_get_on_cpu, which is cpu_khz on a CPU without
+ * APERF/MPERF (TCG, most VMs) or a cpufreq driver; with those it
+ * samples the clock, which the shadow cannot.
+ */
+static void read_cpuinfo(struct build *b)
+{
+	static const struct {
+		const char *name;
+		size_t at;
+		int size;
+	} fld[] = {
+#define F(name, field, size) { name, offsetof(struct vp_cpu, field), size }
+		F("x86", family, 1), F("x86_model", model, 1),
+		F("x86_stepping", stepping, 1), F("microcode", microcode, 4),
+		F("x86_cache_size", cache_kb, 4),
+		F("cpuid_level", cpuid_level, 4), F("x86_tlbsize", tlbsize, 4),
+		F("x86_cache_alignment", cache_alignment, 4),
+		F("phys_proc_id", phys_id, 2), F("cpu_core_id", core_id, 2),
+		F("booted_cores", cores, 2), F("apicid", apicid, 2),
+		F("initial_apicid", init_apicid, 2),
+		F("x86_clflush_size", clflush, 2),
+		F("x86_phys_bits", phys_bits, 1),
+		F("x86_virt_bits", virt_bits, 1),
+		F("cpu_index", index, 2),
+#undef F
+	};
+	uint64_t off[sizeof(fld) / sizeof(fld[0])], pcpu, ci, core_map;
+	uint64_t o_cap, cap_size, o_vmx, vmx_size, o_vendor, o_model, o_lpj;
+	uint64_t o_power, capf = 0, bugf = 0, vmxf = 0, powf = 0, csize;
+	uint64_t online[VP_CPUS_MAX / 64] = { 0 }, a;
+	unsigned int ncap, nbug = NBUGINTS_DEFAULT, cpu, n = 0, i;
+	unsigned char *cb;
+	struct vp_cpu *cpus;
+
+	if (!vmi_kernel_symbol(b->k, "__per_cpu_offset", &pcpu) ||
+	    !vmi_kernel_symbol(b->k, "cpu_info", &ci) ||
+	    vmi_kernel_type_size(b->k, "cpuinfo_x86", &csize) ||
+	    csize > 4096 ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_capability", &o_cap,
+			      &cap_size) || cap_size > 64 * 4 ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_vendor_id", &o_vendor,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_model_id", &o_model,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.loops_per_jiffy", &o_lpj,
+			      NULL) ||
+	    vmi_kernel_member(b->k, "cpuinfo_x86.x86_power", &o_power,
+			      NULL) ||
+	    !vmi_kernel_symbol(b->k, "__cpu_online_mask", &a) ||
+	    kread(b, a, online, sizeof(online))) {
+		complain(b, K_SYS, "cpuinfo: cpu_info layout not found");
+		return;
+	}
+	for (i = 0; i < sizeof(fld) / sizeof(fld[0]); i++) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "cpuinfo_x86.%s", fld[i].name);
+		if (vmi_kernel_member(b->k, path, &off[i], NULL)) {
+			complain(b, K_SYS, "cpuinfo: BTF has no %s", path);
+			return;
+		}
+	}
+	if (vmi_kernel_member(b->k, "cpuinfo_x86.vmx_capability", &o_vmx,
+			      &vmx_size) || vmx_size > 64)
+		vmx_size = 0;
+	vmi_kernel_symbol(b->k, "x86_cap_flags", &capf);
+	vmi_kernel_symbol(b->k, "x86_bug_flags", &bugf);
+	vmi_kernel_symbol(b->k, "x86_vmx_flags", &vmxf);
+	vmi_kernel_symbol(b->k, "x86_power_flags", &powf);
+	if (capf > bugf && bugf && (capf - bugf) % 256 == 0 &&
+	    (capf - bugf) / 256 <= 4)
+		nbug = (unsigned int)((capf - bugf) / 256);
+	if (cap_size / 4 <= nbug)
+		return;
+	ncap = (unsigned int)(cap_size / 4) - nbug;
+	if (!vmi_kernel_symbol(b->k, "cpu_core_map", &core_map))
+		core_map = 0;
+	cpus = calloc(b->s->ncpus, sizeof(*cpus));
+	cb = malloc(csize);
+	if (!cpus || !cb) {
+		free(cpus);
+		free(cb);
+		return;
+	}
+	for (cpu = 0; cpu < VP_CPUS_MAX && n < b->s->ncpus; cpu++) {
+		struct vp_cpu *c = &cpus[n];
+		uint64_t po, mask[VP_CPUS_MAX / 64], mp;
+		uint32_t caps[64];
+
+		if (!(online[cpu / 64] >> (cpu % 64) & 1))
+			continue;
+		if (kread_u64(b, pcpu + 8 * cpu, &po) ||
+		    kread(b, ci + po, cb, csize)) {
+			complain(b, K_SYS, "cpuinfo: cpu %u unreadable", cpu);
+			break;
+		}
+		for (i = 0; i < sizeof(fld) / sizeof(fld[0]); i++) {
+			uint64_t v = get(cb, off[i], (size_t)fld[i].size);
+
+			if (fld[i].size == 4)
+				*(int *)((char *)c + fld[i].at) = (int)v;
+			else
+				*(unsigned int *)((char *)c + fld[i].at) =
+					(unsigned int)v;
+		}
+		memcpy(c->vendor, cb + o_vendor, 15);
+		memcpy(c->model_name, cb + o_model, 63);
+		c->lpj = G64(cb, o_lpj);
+		memcpy(caps, cb + o_cap, cap_size);
+		c->tsc = caps[0] >> X86_FEATURE_TSC & 1;
+		bit_names(b, caps, ncap * 32, capf, ncap * 32, false,
+			  &c->flags);
+		bit_names(b, caps + ncap, nbug * 32, bugf, nbug * 32, false,
+			  &c->bugs);
+		if (vmx_size && vmxf && (caps[X86_FEATURE_VMX / 32] >>
+					 (X86_FEATURE_VMX % 32) & 1)) {
+			uint32_t vw[16];
+
+			memcpy(vw, cb + o_vmx, vmx_size);
+			if (vw[0])
+				bit_names(b, vw, (unsigned int)vmx_size * 8,
+					  vmxf, (unsigned int)vmx_size * 8,
+					  false, &c->vmx);
+		}
+		{
+			uint32_t pw = G32(cb, o_power);
+
+			bit_names(b, &pw, 32, powf, 32, true, &c->power);
+		}
+		/* siblings: cpumask_weight(topology_core_cpumask(cpu));
+		 * cpu_core_map is a cpumask_var_t (a pointer with
+		 * CPUMASK_OFFSTACK) */
+		/* an off-stack mask is allocated for nr_cpu_ids bits
+		 * only: read no further */
+		c->siblings = 1;
+		memset(mask, 0, sizeof(mask));
+		if (core_map && kread_u64(b, core_map + po, &mp) == 0 &&
+		    vmi_kernel_half(mp, b->levels) &&
+		    kread(b, mp, mask, (b->s->nr_cpu_ids + 63) / 64 * 8) == 0) {
+			c->siblings = 0;
+			for (i = 0; i < b->s->nr_cpu_ids; i++)
+				c->siblings += mask[i / 64] >> (i % 64) & 1;
+		}
+		n++;
+	}
+	free(cb);
+	b->s->cpus = cpus;
+	b->s->ncpuinfo = n;
+	b->s->hz = guess_hz(b);
+	rd_sym(b, "cpu_khz", &b->s->cpu_khz, 4);
 }
 
 static void read_mem(struct build *b)
@@ -1392,7 +2349,11 @@ int vp_snapshot_build(const struct vmi_kernel *k, const struct vmi_phys *p,
 		read_uts(&b);
 		read_time(&b);
 		read_cpus(&b);
+		read_spec(&b);
+		read_sched(&b);
 		read_mem(&b);
+		read_meminfo(&b);
+		read_cpuinfo(&b);
 		read_ttys(&b);
 		read_net_and_modules(&b);
 		if (kread(&b, b.init_pid_ns + b.f.idr_next, &nx, 4) == 0)
@@ -1448,6 +2409,15 @@ void vp_snapshot_free(struct vp_snapshot *s)
 		s->ext_free(s->ext);
 	free(s->tasks);
 	free(s->ttys);
+	free(s->irqs);
+	free(s->mi);
+	for (i = 0; s->cpus && i < s->ncpuinfo; i++) {
+		free(s->cpus[i].flags);
+		free(s->cpus[i].vmx);
+		free(s->cpus[i].bugs);
+		free(s->cpus[i].power);
+	}
+	free(s->cpus);
 	free(s);
 }
 

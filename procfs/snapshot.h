@@ -43,7 +43,10 @@ struct vmi_phys;
 #define VP_TASKS_MAX	131072		/* tasks (threads included) kept */
 #define VP_LOG_MAX	32		/* messages kept per snapshot */
 #define VP_CPUS_MAX	256
+#define VP_IRQS_MAX	65536		/* nr_irqs shown */
 #define VP_FDS_MAX	4096		/* socket fds kept per process */
+#define VP_GROUPS_MAX	64		/* supplementary groups kept */
+#define VP_NODES_MAX	1024		/* MAX_NUMNODES, NODES_SHIFT 10 */
 
 /* One thread-group leader (a /proc/PID directory), or one thread. */
 struct vp_task {
@@ -92,6 +95,21 @@ struct vp_task {
 	struct vp_task *thr;
 	bool is_thread;			/* one of those copies */
 
+	/* the rest of /proc/PID/status (task_state, task_sig, task_cap,
+	 * task_seccomp, task_cpus_allowed, cpuset_task_status_allowed) */
+	int tracer_pid;			/* 0 when not ptraced */
+	unsigned int fdsize;		/* files->fdt->max_fds */
+	uint32_t groups[VP_GROUPS_MAX];	/* supplementary groups */
+	unsigned int ngroups;
+	uint64_t sigq, sigq_lim;	/* queued signals of the user, rlimit */
+	uint64_t cap[5];		/* inh prm eff bnd amb */
+	uint64_t atomic_flags;		/* PFA_* */
+	int seccomp_mode, seccomp_filters;
+	uint64_t cpus_mask[VP_CPUS_MAX / 64];
+	uint64_t mems_allowed[VP_NODES_MAX / 64];
+	uint64_t hugetlb_pages;		/* mm->hugetlb_usage */
+	bool core_dumping, thp_enabled;
+
 	/* its file descriptors that are sockets (introspect/sockets.h) */
 	struct vmi_sock_fd *fds;
 	size_t nfds;
@@ -101,6 +119,41 @@ struct vp_tty_driver {
 	char driver_name[32], name[32];
 	int major, minor_start, num;
 	int type, subtype;
+};
+
+/* /proc/meminfo's values (fs/proc/meminfo.c), pages unless said; a
+ * have_* false leaves that line out. */
+struct vp_meminfo {
+	uint64_t total, free, available, buffers, cached, swapcached;
+	uint64_t lru[5];	/* inactive/active anon, inactive/active file,
+				 * unevictable */
+	uint64_t mlocked, swap_total, swap_free, zswap, zswapped;
+	uint64_t dirty, writeback, anon, mapped, shmem, kreclaimable;
+	uint64_t sreclaimable, sunreclaim, kernel_stack_kb, pagetables;
+	uint64_t sec_pagetables;
+	uint64_t bounce, writeback_tmp, commit_limit, committed;
+	uint64_t vmalloc_total_kb, vmalloc_used, percpu, hwcorrupt;
+	uint64_t anon_thp, shmem_thp, shmem_pmd, file_thp, file_pmd;
+	uint64_t cma_total, cma_free;
+	uint64_t huge_total, huge_free, huge_rsvd, huge_surp, huge_kb;
+	uint64_t hugetlb_kb;
+	uint64_t direct[3];	/* DirectMap 4k 2M 1G, pages of that size */
+	bool have_zswap, have_cma, have_hwcorrupt, have_thp, have_huge;
+	bool have_direct, have_gbpages, have_secpt;
+};
+
+/* One online CPU as /proc/cpuinfo shows it (show_cpuinfo): its
+ * cpuinfo_x86 (per_cpu(cpu_info)); flags, vmx, bugs and power are the
+ * names of its set bits from the kernel's own tables, each " name". */
+struct vp_cpu {
+	unsigned int index, family, model, stepping, microcode, cache_kb;
+	int cpuid_level, tlbsize, cache_alignment;
+	unsigned int phys_id, siblings, core_id, cores, apicid, init_apicid;
+	unsigned int clflush, phys_bits, virt_bits;
+	unsigned long long lpj;
+	bool tsc;
+	char vendor[16], model_name[64];
+	char *flags, *vmx, *bugs, *power;
 };
 
 struct vp_snapshot {
@@ -118,7 +171,26 @@ struct vp_snapshot {
 	bool have_cpustat;
 	char cpu_vendor[16], cpu_model[64];
 	unsigned int cpu_family, cpu_model_nr, cpu_stepping;
+	/* /proc/stat beyond the cpu lines (fs/proc/stat.c show_stat):
+	 * intr's total and per-irq counts (kstat_irqs_usr of 0..nr_irqs-1),
+	 * ctxt, processes (total_forks), procs_running, procs_blocked and
+	 * the softirq counts; have_* false when they could not be read */
+	uint64_t intr_sum;
+	unsigned int *irqs, nirqs;
+	uint64_t ctxt, forks;
+	unsigned int procs_running, procs_blocked;
+	uint64_t softirq_sum, softirqs[10];
+	bool have_intr, have_irqs, have_sched, have_softirq, have_forks;
 	uint64_t mem_total_pages, mem_free_pages;
+	struct vp_meminfo *mi;		/* NULL: only MemTotal, MemFree */
+	struct vp_cpu *cpus;		/* NULL: identification lines only */
+	unsigned int ncpuinfo, hz, cpu_khz;
+	/* for status: nr_cpu_ids, bits of nodemask_t, the mitigation
+	 * modes of arch/x86/kernel/cpu/bugs.c and the two bugs they test
+	 * (-1: unknown, the line then says "unknown") */
+	unsigned int nr_cpu_ids, node_bits;
+	int ssb_mode, v2_user_ibpb, v2_user_stibp;
+	int bug_ssb, bug_spectre_v2;
 	uint64_t avenrun[3];		/* fixed point, FSHIFT 11 */
 	int last_pid;
 	size_t nrunning;

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * The system-wide files of the shadow /proc, from the snapshot: stat (the
- * cpu lines, btime, processes, procs_running; no intr, ctxt or softirq
- * lines: the snapshot does not count those), uptime, meminfo (MemTotal
- * and MemFree only), cpuinfo (the identification lines of each online
- * CPU, from boot_cpu_data), loadavg and tty/drivers, in the kernel's
- * formats (fs/proc/stat.c, uptime.c, meminfo.c, loadavg.c,
- * drivers/tty/tty_io.c).
+ * The system-wide files of the shadow /proc, from the snapshot: stat
+ * (every line of show_stat), uptime, meminfo (the lines of
+ * meminfo_proc_show the guest's configuration has), cpuinfo (show_cpuinfo's
+ * block per online CPU), loadavg and tty/drivers, in the kernel's formats
+ * (fs/proc/stat.c, uptime.c, meminfo.c, arch/x86/kernel/cpu/proc.c,
+ * loadavg.c, drivers/tty/tty_io.c).  A line whose counters could not be
+ * read is left out (the snapshot's log says why), never made up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +58,33 @@ char *vp_sys_stat(const struct vp_snapshot *s, size_t *len)
 		snprintf(name, sizeof(name), "cpu%u", c);
 		cpu_line(f, name, s->cpustat[c]);
 	}
-	fprintf(f, "btime %lld\nprocesses %d\nprocs_running %zu\n"
-		"procs_blocked 0\n", (long long)s->btime, s->last_pid,
-		s->nrunning);
+	/* intr: the total, then each irq's count; without the counters the
+	 * line is left out rather than made up */
+	if (s->have_intr) {
+		fprintf(f, "intr %llu", (unsigned long long)s->intr_sum);
+		for (c = 0; s->have_irqs && c < s->nirqs; c++)
+			fprintf(f, " %u", s->irqs[c]);
+		fputc('\n', f);
+	}
+	if (s->have_sched)
+		fprintf(f, "ctxt %llu\n", (unsigned long long)s->ctxt);
+	fprintf(f, "btime %lld\n", (long long)s->btime);
+	if (s->have_forks)
+		fprintf(f, "processes %llu\n", (unsigned long long)s->forks);
+	else
+		fprintf(f, "processes %d\n", s->last_pid);
+	if (s->have_sched)
+		fprintf(f, "procs_running %u\nprocs_blocked %u\n",
+			s->procs_running, s->procs_blocked);
+	else
+		fprintf(f, "procs_running %zu\nprocs_blocked 0\n",
+			s->nrunning);
+	if (s->have_softirq) {
+		fprintf(f, "softirq %llu", (unsigned long long)s->softirq_sum);
+		for (i = 0; i < 10; i++)
+			fprintf(f, " %llu", (unsigned long long)s->softirqs[i]);
+		fputc('\n', f);
+	}
 	return done(f, &buf);
 }
 
@@ -79,18 +103,150 @@ char *vp_sys_uptime(const struct vp_snapshot *s, size_t *len)
 	return done(f, &buf);
 }
 
+/* show_val_kb: the key padded to 16 columns, pages in kB, width 8 */
+static void kbl(FILE *f, const char *key, unsigned long long pages)
+{
+	fprintf(f, "%-16s%8llu kB\n", key, pages * 4);
+}
+
+/* meminfo_proc_show's lines in its order (CONFIG_HIGHMEM, MMU-less and
+ * arm64 lines never apply to an x86-64 guest); a line whose counter the
+ * guest's kernel lacks (ZSWAP, MEMORY_FAILURE, CMA, ...) is left out as
+ * its configuration leaves it out. */
 char *vp_sys_meminfo(const struct vp_snapshot *s, size_t *len)
 {
+	const struct vp_meminfo *m = s->mi;
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 
 	if (!f)
 		return NULL;
-	fprintf(f, "%-16s%8llu kB\n", "MemTotal:",
-		(unsigned long long)s->mem_total_pages * 4);
-	fprintf(f, "%-16s%8llu kB\n", "MemFree:",
-		(unsigned long long)s->mem_free_pages * 4);
+	if (!m) {
+		kbl(f, "MemTotal:", s->mem_total_pages);
+		kbl(f, "MemFree:", s->mem_free_pages);
+		return done(f, &buf);
+	}
+	kbl(f, "MemTotal:", m->total);
+	kbl(f, "MemFree:", m->free);
+	kbl(f, "MemAvailable:", m->available);
+	kbl(f, "Buffers:", m->buffers);
+	kbl(f, "Cached:", m->cached);
+	kbl(f, "SwapCached:", m->swapcached);
+	kbl(f, "Active:", m->lru[1] + m->lru[3]);
+	kbl(f, "Inactive:", m->lru[0] + m->lru[2]);
+	kbl(f, "Active(anon):", m->lru[1]);
+	kbl(f, "Inactive(anon):", m->lru[0]);
+	kbl(f, "Active(file):", m->lru[3]);
+	kbl(f, "Inactive(file):", m->lru[2]);
+	kbl(f, "Unevictable:", m->lru[4]);
+	kbl(f, "Mlocked:", m->mlocked);
+	kbl(f, "SwapTotal:", m->swap_total);
+	kbl(f, "SwapFree:", m->swap_free);
+	if (m->have_zswap) {
+		kbl(f, "Zswap:", m->zswap);
+		kbl(f, "Zswapped:", m->zswapped);
+	}
+	kbl(f, "Dirty:", m->dirty);
+	kbl(f, "Writeback:", m->writeback);
+	kbl(f, "AnonPages:", m->anon);
+	kbl(f, "Mapped:", m->mapped);
+	kbl(f, "Shmem:", m->shmem);
+	kbl(f, "KReclaimable:", m->kreclaimable);
+	kbl(f, "Slab:", m->sreclaimable + m->sunreclaim);
+	kbl(f, "SReclaimable:", m->sreclaimable);
+	kbl(f, "SUnreclaim:", m->sunreclaim);
+	fprintf(f, "%-16s%8llu kB\n", "KernelStack:",
+		(unsigned long long)m->kernel_stack_kb);
+	kbl(f, "PageTables:", m->pagetables);
+	if (m->have_secpt)
+		kbl(f, "SecPageTables:", m->sec_pagetables);
+	kbl(f, "NFS_Unstable:", 0);
+	kbl(f, "Bounce:", m->bounce);
+	kbl(f, "WritebackTmp:", m->writeback_tmp);
+	kbl(f, "CommitLimit:", m->commit_limit);
+	kbl(f, "Committed_AS:", m->committed);
+	fprintf(f, "%-16s%8llu kB\n", "VmallocTotal:",
+		(unsigned long long)m->vmalloc_total_kb);
+	kbl(f, "VmallocUsed:", m->vmalloc_used);
+	kbl(f, "VmallocChunk:", 0);
+	kbl(f, "Percpu:", m->percpu);
+	if (m->have_hwcorrupt)
+		fprintf(f, "HardwareCorrupted: %5llu kB\n",
+			(unsigned long long)m->hwcorrupt * 4);
+	if (m->have_thp) {
+		kbl(f, "AnonHugePages:", m->anon_thp);
+		kbl(f, "ShmemHugePages:", m->shmem_thp);
+		kbl(f, "ShmemPmdMapped:", m->shmem_pmd);
+		kbl(f, "FileHugePages:", m->file_thp);
+		kbl(f, "FilePmdMapped:", m->file_pmd);
+	}
+	if (m->have_cma) {
+		kbl(f, "CmaTotal:", m->cma_total);
+		kbl(f, "CmaFree:", m->cma_free);
+	}
+	if (m->have_huge) {
+		fprintf(f, "HugePages_Total:   %5llu\nHugePages_Free:    %5llu\n"
+			"HugePages_Rsvd:    %5llu\nHugePages_Surp:    %5llu\n"
+			"Hugepagesize:   %8llu kB\n",
+			(unsigned long long)m->huge_total,
+			(unsigned long long)m->huge_free,
+			(unsigned long long)m->huge_rsvd,
+			(unsigned long long)m->huge_surp,
+			(unsigned long long)m->huge_kb);
+		fprintf(f, "Hugetlb:        %8llu kB\n",
+			(unsigned long long)m->hugetlb_kb);
+	}
+	if (m->have_direct) {
+		fprintf(f, "DirectMap4k:    %8llu kB\n",
+			(unsigned long long)m->direct[0] << 2);
+		fprintf(f, "DirectMap2M:    %8llu kB\n",
+			(unsigned long long)m->direct[1] << 11);
+		if (m->have_gbpages)
+			fprintf(f, "DirectMap1G:    %8llu kB\n",
+				(unsigned long long)m->direct[2] << 20);
+	}
 	return done(f, &buf);
+}
+
+/* arch/x86/kernel/cpu/proc.c show_cpuinfo, one block per online CPU */
+static void cpu_block(FILE *f, const struct vp_snapshot *s,
+		      const struct vp_cpu *c)
+{
+	unsigned int hz = s->hz ? s->hz : 250;
+
+	fprintf(f, "processor\t: %u\nvendor_id\t: %s\ncpu family\t: %d\n"
+		"model\t\t: %u\nmodel name\t: %s\n", c->index,
+		c->vendor[0] ? c->vendor : "unknown", (int)c->family,
+		c->model, c->model_name[0] ? c->model_name : "unknown");
+	if (c->stepping || c->cpuid_level >= 0)
+		fprintf(f, "stepping\t: %d\n", (int)c->stepping);
+	else
+		fputs("stepping\t: unknown\n", f);
+	if (c->microcode)
+		fprintf(f, "microcode\t: 0x%x\n", c->microcode);
+	if (c->tsc)
+		fprintf(f, "cpu MHz\t\t: %u.%03u\n", s->cpu_khz / 1000,
+			s->cpu_khz % 1000);
+	if (c->cache_kb)
+		fprintf(f, "cache size\t: %u KB\n", c->cache_kb);
+	fprintf(f, "physical id\t: %d\nsiblings\t: %d\ncore id\t\t: %d\n"
+		"cpu cores\t: %d\napicid\t\t: %d\ninitial apicid\t: %d\n",
+		(int)c->phys_id, (int)c->siblings, (int)c->core_id,
+		(int)c->cores, (int)c->apicid, (int)c->init_apicid);
+	fprintf(f, "fpu\t\t: yes\nfpu_exception\t: yes\ncpuid level\t: %d\n"
+		"wp\t\t: yes\n", c->cpuid_level);
+	fprintf(f, "flags\t\t:%s", c->flags ? c->flags : "");
+	if (c->vmx)
+		fprintf(f, "\nvmx flags\t:%s", c->vmx);
+	fprintf(f, "\nbugs\t\t:%s", c->bugs ? c->bugs : "");
+	fprintf(f, "\nbogomips\t: %llu.%02llu\n", c->lpj / (500000 / hz),
+		(c->lpj / (5000 / hz)) % 100);
+	if (c->tlbsize > 0)
+		fprintf(f, "TLB size\t: %d 4K pages\n", c->tlbsize);
+	fprintf(f, "clflush size\t: %u\ncache_alignment\t: %d\n"
+		"address sizes\t: %u bits physical, %u bits virtual\n",
+		c->clflush, c->cache_alignment, c->phys_bits, c->virt_bits);
+	fprintf(f, "power management:%s\n\n", c->power ? c->power : "");
 }
 
 char *vp_sys_cpuinfo(const struct vp_snapshot *s, size_t *len)
@@ -101,6 +257,11 @@ char *vp_sys_cpuinfo(const struct vp_snapshot *s, size_t *len)
 
 	if (!f)
 		return NULL;
+	if (s->cpus) {
+		for (c = 0; c < s->ncpuinfo; c++)
+			cpu_block(f, s, &s->cpus[c]);
+		return done(f, &buf);
+	}
 	for (c = 0; c < s->ncpus; c++)
 		fprintf(f, "processor\t: %u\nvendor_id\t: %s\n"
 			"cpu family\t: %u\nmodel\t\t: %u\nmodel name\t: %s\n"

@@ -9,8 +9,7 @@
  *   pid_stat.c     /proc/PID/stat (fs/proc/array.c do_task_stat, 52
  *                  fields), statm, comm, and the minimal stat of a host
  *                  caller
- *   pid_status.c   /proc/PID/status (Name .. Threads, SigQ..SigCgt; the
- *                  capability, seccomp and cpuset lines are not shown)
+ *   pid_status.c   /proc/PID/status (every line of 6.1's proc_pid_status)
  *   pid_cmdline.c  /proc/PID/cmdline and environ
  *   sys_stat.c     /proc/stat, uptime, meminfo, cpuinfo, loadavg,
  *                  tty/drivers

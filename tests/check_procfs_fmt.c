@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The shadow /proc formatters (procfs/net_tcp.c, net_udp.c, modules.c) on
+ * The shadow /proc formatters (procfs/net_tcp.c, net_udp.c, modules.c,
+ * and pid_status.c's bitmap, group and capability lines) on
  * synthetic records.  The expected texts are written out by hand from the
  * guest kernel's (6.1) seq_show formats: column widths, header lines, the
  * padding of tcp (149 columns) and udp (127) lines, the "sl" of udp being
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "../procfs/netmod.h"
+#include "../procfs/views.h"
 #include "lib/suite.h"
 
 #define PTR1 0xffff888012345678ULL
@@ -299,6 +301,76 @@ START_TEST(test_sys_module)
 }
 END_TEST
 
+/* status' lines that need no guest to check: bitmaps as "%*pb" and
+ * "%*pbl" print them (the first 32-bit word only as wide as its bits),
+ * Groups with the kernel's trailing space, SigQ, the capability sets. */
+START_TEST(test_status_bitmaps)
+{
+	static struct vp_snapshot s;
+	static struct vp_task t;
+	char *txt;
+	size_t len;
+
+	memset(&s, 0, sizeof(s));
+	memset(&t, 0, sizeof(t));
+	s.nr_cpu_ids = 36;
+	s.node_bits = 64;
+	s.ssb_mode = 2;			/* PRCTL */
+	s.v2_user_ibpb = s.v2_user_stibp = 0;
+	s.bug_ssb = 1;
+	s.bug_spectre_v2 = 1;
+	snprintf(t.comm, sizeof(t.comm), "a\\b");
+	t.pid = t.tgid = 42;
+	t.umask = 022;
+	t.ngroups = 2;
+	t.groups[0] = 4;
+	t.groups[1] = 24;
+	t.sigq = 1;
+	t.sigq_lim = 3841;
+	t.cap[1] = t.cap[2] = 0x1ffffffffffULL;
+	t.cap[3] = 0x1ffffffffffULL;
+	t.atomic_flags = 1 | 1 << 3;	/* NO_NEW_PRIVS, SPEC_SSB_DISABLE */
+	t.seccomp_mode = 2;
+	t.seccomp_filters = 1;
+	t.cpus_mask[0] = 0x80000010fULL;	/* 0-3, 8, 35 */
+	t.mems_allowed[0] = 1;
+	t.num_threads = 1;
+	txt = vp_pid_status(&s, &t, &len);
+	ck_assert(txt != NULL);
+	ck_assert_msg(strstr(txt, "Name:\ta\\\\b\nUmask:\t0022\n"), "%s", txt);
+	ck_assert_msg(strstr(txt, "\nGroups:\t4 24 \nNStgid:\t42\n"), "%s", txt);
+	ck_assert_msg(strstr(txt, "\nThreads:\t1\nSigQ:\t1/3841\nSigPnd:\t"),
+		      "%s", txt);
+	ck_assert_msg(strstr(txt, "\nCapInh:\t0000000000000000\n"
+			     "CapPrm:\t000001ffffffffff\n"
+			     "CapEff:\t000001ffffffffff\n"
+			     "CapBnd:\t000001ffffffffff\n"
+			     "CapAmb:\t0000000000000000\n"
+			     "NoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+			     "Speculation_Store_Bypass:\tthread mitigated\n"
+			     "SpeculationIndirectBranch:\talways enabled\n"),
+		      "%s", txt);
+	ck_assert_msg(strstr(txt, "\nCpus_allowed:\t8,0000010f\n"
+			     "Cpus_allowed_list:\t0-3,8,35\n"
+			     "Mems_allowed:\t00000000,00000001\n"
+			     "Mems_allowed_list:\t0\n"
+			     "voluntary_ctxt_switches:\t0\n"), "%s", txt);
+	free(txt);
+	/* no groups: the trailing space alone; no memory: no Vm lines */
+	t.ngroups = 0;
+	s.ssb_mode = 0;
+	s.bug_ssb = 0;
+	txt = vp_pid_status(&s, &t, &len);
+	ck_assert(txt != NULL);
+	ck_assert_msg(strstr(txt, "\nGroups:\t \n"), "%s", txt);
+	ck_assert_msg(!strstr(txt, "VmSize") && !strstr(txt, "THP_enabled"),
+		      "%s", txt);
+	ck_assert_msg(strstr(txt, "Speculation_Store_Bypass:\tnot "
+			     "vulnerable\n"), "%s", txt);
+	free(txt);
+}
+END_TEST
+
 static Suite *fmt_suite(void)
 {
 	Suite *s = suite_create("procfs_fmt");
@@ -310,6 +382,7 @@ static Suite *fmt_suite(void)
 	tcase_add_test(tc, test_clock_ticks);
 	tcase_add_test(tc, test_proc_modules);
 	tcase_add_test(tc, test_sys_module);
+	tcase_add_test(tc, test_status_bitmaps);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -724,6 +724,289 @@ START_TEST(test_pid_files)
 }
 END_TEST
 
+/* Split @text into lines (console \r dropped); the number of lines. */
+static int split_lines(char *text, char **lines, int max)
+{
+	int n = 0;
+	char *p = text, *nl;
+
+	while (*p && n < max) {
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		if (nl && nl > p && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (*p)
+			lines[n++] = p;
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* status lines that move while a process sleeps, and by how much */
+static long status_tolerance(const char *key)
+{
+	static const struct {
+		const char *key;
+		long tol;
+	} t[] = {
+		{ "VmHWM", 32 }, { "VmRSS", 32 }, { "RssAnon", 32 },
+		{ "RssFile", 32 }, { "voluntary_ctxt_switches", 50 },
+		{ "nonvoluntary_ctxt_switches", 50 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(key, t[i].key) == 0)
+			return t[i].tol;
+	return -1;
+}
+
+/* Every line of proc/PID/status equals the guest's own, in its order. */
+START_TEST(test_status_lines)
+{
+	static char gout[1 << 16], shadow[1 << 15];
+	char cmd[128], path[64];
+	char *gl[128], *sl[128];
+	int z, ng, ns, i;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	for (z = 0; z < NZOO; z++) {
+		int pid = E->zoo_pid[z];
+
+		snprintf(cmd, sizeof(cmd), "cat /proc/%d/status", pid);
+		grun_ok(cmd, gout, sizeof(gout), 60000);
+		vt_sleep_ms(1100);	/* a snapshot younger than that */
+		snprintf(path, sizeof(path), "proc/%d/status", pid);
+		read_file(vfs_path(0, path), shadow, sizeof(shadow));
+		ng = split_lines(gout, gl, 128);
+		ns = split_lines(shadow, sl, 128);
+		for (i = 0; i < ng && i < ns; i++) {
+			const char *gc = strchr(gl[i], ':');
+			const char *sc = strchr(sl[i], ':');
+			char key[64];
+			long tol;
+
+			ck_assert_msg(gc && sc && gc - gl[i] == sc - sl[i] &&
+				      strncmp(gl[i], sl[i], gc - gl[i]) == 0,
+				      "%s status line %d: shadow '%s', guest "
+				      "'%s'", zoo_names[z], i + 1, sl[i], gl[i]);
+			snprintf(key, sizeof(key), "%.*s", (int)(gc - gl[i]),
+				 gl[i]);
+			tol = status_tolerance(key);
+			if (tol >= 0)
+				ck_assert_msg(labs(atol(gc + 1) - atol(sc + 1)) <=
+					      tol, "%s status %s: shadow '%s', "
+					      "guest '%s'", zoo_names[z], key,
+					      sl[i], gl[i]);
+			else
+				ck_assert_msg(strcmp(gl[i], sl[i]) == 0,
+					      "%s status line %d: shadow '%s', "
+					      "guest '%s'", zoo_names[z], i + 1,
+					      sl[i], gl[i]);
+		}
+		ck_assert_msg(ng == ns, "%s status: shadow %d lines, guest %d "
+			      "(first extra: '%s')", zoo_names[z], ns, ng,
+			      ng > ns ? gl[ns] : sl[ng]);
+	}
+	printf("info: status of %d processes: every line equals the "
+	       "guest's\n", NZOO);
+	umount_vfs(0);
+}
+END_TEST
+
+/* Space-separated numbers of @line after its key; their count. */
+static int line_nums(const char *line, unsigned long long *v, int max)
+{
+	const char *p = strchr(line, ' ');
+	int n = 0;
+	char *end;
+
+	while (p && n < max) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		v[n++] = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+	}
+	return n;
+}
+
+/* proc/stat: the guest's own lines in its order, each value close. */
+START_TEST(test_stat_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+	static unsigned long long gv[4096], sv[4096];
+	char *gl[300], *sl[300];
+	int ng, ns, i, j, a, b, nintr = 0;
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/stat", gout, sizeof(gout), 60000);
+	vt_sleep_ms(1100);
+	read_file(vfs_path(0, "proc/stat"), shadow, sizeof(shadow));
+	ng = split_lines(gout, gl, 300);
+	ns = split_lines(shadow, sl, 300);
+	ck_assert_msg(ng == ns, "proc/stat: shadow %d lines, guest %d:\n"
+		      "%s\n--- guest:\n%.3000s", ns, ng, shadow, gout);
+	for (i = 0; i < ng; i++) {
+		size_t kl = strcspn(gl[i], " ");
+		long long tol, rel;
+
+		ck_assert_msg(strcspn(sl[i], " ") == kl &&
+			      strncmp(gl[i], sl[i], kl) == 0, "proc/stat line "
+			      "%d: shadow '%.80s', guest '%.80s'", i + 1, sl[i],
+			      gl[i]);
+		a = line_nums(gl[i], gv, 4096);
+		b = line_nums(sl[i], sv, 4096);
+		ck_assert_msg(a == b, "proc/stat %.*s: shadow %d numbers, "
+			      "guest %d", (int)kl, gl[i], b, a);
+		if (strncmp(gl[i], "intr ", 5) == 0)
+			nintr = a;
+		/* what moves in the second between the two readings */
+		if (strncmp(gl[i], "cpu", 3) == 0) {
+			tol = 300;
+			rel = 10;
+		} else if (strncmp(gl[i], "btime", kl) == 0) {
+			tol = 1;
+			rel = 0;
+		} else if (strncmp(gl[i], "processes", kl) == 0 ||
+			   strncmp(gl[i], "procs_", 6) == 0) {
+			tol = 20;
+			rel = 0;
+		} else {		/* intr ctxt softirq */
+			tol = 5000;
+			rel = 5;
+		}
+		for (j = 0; j < a; j++)
+			ck_assert_msg(llabs((long long)(gv[j] - sv[j])) <=
+				      tol + (rel ? (long long)gv[j] / rel : 0),
+				      "proc/stat %.*s value %d: shadow %llu, "
+				      "guest %llu", (int)kl, gl[i], j + 1, sv[j],
+				      gv[j]);
+	}
+	printf("info: proc/stat: %d lines equal the guest's (intr has %d "
+	       "numbers)\n", ng, nintr);
+	ck_assert_msg(nintr > 1, "proc/stat has no per-irq counts");
+	umount_vfs(0);
+}
+END_TEST
+
+/* meminfo lines that are fixed while the guest idles; the others move
+ * by allocations between the two readings */
+static long meminfo_tolerance(const char *key, long guest_kb)
+{
+	static const char *const fixed[] = {
+		"MemTotal", "SwapTotal", "SwapFree", "CommitLimit",
+		"VmallocTotal", "VmallocChunk", "NFS_Unstable", "Bounce",
+		"WritebackTmp", "HardwareCorrupted", "HugePages_Total",
+		"HugePages_Free", "HugePages_Rsvd", "HugePages_Surp",
+		"Hugepagesize", "Hugetlb", "CmaTotal", "Zswap", "Zswapped",
+		"Percpu", "DirectMap1G", "ShmemHugePages", "ShmemPmdMapped",
+		"FileHugePages", "FilePmdMapped",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(key, fixed[i]) == 0)
+			return 0;
+	return 2048 + guest_kb / 50;
+}
+
+/* cpuinfo: everything is fixed but the clock the kernel measured */
+static long cpuinfo_tolerance(const char *key, long guest)
+{
+	(void)guest;
+	return strncmp(key, "cpu MHz", 7) == 0 ? 50 : -1;
+}
+
+/*
+ * @shadow has the guest's lines "Key: value" in the guest's order; a
+ * value is equal, or with @tol(key, guest) >= 0 a number within that
+ * (the rest of the line equal).
+ */
+static void kv_lines_equal(const char *what, char *guest, char *shadow,
+			   long (*tol)(const char *key, long guest))
+{
+	static char *gl[2048], *sl[2048];
+	int ng = split_lines(guest, gl, 2048), ns = split_lines(shadow, sl,
+							       2048), i;
+
+	ck_assert_msg(ng > 0, "%s: guest printed nothing", what);
+	for (i = 0; i < ng && i < ns; i++) {
+		const char *gc = strchr(gl[i], ':'), *sc = strchr(sl[i], ':');
+		char key[64];
+		long t, gvl, svl;
+		char *ge, *se;
+
+		ck_assert_msg(gc && sc && gc - gl[i] == sc - sl[i] &&
+			      strncmp(gl[i], sl[i], gc - gl[i]) == 0,
+			      "%s line %d: shadow '%s', guest '%s'", what,
+			      i + 1, sl[i], gl[i]);
+		snprintf(key, sizeof(key), "%.*s", (int)(gc - gl[i]), gl[i]);
+		gvl = strtol(gc + 1, &ge, 10);
+		svl = strtol(sc + 1, &se, 10);
+		t = tol(key, gvl);
+		if (t > 0 && ge != gc + 1 && se != sc + 1) {
+			ck_assert_msg(labs(gvl - svl) <= t && strcmp(ge, se) == 0,
+				      "%s %s: shadow '%s', guest '%s' (within "
+				      "%ld)", what, key, sl[i], gl[i], t);
+			/* the same padding: the numbers end in one column
+			 * when they have as many digits */
+			ck_assert_msg(se - sl[i] == ge - gl[i] ||
+				      snprintf(NULL, 0, "%ld", gvl) !=
+				      snprintf(NULL, 0, "%ld", svl),
+				      "%s %s: shadow '%s', guest '%s': columns "
+				      "differ", what, key, sl[i], gl[i]);
+		} else {
+			ck_assert_msg(strcmp(gl[i], sl[i]) == 0, "%s line %d: "
+				      "shadow '%s', guest '%s'", what, i + 1,
+				      sl[i], gl[i]);
+		}
+	}
+	ck_assert_msg(ng == ns, "%s: shadow %d lines, guest %d (first extra "
+		      "'%s')", what, ns, ng, ng > ns ? gl[ns] : sl[ng]);
+}
+
+START_TEST(test_meminfo_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/meminfo", gout, sizeof(gout), 60000);
+	vt_sleep_ms(1100);
+	read_file(vfs_path(0, "proc/meminfo"), shadow, sizeof(shadow));
+	kv_lines_equal("meminfo", gout, shadow, meminfo_tolerance);
+	printf("info: meminfo: every line is the guest's\n");
+	umount_vfs(0);
+}
+END_TEST
+
+START_TEST(test_cpuinfo_lines)
+{
+	static char gout[1 << 16], shadow[1 << 16];
+
+	require_env();
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	grun_ok("cat /proc/cpuinfo", gout, sizeof(gout), 60000);
+	read_file(vfs_path(0, "proc/cpuinfo"), shadow, sizeof(shadow));
+	kv_lines_equal("cpuinfo", gout, shadow, cpuinfo_tolerance);
+	printf("info: cpuinfo: every line is the guest's\n");
+	umount_vfs(0);
+}
+END_TEST
+
 struct gproc {
 	int pid, ppid;
 	unsigned int uid;
@@ -1379,6 +1662,10 @@ static Suite *proc_suite(void)
 		const TTest *t;
 	} tests[] = {
 		{ "pid_files", test_pid_files },
+		{ "status_lines", test_status_lines },
+		{ "stat_lines", test_stat_lines },
+		{ "meminfo_lines", test_meminfo_lines },
+		{ "cpuinfo_lines", test_cpuinfo_lines },
 		{ "ps_tools", test_ps_tools },
 		{ "threads", test_threads },
 		{ "net_tools", test_net_tools },
