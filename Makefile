@@ -14,6 +14,7 @@
 #   make bench     run the vmemfs speed benchmarks (prints ratios)
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
+#   make bench-proc     the paper's experiment: shadow /proc build per chunk size
 #   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
 #   make demo      mount a demo VM memory and look at it
 #   make install   PREFIX=/usr/local DESTDIR=
@@ -201,6 +202,9 @@ bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 bench-kernel: all
 	scripts/bench-kernel.sh
 
+bench-proc: all $(GUEST_PARTS)
+	scripts/bench-proc.sh
+
 demo: all
 	scripts/demo.sh
 
@@ -224,7 +228,7 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel demo deps install clean FORCE
+	bench-kernel bench-proc demo deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
