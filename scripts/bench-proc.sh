@@ -39,9 +39,9 @@
 #       mount's `stats` (proc.last_build_ms etc.): that build time is the
 #       number reported as (a);
 #   - then `vmemfs-exec MNT ps aux >/dev/null`, timed from the host (the
-#     unmodified tool end to end; procps opens /proc more than once, so
-#     it builds again, from what the first build left where it was): its
-#     last build is the "second look" of the IDS;
+#     unmodified tool end to end; its opendir of /proc builds again, from
+#     what the first build left where it was): that build is the IDS's
+#     "second look";
 #   (c) the memory file's allocated bytes right after it (main-host
 #       memory the VM's RAM takes);
 #   - vmemfs is unmounted, the guest continued;
@@ -133,23 +133,25 @@ report() {
 		echo "floor (all 2 GiB local, direct mount): build $floor ms over $(count floor) run(s), $(med floor remote_kib) KiB remote"
 		echo "guest ps with no build before (after the page-out): $none_ps s, paged in $none_in KiB"
 		echo
-		printf '%-5s|%2s|%7s %7s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%4s\n' \
+		printf '%-5s|%2s|%7s %7s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%4s\n' \
 			chunk n direct rpaging rp/dir aux-d aux-rp \
-			rem-d rem-rp 2nd-d 2nd-rp gps-d gps-rp \
+			req-d req-rp got-d got-rp 2nd-d 2nd-rp gps-d gps-rp \
 			gin-d gin-rp mem-d mem-rp cut
-		printf '%-5s|%2s|%7s %7s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%4s\n' \
-			"" "" "(a)ms" "(a)ms" "" s s KiB KiB ms ms "(b)s" "(b)s" \
+		printf '%-5s|%2s|%7s %7s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%4s\n' \
+			"" "" "(a)ms" "(a)ms" "" s s "" "" KiB KiB ms ms "(b)s" "(b)s" \
 			MiB MiB "(c)MiB" "(c)MiB" ""
 		for c in $CHUNKS; do
 			d=$(med "direct-$c" build_ms)
 			r=$(med "remote-paging-$c" build_ms)
-			printf '%-5s|%2s|%7.0f %7.0f %6s|%6.2f %6.2f|%6.0f %6.0f|%6.0f %6.0f|%6.2f %6.2f|%6.1f %6.1f|%6.0f %6.0f|%4s\n' \
+			printf '%-5s|%2s|%7.0f %7.0f %6s|%6.2f %6.2f|%6.0f %6.0f|%6.0f %6.0f|%6.0f %6.0f|%6.2f %6.2f|%6.1f %6.1f|%6.0f %6.0f|%4s\n' \
 				"$c" "$(count "direct-$c")" "$d" "$r" \
 				"$(ratio "$r" "$d")" \
 				"$(med "direct-$c" aux_s)" \
 				"$(med "remote-paging-$c" aux_s)" \
-				"$(med "direct-$c" remote_kib)" \
-				"$(med "remote-paging-$c" remote_kib)" \
+				"$(med "direct-$c" requests)" \
+				"$(med "remote-paging-$c" requests)" \
+				"$(med "direct-$c" fetched_kib)" \
+				"$(med "remote-paging-$c" fetched_kib)" \
 				"$(med "direct-$c" build2_ms)" \
 				"$(med "remote-paging-$c" build2_ms)" \
 				"$(med "direct-$c" ps_s guest)" \
@@ -163,10 +165,11 @@ report() {
 		done
 		echo
 		echo "(a) shadow /proc build time: stats proc.last_build_ms of the one build one opendir of proc/ (\`ls MNT/proc\`) caused; floor: $floor ms"
-		echo "aux: wall time of \`vmemfs-exec MNT ps aux >/dev/null\` right after (it builds again: $(med direct-64K aux_builds) times)"
-		echo "rem: KiB the build read from the sub-host (stats proc.last_bytes_remote)"
+		echo "aux: wall time of \`vmemfs-exec MNT ps aux >/dev/null\` right after (it builds again, $(med direct-64K aux_builds) time)"
+		echo "req: sub-host requests of that build (direct: NBD reads; remote paging: vmem-page-in commands); got: KiB they moved"
+		echo "the build read $(med direct-64K local_kib) KiB locally and $(med direct-64K remote_kib) KiB from the sub-host (stats proc.last_bytes_*, direct 64K)"
 		echo "(b) busybox \`ps\` in the guest afterwards, host round trip minus an empty command's; gin: what it paged in (query-vmem bytes-in)"
-		echo "2nd: the last build of that ps aux (the IDS's next look: what stayed on the main host)"
+		echo "2nd: the build of that ps aux (the IDS's next look: what stayed on the main host)"
 		echo "(c) memory file allocated right after the build; $(med none memfile_mib guest) MiB after the guest's ps with no build before"
 		echo "n: repetitions per backend; cut: builds cut by their time budget (must be 0)"
 		echo "goal: rp/dir <= 1.3 at chunks >= 64K"
@@ -356,6 +359,8 @@ guest_ps() {
 	t3=$(now)
 	n=${GOUT//[!0-9]/}
 	in1=$(vmem_field bytes-in)
+	r1=$(stats_field requests)
+	y1=$(stats_field bytes)
 	echo "guest name=$1 ps_s=$(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
 		'BEGIN { x = (d - c) - (b - a); printf "%.3f", x < 0 ? 0 : x }') empty_s=$(elapsed "$t0" "$t1") in_kib=$(((in1 - in0) >> 10)) lines=$n memfile_mib=$(memfile_mib) run=$2" |
 		tee -a "$RAWOUT" >&2
@@ -406,14 +411,23 @@ umount_vmemfs() {
 	fusermount3 -u -z "$MNT" 2>/dev/null || true
 }
 
+# The p50 per-request latency (us) of the sub-host in the mount's stats
+# (over the mount's life: recognition's requests too).
+sub_p50() {
+	awk '/"subhosts"/ { s = 1 } s && /"p50"/ { gsub(/[^0-9.]/, "", $2);
+		print $2; exit }' "$MNT/stats"
+}
+
 # build NAME RUN: one full build: one opendir of proc/ (`ls`) with
-# proc-refresh = 0; then `vmemfs-exec MNT ps aux` (procps opens /proc more
-# than once: more builds, from what the first left local).
+# proc-refresh = 0; then `vmemfs-exec MNT ps aux` (one more build, at its
+# opendir of /proc, from what the first left where it was).
 build() {
-	local b0 b1 c0 c1 t0 t1 t2 in0 in1 lines line
+	local b0 b1 c0 c1 t0 t1 t2 in0 in1 r0 r1 y0 y1 lines line
 	b0=$(stats_field builds)
 	c0=$(stats_field builds_cut)
 	in0=$(vmem_field bytes-in)
+	r0=$(stats_field requests)
+	y0=$(stats_field bytes)
 	t0=$(now)
 	ls "$MNT/proc" >"$TMP/ls.out" || die "ls $MNT/proc on $1: $(tail -3 "$TMP/vmemfs.log")"
 	t1=$(now)
@@ -425,7 +439,7 @@ build() {
 	lines=$(grep -c '^[0-9]' "$TMP/ls.out")
 	[ "$lines" -gt "$NPROCS" ] ||
 		die "$1: proc/ lists only $lines pids"
-	line="build name=$1 build_ms=$(stats_field last_build_ms) ls_s=$(elapsed "$t0" "$t1") local_kib=$(($(stats_field last_bytes_local) >> 10)) remote_kib=$(($(stats_field last_bytes_remote) >> 10)) vm_in_kib=$(((in1 - in0) >> 10)) pids=$lines cut=$((c1 - c0)) memfile_mib=$(memfile_mib) kernel_s=$KERNEL_S"
+	line="build name=$1 build_ms=$(stats_field last_build_ms) ls_s=$(elapsed "$t0" "$t1") local_kib=$(($(stats_field last_bytes_local) >> 10)) remote_kib=$(($(stats_field last_bytes_remote) >> 10)) vm_in_kib=$(((in1 - in0) >> 10)) requests=$((r1 - r0)) fetched_kib=$(((y1 - y0) >> 10)) req_p50_us=$(sub_p50) pids=$lines cut=$((c1 - c0)) memfile_mib=$(memfile_mib) kernel_s=$KERNEL_S"
 	"$VEXEC" "$MNT" ps aux >"$TMP/psaux.out" 2>"$TMP/psaux.err" ||
 		die "vmemfs-exec ps aux on $1: $(head -3 "$TMP/psaux.err")"
 	t2=$(now)
