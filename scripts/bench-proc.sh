@@ -132,6 +132,7 @@ report() {
 		sed -n 's/^# //p' "$RAWOUT"
 		echo "floor (all 2 GiB local, direct mount): build $floor ms over $(count floor) run(s), $(med floor remote_kib) KiB remote"
 		echo "guest ps with no build before (after the page-out): $none_ps s, paged in $none_in KiB"
+		echo "one QMP command from a minimal client: query-status $(med query-status us diag) us, vmem-page-in of a remote 4K chunk $(med page-in-4K us diag) us (bash); $(med py-query-status us diag) / $(med py-page-in-4K us diag) us (python)"
 		echo
 		printf '%-5s|%2s|%7s %7s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%6s %6s|%4s\n' \
 			chunk n direct rpaging rp/dir aux-d aux-rp \
@@ -253,7 +254,13 @@ MNT=$TMP/mnt
 QEMU_PID='' NBD_PID='' VFS_PID='' SER='' QMP=''
 
 cleanup() {
+	local rc=$?
 	set +e
+	if [ "$rc" != 0 ] && [ -d "$TMP" ]; then
+		mkdir -p "$B/proc-bench-logs"
+		cp "$TMP"/*.log "$B/proc-bench-logs/" 2>/dev/null
+		echo "bench-proc: failed ($rc); logs in $B/proc-bench-logs" >&2
+	fi
 	if [ -n "$VFS_PID" ]; then
 		kill "$VFS_PID" 2>/dev/null
 		wait "$VFS_PID" 2>/dev/null
@@ -359,8 +366,6 @@ guest_ps() {
 	t3=$(now)
 	n=${GOUT//[!0-9]/}
 	in1=$(vmem_field bytes-in)
-	r1=$(stats_field requests)
-	y1=$(stats_field bytes)
 	echo "guest name=$1 ps_s=$(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
 		'BEGIN { x = (d - c) - (b - a); printf "%.3f", x < 0 ? 0 : x }') empty_s=$(elapsed "$t0" "$t1") in_kib=$(((in1 - in0) >> 10)) lines=$n memfile_mib=$(memfile_mib) run=$2" |
 		tee -a "$RAWOUT" >&2
@@ -368,6 +373,8 @@ guest_ps() {
 
 # stats_field KEY: the first "KEY": N in the mount's stats.
 stats_field() {
+	kill -0 "$VFS_PID" 2>/dev/null ||
+		die "vmemfs exited: $(tail -5 "$TMP/vmemfs.log")"
 	grep -o "\"$1\": *[0-9]*" "$MNT/stats" | head -n 1 | grep -o '[0-9]*$'
 }
 
@@ -432,6 +439,8 @@ build() {
 	ls "$MNT/proc" >"$TMP/ls.out" || die "ls $MNT/proc on $1: $(tail -3 "$TMP/vmemfs.log")"
 	t1=$(now)
 	in1=$(vmem_field bytes-in)
+	r1=$(stats_field requests)
+	y1=$(stats_field bytes)
 	b1=$(stats_field builds)
 	c1=$(stats_field builds_cut)
 	[ "$b1" = $((b0 + 1)) ] ||
@@ -470,6 +479,50 @@ run_none() {
 	page_out_home
 	cont_guest
 	guest_ps none "$1"
+}
+
+# diag_qmp NAME JSON: the mean time of 200 such commands (OFF in JSON is
+# replaced by distinct offsets in the homed half).
+diag_qmp() {
+	local i t0 t1
+	t0=$(now)
+	for i in $(seq 200); do
+		qmp "${2//OFF/$((HOME_START + i * 65536 + 4096))}" >/dev/null ||
+			die "QMP $1 failed"
+	done
+	t1=$(now)
+	echo "diag name=$1 us=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1e6 / 200 }')" |
+		tee -a "$RAWOUT" >&2
+}
+
+# diag_py: the same two from a minimal client that reads whole lines (a
+# bash `read` on a socket costs a system call per byte), on the second QMP
+# socket (vmemfs's, free between mounts); page-ins at other offsets.
+diag_py() {
+	/usr/bin/python3 - "$QMP2" "$HOME_START" <<'PYEOF' | tee -a "$RAWOUT" >&2
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rb")
+def cmd(c):
+    s.sendall((json.dumps(c) + "\n").encode())
+    while True:
+        r = json.loads(f.readline())
+        if "return" in r or "error" in r:
+            return r
+f.readline()
+cmd({"execute": "qmp_capabilities"})
+for name, mk in (("py-query-status", lambda i: {"execute": "query-status"}),
+                 ("py-page-in-4K", lambda i: {"execute": "vmem-page-in",
+                  "arguments": {"offset": int(sys.argv[2]) + i * 65536 + 32768,
+                                "length": 4096}})):
+    t = time.monotonic()
+    for i in range(1, 201):
+        r = cmd(mk(i))
+        if "error" in r:
+            sys.exit("%s: %s" % (name, r))
+    print("diag name=%s us=%.0f" % (name, (time.monotonic() - t) * 1e6 / 200))
+PYEOF
 }
 
 # ---- set up, then measure ---------------------------------------------
@@ -548,7 +601,10 @@ EOF
 	grun "hostname vmt-bench && vmt-procs start && insmod /lib/modules/tcp_vegas.ko && insmod /lib/modules/tcp_yeah.ko && insmod /lib/modules/dummy.ko" 300 ||
 		die "guest: zoo or modules failed: ${GOUT:0:300}"
 	case $GOUT in *VMT-PROCS-READY*) ;; *) die "guest: no zoo: ${GOUT:0:300}" ;; esac
-	grun "dd if=/dev/zero of=/tmp/ballast bs=1M count=$BALLAST_MIB 2>&1" 600 ||
+	# The spacer (4K at a time) takes the pages the ballast's dd freed
+	# when it exited (1 MiB buffer, its stack): freed pages are reused
+	# first, and would otherwise take the processes back to the low half.
+	grun "dd if=/dev/zero of=/tmp/ballast bs=1M count=$BALLAST_MIB 2>&1 && dd if=/dev/zero of=/tmp/spacer bs=4K count=1024 2>&1" 600 ||
 		die "guest: ballast: ${GOUT:0:300}"
 	log "guest: ballast ${BALLAST_MIB}M written; memory file $(memfile_mib) MiB"
 	# Each its own comm (PR_SET_NAME from the role) and its own
@@ -561,7 +617,7 @@ EOF
 	set -- $GOUT
 	[ "${2:-0}" -ge "$NPROCS" ] ||
 		die "guest: only ${2:-0} of $NPROCS vmt-b processes run"
-	grun "rm /tmp/ballast" 120 || die "guest: rm ballast: $GOUT"
+	grun "rm /tmp/ballast /tmp/spacer" 120 || die "guest: rm ballast: $GOUT"
 	log "guest: $1 processes, $2 of them vmt-b-NNN; ballast removed"
 
 	: >"$RAWOUT"
@@ -582,6 +638,15 @@ EOF
 			run_one remote-paging "$c" "$run"
 		done
 	done
+
+	# What one command costs, from this script's own QMP client: a no-op
+	# (query-status), and vmem-page-in of one remote 4K chunk (distinct
+	# chunks, 64K apart, of the freshly paged-out homed half).
+	stop_guest
+	page_out_home
+	diag_qmp query-status '{"execute":"query-status"}'
+	diag_qmp page-in-4K '{"execute":"vmem-page-in","arguments":{"offset":OFF,"length":4096}}'
+	diag_py
 
 	log "floor: all memory local"
 	stop_guest
