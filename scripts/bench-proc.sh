@@ -181,7 +181,7 @@ report() {
 plot() {
 	local dat=${TMP:-/tmp}/proc-plot.$$.dat i=0 c term
 	for c in $CHUNKS; do
-		echo "$i $c $(med "direct-$c" build_ms) $(med "remote-paging-$c" build_ms) $(med floor build_ms) $(med "direct-$c" ps_s guest) $(med "remote-paging-$c" ps_s guest) $(med none ps_s guest) $(med "direct-$c" memfile_mib) $(med "remote-paging-$c" memfile_mib) $(med none memfile_mib guest)"
+		echo "$i $c $(med "direct-$c" build_ms) $(med "remote-paging-$c" build_ms) $(med floor build_ms) $(med "direct-$c" ps_s guest) $(med "remote-paging-$c" ps_s guest) $(med none ps_s guest) $(med "direct-$c" memfile_mib) $(med "remote-paging-$c" memfile_mib) $(mib "$(med "direct-$c" remote_kib)")"
 		i=$((i + 1))
 	done >"$dat"
 	if gnuplot -e 'set terminal pngcairo' -e 'exit' 2>/dev/null; then
@@ -212,11 +212,11 @@ plot '$dat' using 1:6:xtic(2) with linespoints lw 2 pt 7 title 'after direct fet
      '' using 1:7 with linespoints lw 2 pt 5 title 'after VM remote paging', \
      '' using 1:8 with lines dt 2 lw 2 title 'no build before'
 set ylabel 'MiB'
-set key bottom right opaque box
-set title '(c) main-host memory (memory file) after the build'
-plot '$dat' using 1:9:xtic(2) with linespoints lw 2 pt 7 title 'direct fetch', \
-     '' using 1:10 with linespoints lw 2 pt 5 title 'VM remote paging', \
-     '' using 1:11 with lines dt 2 lw 2 title 'no build (after guest ps)'
+set key top left opaque box
+set title '(c) main-host memory the build added (memory file)'
+plot '$dat' using 1:(\$9-\$9):xtic(2) with linespoints lw 2 pt 7 title 'direct fetch', \
+     '' using 1:(\$10-\$9) with linespoints lw 2 pt 5 title 'VM remote paging', \
+     '' using 1:11 with lines dt 2 lw 2 title 'remote bytes the build read'
 unset multiplot
 EOF
 	rm -f "$dat"
