@@ -19,7 +19,8 @@
 #     argument pages sit in user memory).  The guest's kernel takes free
 #     pages from low addresses first, so on an idle 2 GiB guest everything
 #     would sit in the local half; a tmpfs ballast of PROC_BALLAST_MIB
-#     fills the local half first and is removed once the processes run,
+#     (and a small spacer after it) fills the local half first and is
+#     removed once the processes run,
 #     so that their task structs, page tables and argument pages land in
 #     the homed half, as on a VM whose memory is in use.
 # Then, after the processes started, the homed half is paged out (QMP
@@ -45,8 +46,8 @@
 #   (c) the memory file's allocated bytes right after it (main-host
 #       memory the VM's RAM takes);
 #   - vmemfs is unmounted, the guest continued;
-#   (b) `ps >/dev/null` run inside the guest (busybox ps: every pid's
-#       stat, status and cmdline), timed from the host over the console,
+#   (b) `ps | wc -l` run inside the guest (busybox ps: every pid's stat
+#       and cmdline), timed from the host over the console,
 #       minus the round trip of an empty command (`true`) measured just
 #       before it; with it what the guest had to page in from the
 #       sub-host (query-vmem bytes-in) and the memory file afterwards.
@@ -59,7 +60,7 @@
 #
 # Knobs (defaults in brackets):
 #   PROC_CHUNKS ["4K 16K 64K 256K 1M"]
-#   PROC_RUNS [3]              repetitions of every run (median reported)
+#   PROC_RUNS [5]              repetitions of every run (median reported)
 #   PROC_RUNS_SMALL [PROC_RUNS] repetitions for the 4K and 16K chunks
 #                              (the slow ones under remote paging)
 #   PROC_NPROCS [200]          processes started besides the zoo
@@ -86,7 +87,7 @@ GUEST=$B/guest
 VMEMFS=${VMEMFS:-$B/vmemfs}
 VEXEC=${VMEMFS_EXEC:-$B/vmemfs-exec}
 CHUNKS=${PROC_CHUNKS:-"4K 16K 64K 256K 1M"}
-RUNS=${PROC_RUNS:-3}
+RUNS=${PROC_RUNS:-5}
 RUNS_SMALL=${PROC_RUNS_SMALL:-$RUNS}
 NPROCS=${PROC_NPROCS:-200}
 BALLAST_MIB=${PROC_BALLAST_MIB:-960}
