@@ -277,7 +277,7 @@ cleanup() {
 	fi
 	ip link del "$VH" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
-	rm -f "$MEM"
+	rm -f "$MEM" "$MEM.seq"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
