@@ -14,6 +14,7 @@
 #   make bench     run the vmemfs speed benchmarks (prints ratios)
 #   make bench-qemu     split-VM costs: guest reads, page-in throughput
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
+#   make bench-proc     the paper's experiment: shadow /proc build per chunk size
 #   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
 #   make demo      boot the small test guest split across a sub-host in a
 #                  network namespace, mount vmemfs on it and run ps aux,
@@ -211,6 +212,9 @@ bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 bench-kernel: all
 	scripts/bench-kernel.sh
 
+bench-proc: all $(GUEST_PARTS)
+	scripts/bench-proc.sh
+
 # The demo's split VM: the guest tests' helpers, without Check.
 DEMO_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,tests/lib/hosts.c \
 	tests/lib/guest.c tests/lib/splitvm.c)
@@ -246,7 +250,11 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
+<<<<<<< HEAD
 	bench-kernel demo demo-file deps install clean FORCE
+=======
+	bench-kernel bench-proc demo deps install clean FORCE
+>>>>>>> benchproc
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
