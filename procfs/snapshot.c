@@ -46,15 +46,21 @@ struct cphys {
 static int c_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 {
 	struct cphys *c = ctx;
-	int rc;
+	int rc, local;
 
 	if (c->timed_out || vmi_deadline_passed(&c->dl)) {
 		c->timed_out = true;
 		return -ETIMEDOUT;
 	}
+	/*
+	 * Where the bytes are before the read: with remote paging the read
+	 * itself brings them into the memory file, and asking afterwards
+	 * would count every byte as local.
+	 */
+	local = vmi_phys_is_local(c->in, gpa, len);
 	rc = c->in->read(c->in->ctx, gpa, buf, len);
 	if (rc == 0) {
-		if (vmi_phys_is_local(c->in, gpa, len))
+		if (local)
 			c->local += len;
 		else
 			c->remote += len;
