@@ -215,9 +215,10 @@ static void env_up(void)
 	E->ok = true;
 }
 
+/* Per thread: the openers and the probe build paths at the same time. */
 static const char *in_mnt(const char *name)
 {
-	static char path[256];
+	static __thread char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", E->mnt, name);
 	return path;
