@@ -29,7 +29,7 @@
  * into the silent range (found from the vmcore's own program headers:
  * the memory file holds no kernel, vmcore still has its PT_LOADs) - more
  * than libfuse's threads, unless the reads go through the sub-host's
- * gate as `mem` does - and 16 threads that open `kernel` and list
+ * gate as `mem` does - and 32 threads that open `kernel` and list
  * `proc/` (which wait for a kernel scan or a proc/ build) over and over.
  * Expected: the same probes, and a stat of vmcore, under a tenth of the
  * timeout; every vmcore read of the silent range EIO within the same
@@ -69,7 +69,7 @@
 #define STUCK_READERS 64
 #define KILLED_READERS 8
 #define VMCORE_READERS 48
-#define OPENERS 16
+#define OPENERS 32
 
 struct env {
 	bool ok;
