@@ -294,7 +294,7 @@ static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 		pthread_mutex_unlock(&pr->build_lock);
 		sn = take_cur(pr, 0, true);	/* the old one, if any */
 		if (!sn)
-			errno = rc == -EAGAIN ? EAGAIN : 0;
+			errno = rc == -EBUSY ? EAGAIN : 0;
 		return sn;
 	}
 	sn = calloc(1, sizeof(*sn));

@@ -575,13 +575,13 @@ int vmem_kernel_view_with(struct vmem_kernel_view *kv,
 	if (kv_lock(kv, "proc") < 0) {
 		snprintf(why, whylen, "%d callers already wait for the guest "
 			 "kernel view", VMEM_KV_WAITERS);
-		return -EAGAIN;
+		return -EBUSY;
 	}
 	if (revalidate(kv, "proc") < 0) {
 		pthread_mutex_unlock(&kv->lock);
 		snprintf(why, whylen, "%d callers already wait for the "
 			 "kernel scan", VMEM_KV_WAITERS);
-		return -EAGAIN;
+		return -EBUSY;
 	}
 	if (kv->k) {
 		rc = fn(arg, kv->k, &kv->kp->phys);
@@ -647,9 +647,13 @@ uint64_t vmem_kernel_view_vmcore_size(struct vmem_kernel_view *kv)
 	uint64_t size = 0;
 
 	/* A stat must not wait for a build or a re-validation that waits
-	 * on a sub-host: the size is advisory, the last one will do. */
-	if (pthread_mutex_trylock(&kv->lock) != 0)
-		return __atomic_load_n(&kv->size_seen, __ATOMIC_ACQUIRE);
+	 * on a sub-host: the size is advisory, the last one will do.  The
+	 * first one is worth waiting for, as one of the few. */
+	if (pthread_mutex_trylock(&kv->lock) != 0) {
+		size = __atomic_load_n(&kv->size_seen, __ATOMIC_ACQUIRE);
+		if (size || kv_lock(kv, "vmcore") < 0)
+			return size;
+	}
 	if (vmcore_info(kv, &in, &map) == 0) {
 		size = vmem_vmcore_size(&in);
 		vmem_gpa_free(&map);

@@ -109,7 +109,8 @@ int vmem_kernel_view_vmcore(struct vmem_kernel_view *kv,
  * recognised through, with the view locked: the kernel stays valid while
  * @fn runs (the shadow /proc builds its snapshots this way).  Waits for a
  * scan in progress as vmem_kernel_view_json does.  Returns @fn's result,
- * or -EAGAIN with the reason in @why when no kernel is known.
+ * or -EAGAIN with the reason in @why when no kernel is known, or -EBUSY
+ * (and why) when VMEM_KV_WAITERS callers wait already.
  */
 struct vmi_phys;
 int vmem_kernel_view_with(struct vmem_kernel_view *kv,
@@ -117,8 +118,9 @@ int vmem_kernel_view_with(struct vmem_kernel_view *kv,
 				    const struct vmi_phys *p),
 			  void *arg, char *why, size_t whylen);
 
-/* Its size as it would be now (for stat; nothing is re-validated).  Never
- * waits: while the view is busy, the size last computed. */
+/* Its size as it would be now (for stat; nothing is re-validated).  While
+ * the view is busy, the size last computed (none yet: waits as one of
+ * VMEM_KV_WAITERS, or 0). */
 uint64_t vmem_kernel_view_vmcore_size(struct vmem_kernel_view *kv);
 /* Read from @vc; data through physmem, the path `mem` reads. */
 ssize_t vmem_kernel_view_vmcore_read(struct vmem_kernel_view *kv,
