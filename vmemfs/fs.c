@@ -17,11 +17,16 @@
  * which changes under us and which we promised to keep no copy of.
  *
  * Readers stuck on a silent sub-host must not take the threads that local
- * reads, opens and the other sub-hosts need: a read of `mem` or `ram` may
- * wait on a sub-host only as one of at most VMEM_FS_REMOTE_THREADS per
- * sub-host (fs.h), and libfuse runs 10 threads more than those.  A read
+ * reads, opens and the other sub-hosts need: a read of `mem`, `ram` or
+ * `vmcore` may wait on a sub-host only as one of at most
+ * VMEM_FS_REMOTE_THREADS per sub-host (fs.h), and libfuse runs 10
+ * threads more than those.  A read
  * that finds its sub-host's places taken leaves the rest of it, with what
  * it read so far, in the sub-host's queue, and its thread returns.
+ * Opens of `kernel`, `vmcore` and proc/ that wait for a kernel scan or a
+ * proc/ build (which may wait on a sub-host) do so as one of a few
+ * (kernel_view.h: VMEM_KV_WAITERS, VMEM_PROC_WAITERS), with threads of
+ * their own in the count; the rest fail at once with EAGAIN.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -268,6 +273,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		text = vmem_reader_stats_json(&fs->reader);
 	} else if (ino == INO_KERNEL) {
 		text = vmem_kernel_view_json(&fs->kview);
+		if (!text && errno == EAGAIN) {
+			fuse_reply_err(req, EAGAIN);	/* logged */
+			return;
+		}
 	} else {
 		struct vmem_gpa_map snap;
 
@@ -343,40 +352,12 @@ static unsigned char *thread_buf(size_t size)
 	return b ? b->data : NULL;
 }
 
-static void reply_read(fuse_req_t req, size_t size, off_t off,
+static void reply_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       const unsigned char *buf, ssize_t n)
 {
 	if (n < 0) {
-		vmem_log_ratelimited(LOG_WARNING, "read of %zu bytes at 0x%llx: %s",
-				     size, (unsigned long long)off, strerror((int)-n));
-		fuse_reply_err(req, (int)-n);
-		return;
-	}
-	fuse_reply_buf(req, (const char *)buf, (size_t)n);
-}
-
-/* vmcore: the header from the open file, the data as `mem` reads it. */
-static void read_vmcore(fuse_req_t req, struct vmem_fs *fs,
-			struct fuse_file_info *fi, size_t size, off_t off)
-{
-	const struct vmem_vmcore *vc = (const void *)(uintptr_t)fi->fh;
-	unsigned char *buf;
-	ssize_t n;
-
-	if (off < 0 || !vc) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	buf = thread_buf(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = vmem_kernel_view_vmcore_read(&fs->kview, vc, buf, size,
-					 (uint64_t)off);
-	if (n < 0) {
-		vmem_log_ratelimited(LOG_WARNING, "vmcore: read of %zu bytes at "
-				     "0x%llx: %s", size, (unsigned long long)off,
+		vmem_log_ratelimited(LOG_WARNING, "%s: read of %zu bytes at 0x%llx: %s",
+				     names[ino], size, (unsigned long long)off,
 				     strerror((int)-n));
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -394,6 +375,7 @@ struct remote_job {
 	struct remote_job *next;
 	fuse_req_t req;
 	fuse_ino_t ino;
+	const struct vmem_vmcore *vc;	/* vmcore: the open file's */
 	size_t size;
 	off_t off;
 	uint64_t queued_ns;
@@ -411,16 +393,22 @@ struct vmem_fs_remote {
 
 /* Read [off + done, off + size) whatever it takes, and answer. */
 static void read_rest(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
-		      size_t size, off_t off, unsigned char *buf, size_t done)
+		      const struct vmem_vmcore *vc, size_t size, off_t off,
+		      unsigned char *buf, size_t done)
 {
 	ssize_t n;
 
-	n = ino == INO_MEM ?
-		vmem_physmem_read(&fs->physmem, buf + done, size - done,
-				  (uint64_t)off + done) :
-		vmem_read(&fs->reader, buf + done, size - done,
-			  (uint64_t)off + done);
-	reply_read(req, size, off, buf, n < 0 ? n : n + (ssize_t)done);
+	if (ino == INO_VMCORE)
+		n = vmem_kernel_view_vmcore_read(&fs->kview, vc, buf + done,
+						 size - done,
+						 (uint64_t)off + done);
+	else if (ino == INO_MEM)
+		n = vmem_physmem_read(&fs->physmem, buf + done, size - done,
+				      (uint64_t)off + done);
+	else
+		n = vmem_read(&fs->reader, buf + done, size - done,
+			      (uint64_t)off + done);
+	reply_read(req, ino, size, off, buf, n < 0 ? n : n + (ssize_t)done);
 }
 
 static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
@@ -453,7 +441,7 @@ static void serve_queued(struct vmem_fs *fs, struct vmem_fs_remote *p,
 		return;
 	}
 	memcpy(buf, j->prefix, j->done);
-	read_rest(fs, j->req, j->ino, j->size, j->off, buf, j->done);
+	read_rest(fs, j->req, j->ino, j->vc, j->size, j->off, buf, j->done);
 }
 
 /*
@@ -535,8 +523,8 @@ static void remote_interrupted(fuse_req_t req, void *arg)
  * unless a place came free meanwhile.
  */
 static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
-			 size_t size, off_t off, unsigned char *buf,
-			 const struct vmem_read_gate *gate)
+			 const struct vmem_vmcore *vc, size_t size, off_t off,
+			 unsigned char *buf, const struct vmem_read_gate *gate)
 {
 	struct vmem_fs_remote *p = &fs->remote[gate->home];
 	struct remote_job *j = NULL;
@@ -547,7 +535,7 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 	if (p->busy < VMEM_FS_REMOTE_THREADS) {
 		p->busy++;
 		pthread_mutex_unlock(&p->lock);
-		read_rest(fs, req, ino, size, off, buf, gate->done);
+		read_rest(fs, req, ino, vc, size, off, buf, gate->done);
 		remote_give_back(fs, gate->home);
 		return;
 	}
@@ -556,6 +544,7 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 		j->next = NULL;
 		j->req = req;
 		j->ino = ino;
+		j->vc = vc;
 		j->size = size;
 		j->off = off;
 		j->queued_ns = vmem_now_ns();
@@ -571,7 +560,9 @@ static void remote_queue(struct vmem_fs *fs, fuse_req_t req, fuse_ino_t ino,
 
 unsigned int vmem_fs_max_threads(const struct vmem_fs *fs)
 {
-	return VMEM_FS_LOCAL_THREADS +
+	/* The view's waiters and holder, and the proc/ build's waiters. */
+	return VMEM_FS_LOCAL_THREADS + VMEM_KV_WAITERS + 1 +
+	       VMEM_PROC_WAITERS +
 	       VMEM_FS_REMOTE_THREADS * (unsigned int)fs->reader.vm->n_subhosts;
 }
 
@@ -614,6 +605,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct vmem_fs *fs = fs_of(req);
 	struct vmem_read_gate gate = { .may_wait = remote_take, .arg = fs };
+	const struct vmem_vmcore *vc;
 	unsigned char *buf;
 	ssize_t n;
 
@@ -660,8 +652,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	if (ino == INO_VMCORE) {
-		read_vmcore(req, fs, fi, size, off);
+	/* vmcore: the header from the open file, the data as `mem`. */
+	vc = ino == INO_VMCORE ? (const void *)(uintptr_t)fi->fh : NULL;
+	if (ino == INO_VMCORE && !vc) {
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	buf = thread_buf(size);
@@ -670,13 +664,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	/* Waits on a sub-host only where remote_take() lets it. */
-	n = ino == INO_MEM ? vmem_physmem_read_gated(&fs->physmem, buf, size, (uint64_t)off, &gate) :
-			     vmem_read_gated(&fs->reader, buf, size, (uint64_t)off, &gate);
+	if (ino == INO_VMCORE)
+		n = vmem_kernel_view_vmcore_read_gated(&fs->kview, vc, buf, size,
+						       (uint64_t)off, &gate);
+	else if (ino == INO_MEM)
+		n = vmem_physmem_read_gated(&fs->physmem, buf, size,
+					    (uint64_t)off, &gate);
+	else
+		n = vmem_read_gated(&fs->reader, buf, size, (uint64_t)off,
+				    &gate);
 	if (gate.stopped) {
-		remote_queue(fs, req, ino, size, off, buf, &gate);
+		remote_queue(fs, req, ino, vc, size, off, buf, &gate);
 		return;
 	}
-	reply_read(req, size, off, buf, n);
+	reply_read(req, ino, size, off, buf, n);
 	if (gate.granted)
 		remote_give_back(fs, gate.home);
 }

@@ -216,10 +216,38 @@ static struct vmem_proc_snap *take_cur(struct vmem_proc *pr,
 }
 
 /*
+ * pr->build_lock, waiting for a build in progress (which may wait on a
+ * silent sub-host) only as one of VMEM_PROC_WAITERS FUSE threads; false
+ * (logged) when those are all taken.
+ */
+static bool build_lock_bounded(struct vmem_proc *pr)
+{
+	static unsigned int waiting;	/* one proc/ per process */
+
+	if (pthread_mutex_trylock(&pr->build_lock) == 0)
+		return true;
+	if (__atomic_add_fetch(&waiting, 1, __ATOMIC_ACQ_REL) >
+	    VMEM_PROC_WAITERS) {
+		__atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+		vmem_log_ratelimited(LOG_WARNING, "proc: %d callers already "
+				     "wait for a snapshot build (reading guest "
+				     "memory, maybe a silent sub-host): the "
+				     "last snapshot, or EAGAIN",
+				     VMEM_PROC_WAITERS);
+		return false;
+	}
+	pthread_mutex_lock(&pr->build_lock);
+	__atomic_sub_fetch(&waiting, 1, __ATOMIC_ACQ_REL);
+	return true;
+}
+
+/*
  * The snapshot to serve: the current one while younger than proc-refresh
  * (with 0, only until the next opendir of proc/: @fresh), else a new one.
  * Concurrent callers share one build.  NULL when no kernel is known and
- * nothing was built before.
+ * nothing was built before; then errno is EAGAIN if a build was in
+ * progress with VMEM_PROC_WAITERS callers waiting for it already, or the
+ * kernel view was as busy.
  */
 static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 {
@@ -244,7 +272,12 @@ static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 		if (sn)
 			return sn;
 	}
-	pthread_mutex_lock(&pr->build_lock);
+	if (!build_lock_bounded(pr)) {
+		sn = take_cur(pr, 0, true);	/* the old one, if any */
+		if (!sn)
+			errno = EAGAIN;
+		return sn;
+	}
 	/* built while we waited? */
 	sn = fresh && !pr->refresh_ms ?
 	     (pr->builds_started > started ? take_cur(pr, 0, false) : NULL) :
@@ -259,7 +292,10 @@ static struct vmem_proc_snap *get_snap(struct vmem_proc *pr, bool fresh)
 		vmem_log_ratelimited(LOG_WARNING, "proc: no snapshot: %s",
 				     a.err);
 		pthread_mutex_unlock(&pr->build_lock);
-		return take_cur(pr, 0, true);	/* the old one, if any */
+		sn = take_cur(pr, 0, true);	/* the old one, if any */
+		if (!sn)
+			errno = rc == -EBUSY ? EAGAIN : 0;
+		return sn;
 	}
 	sn = calloc(1, sizeof(*sn));
 	if (!sn) {
@@ -702,7 +738,14 @@ void vmem_proc_opendir(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	/* The listing of proc/ is the snapshot this open saw. */
+	errno = 0;
 	h->sn = get_snap(pr, v == T_DIR || v == T_SYSMODULE);
+	if (!h->sn && errno == EAGAIN) {
+		/* Too many wait for a build already (logged). */
+		free(h);
+		fuse_reply_err(req, EAGAIN);
+		return;
+	}
 	fi->fh = (uintptr_t)h;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		snap_put(h->sn);
@@ -1014,8 +1057,12 @@ void vmem_proc_open(struct vmem_proc *pr, fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EACCES);
 		return;
 	}
+	errno = 0;
 	text = make_text(pr, req, ino, &len, &err);
 	if (!text) {
+		/* No snapshot as too many wait for a build (logged). */
+		if (errno == EAGAIN && err == EIO)
+			err = EAGAIN;
 		fuse_reply_err(req, err);
 		return;
 	}

@@ -473,11 +473,45 @@ void vmem_kernel_view_fini(struct vmem_kernel_view *kv)
 }
 
 /*
- * At open of `kernel` or `vmcore`: is what we know still true?  Asks for
- * a scan when needed and waits a little for one in progress.  Caller
- * holds kv->lock.
+ * A FUSE thread is about to wait in the view: one of VMEM_KV_WAITERS, or
+ * none (false, logged) when they are all taken.
  */
-static void revalidate(struct vmem_kernel_view *kv)
+static bool wait_begin(struct vmem_kernel_view *kv, const char *what)
+{
+	if (__atomic_add_fetch(&kv->waiting, 1, __ATOMIC_ACQ_REL) <=
+	    VMEM_KV_WAITERS)
+		return true;
+	__atomic_sub_fetch(&kv->waiting, 1, __ATOMIC_ACQ_REL);
+	vmem_log_ratelimited(LOG_WARNING, "%s: %d callers already wait for "
+			     "the guest kernel view (a scan or a proc/ build "
+			     "reading guest memory, maybe a silent sub-host): "
+			     "EAGAIN", what, VMEM_KV_WAITERS);
+	return false;
+}
+
+static void wait_end(struct vmem_kernel_view *kv)
+{
+	__atomic_sub_fetch(&kv->waiting, 1, __ATOMIC_ACQ_REL);
+}
+
+/* kv->lock, waiting for it only as one of VMEM_KV_WAITERS: 0 or -EAGAIN. */
+static int kv_lock(struct vmem_kernel_view *kv, const char *what)
+{
+	if (pthread_mutex_trylock(&kv->lock) == 0)
+		return 0;
+	if (!wait_begin(kv, what))
+		return -EAGAIN;
+	pthread_mutex_lock(&kv->lock);
+	wait_end(kv);
+	return 0;
+}
+
+/*
+ * At open of `kernel` or `vmcore`: is what we know still true?  Asks for
+ * a scan when needed and waits a little for one in progress (as one of
+ * VMEM_KV_WAITERS, else -EAGAIN).  Caller holds kv->lock.  0 or -EAGAIN.
+ */
+static int revalidate(struct vmem_kernel_view *kv, const char *what)
 {
 	unsigned int scans = kv->scans;
 	struct timespec ts;
@@ -495,24 +529,39 @@ static void revalidate(struct vmem_kernel_view *kv)
 	if (kv->want_scan)
 		pthread_cond_broadcast(&kv->cond);
 	if (kv->k || !kv->started)
-		return;
+		return 0;
+	if (!(kv->scanning || kv->want_scan) || kv->stop)
+		return 0;
+	if (!wait_begin(kv, what))
+		return -EAGAIN;
 	deadline_in(&ts, OPEN_WAIT_MS);
 	while (!kv->k && (kv->scanning || kv->want_scan) &&
 	       kv->scans == scans && !kv->stop)
 		if (pthread_cond_timedwait(&kv->cond, &kv->lock, &ts) ==
 		    ETIMEDOUT)
 			break;
+	wait_end(kv);
+	return 0;
 }
 
 char *vmem_kernel_view_json(struct vmem_kernel_view *kv)
 {
 	char *text;
 
-	pthread_mutex_lock(&kv->lock);
-	revalidate(kv);
+	if (kv_lock(kv, "kernel") < 0) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	if (revalidate(kv, "kernel") < 0) {
+		pthread_mutex_unlock(&kv->lock);
+		errno = EAGAIN;
+		return NULL;
+	}
 	text = kv->k ? vmi_kernel_json(kv->k) :
 		       vmi_kernel_error_json(kv->why);
 	pthread_mutex_unlock(&kv->lock);
+	if (!text)
+		errno = ENOMEM;
 	return text;
 }
 
@@ -523,8 +572,17 @@ int vmem_kernel_view_with(struct vmem_kernel_view *kv,
 {
 	int rc;
 
-	pthread_mutex_lock(&kv->lock);
-	revalidate(kv);
+	if (kv_lock(kv, "proc") < 0) {
+		snprintf(why, whylen, "%d callers already wait for the guest "
+			 "kernel view", VMEM_KV_WAITERS);
+		return -EBUSY;
+	}
+	if (revalidate(kv, "proc") < 0) {
+		pthread_mutex_unlock(&kv->lock);
+		snprintf(why, whylen, "%d callers already wait for the "
+			 "kernel scan", VMEM_KV_WAITERS);
+		return -EBUSY;
+	}
 	if (kv->k) {
 		rc = fn(arg, kv->k, &kv->kp->phys);
 	} else {
@@ -565,8 +623,12 @@ int vmem_kernel_view_vmcore(struct vmem_kernel_view *kv,
 	int rc;
 
 	vmem_physmem_refresh(kv->pm);
-	pthread_mutex_lock(&kv->lock);
-	revalidate(kv);
+	if (kv_lock(kv, "vmcore") < 0)
+		return -EAGAIN;
+	if (revalidate(kv, "vmcore") < 0) {
+		pthread_mutex_unlock(&kv->lock);
+		return -EAGAIN;
+	}
 	rc = vmcore_info(kv, &in, &map);
 	if (rc == 0 && vmem_vmcore_build(vc, &in, err, sizeof(err)) < 0) {
 		vmem_log_ratelimited(LOG_WARNING, "vmcore: %s", err);
@@ -584,10 +646,18 @@ uint64_t vmem_kernel_view_vmcore_size(struct vmem_kernel_view *kv)
 	struct vmem_gpa_map map;
 	uint64_t size = 0;
 
-	pthread_mutex_lock(&kv->lock);
+	/* A stat must not wait for a build or a re-validation that waits
+	 * on a sub-host: the size is advisory, the last one will do.  The
+	 * first one is worth waiting for, as one of the few. */
+	if (pthread_mutex_trylock(&kv->lock) != 0) {
+		size = __atomic_load_n(&kv->size_seen, __ATOMIC_ACQUIRE);
+		if (size || kv_lock(kv, "vmcore") < 0)
+			return size;
+	}
 	if (vmcore_info(kv, &in, &map) == 0) {
 		size = vmem_vmcore_size(&in);
 		vmem_gpa_free(&map);
+		__atomic_store_n(&kv->size_seen, size, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&kv->lock);
 	return size;
@@ -603,4 +673,33 @@ ssize_t vmem_kernel_view_vmcore_read(struct vmem_kernel_view *kv,
 				     size_t len, uint64_t off)
 {
 	return vmem_vmcore_read(vc, physmem_read, kv->pm, buf, len, off);
+}
+
+/* The reader of a gated vmcore read: physmem's, through the gate. */
+struct gated_ctx {
+	struct vmem_physmem *pm;
+	struct vmem_read_gate *gate;
+	const unsigned char *base;	/* the caller's buffer */
+};
+
+static ssize_t physmem_read_gated(void *ctx, void *buf, size_t len,
+				  uint64_t gpa)
+{
+	struct gated_ctx *c = ctx;
+	ssize_t rc = vmem_physmem_read_gated(c->pm, buf, len, gpa, c->gate);
+
+	/* Stopped: vmem_vmcore_read returns at once; count from its @off. */
+	if (c->gate->stopped)
+		c->gate->done += (size_t)((const unsigned char *)buf - c->base);
+	return rc;
+}
+
+ssize_t vmem_kernel_view_vmcore_read_gated(struct vmem_kernel_view *kv,
+					   const struct vmem_vmcore *vc,
+					   void *buf, size_t len, uint64_t off,
+					   struct vmem_read_gate *gate)
+{
+	struct gated_ctx c = { .pm = kv->pm, .gate = gate, .base = buf };
+
+	return vmem_vmcore_read(vc, physmem_read_gated, &c, buf, len, off);
 }

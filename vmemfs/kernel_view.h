@@ -32,6 +32,19 @@ struct kv_phys;
 
 #define VMEM_KV_DEAD_MAX 4	/* dead kernels' notes kept hidden */
 
+/*
+ * The most FUSE threads that may wait in the view at once (for its lock,
+ * held by a build or a re-validation reading guest memory, or for a scan
+ * in progress): a scan or build stuck on a silent sub-host must not take
+ * the threads that local reads need.  One more may hold the lock.  A call
+ * that would wait beyond these fails at once with -EAGAIN (and a line in
+ * the log).  The shadow /proc bounds the openers waiting for its build
+ * the same way (VMEM_PROC_WAITERS, fs_proc.c); fs.c adds both to
+ * libfuse's threads.
+ */
+#define VMEM_KV_WAITERS 4
+#define VMEM_PROC_WAITERS 4
+
 struct vmem_kv_dead {
 	uint64_t gpa;
 	size_t len;
@@ -56,6 +69,10 @@ struct vmem_kernel_view {
 	struct vmi_kernel *k;		/* NULL while not known */
 	struct kv_phys *kp;		/* the reader k was recognised over */
 	char why[256];			/* why k is NULL */
+	unsigned int waiting;		/* callers waiting (atomic), at most
+					 * VMEM_KV_WAITERS */
+	uint64_t size_seen;		/* the vmcore's size last computed
+					 * (atomic), for a stat while busy */
 	struct vmem_kv_dead dead[VMEM_KV_DEAD_MAX];
 	unsigned int ndead;
 };
@@ -75,7 +92,8 @@ void vmem_kernel_view_fini(struct vmem_kernel_view *kv);
  * The text of `kernel`: vmi_kernel_json of the current kernel after a
  * cheap re-validation, or {"error": why} (not recognised yet, or the
  * library's reason).  Waits at most 60 s for a scan in progress.
- * malloc'd, NULL on allocation failure.
+ * malloc'd, NULL on allocation failure (errno ENOMEM) or when
+ * VMEM_KV_WAITERS callers wait already (errno EAGAIN).
  */
 char *vmem_kernel_view_json(struct vmem_kernel_view *kv);
 
@@ -91,7 +109,8 @@ int vmem_kernel_view_vmcore(struct vmem_kernel_view *kv,
  * recognised through, with the view locked: the kernel stays valid while
  * @fn runs (the shadow /proc builds its snapshots this way).  Waits for a
  * scan in progress as vmem_kernel_view_json does.  Returns @fn's result,
- * or -EAGAIN with the reason in @why when no kernel is known.
+ * or -EAGAIN with the reason in @why when no kernel is known, or -EBUSY
+ * (and why) when VMEM_KV_WAITERS callers wait already.
  */
 struct vmi_phys;
 int vmem_kernel_view_with(struct vmem_kernel_view *kv,
@@ -99,11 +118,23 @@ int vmem_kernel_view_with(struct vmem_kernel_view *kv,
 				    const struct vmi_phys *p),
 			  void *arg, char *why, size_t whylen);
 
-/* Its size as it would be now (for stat; nothing is re-validated). */
+/* Its size as it would be now (for stat; nothing is re-validated).  While
+ * the view is busy, the size last computed (none yet: waits as one of
+ * VMEM_KV_WAITERS, or 0). */
 uint64_t vmem_kernel_view_vmcore_size(struct vmem_kernel_view *kv);
 /* Read from @vc; data through physmem, the path `mem` reads. */
 ssize_t vmem_kernel_view_vmcore_read(struct vmem_kernel_view *kv,
 				     const struct vmem_vmcore *vc, void *buf,
 				     size_t len, uint64_t off);
+/*
+ * The same through a gate (vmem_read_gated()): when the gate says no, it
+ * stops with -EWOULDBLOCK and gate->stopped, gate->done counted from
+ * @off; the rest is vmem_kernel_view_vmcore_read() of [off + done,
+ * off + len).
+ */
+ssize_t vmem_kernel_view_vmcore_read_gated(struct vmem_kernel_view *kv,
+					   const struct vmem_vmcore *vc,
+					   void *buf, size_t len, uint64_t off,
+					   struct vmem_read_gate *gate);
 
 #endif
