@@ -250,11 +250,7 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-<<<<<<< HEAD
-	bench-kernel demo demo-file deps install clean FORCE
-=======
-	bench-kernel bench-proc demo deps install clean FORCE
->>>>>>> benchproc
+	bench-kernel bench-proc demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
