@@ -33,9 +33,7 @@ struct mctx {
 	vmi_module_log_fn log;
 	void *logctx;
 	struct vmi_module *cur;		/* while walking its holders */
-	uint64_t hprev;			/* its holder entry visited last */
 	bool failed;			/* a visit logged why it stopped */
-	uint64_t prev;			/* the entry visited last (or head) */
 	const struct vmi_deadline *dl;
 };
 
@@ -43,17 +41,12 @@ static void mlog(struct mctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void mlog(struct mctx *c, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	c->out->cut++;
-	if (c->log)
-		c->log(c->logctx, msg);
-	else
-		fprintf(stderr, "vmemfs: modules: %s\n", msg);
+	va_start(ap, fmt);
+	vmi_vlog(c->log, c->logctx, "modules", fmt, ap);
+	va_end(ap);
 }
 
 static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
@@ -116,17 +109,10 @@ static int visit_holder(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	struct vmi_module *m = c->cur;
-	uint64_t use = entry - c->L.use_source_list, src, back;
+	uint64_t use = entry - c->L.use_source_list, src;
 	char (*h)[VMI_MODULE_NAME];
 	int ret;
 
-	/* next->prev == cur, as for the modules list itself */
-	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
-	if (ret)
-		return ret;
-	if (back != c->hprev)
-		return -ELOOP;
-	c->hprev = entry;
 	ret = vmi_kernel_read(c->k, c->p, use + c->L.use_source, &src, 8);
 	if (ret)
 		return ret;
@@ -147,30 +133,18 @@ static int visit_module(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	const struct mod_layout *L = &c->L;
-	uint64_t mod = entry - L->list, init = 0, exit_ = 0, back = 0;
+	uint64_t mod = entry - L->list, init = 0, exit_ = 0;
 	struct vmi_module m = { .addr = mod };
 	uint32_t refcnt = 0;
 	long got;
 	int ret;
 
-	/* next->prev == cur, as list_del() leaves it: a list bent into a
-	 * cycle, or onto a stray entry, stops here before any module is
-	 * seen twice (guard.h's walk would find the cycle a little later). */
 	if (c->dl && vmi_deadline_passed(c->dl)) {
 		mlog(c, "modules list: time budget spent, cut after %zu "
 		     "modules", c->out->n);
 		c->failed = true;
 		return -ETIMEDOUT;
 	}
-	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
-	if (ret || back != c->prev) {
-		mlog(c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
-		     ", not 0x%" PRIx64 " (a cycle or a stray pointer), list "
-		     "cut after %zu modules", entry, back, c->prev, c->out->n);
-		c->failed = true;
-		return ret ? ret : -ELOOP;
-	}
-	c->prev = entry;
 	ret = read_name(c, mod, m.name);
 	if (ret) {
 		mlog(c, "module 0x%" PRIx64 ": name unreadable (%s), list cut",
@@ -197,9 +171,9 @@ static int visit_module(void *arg, uint64_t entry)
 	m.refcnt = (int)refcnt - MODULE_REF_BASE;
 	m.permanent = init && !exit_;
 	c->cur = &m;
-	c->hprev = mod + L->source_list;
-	got = vmi_walk_list(vmi_kernel_kread, &c->r, mod + L->source_list,
-			    c->levels, VMI_MODULE_HOLDERS, visit_holder, c);
+	got = vmi_walk_list_linked(vmi_kernel_kread, &c->r,
+				   mod + L->source_list, c->levels,
+				   VMI_MODULE_HOLDERS, visit_holder, c, NULL);
 	if (got < 0)
 		mlog(c, "module %s at 0x%" PRIx64 ": holders list cut after %zu "
 		     "(%s)", m.name, mod, m.nholders, strerror((int)-got));
@@ -225,6 +199,7 @@ int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 {
 	struct mctx c = { .k = k, .p = p, .r = { k, p }, .out = out,
 			  .log = log, .logctx = logctx, .dl = dl };
+	struct vmi_list_bad bad;
 	uint64_t head;
 	long got;
 	int ret;
@@ -237,12 +212,20 @@ int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 	if (!vmi_kernel_symbol(k, "modules", &head))
 		return vmi_err(err, errlen, ENOENT,
 			       "no symbol modules in kallsyms");
-	c.prev = head;
-	got = vmi_walk_list(vmi_kernel_kread, &c.r, head, c.levels,
-			    VMI_MODULES_MAX, visit_module, &c);
+	/* Checked next->prev (guard.h): a list bent into a cycle, or onto
+	 * a stray entry, stops before any module is seen twice. */
+	got = vmi_walk_list_linked(vmi_kernel_kread, &c.r, head, c.levels,
+				   VMI_MODULES_MAX, visit_module, &c, &bad);
 	if (got == -ENOMEM) {
 		vmi_modules_free(out);
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
+	}
+	if (bad.entry) {
+		mlog(&c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
+		     ", not 0x%" PRIx64 " (a cycle or a stray pointer), list "
+		     "cut after %zu modules", bad.entry, bad.prev, bad.want,
+		     out->n);
+		c.failed = true;
 	}
 	/* A visit that failed has logged why; a failed step of the walk
 	 * itself (a bad next, a cycle, too many) is logged here. */

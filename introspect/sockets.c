@@ -220,17 +220,12 @@ static void logf_(struct ctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void logf_(struct ctx *c, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	c->out->cut++;
-	if (c->log)
-		c->log(c->logctx, msg);
-	else
-		fprintf(stderr, "vmemfs: sockets: %s\n", msg);
+	va_start(ap, fmt);
+	vmi_vlog(c->log, c->logctx, "sockets", fmt, ap);
+	va_end(ap);
 }
 
 static int kread(struct ctx *c, uint64_t va, void *buf, size_t len)
