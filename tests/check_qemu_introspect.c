@@ -82,47 +82,30 @@ static pid_t runner_pid;
 
 static void env_down(void)
 {
+	static const char *const names[] = {
+		"qemu.log", "vmlinux", "vmlinux.bad", "btf.raw", "btf.dump",
+		"tool.out", "tool.err", "System.map", "vmemfs.conf",
+		"vmemfs.log",
+	};
+
 	if (getpid() != runner_pid || !E)
 		return;
 	if (E->vfs.pid > 0 || E->vfs.mnt[0]) {
 		vt_vmemfs_stop(&E->vfs, 3000);
 		rmdir(E->vfs.mnt);
 	}
-	if (E->guest.pid > 0 || E->guest.qmp_fd > 0 || E->guest.serial_fd > 0)
-		vt_guest_stop(&E->guest, 5000);
-	if (E->mem[0])
-		unlink(E->mem);
+	vt_guest_stop_started(&E->guest, 5000);
 	if (E->pm[0])
 		unlink(E->pm);
 	if (E->copy[0])
 		unlink(E->copy);
-	if (E->dir[0]) {
-		static const char *const names[] = {
-			"qemu.log", "vmlinux", "vmlinux.bad", "btf.raw",
-			"btf.dump", "tool.out", "tool.err", "System.map",
-			"vmemfs.conf", "vmemfs.log",
-		};
-		char path[256];
-
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", E->dir, names[i]);
-			unlink(path);
-		}
-		rmdir(E->dir);
-	}
+	vt_run_dir_remove(E->dir, E->mem, names,
+			  sizeof(names) / sizeof(names[0]));
 	memset(E, 0, sizeof(*E));
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+/* A fixture's failure: require_env() reports it in every test. */
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 static int run_in_guest(const char *cmd, char *out, size_t len)
 {
@@ -210,25 +193,14 @@ static void env_up(const char *cpu, int levels, uint64_t ram)
 	size_t n;
 
 	memset(E, 0, sizeof(*E));
-	snprintf(cmd, sizeof(cmd), "%s/vmlinuz", vt_guest_dir());
-	if (access(cmd, R_OK) != 0) {
-		env_fail("guest missing: %s (run scripts/guest/build-guest.sh)",
-			 cmd);
+	if (vt_guest_has("vmlinuz", R_OK, E->err, sizeof(E->err)) < 0 ||
+	    vt_run_dir("kern", runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-kern.XXXXXX");
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
-		return;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-kern-%d.mem",
-		 (int)runner_pid);
 	snprintf(E->pm, sizeof(E->pm), "/dev/shm/vmt-kern-%d.pm",
 		 (int)runner_pid);
 	snprintf(E->copy, sizeof(E->copy), "/dev/shm/vmt-kern-%d.copy",
 		 (int)runner_pid);
-	unlink(E->mem);
 	snprintf(E->token, sizeof(E->token), "%016" PRIx64, rnd());
 	snprintf(append, sizeof(append), "vmt_token=%s", E->token);
 	o.mem_path = E->mem;
@@ -1536,14 +1508,5 @@ static Suite *introspect_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_introspect", introspect_suite,
-				   set_env, sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_introspect", introspect_suite, E, runner_pid,
+	      env_down)

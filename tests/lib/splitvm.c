@@ -101,3 +101,12 @@ int vt_split_page_out(struct vt_guest *g, const struct vt_split_opts *o,
 	}
 	return 0;
 }
+
+void vt_split_down(struct vt_guest *g, struct vt_nbdkit *sub,
+		   struct vt_netns *ns)
+{
+	vt_guest_stop_started(g, 5000);
+	vt_nbdkit_kill(sub);
+	vt_netns_delete(ns);
+	memset(ns, 0, sizeof(*ns));
+}

@@ -56,4 +56,11 @@ int vt_split_vmemfs_conf(const char *path, const struct vt_split_opts *o,
 int vt_split_page_out(struct vt_guest *g, const struct vt_split_opts *o,
 		      char *err, size_t errlen);
 
+/*
+ * Stop what vt_split_guest_start started, also half-way: the guest (if
+ * started), the sub-host, the namespace (zeroed after).
+ */
+void vt_split_down(struct vt_guest *g, struct vt_nbdkit *sub,
+		   struct vt_netns *ns);
+
 #endif
