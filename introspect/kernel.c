@@ -729,6 +729,21 @@ int vmi_kernel_member(const struct vmi_kernel *k, const char *path,
 	return vmi_btf_member(k->btf, path, offset, size);
 }
 
+int vmi_kernel_members(const struct vmi_kernel *k,
+		       const struct vmi_member_ref *m, const char **failed)
+{
+	int ret;
+
+	for (; m->path; m++) {
+		ret = vmi_kernel_member(k, m->path, m->off, NULL);
+		if (ret) {
+			*failed = m->path;
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int vmi_kernel_type_size(const struct vmi_kernel *k, const char *name,
 			 uint64_t *size)
 {

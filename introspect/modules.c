@@ -52,10 +52,7 @@ static void mlog(struct mctx *c, const char *fmt, ...)
 static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
 		       char *err, size_t errlen)
 {
-	const struct {
-		const char *path;
-		uint64_t *off;
-	} m[] = {
+	const struct vmi_member_ref m[] = {
 		{ "module.list", &L->list },
 		{ "module.state", &L->state },
 		/* 6.1: struct module_layout; 6.4+ has mem[MOD_TEXT...] */
@@ -71,16 +68,14 @@ static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
 		{ "module_use.source", &L->use_source },
 		{ NULL, NULL },
 	};
+	const char *failed;
 	int ret;
 
-	for (size_t i = 0; m[i].path; i++) {
-		ret = vmi_kernel_member(k, m[i].path, m[i].off, NULL);
-		if (ret)
-			return vmi_err(err, errlen,
-				       ret == -ENOENT ? ENOTSUP : -ret,
-				       "BTF: no member %s: module layout not "
-				       "supported", m[i].path);
-	}
+	ret = vmi_kernel_members(k, m, &failed);
+	if (ret)
+		return vmi_err(err, errlen, ret == -ENOENT ? ENOTSUP : -ret,
+			       "BTF: no member %s: module layout not "
+			       "supported", failed);
 	ret = vmi_kernel_member(k, "module.name", &L->name, &L->name_len);
 	if (ret)
 		return vmi_err(err, errlen, -ret, "BTF: no member module.name");

@@ -106,11 +106,7 @@ static int tsize(const struct vmi_kernel *k, const char *name, uint64_t *sz,
 static int load_layout(const struct vmi_kernel *k, struct sock_layout *L,
 		       char *err, size_t errlen)
 {
-	/* path, where; a NULL path ends the table */
-	const struct {
-		const char *path;
-		uint64_t *off;
-	} m[] = {
+	const struct vmi_member_ref m[] = {
 		{ "sock_common.skc_daddr", &L->daddr },
 		{ "sock_common.skc_rcv_saddr", &L->rcv_saddr },
 		{ "sock_common.skc_dport", &L->dport },
@@ -169,14 +165,14 @@ static int load_layout(const struct vmi_kernel *k, struct sock_layout *L,
 		{ "udp_hslot.head", &L->hslot_head },
 		{ NULL, NULL },
 	};
+	const char *failed;
 	uint64_t sk_common, sz;
 	int ret;
 
-	for (size_t i = 0; m[i].path; i++) {
-		ret = member(k, m[i].path, m[i].off, err, errlen);
-		if (ret)
-			return ret;
-	}
+	ret = vmi_kernel_members(k, m, &failed);
+	if (ret)
+		return vmi_err(err, errlen, -ret, "BTF: no member %s (%s)",
+			       failed, strerror(-ret));
 	/* The code below reads sock_common at the start of every object
 	 * found in a chain, as the kernel does. */
 	ret = member(k, "sock.__sk_common", &sk_common, err, errlen);

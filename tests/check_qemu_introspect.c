@@ -39,6 +39,7 @@
 
 #include "../introspect/kernel.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
 
@@ -370,22 +371,6 @@ static int recognise(const char *path, const struct vmi_kernel_options *o,
 	if (ms)
 		*ms = vt_now_ms() - t0;
 	return rc;
-}
-
-static void copy_file(const char *src, const char *dst)
-{
-	static char buf[1 << 20];
-	int in = open(src, O_RDONLY), out;
-	ssize_t n;
-
-	ck_assert_msg(in >= 0, "%s: %s", src, strerror(errno));
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_msg(out >= 0, "%s: %s", dst, strerror(errno));
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		ck_assert(write(out, buf, (size_t)n) == n);
-	ck_assert(n == 0);
-	close(in);
-	ck_assert(close(out) == 0);
 }
 
 static void read_exact(const char *path, uint64_t off, void *buf, size_t len)
@@ -1256,7 +1241,7 @@ START_TEST(test_forged_notes)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	snprintf(pat, sizeof(pat), "VMT-FORGE-PAGE-%s-", E->token);
 	user = find_page(E->copy, pat);
 	ck_assert_msg(user, "the guest's /tmp/forge page is not in RAM");
@@ -1334,7 +1319,7 @@ START_TEST(test_forged_spray)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	fd = open(E->copy, O_RDWR);
 	ck_assert(fd >= 0);
 	for (uint64_t g = MiB; g < E->note_gpa && n < 3000; g += PAGE) {
@@ -1373,7 +1358,7 @@ START_TEST(test_corrupt_note)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	rc = recognise(E->mem, &o, &pm, &good, err, sizeof(err), NULL);
 	ck_assert_msg(rc == 0, "%s", err);
 

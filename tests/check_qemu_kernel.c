@@ -181,15 +181,7 @@ static void env_up(void)
 	printf("info: 5 GiB guest booted in %.1f s (TCG, RAM [2.5G, 5G) on "
 	       "%s in netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri,
 	       E->ns.name);
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "direct", NULL, err,
-				 sizeof(err)) < 0) {
-		env_fail("%s", err);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "remote-paging", NULL, err,
-				 sizeof(err)) < 0) {
+	if (vt_split_vmemfs_confs(&split, NULL, err, sizeof(err)) < 0) {
 		env_fail("%s", err);
 		return;
 	}

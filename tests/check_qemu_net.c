@@ -37,6 +37,7 @@
 #include "../introspect/sockets.h"
 #include "../procfs/netmod.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
 
@@ -575,22 +576,6 @@ END_TEST
 
 /* ---- hostile -------------------------------------------------------- */
 
-static void copy_file(const char *src, const char *dst)
-{
-	static char buf[1 << 20];
-	int in = open(src, O_RDONLY), out;
-	ssize_t n;
-
-	ck_assert_msg(in >= 0, "%s: %s", src, strerror(errno));
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_msg(out >= 0, "%s: %s", dst, strerror(errno));
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		ck_assert(write(out, buf, (size_t)n) == n);
-	ck_assert(n == 0);
-	close(in);
-	ck_assert(close(out) == 0);
-}
-
 /* Write @v at kernel virtual @va of the copy. */
 static void poke(const struct vmi_kernel *k, const struct vmi_phys *p,
 		 uint64_t va, uint64_t v)
@@ -646,7 +631,7 @@ START_TEST(test_hostile_socket_chain)
 	ck_assert(est);
 	est_addr = est->addr;
 
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	k = recognise(E->copy, &p);
 	ck_assert_int_eq(vmi_kernel_member(k, "sock_common.skc_nulls_node",
 					   &node_off, NULL), 0);
@@ -729,7 +714,7 @@ START_TEST(test_hostile_fd_table)
 	ck_assert_int_eq(vmi_kernel_vtop(k, &p, fdt + o_max, &pa), 0);
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	fd = open(E->copy, O_WRONLY);
 	ck_assert(fd >= 0);
 	ck_assert(pwrite(fd, &big, 4, (off_t)pa) == 4);
@@ -765,7 +750,7 @@ START_TEST(test_hostile_modules)
 	first = m0.v[0].addr + list_off;
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	k = recognise(E->copy, &p);
 	poke(k, &p, first, first);	/* first->next = first */
 	vmi_kernel_free(k);

@@ -154,15 +154,8 @@ static void env_up(void)
 	printf("info: 1 GiB guest booted in %.1f s (TCG, RAM [512M, 1G) on "
 	       "%s in netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri,
 	       E->ns.name);
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "direct", NULL, err,
-				 sizeof(err)) < 0) {
-		env_fail("%s", err);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "remote-paging",
-				 "proc-refresh = 0ms\n", err, sizeof(err)) < 0) {
+	if (vt_split_vmemfs_confs(&split, "proc-refresh = 0ms\n", err,
+				  sizeof(err)) < 0) {
 		env_fail("%s", err);
 		return;
 	}

@@ -86,3 +86,19 @@ long vt_ck_read_text(const char *path, char *buf, size_t len)
 	ck_assert_msg(n >= 0, "%s: %s", path, strerror(errno));
 	return n;
 }
+
+void vt_ck_copy_file(const char *src, const char *dst)
+{
+	static char buf[1 << 20];
+	int in = open(src, O_RDONLY), out;
+	ssize_t n;
+
+	ck_assert_msg(in >= 0, "%s: %s", src, strerror(errno));
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_msg(out >= 0, "%s: %s", dst, strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ck_assert(write(out, buf, (size_t)n) == n);
+	ck_assert(n == 0);
+	close(in);
+	ck_assert(close(out) == 0);
+}

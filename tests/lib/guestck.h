@@ -48,4 +48,7 @@ long vt_read_text(const char *path, char *buf, size_t len);
 /* vt_read_text() that must succeed. */
 long vt_ck_read_text(const char *path, char *buf, size_t len);
 
+/* Copy file @src to @dst (created or truncated, mode 0600) whole. */
+void vt_ck_copy_file(const char *src, const char *dst);
+
 #endif
