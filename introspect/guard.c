@@ -52,12 +52,16 @@ int vmi_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 	return -errnum;
 }
 
-void vmi_vlog(vmi_log_fn log, void *logctx, const char *who,
-	      const char *fmt, va_list ap)
+void vmi_cut_log(unsigned int *cut, vmi_log_fn log, void *logctx,
+		 const char *who, const char *fmt, ...)
 {
 	char msg[512];
+	va_list ap;
 
+	(*cut)++;
+	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (log)
 		log(logctx, msg);
 	else

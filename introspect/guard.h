@@ -8,7 +8,6 @@
 #ifndef VMI_GUARD_H
 #define VMI_GUARD_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,12 +42,13 @@ int vmi_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 
 /*
  * What a collector (modules.c, sockets.c) says about guest data it cut:
- * the message to @log(@logctx, msg), or without @log to stderr as
- * "vmemfs: @who: msg".  Cut at 511 bytes.
+ * counts it in *@cut, and gives the message to @log(@logctx, msg), or
+ * without @log prints "vmemfs: @who: msg" on stderr.  Cut at 511 bytes.
  */
 typedef void (*vmi_log_fn)(void *ctx, const char *msg);
-void vmi_vlog(vmi_log_fn log, void *logctx, const char *who,
-	      const char *fmt, va_list ap);
+void vmi_cut_log(unsigned int *cut, vmi_log_fn log, void *logctx,
+		 const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 /*
  * A bounded, cycle-checked walk of a circular `struct list_head` list.

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,17 +36,9 @@ struct mctx {
 	const struct vmi_deadline *dl;
 };
 
-static void mlog(struct mctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void mlog(struct mctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->out->cut++;
-	va_start(ap, fmt);
-	vmi_vlog(c->log, c->logctx, "modules", fmt, ap);
-	va_end(ap);
-}
+#define mlog(c, ...) \
+	vmi_cut_log(&(c)->out->cut, (c)->log, (c)->logctx, "modules", \
+		    __VA_ARGS__)
 
 static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
 		       char *err, size_t errlen)

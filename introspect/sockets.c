@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,17 +211,9 @@ static uint64_t get(const unsigned char *b, uint64_t off, size_t n)
 	return v;
 }
 
-static void logf_(struct ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void logf_(struct ctx *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->out->cut++;
-	va_start(ap, fmt);
-	vmi_vlog(c->log, c->logctx, "sockets", fmt, ap);
-	va_end(ap);
-}
+#define logf_(c, ...) \
+	vmi_cut_log(&(c)->out->cut, (c)->log, (c)->logctx, "sockets", \
+		    __VA_ARGS__)
 
 static int kread(struct ctx *c, uint64_t va, void *buf, size_t len)
 {
