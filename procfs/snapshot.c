@@ -644,6 +644,24 @@ static void fix_cmdline(struct vp_task *t)
 
 /* ---- the pid table ---- */
 
+/* Room for one more task in b->all and b->raw (grown together). */
+static int grow_tasks(struct build *b)
+{
+	size_t cap = b->capall ? b->capall * 2 : 256;
+	void *na = realloc(b->all, cap * sizeof(*b->all));
+	void *nr;
+
+	if (!na)
+		return -ENOMEM;
+	b->all = na;
+	nr = realloc(b->raw, cap * sizeof(*b->raw));
+	if (!nr)
+		return -ENOMEM;
+	b->raw = nr;
+	b->capall = cap;
+	return 0;
+}
+
 static int add_task(struct build *b, uint64_t pid_va, uint64_t index)
 {
 	uint64_t first;
@@ -674,20 +692,8 @@ static int add_task(struct build *b, uint64_t pid_va, uint64_t index)
 			 "rest left out", VP_TASKS_MAX);
 		return -E2BIG;
 	}
-	if (b->nall == b->capall) {
-		size_t cap = b->capall ? b->capall * 2 : 256;
-		void *na = realloc(b->all, cap * sizeof(*b->all));
-		void *nr2;
-
-		if (!na)
-			return -ENOMEM;
-		b->all = na;
-		nr2 = realloc(b->raw, cap * sizeof(*b->raw));
-		if (!nr2)
-			return -ENOMEM;
-		b->raw = nr2;
-		b->capall = cap;
-	}
+	if (b->nall == b->capall && grow_tasks(b))
+		return -ENOMEM;
 	rc = read_task(b, first - b->f.t_pid_links, pid_va, &b->all[b->nall],
 		       &b->raw[b->nall]);
 	if (rc == -ETIMEDOUT || b->c.timed_out)
@@ -1017,20 +1023,8 @@ static int fill_visit(void *arg, uint64_t entry)
 
 	if (b->nall >= VP_TASKS_MAX)
 		return -E2BIG;
-	if (b->nall == b->capall) {
-		size_t cap = b->capall ? b->capall * 2 : 256;
-		void *na = realloc(b->all, cap * sizeof(*b->all));
-		void *nr;
-
-		if (!na)
-			return -ENOMEM;
-		b->all = na;
-		nr = realloc(b->raw, cap * sizeof(*b->raw));
-		if (!nr)
-			return -ENOMEM;
-		b->raw = nr;
-		b->capall = cap;
-	}
+	if (b->nall == b->capall && grow_tasks(b))
+		return -ENOMEM;
 	rc = read_task(b, entry - b->f.t_tasks, 0, &b->all[b->nall],
 		       &b->raw[b->nall]);
 	if (rc == 0)
