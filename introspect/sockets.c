@@ -568,6 +568,28 @@ static int walk_buckets(struct ctx *c, uint64_t array, uint64_t count,
 	return 0;
 }
 
+/*
+ * Walk the hash table named @table whose bucket array pointer is at
+ * @array_va and whose (u32) mask is at @mask_va; see walk_buckets.
+ */
+static void walk_table(struct ctx *c, const char *table, uint64_t array_va,
+		       uint64_t mask_va, uint64_t bsize, uint64_t headoff,
+		       bool nulls, int protocol)
+{
+	uint64_t array;
+	uint32_t mask;
+	int ret;
+
+	c->table = table;
+	if ((ret = kread(c, array_va, &array, 8)) ||
+	    (ret = kread(c, mask_va, &mask, 4))) {
+		logf_(c, "%s unreadable (%s)", c->table, strerror(-ret));
+		return;
+	}
+	walk_buckets(c, array, (uint64_t)mask + 1, bsize, headoff, nulls,
+		     protocol);
+}
+
 static int need_sym(const struct vmi_kernel *k, const char *name,
 		    uint64_t *addr, char *err, size_t errlen)
 {
@@ -596,7 +618,6 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 	struct ctx c = { .k = k, .p = p, .out = out, .log = log,
 			 .logctx = logctx, .dl = dl };
 	uint64_t tcp, udp, jif, v[2];
-	uint32_t mask;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -633,27 +654,15 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			logf_(&c, "init_net tcp_death_row.hashinfo 0x%" PRIx64
 			      " refused, tcp_hashinfo used", v[0]);
 	}
-	c.table = "tcp_hashinfo.lhash2";
-	if (!(ret = kread(&c, tcp + c.L.lhash2, &v[0], 8)) &&
-	    !(ret = kread(&c, tcp + c.L.lhash2_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1, c.L.lhb_size,
-			     c.L.lhb_head, true, IPPROTO_TCP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
-	c.table = "tcp_hashinfo.ehash";
-	if (!(ret = kread(&c, tcp + c.L.ehash, &v[0], 8)) &&
-	    !(ret = kread(&c, tcp + c.L.ehash_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1,
-			     c.L.ehash_bucket_size, 0, true, IPPROTO_TCP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
-	c.table = "udp_table.hash";
-	if (!(ret = kread(&c, udp + c.L.udp_hash, &v[0], 8)) &&
-	    !(ret = kread(&c, udp + c.L.udp_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1, c.L.hslot_size,
-			     c.L.hslot_head, false, IPPROTO_UDP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
+	walk_table(&c, "tcp_hashinfo.lhash2", tcp + c.L.lhash2,
+		   tcp + c.L.lhash2_mask, c.L.lhb_size, c.L.lhb_head, true,
+		   IPPROTO_TCP_);
+	walk_table(&c, "tcp_hashinfo.ehash", tcp + c.L.ehash,
+		   tcp + c.L.ehash_mask, c.L.ehash_bucket_size, 0, true,
+		   IPPROTO_TCP_);
+	walk_table(&c, "udp_table.hash", udp + c.L.udp_hash,
+		   udp + c.L.udp_mask, c.L.hslot_size, c.L.hslot_head, false,
+		   IPPROTO_UDP_);
 	free(c.obj);
 	return 0;
 }
