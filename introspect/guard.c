@@ -6,8 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "../common/memunits.h"
+#include "../common/timeutil.h"
 #include "guard.h"
 
 bool vmi_canonical(uint64_t va, int levels)
@@ -26,10 +27,7 @@ bool vmi_kernel_half(uint64_t va, int levels)
 
 uint64_t vmi_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return vmem_now_ms();
 }
 
 void vmi_deadline_set(struct vmi_deadline *d, uint64_t timeout_ms)
@@ -52,6 +50,22 @@ int vmi_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -errnum;
+}
+
+void vmi_cut_log(unsigned int *cut, vmi_log_fn log, void *logctx,
+		 const char *who, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	(*cut)++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log)
+		log(logctx, msg);
+	else
+		fprintf(stderr, "vmemfs: %s: %s\n", who, msg);
 }
 
 long vmi_walk_list(vmi_kread_fn read, void *ctx, uint64_t head, int levels,
@@ -91,6 +105,45 @@ long vmi_walk_list(vmi_kread_fn read, void *ctx, uint64_t head, int levels,
 	}
 }
 
+struct linked {
+	vmi_kread_fn read;
+	void *ctx;
+	uint64_t prev;		/* the entry visited last, or the head */
+	int (*visit)(void *arg, uint64_t entry);
+	void *arg;
+	struct vmi_list_bad *bad;
+};
+
+static int linked_visit(void *arg, uint64_t entry)
+{
+	struct linked *l = arg;
+	uint64_t back = 0;
+	int ret;
+
+	/* list_head.prev is the second word. */
+	ret = l->read(l->ctx, entry + 8, &back, sizeof(back));
+	if (ret || back != l->prev) {
+		*l->bad = (struct vmi_list_bad){ entry, ret ? 0 : back,
+						 l->prev };
+		return ret ? ret : -ELOOP;
+	}
+	l->prev = entry;
+	return l->visit(l->arg, entry);
+}
+
+long vmi_walk_list_linked(vmi_kread_fn read, void *ctx, uint64_t head,
+			  int levels, unsigned long max,
+			  int (*visit)(void *arg, uint64_t entry), void *arg,
+			  struct vmi_list_bad *bad)
+{
+	struct vmi_list_bad ignored;
+	struct linked l = { read, ctx, head, visit, arg,
+			    bad ? bad : &ignored };
+
+	*l.bad = (struct vmi_list_bad){ 0 };
+	return vmi_walk_list(read, ctx, head, levels, max, linked_visit, &l);
+}
+
 long vmi_read_cstr(vmi_kread_fn read, void *ctx, uint64_t va, char *buf,
 		   size_t max)
 {
@@ -109,7 +162,7 @@ long vmi_read_cstr(vmi_kread_fn read, void *ctx, uint64_t va, char *buf,
 
 		if (!vmi_add_ok(va, got, &a))
 			return -EFAULT;
-		room = 4096 - (a & 4095);
+		room = vmem_page_floor(a) + VMEM_PAGE_SIZE - a;
 		if (n > room)
 			n = room;
 		ret = read(ctx, a, buf + got, n);

@@ -41,6 +41,16 @@ int vmi_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /*
+ * What a collector (modules.c, sockets.c) says about guest data it cut:
+ * counts it in *@cut, and gives the message to @log(@logctx, msg), or
+ * without @log prints "vmemfs: @who: msg" on stderr.  Cut at 511 bytes.
+ */
+typedef void (*vmi_log_fn)(void *ctx, const char *msg);
+void vmi_cut_log(unsigned int *cut, vmi_log_fn log, void *logctx,
+		 const char *who, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/*
  * A bounded, cycle-checked walk of a circular `struct list_head` list.
  * @read reads @len bytes of kernel virtual memory (0 or -errno).
  * Starting at the list head @head (a kernel virtual address), calls
@@ -54,6 +64,25 @@ typedef int (*vmi_kread_fn)(void *ctx, uint64_t va, void *buf, size_t len);
 long vmi_walk_list(vmi_kread_fn read, void *ctx, uint64_t head, int levels,
 		   unsigned long max,
 		   int (*visit)(void *arg, uint64_t entry), void *arg);
+
+/*
+ * vmi_walk_list() that also checks, before @visit sees an entry, that
+ * the entry's prev (the list_head's second word) is the entry before it
+ * (the head for the first), as list_add() and list_del() leave a list:
+ * a list bent into a cycle or onto a stray entry stops at the first wrong
+ * entry, before any entry is visited twice.  On a wrong prev, -ELOOP;
+ * on an unreadable one, the read's error; either way *@bad (when not
+ * NULL) says which entry, the prev found (0 if unreadable) and the one
+ * expected, for the caller's message.  bad->entry stays 0 when the walk
+ * stopped for another reason.
+ */
+struct vmi_list_bad {
+	uint64_t entry, prev, want;
+};
+long vmi_walk_list_linked(vmi_kread_fn read, void *ctx, uint64_t head,
+			  int levels, unsigned long max,
+			  int (*visit)(void *arg, uint64_t entry), void *arg,
+			  struct vmi_list_bad *bad);
 
 /*
  * Read a NUL-terminated string of at most @max - 1 bytes at kernel

@@ -11,11 +11,11 @@
 
 #include <json-c/json.h>
 
+#include "../common/memunits.h"
 #include "kernel.h"
 
 #define BANNER_MAX	512
 #define READ_MAX	(16u << 20)
-#define PAGE		4096ULL
 
 struct vmi_kernel {
 	unsigned char *note;
@@ -145,8 +145,8 @@ int vmi_kernel_read(const struct vmi_kernel *k, const struct vmi_phys *p,
 			ret = vmi_kernel_vtop(k, p, a, &pa);
 			if (ret)
 				return ret;
-			if (n > PAGE - (a & (PAGE - 1)))
-				n = PAGE - (a & (PAGE - 1));
+			if (n > vmem_page_floor(a) + VMEM_PAGE_SIZE - a)
+				n = vmem_page_floor(a) + VMEM_PAGE_SIZE - a;
 		}
 		ret = vmi_phys_read(p, pa, (char *)buf + done, n);
 		if (ret)
@@ -248,7 +248,8 @@ static int read_base(struct vmi_kernel *k, const struct vmi_phys *p,
 	if (ret)
 		return vmi_err(err, errlen, -ret, "%s at %#" PRIx64 ": "
 			       "unreadable", name, a);
-	if (!vmi_kernel_half(v, k->info.paging_levels) || (v & (PAGE - 1)))
+	if (!vmi_kernel_half(v, k->info.paging_levels) ||
+	    vmem_page_floor(v) != v)
 		return vmi_err(err, errlen, EINVAL, "%s = %#" PRIx64 ": not a "
 			       "kernel address", name, v);
 	*out = v;
@@ -359,15 +360,16 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 	k->kimage_size = 512ULL << 20;
 	if (vmi_vmcoreinfo_number(vi, "KERNEL_IMAGE_SIZE", &num) &&
 	    num > 0 && (uint64_t)num <= VMI_KERNEL_IMAGE_MAX &&
-	    !((uint64_t)num & (PAGE - 1)))
+	    vmem_page_multiple((uint64_t)num))
 		k->kimage_size = (uint64_t)num;
 	k->ram_end = p->nranges ? p->ranges[p->nranges - 1].end : 0;
-	if (!in_image(k, top) || !in_image(k, stext) || (top & (PAGE - 1)))
+	if (!in_image(k, top) || !in_image(k, stext) ||
+	    vmem_page_floor(top) != top)
 		return vmi_err(err, errlen, EINVAL, "VMCOREINFO: init_top_pgt "
 			       "%#" PRIx64 " or _stext %#" PRIx64 " outside "
 			       "the kernel image mapping", top, stext);
 	in->init_top_pgt_gpa = top - VMI_KERNEL_MAP + (uint64_t)in->phys_base;
-	if (!vmi_phys_contains(p, in->init_top_pgt_gpa, PAGE))
+	if (!vmi_phys_contains(p, in->init_top_pgt_gpa, VMEM_PAGE_SIZE))
 		return vmi_err(err, errlen, EINVAL, "init_top_pgt at GPA "
 			       "%#" PRIx64 " (phys_base %" PRId64 ") is not "
 			       "RAM", in->init_top_pgt_gpa, in->phys_base);
@@ -489,10 +491,10 @@ static int validate(struct vmi_kernel *k, const struct vmi_phys *p,
 	/* The kernel-image mapping, _text to _end. */
 	if (!vmi_kallsyms_lookup(k->ks, "_text", &text))
 		text = stext;
-	text &= ~(PAGE - 1);
+	text = vmem_page_floor(text);
 	if (vmi_kallsyms_lookup(k->ks, "_end", &end) && end > text &&
 	    in_image(k, end - 1)) {
-		end = (end + PAGE - 1) & ~(PAGE - 1);
+		end = vmem_page_ceil(end);
 	} else {
 		end = VMI_KERNEL_MAP + k->kimage_size;
 	}
@@ -725,6 +727,21 @@ int vmi_kernel_member(const struct vmi_kernel *k, const char *path,
 		      uint64_t *offset, uint64_t *size)
 {
 	return vmi_btf_member(k->btf, path, offset, size);
+}
+
+int vmi_kernel_members(const struct vmi_kernel *k,
+		       const struct vmi_member_ref *m, const char **failed)
+{
+	int ret;
+
+	for (; m->path; m++) {
+		ret = vmi_kernel_member(k, m->path, m->off, NULL);
+		if (ret) {
+			*failed = m->path;
+			return ret;
+		}
+	}
+	return 0;
 }
 
 int vmi_kernel_type_size(const struct vmi_kernel *k, const char *name,

@@ -122,6 +122,17 @@ int vmi_kernel_member(const struct vmi_kernel *k, const char *path,
 		      uint64_t *offset, uint64_t *size);
 int vmi_kernel_type_size(const struct vmi_kernel *k, const char *name,
 			 uint64_t *size);
+/*
+ * A table of member offsets to look up, ended by a NULL path; on the
+ * first that fails, -errno as vmi_kernel_member with *@failed = its path
+ * (for the caller's message), else 0.
+ */
+struct vmi_member_ref {
+	const char *path;	/* "struct.member.member" */
+	uint64_t *off;
+};
+int vmi_kernel_members(const struct vmi_kernel *k,
+		       const struct vmi_member_ref *m, const char **failed);
 /* libbpf's BTF object, or NULL. */
 const struct btf *vmi_kernel_btf(const struct vmi_kernel *k);
 

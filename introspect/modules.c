@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,36 +32,18 @@ struct mctx {
 	vmi_module_log_fn log;
 	void *logctx;
 	struct vmi_module *cur;		/* while walking its holders */
-	uint64_t hprev;			/* its holder entry visited last */
 	bool failed;			/* a visit logged why it stopped */
-	uint64_t prev;			/* the entry visited last (or head) */
 	const struct vmi_deadline *dl;
 };
 
-static void mlog(struct mctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void mlog(struct mctx *c, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->out->cut++;
-	if (c->log)
-		c->log(c->logctx, msg);
-	else
-		fprintf(stderr, "vmemfs: modules: %s\n", msg);
-}
+#define mlog(c, ...) \
+	vmi_cut_log(&(c)->out->cut, (c)->log, (c)->logctx, "modules", \
+		    __VA_ARGS__)
 
 static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
 		       char *err, size_t errlen)
 {
-	const struct {
-		const char *path;
-		uint64_t *off;
-	} m[] = {
+	const struct vmi_member_ref m[] = {
 		{ "module.list", &L->list },
 		{ "module.state", &L->state },
 		/* 6.1: struct module_layout; 6.4+ has mem[MOD_TEXT...] */
@@ -78,16 +59,14 @@ static int load_layout(const struct vmi_kernel *k, struct mod_layout *L,
 		{ "module_use.source", &L->use_source },
 		{ NULL, NULL },
 	};
+	const char *failed;
 	int ret;
 
-	for (size_t i = 0; m[i].path; i++) {
-		ret = vmi_kernel_member(k, m[i].path, m[i].off, NULL);
-		if (ret)
-			return vmi_err(err, errlen,
-				       ret == -ENOENT ? ENOTSUP : -ret,
-				       "BTF: no member %s: module layout not "
-				       "supported", m[i].path);
-	}
+	ret = vmi_kernel_members(k, m, &failed);
+	if (ret)
+		return vmi_err(err, errlen, ret == -ENOENT ? ENOTSUP : -ret,
+			       "BTF: no member %s: module layout not "
+			       "supported", failed);
 	ret = vmi_kernel_member(k, "module.name", &L->name, &L->name_len);
 	if (ret)
 		return vmi_err(err, errlen, -ret, "BTF: no member module.name");
@@ -116,17 +95,10 @@ static int visit_holder(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	struct vmi_module *m = c->cur;
-	uint64_t use = entry - c->L.use_source_list, src, back;
+	uint64_t use = entry - c->L.use_source_list, src;
 	char (*h)[VMI_MODULE_NAME];
 	int ret;
 
-	/* next->prev == cur, as for the modules list itself */
-	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
-	if (ret)
-		return ret;
-	if (back != c->hprev)
-		return -ELOOP;
-	c->hprev = entry;
 	ret = vmi_kernel_read(c->k, c->p, use + c->L.use_source, &src, 8);
 	if (ret)
 		return ret;
@@ -147,30 +119,18 @@ static int visit_module(void *arg, uint64_t entry)
 {
 	struct mctx *c = arg;
 	const struct mod_layout *L = &c->L;
-	uint64_t mod = entry - L->list, init = 0, exit_ = 0, back = 0;
+	uint64_t mod = entry - L->list, init = 0, exit_ = 0;
 	struct vmi_module m = { .addr = mod };
 	uint32_t refcnt = 0;
 	long got;
 	int ret;
 
-	/* next->prev == cur, as list_del() leaves it: a list bent into a
-	 * cycle, or onto a stray entry, stops here before any module is
-	 * seen twice (guard.h's walk would find the cycle a little later). */
 	if (c->dl && vmi_deadline_passed(c->dl)) {
 		mlog(c, "modules list: time budget spent, cut after %zu "
 		     "modules", c->out->n);
 		c->failed = true;
 		return -ETIMEDOUT;
 	}
-	ret = vmi_kernel_read(c->k, c->p, entry + 8, &back, 8);
-	if (ret || back != c->prev) {
-		mlog(c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
-		     ", not 0x%" PRIx64 " (a cycle or a stray pointer), list "
-		     "cut after %zu modules", entry, back, c->prev, c->out->n);
-		c->failed = true;
-		return ret ? ret : -ELOOP;
-	}
-	c->prev = entry;
 	ret = read_name(c, mod, m.name);
 	if (ret) {
 		mlog(c, "module 0x%" PRIx64 ": name unreadable (%s), list cut",
@@ -197,9 +157,9 @@ static int visit_module(void *arg, uint64_t entry)
 	m.refcnt = (int)refcnt - MODULE_REF_BASE;
 	m.permanent = init && !exit_;
 	c->cur = &m;
-	c->hprev = mod + L->source_list;
-	got = vmi_walk_list(vmi_kernel_kread, &c->r, mod + L->source_list,
-			    c->levels, VMI_MODULE_HOLDERS, visit_holder, c);
+	got = vmi_walk_list_linked(vmi_kernel_kread, &c->r,
+				   mod + L->source_list, c->levels,
+				   VMI_MODULE_HOLDERS, visit_holder, c, NULL);
 	if (got < 0)
 		mlog(c, "module %s at 0x%" PRIx64 ": holders list cut after %zu "
 		     "(%s)", m.name, mod, m.nholders, strerror((int)-got));
@@ -225,6 +185,7 @@ int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 {
 	struct mctx c = { .k = k, .p = p, .r = { k, p }, .out = out,
 			  .log = log, .logctx = logctx, .dl = dl };
+	struct vmi_list_bad bad;
 	uint64_t head;
 	long got;
 	int ret;
@@ -237,12 +198,20 @@ int vmi_modules_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 	if (!vmi_kernel_symbol(k, "modules", &head))
 		return vmi_err(err, errlen, ENOENT,
 			       "no symbol modules in kallsyms");
-	c.prev = head;
-	got = vmi_walk_list(vmi_kernel_kread, &c.r, head, c.levels,
-			    VMI_MODULES_MAX, visit_module, &c);
+	/* Checked next->prev (guard.h): a list bent into a cycle, or onto
+	 * a stray entry, stops before any module is seen twice. */
+	got = vmi_walk_list_linked(vmi_kernel_kread, &c.r, head, c.levels,
+				   VMI_MODULES_MAX, visit_module, &c, &bad);
 	if (got == -ENOMEM) {
 		vmi_modules_free(out);
 		return vmi_err(err, errlen, ENOMEM, "out of memory");
+	}
+	if (bad.entry) {
+		mlog(&c, "modules list: entry 0x%" PRIx64 " has prev 0x%" PRIx64
+		     ", not 0x%" PRIx64 " (a cycle or a stray pointer), list "
+		     "cut after %zu modules", bad.entry, bad.prev, bad.want,
+		     out->n);
+		c.failed = true;
 	}
 	/* A visit that failed has logged why; a failed step of the walk
 	 * itself (a bad next, a cycle, too many) is logged here. */

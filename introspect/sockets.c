@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +105,7 @@ static int tsize(const struct vmi_kernel *k, const char *name, uint64_t *sz,
 static int load_layout(const struct vmi_kernel *k, struct sock_layout *L,
 		       char *err, size_t errlen)
 {
-	/* path, where; a NULL path ends the table */
-	const struct {
-		const char *path;
-		uint64_t *off;
-	} m[] = {
+	const struct vmi_member_ref m[] = {
 		{ "sock_common.skc_daddr", &L->daddr },
 		{ "sock_common.skc_rcv_saddr", &L->rcv_saddr },
 		{ "sock_common.skc_dport", &L->dport },
@@ -169,14 +164,14 @@ static int load_layout(const struct vmi_kernel *k, struct sock_layout *L,
 		{ "udp_hslot.head", &L->hslot_head },
 		{ NULL, NULL },
 	};
+	const char *failed;
 	uint64_t sk_common, sz;
 	int ret;
 
-	for (size_t i = 0; m[i].path; i++) {
-		ret = member(k, m[i].path, m[i].off, err, errlen);
-		if (ret)
-			return ret;
-	}
+	ret = vmi_kernel_members(k, m, &failed);
+	if (ret)
+		return vmi_err(err, errlen, -ret, "BTF: no member %s (%s)",
+			       failed, strerror(-ret));
 	/* The code below reads sock_common at the start of every object
 	 * found in a chain, as the kernel does. */
 	ret = member(k, "sock.__sk_common", &sk_common, err, errlen);
@@ -216,22 +211,9 @@ static uint64_t get(const unsigned char *b, uint64_t off, size_t n)
 	return v;
 }
 
-static void logf_(struct ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void logf_(struct ctx *c, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	c->out->cut++;
-	if (c->log)
-		c->log(c->logctx, msg);
-	else
-		fprintf(stderr, "vmemfs: sockets: %s\n", msg);
-}
+#define logf_(c, ...) \
+	vmi_cut_log(&(c)->out->cut, (c)->log, (c)->logctx, "sockets", \
+		    __VA_ARGS__)
 
 static int kread(struct ctx *c, uint64_t va, void *buf, size_t len)
 {
@@ -586,6 +568,28 @@ static int walk_buckets(struct ctx *c, uint64_t array, uint64_t count,
 	return 0;
 }
 
+/*
+ * Walk the hash table named @table whose bucket array pointer is at
+ * @array_va and whose (u32) mask is at @mask_va; see walk_buckets.
+ */
+static void walk_table(struct ctx *c, const char *table, uint64_t array_va,
+		       uint64_t mask_va, uint64_t bsize, uint64_t headoff,
+		       bool nulls, int protocol)
+{
+	uint64_t array;
+	uint32_t mask;
+	int ret;
+
+	c->table = table;
+	if ((ret = kread(c, array_va, &array, 8)) ||
+	    (ret = kread(c, mask_va, &mask, 4))) {
+		logf_(c, "%s unreadable (%s)", c->table, strerror(-ret));
+		return;
+	}
+	walk_buckets(c, array, (uint64_t)mask + 1, bsize, headoff, nulls,
+		     protocol);
+}
+
 static int need_sym(const struct vmi_kernel *k, const char *name,
 		    uint64_t *addr, char *err, size_t errlen)
 {
@@ -614,7 +618,6 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 	struct ctx c = { .k = k, .p = p, .out = out, .log = log,
 			 .logctx = logctx, .dl = dl };
 	uint64_t tcp, udp, jif, v[2];
-	uint32_t mask;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -651,27 +654,15 @@ int vmi_sockets_collect(const struct vmi_kernel *k, const struct vmi_phys *p,
 			logf_(&c, "init_net tcp_death_row.hashinfo 0x%" PRIx64
 			      " refused, tcp_hashinfo used", v[0]);
 	}
-	c.table = "tcp_hashinfo.lhash2";
-	if (!(ret = kread(&c, tcp + c.L.lhash2, &v[0], 8)) &&
-	    !(ret = kread(&c, tcp + c.L.lhash2_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1, c.L.lhb_size,
-			     c.L.lhb_head, true, IPPROTO_TCP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
-	c.table = "tcp_hashinfo.ehash";
-	if (!(ret = kread(&c, tcp + c.L.ehash, &v[0], 8)) &&
-	    !(ret = kread(&c, tcp + c.L.ehash_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1,
-			     c.L.ehash_bucket_size, 0, true, IPPROTO_TCP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
-	c.table = "udp_table.hash";
-	if (!(ret = kread(&c, udp + c.L.udp_hash, &v[0], 8)) &&
-	    !(ret = kread(&c, udp + c.L.udp_mask, &mask, 4)))
-		walk_buckets(&c, v[0], (uint64_t)mask + 1, c.L.hslot_size,
-			     c.L.hslot_head, false, IPPROTO_UDP_);
-	else
-		logf_(&c, "%s unreadable (%s)", c.table, strerror(-ret));
+	walk_table(&c, "tcp_hashinfo.lhash2", tcp + c.L.lhash2,
+		   tcp + c.L.lhash2_mask, c.L.lhb_size, c.L.lhb_head, true,
+		   IPPROTO_TCP_);
+	walk_table(&c, "tcp_hashinfo.ehash", tcp + c.L.ehash,
+		   tcp + c.L.ehash_mask, c.L.ehash_bucket_size, 0, true,
+		   IPPROTO_TCP_);
+	walk_table(&c, "udp_table.hash", udp + c.L.udp_hash,
+		   udp + c.L.udp_mask, c.L.hslot_size, c.L.hslot_head, false,
+		   IPPROTO_UDP_);
 	free(c.obj);
 	return 0;
 }

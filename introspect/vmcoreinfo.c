@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/memunits.h"
 #include "vmcoreinfo.h"
 
-#define PAGE		4096ULL
 #define FIRST_KEY	"OSRELEASE="
 #define PROBE_LEN	(VMI_NOTE_HDR + sizeof(FIRST_KEY) - 1)
 
@@ -273,7 +273,7 @@ static int scan_pass(const struct vmi_phys *p, const struct vmi_deadline *dl,
 	const uint64_t chunk = 2ULL << 20;
 
 	for (size_t i = 0; i < p->nranges; i++) {
-		uint64_t start = (p->ranges[i].start + PAGE - 1) & ~(PAGE - 1);
+		uint64_t start = vmem_page_ceil(p->ranges[i].start);
 		uint64_t end = p->ranges[i].end;
 
 		for (uint64_t c = start; c < end; c += chunk) {
@@ -290,7 +290,7 @@ static int scan_pass(const struct vmi_phys *p, const struct vmi_deadline *dl,
 					!vmi_phys_read(p, b, block, bend - b);
 
 				for (uint64_t g = b; g + PROBE_LEN <= bend;
-				     g += PAGE) {
+				     g += VMEM_PAGE_SIZE) {
 					const unsigned char *h = block + (g - b);
 					int ret;
 

@@ -793,6 +793,24 @@ static void fix_cmdline(struct vp_task *t)
 
 /* ---- the pid table ---- */
 
+/* Room for one more task in b->all and b->raw (grown together). */
+static int grow_tasks(struct build *b)
+{
+	size_t cap = b->capall ? b->capall * 2 : 256;
+	void *na = realloc(b->all, cap * sizeof(*b->all));
+	void *nr;
+
+	if (!na)
+		return -ENOMEM;
+	b->all = na;
+	nr = realloc(b->raw, cap * sizeof(*b->raw));
+	if (!nr)
+		return -ENOMEM;
+	b->raw = nr;
+	b->capall = cap;
+	return 0;
+}
+
 static int add_task(struct build *b, uint64_t pid_va, uint64_t index)
 {
 	uint64_t first;
@@ -823,20 +841,8 @@ static int add_task(struct build *b, uint64_t pid_va, uint64_t index)
 			 "rest left out", VP_TASKS_MAX);
 		return -E2BIG;
 	}
-	if (b->nall == b->capall) {
-		size_t cap = b->capall ? b->capall * 2 : 256;
-		void *na = realloc(b->all, cap * sizeof(*b->all));
-		void *nr2;
-
-		if (!na)
-			return -ENOMEM;
-		b->all = na;
-		nr2 = realloc(b->raw, cap * sizeof(*b->raw));
-		if (!nr2)
-			return -ENOMEM;
-		b->raw = nr2;
-		b->capall = cap;
-	}
+	if (b->nall == b->capall && grow_tasks(b))
+		return -ENOMEM;
 	rc = read_task(b, first - b->f.t_pid_links, pid_va, &b->all[b->nall],
 		       &b->raw[b->nall]);
 	if (rc == -ETIMEDOUT || b->c.timed_out)
@@ -920,7 +926,6 @@ static int xa_walk(struct build *b, uint64_t entry, int parent_shift,
 
 struct list_ck {
 	struct build *b;
-	uint64_t prev;
 	int *pids;
 	size_t n, cap;
 	int err;
@@ -930,21 +935,10 @@ static int list_visit(void *arg, uint64_t entry)
 {
 	struct list_ck *l = arg;
 	struct build *b = l->b;
-	uint64_t back;
 	int32_t pid;
 
-	if (kread_u64(b, entry + 8, &back) ||
-	    kread(b, entry - b->f.t_tasks + b->f.t_pid, &pid, 4))
+	if (kread(b, entry - b->f.t_tasks + b->f.t_pid, &pid, 4))
 		return b->c.timed_out ? -ETIMEDOUT : -EFAULT;
-	if (back != l->prev) {
-		complain(b, K_LIST, "init_task.tasks: entry 0x%llx points "
-			 "back at 0x%llx, not 0x%llx: walk cut",
-			 (unsigned long long)entry, (unsigned long long)back,
-			 (unsigned long long)l->prev);
-		l->err = 1;
-		return -EFAULT;
-	}
-	l->prev = entry;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		int *np = realloc(l->pids, cap * sizeof(*np));
@@ -967,12 +961,24 @@ static int cmp_int(const void *a, const void *b)
 
 static void cross_check(struct build *b, uint64_t init_task)
 {
-	struct list_ck l = { .b = b, .prev = init_task + b->f.t_tasks };
+	struct list_ck l = { .b = b };
+	struct vmi_list_bad bad;
 	long n;
 	size_t i;
 
-	n = vmi_walk_list(vmi_kernel_kread, &b->kr, init_task + b->f.t_tasks,
-			  b->levels, b->pid_max, list_visit, &l);
+	n = vmi_walk_list_linked(vmi_kernel_kread, &b->kr,
+				 init_task + b->f.t_tasks, b->levels,
+				 b->pid_max, list_visit, &l, &bad);
+	if (bad.entry && n == -ELOOP) {
+		complain(b, K_LIST, "init_task.tasks: entry 0x%llx points "
+			 "back at 0x%llx, not 0x%llx: walk cut",
+			 (unsigned long long)bad.entry,
+			 (unsigned long long)bad.prev,
+			 (unsigned long long)bad.want);
+		l.err = 1;
+	} else if (bad.entry) {		/* its prev was unreadable */
+		n = b->c.timed_out ? -ETIMEDOUT : -EFAULT;
+	}
 	if (n < 0 && !l.err) {
 		if (b->c.timed_out)
 			complain(b, K_TIME, "init_task.tasks: cut by the "
@@ -1166,20 +1172,8 @@ static int fill_visit(void *arg, uint64_t entry)
 
 	if (b->nall >= VP_TASKS_MAX)
 		return -E2BIG;
-	if (b->nall == b->capall) {
-		size_t cap = b->capall ? b->capall * 2 : 256;
-		void *na = realloc(b->all, cap * sizeof(*b->all));
-		void *nr;
-
-		if (!na)
-			return -ENOMEM;
-		b->all = na;
-		nr = realloc(b->raw, cap * sizeof(*b->raw));
-		if (!nr)
-			return -ENOMEM;
-		b->raw = nr;
-		b->capall = cap;
-	}
+	if (b->nall == b->capall && grow_tasks(b))
+		return -ENOMEM;
 	rc = read_task(b, entry - b->f.t_tasks, 0, &b->all[b->nall],
 		       &b->raw[b->nall]);
 	if (rc == 0)

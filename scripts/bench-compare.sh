@@ -58,7 +58,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=$ROOT/build
 QEMU=${VMEM_QEMU:-$B/qemu/qemu-system-x86_64}
-SHARE=$B/qemu/share
 GUEST=$B/guest
 VMEMFS=${VMEMFS:-$B/vmemfs}
 READER=$B/bench/ids_reader
@@ -80,8 +79,9 @@ HOME_START=$((512 << 20))
 HOME_LEN=$((RAM - HOME_START))
 NBD_PORT=10809
 
-die() { echo "bench-compare: $*" >&2; exit 1; }
-log() { echo "bench-compare: $*" >&2; }
+BENCH_NAME=bench-compare BENCH_MARK=CMP
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, FUSE)"
 [ -x "$QEMU" ] || die "$QEMU missing: run scripts/build-qemu.sh"
@@ -128,32 +128,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-	die "no free TCP port"
-}
-
 # ---- QMP (TCP, this script's own connection) ---------------------------
-
-# qmp JSON: print the answer line; fail on {"error": ...} or timeout.
-qmp() {
-	local line
-	printf '%s\n' "$1" >&"$QMP"
-	while read -r -t 300 -u "$QMP" line; do
-		case $line in
-		'{"return"'*) echo "$line"; return 0 ;;
-		'{"error"'*) log "QMP $1: $line"; return 1 ;;
-		esac
-	done
-	die "QMP $1: no answer"
-}
 
 # A number from the first "key": N in the answer of query-vmem.
 vmem_field() {
@@ -165,28 +140,7 @@ page_out_home() {
 	qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$HOME_START,\"length\":$HOME_LEN}}" >/dev/null
 }
 
-# ---- the guest's console (TCP) ----------------------------------------
-
-SEQ=0
-# grun CMD TIMEOUT: run one shell line in the guest; its output on stdout;
-# returns its exit status.
-grun() {
-	local line out="" st
-	SEQ=$((SEQ + 1))
-	printf '%s; printf "\\n@@CMP-%d %%d\\n" $?\n' "$1" "$SEQ" >&"$SER"
-	while read -r -t "$2" -u "$SER" line; do
-		case $line in
-		"@@CMP-$SEQ "*) st=${line#"@@CMP-$SEQ "}
-			printf '%s' "$out"
-			return "$st" ;;
-		esac
-		out+="$line"$'\n'
-	done
-	die "guest: \`$1\` timed out after $2 s (so far: ${out:0:300})"
-}
-
 # ---- one measured run --------------------------------------------------
-
 
 # guest_workload LABEL: time the guest re-reading its file; record what it
 # had to fetch from the sub-host.
@@ -283,22 +237,7 @@ EOF
 # (Here-documents stay at the margin: their terminators must.)
 measure() {
 	log "sub-host: nbdkit in namespace $NS at $URI"
-	ip netns add "$NS"
-	ip link add "$VH" type veth peer name "$VN"
-	ip link set "$VN" netns "$NS"
-	ip addr add "$HA/30" dev "$VH"
-	ip link set "$VH" up
-	ip -n "$NS" addr add "$NA/30" dev "$VN"
-	ip -n "$NS" link set "$VN" up
-	ip -n "$NS" link set lo up
-	ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory 1G \
-		>"$TMP/nbdkit.log" 2>&1 &
-	NBD_PID=$!
-	for i in $(seq 100); do
-		nbdinfo --size "$URI" >/dev/null 2>&1 && break
-		[ "$i" = 100 ] && die "nbdkit did not come up: $(cat "$TMP/nbdkit.log")"
-		sleep 0.1
-	done
+	subhost_up 1G
 
 	cat >"$TMP/qemu.conf" <<EOF
 [cmp]
@@ -309,47 +248,9 @@ timeout     = 5s
 subhost     = $URI 512M-1G
 EOF
 
-	SPORT=$(free_port)
-	QPORT=$(free_port)
-	[ "$SPORT" != "$QPORT" ] || QPORT=$((SPORT + 1))
 	log "booting the guest (TCG, 1 GiB, [512M, 1G) homed on the sub-host)"
 	T0=$(now)
-	"$QEMU" -L "$SHARE" -accel tcg -smp 1 -m 1024 -nodefaults -no-user-config \
-		-display none -no-reboot \
-		-object "memory-backend-file,id=ram0,size=$RAM,mem-path=$MEM,share=on" \
-		-machine pc,memory-backend=ram0 \
-		-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=cmp" \
-		-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1" \
-		-chardev "socket,id=ser0,host=127.0.0.1,port=$SPORT,server=on,wait=on" \
-		-serial chardev:ser0 \
-		-qmp "tcp:127.0.0.1:$QPORT,server=on,wait=off" \
-		-qmp "unix:$QMP2,server=on,wait=off" \
-		>"$TMP/qemu.log" 2>&1 &
-	QEMU_PID=$!
-	# tcp_open VAR PORT: connect fd VAR to 127.0.0.1:PORT, retrying while
-	# QEMU creates its sockets (the QMP ones only after the serial client).
-	tcp_open() {
-		local i
-		for i in $(seq 300); do
-			if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
-				printf -v "$1" '%s' "$fd"
-				return
-			fi 2>/dev/null
-			kill -0 "$QEMU_PID" 2>/dev/null ||
-				die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
-			sleep 0.1
-		done
-		die "cannot connect to QEMU's port $2"
-	}
-	tcp_open SER "$SPORT"
-	tcp_open QMP "$QPORT"
-	read -r -t 30 -u "$QMP" line || die "no QMP greeting"
-	qmp '{"execute":"qmp_capabilities"}' >/dev/null
-	while read -r -t 180 -u "$SER" line; do
-		[ "$line" = VMT-GUEST-READY ] && break
-	done
-	[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot: $(tail -5 "$TMP/qemu.log")"
+	qemu_split_boot "$MEM" "$RAM" 1024 "$TMP/qemu.conf" cmp "$QMP2" 180
 	log "guest up in $(elapsed "$T0" "$(now)") s; writing ${BALLAST_MIB}M ballast and a ${DATA_MIB}M file"
 	grun "dd if=/dev/zero of=/tmp/ballast bs=1M count=$BALLAST_MIB 2>/dev/null && dd if=/dev/urandom of=/tmp/data bs=1M count=$DATA_MIB 2>/dev/null && sync" 600 >/dev/null ||
 		die "guest could not write its data"

@@ -37,8 +37,9 @@ OUT=$B/bench-kernel.txt
 CHUNK=65536
 NBD_PORT=10809
 
-die() { echo "bench-kernel: $*" >&2; exit 1; }
-log() { echo "bench-kernel: $*" >&2; }
+BENCH_NAME=bench-kernel BENCH_MARK=BK BENCH_QMP_SECS=600
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, FUSE)"
 [ -x "$QEMU" ] || die "$QEMU missing: run scripts/build-qemu.sh"
@@ -51,6 +52,7 @@ NS=vmtbk$$
 VH=vbkh$$
 VN=vbkn$$
 NET=$((($$ % 250) + 1))
+HA=10.215.$NET.1
 NA=10.215.$NET.2
 URI=nbd://$NA:$NBD_PORT
 MNT=$TMP/mnt
@@ -90,80 +92,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / 1048576 / s }'; }
-
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-	die "no free TCP port"
-}
-
-qmp() {
-	local line
-	printf '%s\n' "$1" >&"$QMP"
-	while read -r -t 600 -u "$QMP" line; do
-		case $line in
-		'{"return"'*) echo "$line"; return 0 ;;
-		'{"error"'*) log "QMP $1: $line"; return 1 ;;
-		esac
-	done
-	die "QMP $1: no answer"
-}
-
-SEQ=0
-grun() {
-	local line out="" st
-	SEQ=$((SEQ + 1))
-	printf '%s; printf "\\n@@BK-%d %%d\\n" $?\n' "$1" "$SEQ" >&"$SER"
-	while read -r -t "$2" -u "$SER" line; do
-		case $line in
-		"@@BK-$SEQ "*) st=${line#"@@BK-$SEQ "}
-			printf '%s' "$out"
-			return "$st" ;;
-		esac
-		out+="$line"$'\n'
-	done
-	die "guest: \`$1\` timed out after $2 s"
-}
-
-tcp_open() {
-	local i fd
-	for i in $(seq 300); do
-		if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
-			printf -v "$1" '%s' "$fd"
-			return
-		fi 2>/dev/null
-		kill -0 "$QEMU_PID" 2>/dev/null || die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
-		sleep 0.1
-	done
-	die "cannot connect to QEMU's port $2"
-}
-
 # boot_vm GIB: sub-host, QEMU, guest up with SIZE/4 of random data, paused.
 boot_vm() {
-	local gib=$1 sport qport line
-	ip netns add "$NS"
-	ip link add "$VH" type veth peer name "$VN"
-	ip link set "$VN" netns "$NS"
-	ip addr add "10.215.$NET.1/30" dev "$VH"
-	ip link set "$VH" up
-	ip -n "$NS" addr add "$NA/30" dev "$VN"
-	ip -n "$NS" link set "$VN" up
-	ip -n "$NS" link set lo up
-	ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory "${gib}G" \
-		>"$TMP/nbdkit.log" 2>&1 &
-	NBD_PID=$!
-	for i in $(seq 100); do
-		nbdinfo --size "$URI" >/dev/null 2>&1 && break
-		[ "$i" = 100 ] && die "nbdkit did not come up"
-		sleep 0.1
-	done
+	local gib=$1
+	subhost_up "${gib}G"
 	cat >"$TMP/qemu.conf" <<EOF
 [bk]
 memory-file = $MEM
@@ -179,30 +111,8 @@ chunk-size  = 64K
 timeout     = 5s
 qmp         = $TMP/vmemfs-qmp.sock
 EOF
-	sport=$(free_port)
-	qport=$(free_port)
-	[ "$sport" != "$qport" ] || qport=$((sport + 1))
-	"$QEMU" -L "$B/qemu/share" -accel tcg -smp 1 -m "$((gib * 1024))" \
-		-nodefaults -no-user-config -display none -no-reboot \
-		-object "memory-backend-file,id=ram0,size=${gib}G,mem-path=$MEM,share=on" \
-		-machine pc,memory-backend=ram0 -device vmcoreinfo \
-		-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=bk" \
-		-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1" \
-		-chardev "socket,id=ser0,host=127.0.0.1,port=$sport,server=on,wait=on" \
-		-serial chardev:ser0 \
-		-qmp "tcp:127.0.0.1:$qport,server=on,wait=off" \
-		-qmp "unix:$TMP/vmemfs-qmp.sock,server=on,wait=off" \
-		>"$TMP/qemu.log" 2>&1 &
-	QEMU_PID=$!
-	tcp_open SER "$sport"
-	tcp_open QMP "$qport"
-	read -r -t 30 -u "$QMP" line || die "no QMP greeting"
-	qmp '{"execute":"qmp_capabilities"}' >/dev/null
-	while read -r -t 300 -u "$SER" line; do
-		[ "$line" = VMT-GUEST-READY ] && break
-	done
-	[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot"
+	qemu_split_boot "$MEM" "${gib}G" "$((gib * 1024))" "$TMP/qemu.conf" bk \
+		"$TMP/vmemfs-qmp.sock" 300 -device vmcoreinfo
 	# The guest's VMCOREINFO to QEMU, or drgn refuses QEMU's own dump.
 	grun "insmod /lib/modules/qemu_fw_cfg.ko" 120 >/dev/null ||
 		die "the guest could not load qemu_fw_cfg"

@@ -677,6 +677,7 @@ START_TEST(test_walk_list)
 	const uint64_t h = KBASE + 0x100, a = KBASE + 0x200, b = KBASE + 0x300,
 		       c = KBASE + 0x400;
 	unsigned long n = 0;
+	struct vmi_list_bad bad;
 	char s[64];
 
 	ck_assert(k.buf);
@@ -690,6 +691,21 @@ START_TEST(test_walk_list)
 	/* The bound. */
 	ck_assert_int_eq(vmi_walk_list(kread, &k, h, 4, 2, count_visit, &n),
 			 -ELOOP);
+	/* The checked walk: every prev right, then one wrong. */
+	link_at(&k, a + 8, h);
+	link_at(&k, b + 8, a);
+	link_at(&k, c + 8, b);
+	n = 0;
+	ck_assert_int_eq(vmi_walk_list_linked(kread, &k, h, 4, 100,
+					      count_visit, &n, &bad), 3);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(bad.entry, 0);
+	link_at(&k, c + 8, a);
+	n = 0;
+	ck_assert_int_eq(vmi_walk_list_linked(kread, &k, h, 4, 100,
+					      count_visit, &n, &bad), -ELOOP);
+	ck_assert_uint_eq(n, 2);	/* c is not visited */
+	ck_assert(bad.entry == c && bad.prev == a && bad.want == b);
 	/* A cycle that never comes back to the head: found, even with a
 	 * huge bound, in a few steps. */
 	link_at(&k, c, a);

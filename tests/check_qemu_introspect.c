@@ -39,6 +39,7 @@
 
 #include "../introspect/kernel.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
 
@@ -82,47 +83,30 @@ static pid_t runner_pid;
 
 static void env_down(void)
 {
+	static const char *const names[] = {
+		"qemu.log", "vmlinux", "vmlinux.bad", "btf.raw", "btf.dump",
+		"tool.out", "tool.err", "System.map", "vmemfs.conf",
+		"vmemfs.log",
+	};
+
 	if (getpid() != runner_pid || !E)
 		return;
 	if (E->vfs.pid > 0 || E->vfs.mnt[0]) {
 		vt_vmemfs_stop(&E->vfs, 3000);
 		rmdir(E->vfs.mnt);
 	}
-	if (E->guest.pid > 0 || E->guest.qmp_fd > 0 || E->guest.serial_fd > 0)
-		vt_guest_stop(&E->guest, 5000);
-	if (E->mem[0])
-		unlink(E->mem);
+	vt_guest_stop_started(&E->guest, 5000);
 	if (E->pm[0])
 		unlink(E->pm);
 	if (E->copy[0])
 		unlink(E->copy);
-	if (E->dir[0]) {
-		static const char *const names[] = {
-			"qemu.log", "vmlinux", "vmlinux.bad", "btf.raw",
-			"btf.dump", "tool.out", "tool.err", "System.map",
-			"vmemfs.conf", "vmemfs.log",
-		};
-		char path[256];
-
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", E->dir, names[i]);
-			unlink(path);
-		}
-		rmdir(E->dir);
-	}
+	vt_run_dir_remove(E->dir, E->mem, names,
+			  sizeof(names) / sizeof(names[0]));
 	memset(E, 0, sizeof(*E));
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+/* A fixture's failure: require_env() reports it in every test. */
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 static int run_in_guest(const char *cmd, char *out, size_t len)
 {
@@ -210,25 +194,14 @@ static void env_up(const char *cpu, int levels, uint64_t ram)
 	size_t n;
 
 	memset(E, 0, sizeof(*E));
-	snprintf(cmd, sizeof(cmd), "%s/vmlinuz", vt_guest_dir());
-	if (access(cmd, R_OK) != 0) {
-		env_fail("guest missing: %s (run scripts/guest/build-guest.sh)",
-			 cmd);
+	if (vt_guest_has("vmlinuz", R_OK, E->err, sizeof(E->err)) < 0 ||
+	    vt_run_dir("kern", runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-kern.XXXXXX");
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
-		return;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-kern-%d.mem",
-		 (int)runner_pid);
 	snprintf(E->pm, sizeof(E->pm), "/dev/shm/vmt-kern-%d.pm",
 		 (int)runner_pid);
 	snprintf(E->copy, sizeof(E->copy), "/dev/shm/vmt-kern-%d.copy",
 		 (int)runner_pid);
-	unlink(E->mem);
 	snprintf(E->token, sizeof(E->token), "%016" PRIx64, rnd());
 	snprintf(append, sizeof(append), "vmt_token=%s", E->token);
 	o.mem_path = E->mem;
@@ -398,22 +371,6 @@ static int recognise(const char *path, const struct vmi_kernel_options *o,
 	if (ms)
 		*ms = vt_now_ms() - t0;
 	return rc;
-}
-
-static void copy_file(const char *src, const char *dst)
-{
-	static char buf[1 << 20];
-	int in = open(src, O_RDONLY), out;
-	ssize_t n;
-
-	ck_assert_msg(in >= 0, "%s: %s", src, strerror(errno));
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_msg(out >= 0, "%s: %s", dst, strerror(errno));
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		ck_assert(write(out, buf, (size_t)n) == n);
-	ck_assert(n == 0);
-	close(in);
-	ck_assert(close(out) == 0);
 }
 
 static void read_exact(const char *path, uint64_t off, void *buf, size_t len)
@@ -1284,7 +1241,7 @@ START_TEST(test_forged_notes)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	snprintf(pat, sizeof(pat), "VMT-FORGE-PAGE-%s-", E->token);
 	user = find_page(E->copy, pat);
 	ck_assert_msg(user, "the guest's /tmp/forge page is not in RAM");
@@ -1362,7 +1319,7 @@ START_TEST(test_forged_spray)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	fd = open(E->copy, O_RDWR);
 	ck_assert(fd >= 0);
 	for (uint64_t g = MiB; g < E->note_gpa && n < 3000; g += PAGE) {
@@ -1401,7 +1358,7 @@ START_TEST(test_corrupt_note)
 
 	require_env();
 	len = real_note(note, sizeof(note));
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	rc = recognise(E->mem, &o, &pm, &good, err, sizeof(err), NULL);
 	ck_assert_msg(rc == 0, "%s", err);
 
@@ -1536,14 +1493,5 @@ static Suite *introspect_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_introspect", introspect_suite,
-				   set_env, sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_introspect", introspect_suite, E, runner_pid,
+	      env_down)

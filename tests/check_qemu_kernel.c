@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/splitvm.h"
 #include "lib/suite.h"
@@ -97,50 +98,17 @@ static const char *const dir_files[] = {
 
 static void env_down(void)
 {
-	char path[256];
-	size_t i;
-
 	if (getpid() != runner_pid || !E)
 		return;
-	for (i = 0; i < VFS_MAX; i++) {
-		if (E->vfs[i].pid > 0 || E->vfs[i].mnt[0])
-			vt_vmemfs_stop(&E->vfs[i], 3000);
-		memset(&E->vfs[i], 0, sizeof(E->vfs[i]));
-	}
-	if (E->guest.pid > 0 || E->guest.qmp_fd > 0 || E->guest.serial_fd > 0)
-		vt_guest_stop(&E->guest, 5000);
-	vt_nbdkit_kill(&E->sub);
-	vt_netns_delete(&E->ns);
-	memset(&E->ns, 0, sizeof(E->ns));
-	if (E->mem[0]) {
-		unlink(E->mem);
-		snprintf(path, sizeof(path), "%s.seq", E->mem);
-		unlink(path);
-		E->mem[0] = '\0';
-	}
-	if (E->dir[0]) {
-		for (i = 0; i < sizeof(dir_files) / sizeof(dir_files[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", E->dir,
-				 dir_files[i]);
-			if (unlink(path) < 0)
-				rmdir(path);
-		}
-		rmdir(E->dir);
-		E->dir[0] = '\0';
-	}
+	vt_vmemfs_stop_all(E->vfs, VFS_MAX);
+	vt_split_down(&E->guest, &E->sub, &E->ns);
+	vt_run_dir_remove(E->dir, E->mem, dir_files,
+			  sizeof(dir_files) / sizeof(dir_files[0]));
 	E->up = false;
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+/* A fixture's failure: require_env() reports it in every test. */
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 static const char *vmlinux_path(void)
 {
@@ -185,15 +153,9 @@ static void env_up(void)
 			 "scripts/guest/build-guest.sh)", vt_guest_dir());
 		return;
 	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-kernel.XXXXXX");
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
+	if (vt_run_dir("kernel", runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-kernel-%d.mem",
-		 (int)runner_pid);
-	unlink(E->mem);
 	snprintf(E->qemu_conf, sizeof(E->qemu_conf), "%s/qemu.conf", E->dir);
 	snprintf(E->qmp2, sizeof(E->qmp2), "%s/vmemfs-qmp.sock", E->dir);
 	rnd = vt_splitmix64((uint64_t)runner_pid * 0x9e3779b97f4a7c15ULL ^
@@ -219,15 +181,7 @@ static void env_up(void)
 	printf("info: 5 GiB guest booted in %.1f s (TCG, RAM [2.5G, 5G) on "
 	       "%s in netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri,
 	       E->ns.name);
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "direct", NULL, err,
-				 sizeof(err)) < 0) {
-		env_fail("%s", err);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "remote-paging", NULL, err,
-				 sizeof(err)) < 0) {
+	if (vt_split_vmemfs_confs(&split, NULL, err, sizeof(err)) < 0) {
 		env_fail("%s", err);
 		return;
 	}
@@ -257,79 +211,24 @@ static void env_up(void)
 	E->up = true;
 }
 
-static void qmp_ok(const char *cmd);
-
 /* Every test starts with the guest running (one that failed half-way
  * may have left it stopped). */
 static void require_env(void)
 {
 	ck_assert_msg(E->up, "environment not up: %s", E->err);
-	qmp_ok("{\"execute\":\"cont\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"cont\"}");
 }
 
 /* ---- helpers -------------------------------------------------------- */
 
-static void qmp_ok(const char *cmd)
-{
-	char reply[4096];
-	int rc = vt_guest_qmp(&E->guest, cmd, reply, sizeof(reply), 120000);
-
-	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
-}
-
-static void grun_ok(const char *cmd, char *out, size_t len, int timeout_ms)
-{
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	ck_assert_msg(st == 0, "guest `%s` -> %d: %.500s", cmd, st, out);
-}
-
 static void mount_vfs(int i, const char *conf)
 {
-	char cpath[256], mnt[128], log[256], err[1024];
-
-	/* A test that failed half-way left its mount behind. */
-	if (E->vfs[i].pid > 0 || E->vfs[i].mnt[0])
-		vt_vmemfs_stop(&E->vfs[i], 3000);
-	snprintf(cpath, sizeof(cpath), "%s/%s", E->dir, conf);
-	snprintf(mnt, sizeof(mnt), "%s/mnt%d", E->dir, i);
-	snprintf(log, sizeof(log), "%s/vmemfs%d.log", E->dir, i);
-	ck_assert_msg(mkdir(mnt, 0700) == 0 || errno == EEXIST, "mkdir %s: %s",
-		      mnt, strerror(errno));
-	if (vt_vmemfs_start(&E->vfs[i], cpath, "vm", NULL, mnt, log,
-			    MEM_SIZE, 30000, err, sizeof(err)) < 0) {
-		vt_print_tail(log, 20, "vmemfs: ");
-		ck_abort_msg("vmemfs (%s): %s", conf, err);
-	}
+	vt_ck_mount(&E->vfs[i], E->dir, i, conf, MEM_SIZE, 30000);
 }
 
 static void umount_vfs(int i)
 {
 	vt_vmemfs_stop(&E->vfs[i], 5000);
-}
-
-static const char *vfs_path(int i, const char *name)
-{
-	static char p[4][320];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", E->vfs[i].mnt, name);
-	return p[k];
-}
-
-/* The whole of a generated file (size 0 in stat: read to EOF). */
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	size_t got = 0;
-	ssize_t n;
-
-	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
-	while (got + 1 < len && (n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(fd);
 }
 
 struct kinfo {
@@ -345,7 +244,8 @@ static bool kernel_once(int i, struct kinfo *k)
 	json_object *j, *v;
 
 	memset(k, 0, sizeof(*k));
-	read_text(vfs_path(i, "kernel"), text, sizeof(text));
+	vt_ck_read_text(vt_vmemfs_path(&E->vfs[i], "kernel"), text,
+			sizeof(text));
 	j = json_tokener_parse(text);
 	ck_assert_msg(j && json_object_is_type(j, json_type_object),
 		      "kernel is not a JSON object: %s", text);
@@ -396,13 +296,15 @@ static void guest_kinfo(struct kinfo *k)
 	char *p;
 
 	memset(k, 0, sizeof(*k));
-	grun_ok("uname -r", out, sizeof(out), 30000);
+	vt_ck_grun(&E->guest, "uname -r", out, sizeof(out), 30000);
 	out[strcspn(out, "\r\n")] = '\0';
 	snprintf(k->release, sizeof(k->release), "%.79s", out);
-	grun_ok("cat /sys/kernel/vmcoreinfo", out, sizeof(out), 30000);
+	vt_ck_grun(&E->guest, "cat /sys/kernel/vmcoreinfo", out, sizeof(out),
+		   30000);
 	ck_assert_msg(sscanf(out, "%llx", &gpa) == 1, "vmcoreinfo: %s", out);
 	k->note_gpa = gpa;
-	grun_ok("grep ' _text$' /proc/kallsyms", out, sizeof(out), 60000);
+	vt_ck_grun(&E->guest, "grep ' _text$' /proc/kallsyms", out,
+		   sizeof(out), 60000);
 	p = out + strspn(out, "\r\n");
 	ck_assert_msg(sscanf(p, "%llx", &text) == 1 && text >= KERNEL_TEXT_DEFAULT,
 		      "kallsyms _text: %s", out);
@@ -447,8 +349,8 @@ static int guest_ps_and_stop(struct task *t)
 	char *line, *save = NULL;
 	int n = 0;
 
-	grun_ok("ps -o pid,comm", out, sizeof(out), 60000);
-	qmp_ok("{\"execute\":\"stop\"}");
+	vt_ck_grun(&E->guest, "ps -o pid,comm", out, sizeof(out), 60000);
+	vt_ck_qmp(&E->guest, "{\"execute\":\"stop\"}");
 	for (line = strtok_r(out, "\r\n", &save); line;
 	     line = strtok_r(NULL, "\r\n", &save)) {
 		struct task x = { 0 };
@@ -522,7 +424,7 @@ static int drgn_tasks(int i, struct task *t)
 	int rc, n = 0;
 
 	snprintf(script, sizeof(script), "%s/tasks.py", E->dir);
-	argv[3] = (char *)vfs_path(i, "vmcore");
+	argv[3] = (char *)vt_vmemfs_path(&E->vfs[i], "vmcore");
 	argv[5] = (char *)vmlinux_path();
 	rc = vt_run(argv, out, sizeof(out), err, sizeof(err), 300000);
 	ck_assert_msg(rc == 0, "drgn: %d: %s %s", rc, err, out);
@@ -577,10 +479,10 @@ START_TEST(test_makedumpfile_dmesg)
 	mount_vfs(0, "direct.conf");
 	snprintf(dst, sizeof(dst), "%s/dmesg.txt", E->dir);
 	unlink(dst);
-	argv[2] = (char *)vfs_path(0, "vmcore");
+	argv[2] = (char *)vt_vmemfs_path(&E->vfs[0], "vmcore");
 	rc = vt_run(argv, out, sizeof(out), err, sizeof(err), 120000);
 	ck_assert_msg(rc == 0, "makedumpfile: %d: %s %s", rc, out, err);
-	read_text(dst, log, sizeof(log));
+	vt_ck_read_text(dst, log, sizeof(log));
 	snprintf(want, sizeof(want), "vmt_token=%s", E->token);
 	ck_assert_msg(strstr(log, want), "the log has no %s: %.300s", want,
 		      log);
@@ -602,7 +504,7 @@ START_TEST(test_drgn_tasks)
 	mount_vfs(0, "direct.conf");
 	nw = guest_ps_and_stop(want);
 	ng = drgn_tasks(0, got);
-	qmp_ok("{\"execute\":\"cont\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"cont\"}");
 	assert_same_tasks("drgn", got, ng, want, nw);
 	for (int i = 0; i < ng; i++)
 		high += got[i].gpa >= 4 * GiB;
@@ -636,11 +538,11 @@ START_TEST(test_crash_tasks)
 	}
 	mount_vfs(0, "direct.conf");
 	argv[2] = (char *)vmlinux_path();
-	argv[3] = (char *)vfs_path(0, "vmcore");
+	argv[3] = (char *)vt_vmemfs_path(&E->vfs[0], "vmcore");
 	nw = guest_ps_and_stop(want);
 	t0 = vt_now_ms();
 	rc = vt_run(argv, out, sizeof(out), err, sizeof(err), 300000);
-	qmp_ok("{\"execute\":\"cont\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"cont\"}");
 	ck_assert_msg(rc == 0, "crash: %d: %.2000s %.2000s", rc, out, err);
 	printf("info: crash opened vmcore and walked the tasks in %.1f s\n",
 	       (vt_now_ms() - t0) / 1000);
@@ -704,7 +606,8 @@ START_TEST(test_drgn_split)
 		 * It had to reach the sub-host: direct counts the bytes it
 		 * read there, remote-paging the page-in commands it sent.
 		 */
-		read_text(vfs_path(c, "stats"), text, sizeof(text));
+		vt_ck_read_text(vt_vmemfs_path(&E->vfs[c], "stats"), text,
+				sizeof(text));
 		j = json_tokener_parse(text);
 		ck_assert_msg(j, "stats is not JSON: %s", text);
 		if (c == 0) {
@@ -723,7 +626,7 @@ START_TEST(test_drgn_split)
 		ck_assert_uint_gt(remote, 0);
 		umount_vfs(c);
 	}
-	qmp_ok("{\"execute\":\"cont\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"cont\"}");
 }
 END_TEST
 
@@ -743,8 +646,8 @@ START_TEST(test_reset_followed)
 	 * dead all the same, and kernel must not show it (the QMP RESET
 	 * event reaches vmemfs a moment after the command returns).
 	 */
-	qmp_ok("{\"execute\":\"stop\"}");
-	qmp_ok("{\"execute\":\"system_reset\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"stop\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"system_reset\"}");
 	t0 = vt_now_ms();
 	while (kernel_once(0, &after)) {
 		ck_assert_msg(vt_now_ms() - t0 < 10000, "10 s after a reset, "
@@ -760,7 +663,7 @@ START_TEST(test_reset_followed)
 			      "0x%" PRIx64 ") came back before the guest ran",
 			      after.kaslr);
 	}
-	qmp_ok("{\"execute\":\"cont\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"cont\"}");
 	t0 = vt_now_ms();
 	ck_assert_msg(vt_guest_wait_ready(&E->guest, 300000, err,
 					  sizeof(err)) == 0, "%s", err);
@@ -810,14 +713,4 @@ static Suite *kernel_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_kernel", kernel_suite, set_env,
-				   sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_kernel", kernel_suite, E, runner_pid, env_down)

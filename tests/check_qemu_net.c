@@ -37,6 +37,7 @@
 #include "../introspect/sockets.h"
 #include "../procfs/netmod.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/suite.h"
 
@@ -66,34 +67,19 @@ static pid_t runner_pid;
 
 static void env_down(void)
 {
+	static const char *const files[] = { "qemu.log" };
+
 	if (getpid() != runner_pid || !E)
 		return;
-	if (E->guest.pid > 0 || E->guest.qmp_fd > 0 || E->guest.serial_fd > 0)
-		vt_guest_stop(&E->guest, 5000);
-	if (E->mem[0])
-		unlink(E->mem);
+	vt_guest_stop_started(&E->guest, 5000);
 	if (E->copy[0])
 		unlink(E->copy);
-	if (E->dir[0]) {
-		char path[256];
-
-		snprintf(path, sizeof(path), "%s/qemu.log", E->dir);
-		unlink(path);
-		rmdir(E->dir);
-	}
+	vt_run_dir_remove(E->dir, E->mem, files, 1);
 	memset(E, 0, sizeof(*E));
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+/* A fixture's failure: require_env() reports it in every test. */
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 static int run_in_guest(const char *cmd, char *out, size_t len)
 {
@@ -115,23 +101,12 @@ static void env_up(void)
 	const char *at;
 
 	memset(E, 0, sizeof(*E));
-	snprintf(path, sizeof(path), "%s/vmlinuz", vt_guest_dir());
-	if (access(path, R_OK) != 0) {
-		env_fail("guest missing: %s (run scripts/guest/build-guest.sh)",
-			 path);
+	if (vt_guest_has("vmlinuz", R_OK, E->err, sizeof(E->err)) < 0 ||
+	    vt_run_dir("net", runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-net.XXXXXX");
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
-		return;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-net-%d.mem",
-		 (int)runner_pid);
 	snprintf(E->copy, sizeof(E->copy), "/dev/shm/vmt-net-%d.copy",
 		 (int)runner_pid);
-	unlink(E->mem);
 	o.mem_path = E->mem;
 	o.ram_size = RAM;
 	o.run_dir = E->dir;
@@ -601,22 +576,6 @@ END_TEST
 
 /* ---- hostile -------------------------------------------------------- */
 
-static void copy_file(const char *src, const char *dst)
-{
-	static char buf[1 << 20];
-	int in = open(src, O_RDONLY), out;
-	ssize_t n;
-
-	ck_assert_msg(in >= 0, "%s: %s", src, strerror(errno));
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	ck_assert_msg(out >= 0, "%s: %s", dst, strerror(errno));
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		ck_assert(write(out, buf, (size_t)n) == n);
-	ck_assert(n == 0);
-	close(in);
-	ck_assert(close(out) == 0);
-}
-
 /* Write @v at kernel virtual @va of the copy. */
 static void poke(const struct vmi_kernel *k, const struct vmi_phys *p,
 		 uint64_t va, uint64_t v)
@@ -672,7 +631,7 @@ START_TEST(test_hostile_socket_chain)
 	ck_assert(est);
 	est_addr = est->addr;
 
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	k = recognise(E->copy, &p);
 	ck_assert_int_eq(vmi_kernel_member(k, "sock_common.skc_nulls_node",
 					   &node_off, NULL), 0);
@@ -755,7 +714,7 @@ START_TEST(test_hostile_fd_table)
 	ck_assert_int_eq(vmi_kernel_vtop(k, &p, fdt + o_max, &pa), 0);
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	fd = open(E->copy, O_WRONLY);
 	ck_assert(fd >= 0);
 	ck_assert(pwrite(fd, &big, 4, (off_t)pa) == 4);
@@ -791,7 +750,7 @@ START_TEST(test_hostile_modules)
 	first = m0.v[0].addr + list_off;
 	vmi_kernel_free(k);
 	vmi_phys_file_close(&p);
-	copy_file(E->mem, E->copy);
+	vt_ck_copy_file(E->mem, E->copy);
 	k = recognise(E->copy, &p);
 	poke(k, &p, first, first);	/* first->next = first */
 	vmi_kernel_free(k);
@@ -866,14 +825,4 @@ static Suite *net_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_net", net_suite, set_env,
-				   sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_net", net_suite, E, runner_pid, env_down)

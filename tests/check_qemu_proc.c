@@ -51,6 +51,7 @@
 #include "../introspect/kernel.h"
 #include "../procfs/snapshot.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/splitvm.h"
 #include "lib/suite.h"
@@ -104,50 +105,17 @@ static const char *const dir_files[] = {
 
 static void env_down(void)
 {
-	char path[256];
-	size_t i;
-
 	if (getpid() != runner_pid || !E)
 		return;
-	for (i = 0; i < VFS_MAX; i++) {
-		if (E->vfs[i].pid > 0 || E->vfs[i].mnt[0])
-			vt_vmemfs_stop(&E->vfs[i], 3000);
-		memset(&E->vfs[i], 0, sizeof(E->vfs[i]));
-	}
-	if (E->guest.pid > 0 || E->guest.qmp_fd > 0 || E->guest.serial_fd > 0)
-		vt_guest_stop(&E->guest, 5000);
-	vt_nbdkit_kill(&E->sub);
-	vt_netns_delete(&E->ns);
-	memset(&E->ns, 0, sizeof(E->ns));
-	if (E->mem[0]) {
-		unlink(E->mem);
-		snprintf(path, sizeof(path), "%s.seq", E->mem);
-		unlink(path);
-		E->mem[0] = '\0';
-	}
-	if (E->dir[0]) {
-		for (i = 0; i < sizeof(dir_files) / sizeof(dir_files[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", E->dir,
-				 dir_files[i]);
-			if (unlink(path) < 0)
-				rmdir(path);
-		}
-		rmdir(E->dir);
-		E->dir[0] = '\0';
-	}
+	vt_vmemfs_stop_all(E->vfs, VFS_MAX);
+	vt_split_down(&E->guest, &E->sub, &E->ns);
+	vt_run_dir_remove(E->dir, E->mem, dir_files,
+			  sizeof(dir_files) / sizeof(dir_files[0]));
 	E->up = false;
 }
 
-static void env_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void env_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(E->err, sizeof(E->err), fmt, ap);
-	va_end(ap);
-}
+/* A fixture's failure: require_env() reports it in every test. */
+#define env_fail(...) vt_set_err(E->err, sizeof(E->err), __VA_ARGS__)
 
 static void env_up(void)
 {
@@ -163,15 +131,9 @@ static void env_up(void)
 			 "(run scripts/guest/build-guest.sh)", path);
 		return;
 	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-proc.XXXXXX");
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
+	if (vt_run_dir("proc", runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-proc-%d.mem",
-		 (int)runner_pid);
-	unlink(E->mem);
 	snprintf(E->qemu_conf, sizeof(E->qemu_conf), "%s/qemu.conf", E->dir);
 	snprintf(E->qmp2, sizeof(E->qmp2), "%s/vmemfs-qmp.sock", E->dir);
 	snprintf(netns, sizeof(netns), "vmt-proc-%d", (int)runner_pid);
@@ -192,15 +154,8 @@ static void env_up(void)
 	printf("info: 1 GiB guest booted in %.1f s (TCG, RAM [512M, 1G) on "
 	       "%s in netns %s)\n", E->guest.boot_ms / 1000, E->sub.uri,
 	       E->ns.name);
-	snprintf(path, sizeof(path), "%s/direct.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "direct", NULL, err,
-				 sizeof(err)) < 0) {
-		env_fail("%s", err);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
-	if (vt_split_vmemfs_conf(path, &split, "remote-paging",
-				 "proc-refresh = 0ms\n", err, sizeof(err)) < 0) {
+	if (vt_split_vmemfs_confs(&split, "proc-refresh = 0ms\n", err,
+				  sizeof(err)) < 0) {
 		env_fail("%s", err);
 		return;
 	}
@@ -244,35 +199,17 @@ static void require_env(void)
 
 static void qmp_ok(const char *cmd)
 {
-	char reply[4096];
-	int rc = vt_guest_qmp(&E->guest, cmd, reply, sizeof(reply), 120000);
-
-	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
+	vt_ck_qmp(&E->guest, cmd);
 }
 
 static void grun_ok(const char *cmd, char *out, size_t len, int timeout_ms)
 {
-	int st = vt_guest_run(&E->guest, cmd, out, len, timeout_ms);
-
-	ck_assert_msg(st == 0, "guest `%s` -> %d: %.500s", cmd, st, out);
+	vt_ck_grun(&E->guest, cmd, out, len, timeout_ms);
 }
 
 static void mount_vfs(int i, const char *conf)
 {
-	char cpath[256], mnt[128], log[256], err[1024];
-
-	if (E->vfs[i].pid > 0 || E->vfs[i].mnt[0])
-		vt_vmemfs_stop(&E->vfs[i], 3000);
-	snprintf(cpath, sizeof(cpath), "%s/%s", E->dir, conf);
-	snprintf(mnt, sizeof(mnt), "%s/mnt%d", E->dir, i);
-	snprintf(log, sizeof(log), "%s/vmemfs%d.log", E->dir, i);
-	ck_assert_msg(mkdir(mnt, 0700) == 0 || errno == EEXIST, "mkdir %s: %s",
-		      mnt, strerror(errno));
-	if (vt_vmemfs_start(&E->vfs[i], cpath, "vm", NULL, mnt, log,
-			    MEM_SIZE, 30000, err, sizeof(err)) < 0) {
-		vt_print_tail(log, 20, "vmemfs: ");
-		ck_abort_msg("vmemfs (%s): %s", conf, err);
-	}
+	vt_ck_mount(&E->vfs[i], E->dir, i, conf, MEM_SIZE, 30000);
 }
 
 static void umount_vfs(int i)
@@ -282,36 +219,18 @@ static void umount_vfs(int i)
 
 static const char *vfs_path(int i, const char *name)
 {
-	static char p[4][512];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", E->vfs[i].mnt, name);
-	return p[k];
+	return vt_vmemfs_path(&E->vfs[i], name);
 }
 
 /* The whole of a file; returns its length (-1 with errno on failure). */
 static long try_read(const char *path, char *buf, size_t len)
 {
-	int fd = open(path, O_RDONLY);
-	size_t got = 0;
-	ssize_t n = 0;
-
-	if (fd < 0)
-		return -1;
-	while (got + 1 < len && (n = read(fd, buf + got, len - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(fd);
-	return n < 0 ? -1 : (long)got;
+	return vt_read_text(path, buf, len);
 }
 
 static long read_file(const char *path, char *buf, size_t len)
 {
-	long n = try_read(path, buf, len);
-
-	ck_assert_msg(n >= 0, "%s: %s", path, strerror(errno));
-	return n;
+	return vt_ck_read_text(path, buf, len);
 }
 
 /* Wait until `kernel` of mount @i is no error. */
@@ -1688,14 +1607,4 @@ static Suite *proc_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_proc", proc_suite, set_env,
-				   sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_proc", proc_suite, E, runner_pid, env_down)

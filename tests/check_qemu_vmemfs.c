@@ -57,6 +57,7 @@
 #include "../common/evictseq.h"
 #include "lib/datamap.h"
 #include "lib/guest.h"
+#include "lib/guestck.h"
 #include "lib/hosts.h"
 #include "lib/splitvm.h"
 #include "lib/suite.h"
@@ -112,55 +113,22 @@ static pid_t runner_pid;
 
 /* ---- environment ---------------------------------------------------- */
 
-/* vt_guest_stop on a zeroed struct would close fd 0: only real guests. */
-static void stop_guest(struct vt_guest *g, int timeout_ms)
-{
-	if (g->pid > 0 || g->qmp_fd > 0 || g->serial_fd > 0)
-		vt_guest_stop(g, timeout_ms);
-}
+/* Everything we put in the run directory has a fixed name. */
+static const char *const dir_files[] = {
+	"qemu.log", "qemu.conf", "direct.conf", "rp.conf", "flat.conf",
+	"pm.bin", "vmemfs0.log", "vmemfs1.log", "vmemfs2.log",
+	"vmemfs-qmp.sock", "r2/qemu.log", "r2", "mnt0", "mnt1", "mnt2",
+};
 
 static void env_down(void)
 {
-	char path[256];
-	int i;
-
 	if (getpid() != runner_pid || !E)
 		return;
-	for (i = 0; i < VFS_MAX; i++) {
-		if (E->vfs[i].pid > 0 || E->vfs[i].mnt[0])
-			vt_vmemfs_stop(&E->vfs[i], 3000);
-		if (E->vfs[i].mnt[0])
-			rmdir(E->vfs[i].mnt);
-		memset(&E->vfs[i], 0, sizeof(E->vfs[i]));
-	}
-	stop_guest(&E->guest2, 3000);
-	stop_guest(&E->guest, 5000);
-	vt_nbdkit_kill(&E->sub);
-	vt_netns_delete(&E->ns);
-	memset(&E->ns, 0, sizeof(E->ns));
-	if (E->mem[0]) {
-		unlink(E->mem);
-		snprintf(path, sizeof(path), "%s.seq", E->mem);
-		unlink(path);
-		E->mem[0] = '\0';
-	}
-	if (E->dir[0]) {
-		/* Everything we put there has a fixed name. */
-		static const char *const names[] = {
-			"qemu.log", "qemu.conf", "direct.conf", "rp.conf",
-			"flat.conf", "pm.bin", "vmemfs0.log", "vmemfs1.log",
-			"vmemfs2.log", "vmemfs-qmp.sock", "r2/qemu.log",
-			"r2", "mnt0", "mnt1", "mnt2",
-		};
-
-		for (i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++) {
-			snprintf(path, sizeof(path), "%s/%s", E->dir, names[i]);
-			if (unlink(path) < 0)
-				rmdir(path);
-		}
-		rmdir(E->dir);
-		E->dir[0] = '\0';
-	}
+	vt_vmemfs_stop_all(E->vfs, VFS_MAX);
+	vt_guest_stop_started(&E->guest2, 3000);
+	vt_split_down(&E->guest, &E->sub, &E->ns);
+	vt_run_dir_remove(E->dir, E->mem, dir_files,
+			  sizeof(dir_files) / sizeof(dir_files[0]));
 	E->up = false;
 	E->have_hash = false;
 }
@@ -170,26 +138,11 @@ static void env_down(void)
 /* The run directory and the memory file's name; 0 or -1 (E->err set). */
 static int env_common(const char *tag)
 {
-	char path[512];
-
 	memset(E, 0, sizeof(*E));
-	snprintf(path, sizeof(path), "%s/vmlinuz", vt_guest_dir());
-	if (access(path, R_OK) != 0) {
-		env_fail("guest missing: %s (run scripts/guest/build-guest.sh)",
-			 path);
+	if (vt_guest_has("vmlinuz", R_OK, E->err, sizeof(E->err)) < 0 ||
+	    vt_run_dir(tag, runner_pid, E->dir, E->mem, E->err,
+		       sizeof(E->err)) < 0)
 		return -1;
-	}
-	snprintf(E->dir, sizeof(E->dir), "/tmp/vmt-%s.XXXXXX", tag);
-	if (!mkdtemp(E->dir)) {
-		env_fail("mkdtemp: %s", strerror(errno));
-		E->dir[0] = '\0';
-		return -1;
-	}
-	snprintf(E->mem, sizeof(E->mem), "/dev/shm/vmt-%s-%d.mem", tag,
-		 (int)runner_pid);
-	unlink(E->mem);
-	snprintf(path, sizeof(path), "%s.seq", E->mem);
-	unlink(path);
 	snprintf(E->qemu_conf, sizeof(E->qemu_conf), "%s/qemu.conf", E->dir);
 	snprintf(E->qmp2, sizeof(E->qmp2), "%s/vmemfs-qmp.sock", E->dir);
 	return 0;
@@ -375,29 +328,10 @@ static void require_env(void)
 
 /* ---- helpers -------------------------------------------------------- */
 
-static void qmp_ok(struct vt_guest *g, const char *cmd)
-{
-	char reply[4096];
-	int rc = vt_guest_qmp(g, cmd, reply, sizeof(reply), 120000);
-
-	ck_assert_msg(rc == 0, "QMP %s failed (%d): %s", cmd, rc, reply);
-}
-
 /* Mount slot @i with config file @conf (in E->dir); mem must be @size. */
 static void mount_vfs(int i, const char *conf, uint64_t size)
 {
-	char cpath[256], mnt[128], log[256], err[1024];
-
-	snprintf(cpath, sizeof(cpath), "%s/%s", E->dir, conf);
-	snprintf(mnt, sizeof(mnt), "%s/mnt%d", E->dir, i);
-	snprintf(log, sizeof(log), "%s/vmemfs%d.log", E->dir, i);
-	ck_assert_msg(mkdir(mnt, 0700) == 0 || errno == EEXIST, "mkdir %s: %s",
-		      mnt, strerror(errno));
-	if (vt_vmemfs_start(&E->vfs[i], cpath, "vm", NULL, mnt, log, size,
-			    20000, err, sizeof(err)) < 0) {
-		vt_print_tail(log, 20, "vmemfs: ");
-		ck_abort_msg("vmemfs (%s): %s", conf, err);
-	}
+	vt_ck_mount(&E->vfs[i], E->dir, i, conf, size, 20000);
 }
 
 static void umount_vfs(int i)
@@ -407,12 +341,7 @@ static void umount_vfs(int i)
 
 static const char *vfs_path(int i, const char *name)
 {
-	static char p[4][320];
-	static int k;
-
-	k = (k + 1) % 4;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", E->vfs[i].mnt, name);
-	return p[k];
+	return vt_vmemfs_path(&E->vfs[i], name);
 }
 
 /* Read [off, off+len) of @path fully; 0 or -errno. */
@@ -619,7 +548,7 @@ START_TEST(test_backends_identical)
 					     "sync", out, sizeof(out), 300000),
 			 0);
 	/* Hold the memory still while the two readings are compared. */
-	qmp_ok(&E->guest, "{\"execute\":\"stop\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"stop\"}");
 	page_out_home();
 
 	oracle_hashes(want, &nz);
@@ -709,7 +638,7 @@ START_TEST(test_flat_vs_auto)
 	int i;
 
 	require_env();
-	qmp_ok(&E->guest, "{\"execute\":\"stop\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"stop\"}");
 	mount_vfs(0, "direct.conf", RAM);	/* qmp: layout auto */
 	mount_vfs(1, "flat.conf", RAM);
 	ck_assert_int_eq(stat(vfs_path(0, "ram"), &st), 0);
@@ -855,7 +784,7 @@ START_TEST(test_qemu_killed)
 	int rc, bad_err = 0, n_mid;
 
 	require_env();
-	qmp_ok(&E->guest, "{\"execute\":\"stop\"}");
+	vt_ck_qmp(&E->guest, "{\"execute\":\"stop\"}");
 	page_out_home();
 	mount_vfs(0, "rp.conf", RAM);
 
@@ -956,7 +885,7 @@ START_TEST(test_qemu_killed)
 	}
 	ck_assert_uint_gt(stat_of(0, true, "connects"), c0);
 	umount_vfs(0);
-	stop_guest(&E->guest2, 5000);
+	vt_guest_stop_started(&E->guest2, 5000);
 }
 END_TEST
 
@@ -972,7 +901,7 @@ static void pmemsave(uint64_t gpa, uint64_t len, void *buf)
 	snprintf(cmd, sizeof(cmd), "{\"execute\":\"pmemsave\",\"arguments\":"
 		 "{\"val\":%" PRIu64 ",\"size\":%" PRIu64 ",\"filename\":"
 		 "\"%s\"}}", gpa, len, path);
-	qmp_ok(&E->guest, cmd);
+	vt_ck_qmp(&E->guest, cmd);
 	rc = read_at(path, buf, len, 0);
 	ck_assert_msg(rc == 0, "%s: %s", path, strerror(-rc));
 	unlink(path);
@@ -1066,14 +995,4 @@ static Suite *vmemfs_suite(void)
 	return s;
 }
 
-static void set_env(void *env)
-{
-	E = env;
-}
-
-int main(void)
-{
-	runner_pid = getpid();
-	return vt_guest_suite_main("check_qemu_vmemfs", vmemfs_suite, set_env,
-				   sizeof(*E), env_down);
-}
+VT_GUEST_MAIN("check_qemu_vmemfs", vmemfs_suite, E, runner_pid, env_down)

@@ -528,3 +528,21 @@ int vt_guest_stop(struct vt_guest *g, int timeout_ms)
 	unlink(g->qmp_path);
 	return st;
 }
+
+void vt_guest_stop_started(struct vt_guest *g, int timeout_ms)
+{
+	if (g->pid > 0 || g->qmp_fd > 0 || g->serial_fd > 0)
+		vt_guest_stop(g, timeout_ms);
+}
+
+int vt_guest_has(const char *name, int mode, char *err, size_t errlen)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", vt_guest_dir(), name);
+	if (access(path, mode) == 0)
+		return 0;
+	vt_set_err(err, errlen, "guest missing: %s (run "
+		   "scripts/guest/build-guest.sh)", path);
+	return -1;
+}

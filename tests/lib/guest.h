@@ -125,5 +125,13 @@ int vt_guest_qmp(struct vt_guest *g, const char *json, char *reply,
  * or -1 when it had to be killed.
  */
 int vt_guest_stop(struct vt_guest *g, int timeout_ms);
+/* vt_guest_stop, when @g was started at all (on a zeroed struct
+ * vt_guest_stop would close fd 0). */
+void vt_guest_stop_started(struct vt_guest *g, int timeout_ms);
+/*
+ * The test guest's file @name (vmlinuz, vmt-procs...) is there with
+ * access @mode: 0, or -1 with a message naming it and how to build it.
+ */
+int vt_guest_has(const char *name, int mode, char *err, size_t errlen);
 
 #endif

@@ -895,3 +895,52 @@ void vt_print_tail(const char *path, int lines, const char *prefix)
 		printf("%s%s\n", prefix, line);
 	fflush(stdout);
 }
+
+int vt_run_dir(const char *tag, pid_t pid, char dir[static 64],
+	       char mem[static 128], char *err, size_t errlen)
+{
+	char path[160];
+
+	snprintf(dir, 64, "/tmp/vmt-%s.XXXXXX", tag);
+	if (!mkdtemp(dir)) {
+		vt_set_err(err, errlen, "mkdtemp: %s", strerror(errno));
+		dir[0] = '\0';
+		return -1;
+	}
+	snprintf(mem, 128, "/dev/shm/vmt-%s-%d.mem", tag, (int)pid);
+	unlink(mem);
+	snprintf(path, sizeof(path), "%s.seq", mem);
+	unlink(path);
+	return 0;
+}
+
+void vt_run_dir_remove(char *dir, char *mem, const char *const *names,
+		       size_t n)
+{
+	char path[320];
+
+	if (mem[0]) {
+		unlink(mem);
+		snprintf(path, sizeof(path), "%s.seq", mem);
+		unlink(path);
+		mem[0] = '\0';
+	}
+	if (!dir[0])
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (unlink(path) < 0)
+			rmdir(path);
+	}
+	rmdir(dir);
+	dir[0] = '\0';
+}
+
+void vt_vmemfs_stop_all(struct vt_vmemfs *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].pid > 0 || v[i].mnt[0])
+			vt_vmemfs_stop(&v[i], 3000);
+		memset(&v[i], 0, sizeof(v[i]));
+	}
+}

@@ -163,6 +163,22 @@ int vt_run(char *const argv[], char *out, size_t outlen, char *errout,
  */
 int vt_stop_pid(pid_t pid, int timeout_ms);
 
+/*
+ * A test program's run directory and memory file: @dir = a new
+ * /tmp/vmt-@tag.XXXXXX, @mem = /dev/shm/vmt-@tag-@pid.mem (@pid: the
+ * runner's, so parallel runs do not clash), a stale one and its .seq
+ * removed.  0, or -1 with a message (then @dir is "").
+ */
+int vt_run_dir(const char *tag, pid_t pid, char dir[static 64],
+	       char mem[static 128], char *err, size_t errlen);
+/*
+ * Undo vt_run_dir, also half-way: remove @mem and its .seq (if @mem is
+ * not ""), the @n entries @names (files or empty directories) in @dir,
+ * then @dir (if not "").  Both are "" afterwards.
+ */
+void vt_run_dir_remove(char *dir, char *mem, const char *const *names,
+		       size_t n);
+
 /* ---- vmemfs --------------------------------------------------------- */
 
 struct vt_vmemfs {
@@ -197,6 +213,9 @@ void vt_vmemfs_wait_kernel_scan(const char *mnt);
  * killed or was not running.
  */
 int vt_vmemfs_stop(struct vt_vmemfs *v, int timeout_ms);
+/* vt_vmemfs_stop (3 s) each of the @n mounts in @v that was started;
+ * all @n are zeroed. */
+void vt_vmemfs_stop_all(struct vt_vmemfs *v, size_t n);
 
 /* Print the last @lines lines of @path to stdout, each with @prefix. */
 void vt_print_tail(const char *path, int lines, const char *prefix);

@@ -85,6 +85,19 @@ int vt_split_vmemfs_conf(const char *path, const struct vt_split_opts *o,
 	return write_text(path, text, err, errlen);
 }
 
+int vt_split_vmemfs_confs(const struct vt_split_opts *o, const char *rp_extra,
+			  char *err, size_t errlen)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/direct.conf", o->run_dir);
+	if (vt_split_vmemfs_conf(path, o, "direct", NULL, err, errlen) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/rp.conf", o->run_dir);
+	return vt_split_vmemfs_conf(path, o, "remote-paging", rp_extra, err,
+				    errlen);
+}
+
 int vt_split_page_out(struct vt_guest *g, const struct vt_split_opts *o,
 		      char *err, size_t errlen)
 {
@@ -100,4 +113,13 @@ int vt_split_page_out(struct vt_guest *g, const struct vt_split_opts *o,
 		return -1;
 	}
 	return 0;
+}
+
+void vt_split_down(struct vt_guest *g, struct vt_nbdkit *sub,
+		   struct vt_netns *ns)
+{
+	vt_guest_stop_started(g, 5000);
+	vt_nbdkit_kill(sub);
+	vt_netns_delete(ns);
+	memset(ns, 0, sizeof(*ns));
 }

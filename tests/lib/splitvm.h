@@ -52,8 +52,23 @@ int vt_split_vmemfs_conf(const char *path, const struct vt_split_opts *o,
 			 const char *backend, const char *extra,
 			 char *err, size_t errlen);
 
+/*
+ * The two vmemfs configs most tests mount, in o->run_dir: direct.conf
+ * (backend direct) and rp.conf (backend remote-paging, then the lines
+ * @rp_extra or NULL).  0, or -1 with a message.
+ */
+int vt_split_vmemfs_confs(const struct vt_split_opts *o, const char *rp_extra,
+			  char *err, size_t errlen);
+
 /* QMP vmem-page-out of the homed range: 0, or -1 with QEMU's answer. */
 int vt_split_page_out(struct vt_guest *g, const struct vt_split_opts *o,
 		      char *err, size_t errlen);
+
+/*
+ * Stop what vt_split_guest_start started, also half-way: the guest (if
+ * started), the sub-host, the namespace (zeroed after).
+ */
+void vt_split_down(struct vt_guest *g, struct vt_nbdkit *sub,
+		   struct vt_netns *ns);
 
 #endif

@@ -4,6 +4,7 @@
 #define VMEM_TESTS_SUITE_H
 
 #include <check.h>
+#include <unistd.h>
 
 int vt_run_suite(Suite *s);
 
@@ -29,5 +30,23 @@ TCase *vt_tcase_checked(Suite *s, const char *name, void (*setup)(void),
 int vt_guest_suite_main(const char *name, Suite *(*make)(void),
 			void (*set_env)(void *env), size_t size,
 			void (*down)(void));
+
+/*
+ * The end of such a program, whose runner state is `static struct env
+ * *@env` and `static pid_t @runner` (the runner's pid, for its cleanup
+ * to tell the runner from a forked test): set_env and main(), which
+ * records @runner and calls vt_guest_suite_main().
+ */
+#define VT_GUEST_MAIN(name, make, env, runner, down)			\
+	static void vt_set_env_(void *e)				\
+	{								\
+		env = e;						\
+	}								\
+	int main(void)							\
+	{								\
+		runner = getpid();					\
+		return vt_guest_suite_main(name, make, vt_set_env_,	\
+					   sizeof(*env), down);		\
+	}
 
 #endif
