@@ -82,7 +82,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=$ROOT/build
 QEMU=${VMEM_QEMU:-$B/qemu/qemu-system-x86_64}
-SHARE=$B/qemu/share
 GUEST=$B/guest
 VMEMFS=${VMEMFS:-$B/vmemfs}
 VEXEC=${VMEMFS_EXEC:-$B/vmemfs-exec}
@@ -101,11 +100,10 @@ HOME_START=$((1024 << 20))
 HOME_LEN=$((RAM - HOME_START))
 NBD_PORT=10809
 
-die() { echo "bench-proc: $*" >&2; exit 1; }
-log() { echo "bench-proc: $*" >&2; }
-
-now() { echo "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# grun leaves the guest's output in GOUT (see scripts/lib/bench.sh).
+BENCH_NAME=bench-proc BENCH_MARK=BP BENCH_GOUT=1
+# shellcheck source=scripts/lib/bench.sh
+. "$ROOT/scripts/lib/bench.sh"
 
 # ---- the table and the plot, from PROC_RAW -----------------------------
 
@@ -119,10 +117,6 @@ med() {
 }
 mib() { awk -v k="$1" 'BEGIN { if (k == "nan") print "nan"; else print k / 1024 }'; }
 count() { grep -c "^${2:-build} name=$1 " "$RAWOUT" || true; }
-ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" ||
-		b == "nan") print "-"; else printf "%.2f", a / b }'
-}
 
 report() {
 	local c d r floor none_ps none_in
@@ -283,29 +277,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-free_port() {
-	local p
-	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 40000))
-		ss -ltnH "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-	die "no free TCP port"
-}
-
-# ---- QMP (TCP, this script's own connection) ---------------------------
-
-# qmp JSON: print the answer line; fail on {"error": ...} or timeout.
-qmp() {
-	local line
-	printf '%s\n' "$1" >&"$QMP"
-	while read -r -t 300 -u "$QMP" line; do
-		case $line in
-		'{"return"'*) echo "$line"; return 0 ;;
-		'{"error"'*) log "QMP $1: $line"; return 1 ;;
-		esac
-	done
-	die "QMP $1: no answer"
-}
+# ---- QMP (TCP, this script's own connection: qmp in scripts/lib) -------
 
 # A number from the first "key": N in the answer of query-vmem.
 vmem_field() {
@@ -324,28 +296,6 @@ stop_guest() {
 
 cont_guest() {
 	if [ "$PAUSE" = 1 ]; then qmp '{"execute":"cont"}' >/dev/null; fi
-}
-
-# ---- the guest's console (TCP) ----------------------------------------
-
-SEQ=0
-GOUT=
-# grun CMD TIMEOUT: run one shell line in the guest; its output in GOUT;
-# returns its exit status.  (Not in a command substitution: SEQ must
-# advance in this shell.)
-grun() {
-	local line out="" st
-	SEQ=$((SEQ + 1))
-	printf '%s; printf "\\n@@BP-%d %%d\\n" $?\n' "$1" "$SEQ" >&"$SER"
-	while read -r -t "$2" -u "$SER" line; do
-		case $line in
-		"@@BP-$SEQ "*) st=${line#"@@BP-$SEQ "}
-			GOUT=$out
-			return "$st" ;;
-		esac
-		out+="$line"$'\n'
-	done
-	die "guest: \`$1\` timed out after $2 s (so far: ${out:0:300})"
 }
 
 memfile_mib() {
@@ -529,24 +479,9 @@ PYEOF
 # ---- set up, then measure ---------------------------------------------
 
 measure() {
-	local run c reps line
+	local run c reps
 	log "sub-host: nbdkit in namespace $NS at $URI"
-	ip netns add "$NS"
-	ip link add "$VH" type veth peer name "$VN"
-	ip link set "$VN" netns "$NS"
-	ip addr add "$HA/30" dev "$VH"
-	ip link set "$VH" up
-	ip -n "$NS" addr add "$NA/30" dev "$VN"
-	ip -n "$NS" link set "$VN" up
-	ip -n "$NS" link set lo up
-	ip netns exec "$NS" nbdkit -f -i "$NA" -p "$NBD_PORT" memory 2G \
-		>"$TMP/nbdkit.log" 2>&1 &
-	NBD_PID=$!
-	for i in $(seq 100); do
-		nbdinfo --size "$URI" >/dev/null 2>&1 && break
-		[ "$i" = 100 ] && die "nbdkit did not come up: $(cat "$TMP/nbdkit.log")"
-		sleep 0.1
-	done
+	subhost_up 2G
 
 	cat >"$TMP/qemu.conf" <<EOF
 [bp]
@@ -557,47 +492,9 @@ timeout     = 10s
 subhost     = $URI 1G-2G
 EOF
 
-	SPORT=$(free_port)
-	QPORT=$(free_port)
-	[ "$SPORT" != "$QPORT" ] || QPORT=$((SPORT + 1))
 	log "booting the guest (TCG, 2 GiB, [1G, 2G) homed on the sub-host)"
 	T0=$(now)
-	"$QEMU" -L "$SHARE" -accel tcg -smp 1 -m 2048 -nodefaults -no-user-config \
-		-display none -no-reboot \
-		-object "memory-backend-file,id=ram0,size=$RAM,mem-path=$MEM,share=on" \
-		-machine pc,memory-backend=ram0 \
-		-object "vmem-split,id=vs0,memdev=ram0,config=$TMP/qemu.conf,vm=bp" \
-		-kernel "$GUEST/vmlinuz" -initrd "$GUEST/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1" \
-		-chardev "socket,id=ser0,host=127.0.0.1,port=$SPORT,server=on,wait=on" \
-		-serial chardev:ser0 \
-		-qmp "tcp:127.0.0.1:$QPORT,server=on,wait=off" \
-		-qmp "unix:$QMP2,server=on,wait=off" \
-		>"$TMP/qemu.log" 2>&1 &
-	QEMU_PID=$!
-	# tcp_open VAR PORT: connect fd VAR to 127.0.0.1:PORT, retrying while
-	# QEMU creates its sockets (the QMP ones only after the serial client).
-	tcp_open() {
-		local i
-		for i in $(seq 300); do
-			if exec {fd}<>"/dev/tcp/127.0.0.1/$2"; then
-				printf -v "$1" '%s' "$fd"
-				return
-			fi 2>/dev/null
-			kill -0 "$QEMU_PID" 2>/dev/null ||
-				die "QEMU exited: $(tail -5 "$TMP/qemu.log")"
-			sleep 0.1
-		done
-		die "cannot connect to QEMU's port $2"
-	}
-	tcp_open SER "$SPORT"
-	tcp_open QMP "$QPORT"
-	read -r -t 30 -u "$QMP" line || die "no QMP greeting"
-	qmp '{"execute":"qmp_capabilities"}' >/dev/null
-	while read -r -t 300 -u "$SER" line; do
-		[ "$line" = VMT-GUEST-READY ] && break
-	done
-	[ "${line:-}" = VMT-GUEST-READY ] || die "guest did not boot: $(tail -5 "$TMP/qemu.log")"
+	qemu_split_boot "$MEM" "$RAM" 2048 "$TMP/qemu.conf" bp "$QMP2" 300
 	log "guest up in $(elapsed "$T0" "$(now)") s; starting the zoo, 3 modules and $NPROCS processes"
 	grun "hostname vmt-bench && vmt-procs start && insmod /lib/modules/tcp_vegas.ko && insmod /lib/modules/tcp_yeah.ko && insmod /lib/modules/dummy.ko" 300 ||
 		die "guest: zoo or modules failed: ${GOUT:0:300}"

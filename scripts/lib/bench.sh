@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 #
 # scripts/lib/bench.sh - what the split-VM benches (bench-compare.sh,
-# bench-kernel.sh) share: messages, timing arithmetic, the sub-host in a
-# network namespace, booting the patched QEMU on it, and talking to QEMU
-# (QMP) and to the guest (its serial console).  Sourced, never run.
+# bench-kernel.sh, bench-proc.sh) share: messages, timing arithmetic, the
+# sub-host in a network namespace, booting the patched QEMU on it, and
+# talking to QEMU (QMP) and to the guest (its serial console).  Sourced,
+# never run.
 #
 # The sourcing script sets, before it calls anything here:
 #   BENCH_NAME  prefix of messages ("bench-kernel")
@@ -13,7 +14,9 @@
 #   HA NA       the addresses of the host and namespace ends (/30)
 #   NBD_PORT URI  where the sub-host listens, and its nbd:// URI
 #   QEMU B GUEST  the QEMU binary, build/ and the test guest
-# and reads back QEMU_PID, NBD_PID, SER and QMP (file descriptors).
+#   BENCH_GOUT  1: grun leaves the guest's output in GOUT (optional)
+# and reads back QEMU_PID, NBD_PID, SER and QMP (file descriptors), and
+# with BENCH_GOUT=1 GOUT.
 # Every wait here has a timeout; die() ends the script, whose EXIT trap
 # stops what was started.
 
@@ -22,7 +25,11 @@ log() { echo "$BENCH_NAME: $*" >&2; }
 
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# ratio A B: A / B, or "-" when B is 0 or either is "nan" (no result).
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" ||
+		b == "nan") print "-"; else printf "%.2f", a / b }'
+}
 mbps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / 1048576 / s }'; }
 
 free_port() {
@@ -122,9 +129,10 @@ qmp() {
 	die "QMP $1: no answer"
 }
 
-SEQ=0
-# grun CMD TIMEOUT: run one shell line in the guest; its output on stdout;
-# returns its exit status.
+SEQ=0 GOUT=
+# grun CMD TIMEOUT: run one shell line in the guest; its output on stdout,
+# or with BENCH_GOUT=1 in GOUT instead (call it then not in a command
+# substitution: SEQ must advance in this shell); returns its exit status.
 grun() {
 	local line out="" st
 	SEQ=$((SEQ + 1))
@@ -133,7 +141,11 @@ grun() {
 	while read -r -t "$2" -u "$SER" line; do
 		case $line in
 		"@@$BENCH_MARK-$SEQ "*) st=${line#"@@$BENCH_MARK-$SEQ "}
-			printf '%s' "$out"
+			if [ "${BENCH_GOUT:-0}" = 1 ]; then
+				GOUT=$out
+			else
+				printf '%s' "$out"
+			fi
 			return "$st" ;;
 		esac
 		out+="$line"$'\n'
