@@ -1239,6 +1239,29 @@ static uint64_t stats_builds(int i, uint64_t *median)
 	return n;
 }
 
+/*
+ * The bytes the first build after a mount read from the homed half
+ * (stats' proc.last_bytes_remote): one opendir of proc/ is one build.
+ */
+static uint64_t first_build_remote(int i)
+{
+	static char text[1 << 16];
+	json_object *j, *p, *v;
+	DIR *d = opendir(vfs_path(i, "proc"));
+	uint64_t n;
+
+	ck_assert_msg(d, "opendir proc: %s", strerror(errno));
+	closedir(d);
+	read_file(vfs_path(i, "stats"), text, sizeof(text));
+	j = json_tokener_parse(text);
+	ck_assert_msg(j && json_object_object_get_ex(j, "proc", &p) &&
+		      json_object_object_get_ex(p, "last_bytes_remote", &v),
+		      "stats has no proc.last_bytes_remote: %s", text);
+	n = json_object_get_uint64(v);
+	json_object_put(j);
+	return n;
+}
+
 START_TEST(test_refresh)
 {
 	static char buf[8192];
@@ -1496,13 +1519,50 @@ END_TEST
 START_TEST(test_split)
 {
 	char err[1024];
+	uint64_t remote_direct, remote_rp;
 
 	require_env();
 	if (!E->paged_out) {
+		static char out[4096];
+
+		/*
+		 * Processes started while a ballast fills the local half
+		 * (and more: 640 of 1024 MiB)
+		 * get their pages (stack, argv) in the homed half, so that
+		 * the builds below must read some of it remotely.
+		 */
+		grun_ok("dd if=/dev/zero of=/tmp/ballast bs=1M count=640 "
+			"2>&1 && for i in 1 2 3 4 5 6 7 8; do vmt-procs child "
+			"vmt-far-$i --far-$i-abcdefghijklmnopqrstuvwxyz "
+			"3>/dev/null >/dev/null 2>&1 & done; sleep 1; "
+			"rm /tmp/ballast", out, sizeof(out), 120000);
 		ck_assert_msg(vt_split_page_out(&E->guest, &split, err,
 						sizeof(err)) == 0, "%s", err);
 		E->paged_out = true;
 	}
+	/*
+	 * With the guest paused nothing moves but what the builds move:
+	 * direct fetch leaves the split as it was, so the first build on the
+	 * remote-paging mount reads the same homed pages, and must count
+	 * them as remote although its own reads page them in.
+	 */
+	qmp_ok("{\"execute\":\"stop\"}");
+	mount_vfs(0, "direct.conf");
+	kernel_wait(0);
+	remote_direct = first_build_remote(0);
+	umount_vfs(0);
+	mount_vfs(1, "rp.conf");
+	kernel_wait(1);
+	remote_rp = first_build_remote(1);
+	umount_vfs(1);
+	qmp_ok("{\"execute\":\"cont\"}");
+	printf("info: first build read %" PRIu64 " bytes from the homed half "
+	       "(direct), %" PRIu64 " (remote paging)\n", remote_direct,
+	       remote_rp);
+	ck_assert_msg(remote_direct > 0, "the first build read nothing from "
+		      "the homed half: the test did not put any there");
+	ck_assert_msg(remote_rp > 0, "remote paging build counted no remote "
+		      "bytes; direct counted %" PRIu64, remote_direct);
 	mount_vfs(0, "direct.conf");
 	kernel_wait(0);
 	ps_matches(0);
