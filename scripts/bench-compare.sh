@@ -79,7 +79,7 @@ HOME_START=$((512 << 20))
 HOME_LEN=$((RAM - HOME_START))
 NBD_PORT=10809
 
-BENCH_NAME=bench-compare BENCH_MARK=CMP
+BENCH_NAME=bench-compare BENCH_MARK=CMP MED_KIND=result
 # shellcheck source=scripts/lib/bench.sh
 . "$ROOT/scripts/lib/bench.sh"
 
@@ -107,38 +107,13 @@ QEMU_PID= NBD_PID= VFS_PID= SER= QMP=
 
 cleanup() {
 	set +e
-	if [ -n "$VFS_PID" ]; then
-		kill "$VFS_PID" 2>/dev/null
-		wait "$VFS_PID" 2>/dev/null
-	fi
-	fusermount3 -u -z "$MNT" 2>/dev/null
-	if [ -n "$QEMU_PID" ]; then
-		kill -9 "$QEMU_PID" 2>/dev/null
-		wait "$QEMU_PID" 2>/dev/null
-	fi
-	if [ -n "$NBD_PID" ]; then
-		kill -9 "$NBD_PID" 2>/dev/null
-		wait "$NBD_PID" 2>/dev/null
-	fi
-	ip link del "$VH" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -f "$MEM" "$MEM.seq"
+	split_vm_down
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 # ---- QMP (TCP, this script's own connection) ---------------------------
-
-# A number from the first "key": N in the answer of query-vmem.
-vmem_field() {
-	qmp '{"execute":"query-vmem"}' |
-		grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
-}
-
-page_out_home() {
-	qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$HOME_START,\"length\":$HOME_LEN}}" >/dev/null
-}
 
 # ---- one measured run --------------------------------------------------
 
@@ -155,10 +130,6 @@ guest_workload() {
 	in1=$(vmem_field bytes-in)
 	echo "guest name=$1 secs=$(elapsed "$t0" "$t1") fetched_mib=$(((in1 - in0) >> 20))" |
 		tee -a "$RAWOUT" >&2
-}
-
-memfile_mib() {
-	echo $(( $(stat -c '%b * %B' "$MEM") >> 20 ))
 }
 
 reader_args() {
@@ -283,15 +254,6 @@ fi
 
 # ---- the table ---------------------------------------------------------
 
-# med NAME FIELD [KIND]: median of FIELD over the lines of NAME.
-med() {
-	grep "^${3:-result} name=$1 " "$RAWOUT" | grep -o " $2=[0-9.]*" |
-		cut -d= -f2 | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan";
-			else if (NR % 2) print v[(NR + 1) / 2];
-			else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # allsame NAME: yes if every run of NAME read the same bytes as raw libnbd.
 allsame() {
 	if grep "^result name=$1 " "$RAWOUT" | grep -q ' same=no'; then

@@ -58,29 +58,9 @@ URI=nbd://$NA:$NBD_PORT
 MNT=$TMP/mnt
 QEMU_PID= NBD_PID= VFS_PID= SER= QMP=
 
-stop_vmemfs() {
-	if [ -n "$VFS_PID" ]; then
-		kill "$VFS_PID" 2>/dev/null || true
-		wait "$VFS_PID" 2>/dev/null || true
-	fi
-	VFS_PID=
-	fusermount3 -u -z "$MNT" 2>/dev/null || true
-}
-
 stop_vm() {
-	stop_vmemfs
-	if [ -n "$QEMU_PID" ]; then
-		kill -9 "$QEMU_PID" 2>/dev/null || true
-		wait "$QEMU_PID" 2>/dev/null || true
-	fi
-	if [ -n "$NBD_PID" ]; then
-		kill -9 "$NBD_PID" 2>/dev/null || true
-		wait "$NBD_PID" 2>/dev/null || true
-	fi
-	QEMU_PID= NBD_PID=
-	ip link del "$VH" 2>/dev/null || true
-	ip netns del "$NS" 2>/dev/null || true
-	rm -f "$MEM" "$MEM.seq" "$TMP"/dump-*.elf "$TMP"/copy.core
+	split_vm_down
+	rm -f "$TMP"/dump-*.elf "$TMP"/copy.core
 	rm -f /dev/shm/vmt-bk-$$-*.elf /dev/shm/vmt-bk-$$-copy.core
 }
 
@@ -153,13 +133,13 @@ recognise() {
 	# Every byte recognition read went through the reader: its counters.
 	bytes=$(grep -oE '"bytes_(local|remote|zero)": *[0-9]+' "$MNT/stats" |
 		awk -F': *' '{ n += $2 } END { print n }')
-	stop_vmemfs
+	vmemfs_down
 	mib=$(((bytes + 1048575) >> 20))
 	mount_vmemfs
 	t2=$(now)
 	dd if="$MNT/mem" of=/dev/null bs=1M count="$mib" 2>/dev/null
 	t3=$(now)
-	stop_vmemfs
+	vmemfs_down
 	printf '%-4s %-24s %9s %9s %9s %9s %8s\n' "${GIB}G" "$1" "$ms" \
 		"$(elapsed "$t0" "$t1")" "$mib" "$(elapsed "$t2" "$t3")" \
 		"$(ratio "$(awk -v m="$ms" 'BEGIN { print m / 1000 }')" \
@@ -235,7 +215,7 @@ EOF
 	t1=$(now)
 	tq=$(elapsed "$t0" "$t1")
 	rm -f "/dev/shm/vmt-bk-$$-plain.elf"
-	stop_vmemfs
+	vmemfs_down
 	printf '%-4s copy to /dev/shm: cp vmcore %s s (%s MB/s), cp mem %s s (%s MB/s), dump-guest-memory paging=false %s s (%s MB/s); to /dev/null: read vmcore %s s (%s MB/s), read mem %s s (%s MB/s)\n' \
 		"${GIB}G" "$tc" "$(mbps "$size" "$tc")" "$tcm" "$(mbps "$msize" "$tcm")" \
 		"$tq" "$(mbps "$size" "$tq")" "$tv" "$(mbps "$size" "$tv")" \

@@ -101,20 +101,12 @@ HOME_LEN=$((RAM - HOME_START))
 NBD_PORT=10809
 
 # grun leaves the guest's output in GOUT (see scripts/lib/bench.sh).
-BENCH_NAME=bench-proc BENCH_MARK=BP BENCH_GOUT=1
+BENCH_NAME=bench-proc BENCH_MARK=BP BENCH_GOUT=1 MED_KIND=build
 # shellcheck source=scripts/lib/bench.sh
 . "$ROOT/scripts/lib/bench.sh"
 
 # ---- the table and the plot, from PROC_RAW -----------------------------
 
-# med NAME FIELD [KIND]: median of FIELD over the lines "KIND name=NAME".
-med() {
-	grep "^${3:-build} name=$1 " "$RAWOUT" | grep -o " $2=[0-9.]*" |
-		cut -d= -f2 | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan";
-			else if (NR % 2) print v[(NR + 1) / 2];
-			else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 mib() { awk -v k="$1" 'BEGIN { if (k == "nan") print "nan"; else print k / 1024 }'; }
 count() { grep -c "^${2:-build} name=$1 " "$RAWOUT" || true; }
 
@@ -256,22 +248,7 @@ cleanup() {
 		cp "$TMP"/*.log "$B/proc-bench-logs/" 2>/dev/null
 		echo "bench-proc: failed ($rc); logs in $B/proc-bench-logs" >&2
 	fi
-	if [ -n "$VFS_PID" ]; then
-		kill "$VFS_PID" 2>/dev/null
-		wait "$VFS_PID" 2>/dev/null
-	fi
-	fusermount3 -u -z "$MNT" 2>/dev/null
-	if [ -n "$QEMU_PID" ]; then
-		kill -9 "$QEMU_PID" 2>/dev/null
-		wait "$QEMU_PID" 2>/dev/null
-	fi
-	if [ -n "$NBD_PID" ]; then
-		kill -9 "$NBD_PID" 2>/dev/null
-		wait "$NBD_PID" 2>/dev/null
-	fi
-	ip link del "$VH" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	rm -f "$MEM" "$MEM.seq"
+	split_vm_down
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -279,27 +256,12 @@ trap 'exit 130' INT TERM HUP
 
 # ---- QMP (TCP, this script's own connection: qmp in scripts/lib) -------
 
-# A number from the first "key": N in the answer of query-vmem.
-vmem_field() {
-	qmp '{"execute":"query-vmem"}' |
-		grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
-}
-
-page_out_home() {
-	qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$HOME_START,\"length\":$HOME_LEN}}" >/dev/null ||
-		die "vmem-page-out failed"
-}
-
 stop_guest() {
 	if [ "$PAUSE" = 1 ]; then qmp '{"execute":"stop"}' >/dev/null; fi
 }
 
 cont_guest() {
 	if [ "$PAUSE" = 1 ]; then qmp '{"execute":"cont"}' >/dev/null; fi
-}
-
-memfile_mib() {
-	echo $(( $(stat -c '%b * %B' "$MEM") >> 20 ))
 }
 
 # ---- one measured run --------------------------------------------------

@@ -15,6 +15,9 @@
 #   NBD_PORT URI  where the sub-host listens, and its nbd:// URI
 #   QEMU B GUEST  the QEMU binary, build/ and the test guest
 #   BENCH_GOUT  1: grun leaves the guest's output in GOUT (optional)
+#   MEM MNT     the memory file, and where vmemfs is mounted (teardown)
+#   HOME_START HOME_LEN  the homed range (page_out_home)
+#   RAWOUT MED_KIND  the raw result lines, and med's default line kind
 # and reads back QEMU_PID, NBD_PID, SER and QMP (file descriptors), and
 # with BENCH_GOUT=1 GOUT.
 # Every wait here has a timeout; die() ends the script, whose EXIT trap
@@ -151,4 +154,64 @@ grun() {
 		out+="$line"$'\n'
 	done
 	die "guest: \`$1\` timed out after $2 s (so far: ${out:0:300})"
+}
+
+# ---- the guest's memory, as QEMU and the main host see it -------------
+
+# vmem_field KEY: the number after the first "KEY": in query-vmem's answer.
+vmem_field() {
+	qmp '{"execute":"query-vmem"}' |
+		grep -o "\"$1\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
+}
+
+# page_out_home: the whole homed range to the sub-host (vmem-page-out).
+page_out_home() {
+	qmp "{\"execute\":\"vmem-page-out\",\"arguments\":{\"offset\":$HOME_START,\"length\":$HOME_LEN}}" >/dev/null ||
+		die "vmem-page-out failed"
+}
+
+# memfile_mib: what the memory file holds on the main host, in MiB.
+memfile_mib() {
+	echo $(( $(stat -c '%b * %B' "$MEM") >> 20 ))
+}
+
+# med NAME FIELD [KIND]: the median of FIELD over the raw lines
+# "KIND name=NAME ..." (KIND defaults to MED_KIND); "nan" if none.
+med() {
+	grep "^${3:-$MED_KIND} name=$1 " "$RAWOUT" | grep -o " $2=[0-9.]*" |
+		cut -d= -f2 | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR == 0) print "nan";
+			else if (NR % 2) print v[(NR + 1) / 2];
+			else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ---- teardown ----------------------------------------------------------
+# Both are safe to call at any point, twice, and under set -e.
+
+# vmemfs_down: stop the vmemfs of VFS_PID and unmount MNT.
+vmemfs_down() {
+	if [ -n "${VFS_PID:-}" ]; then
+		kill "$VFS_PID" 2>/dev/null || true
+		wait "$VFS_PID" 2>/dev/null || true
+	fi
+	VFS_PID=
+	fusermount3 -u -z "$MNT" 2>/dev/null || true
+}
+
+# split_vm_down: vmemfs, QEMU and the sub-host stopped, the namespace
+# and its veth gone, the memory file and its sequence file removed.
+split_vm_down() {
+	vmemfs_down
+	if [ -n "${QEMU_PID:-}" ]; then
+		kill -9 "$QEMU_PID" 2>/dev/null || true
+		wait "$QEMU_PID" 2>/dev/null || true
+	fi
+	if [ -n "${NBD_PID:-}" ]; then
+		kill -9 "$NBD_PID" 2>/dev/null || true
+		wait "$NBD_PID" 2>/dev/null || true
+	fi
+	QEMU_PID= NBD_PID=
+	ip link del "$VH" 2>/dev/null || true
+	ip netns del "$NS" 2>/dev/null || true
+	rm -f "$MEM" "$MEM.seq"
 }
