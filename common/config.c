@@ -45,6 +45,10 @@ enum key {
 	K_KERNEL_BTF,
 	K_KERNEL_MAP,
 	K_PROC_REFRESH,
+	K_TLS,
+	K_TLS_PSK,
+	K_TLS_CERTS,
+	K_TLS_USER,
 	N_KEYS
 };
 
@@ -63,6 +67,10 @@ static const char *const key_names[N_KEYS] = {
 	[K_KERNEL_BTF] = "kernel-btf",
 	[K_KERNEL_MAP] = "kernel-map",
 	[K_PROC_REFRESH] = "proc-refresh",
+	[K_TLS] = "tls",
+	[K_TLS_PSK] = "tls-psk",
+	[K_TLS_CERTS] = "tls-certificates",
+	[K_TLS_USER] = "tls-username",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -181,8 +189,15 @@ static void vm_free(struct vmem_vm *vm)
 	free(vm->qmp);
 	free(vm->kernel_btf);
 	free(vm->kernel_map);
-	for (i = 0; i < vm->n_subhosts; i++)
+	free(vm->tls_psk);
+	free(vm->tls_certificates);
+	free(vm->tls_username);
+	for (i = 0; i < vm->n_subhosts; i++) {
 		free(vm->subhosts[i].uri);
+		free(vm->subhosts[i].opt_psk);
+		free(vm->subhosts[i].opt_certs);
+		free(vm->subhosts[i].opt_user);
+	}
 	free(vm->subhosts);
 }
 
@@ -263,26 +278,93 @@ static int cmp_subhost(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static int add_subhost(struct parser *ps, unsigned int line, char *val)
+/* tls = require|prefer|off, as a key or a subhost option. */
+static int tls_mode_value(struct parser *ps, unsigned int line,
+			  const char *val, enum vmem_tls_mode *out)
+{
+	if (strcmp(val, "require") == 0)
+		*out = VMEM_TLS_REQUIRE;
+	else if (strcmp(val, "prefer") == 0)
+		*out = VMEM_TLS_PREFER;
+	else if (strcmp(val, "off") == 0)
+		*out = VMEM_TLS_OFF;
+	else
+		return perr(ps, line,
+			    "tls '%s' is not one of: require, prefer, off", val);
+	return 0;
+}
+
+/*
+ * The value of tls-psk, tls-certificates or tls-username, as a key or a
+ * subhost option, into *@out (replacing nothing: duplicates are refused
+ * before).  Paths must be absolute: vmemfs runs from / as a daemon.
+ */
+static int tls_string_value(struct parser *ps, unsigned int line,
+			    enum key k, const char *val, char **out)
+{
+	if (k != K_TLS_USER && val[0] != '/')
+		return perr(ps, line, "%s '%s' is not an absolute path",
+			    key_names[k], val);
+	if (k == K_TLS_USER && val[strcspn(val, ":@/ \t")])
+		return perr(ps, line,
+			    "tls-username '%s' may not contain ':', '@', '/' or blanks",
+			    val);
+	*out = strdup(val);
+	if (!*out)
+		return perr(ps, line, "out of memory");
+	return 0;
+}
+
+/* One OPTION=VALUE after a subhost's range. */
+static int subhost_option(struct parser *ps, unsigned int line,
+			  struct vmem_subhost *sh, char *opt)
+{
+	char *eq = strchr(opt, '='), **str;
+	enum key k;
+
+	if (!eq || eq == opt || !eq[1])
+		return perr(ps, line,
+			    "subhost option '%s' is not OPTION=VALUE "
+			    "(tls, tls-psk, tls-certificates, tls-username)",
+			    opt);
+	*eq++ = '\0';
+	if (strcmp(opt, "tls") == 0) {
+		if (sh->opt_tls)
+			return perr(ps, line, "subhost option tls given twice");
+		return tls_mode_value(ps, line, eq, &sh->opt_tls);
+	}
+	if (strcmp(opt, "tls-psk") == 0) {
+		k = K_TLS_PSK;
+		str = &sh->opt_psk;
+	} else if (strcmp(opt, "tls-certificates") == 0) {
+		k = K_TLS_CERTS;
+		str = &sh->opt_certs;
+	} else if (strcmp(opt, "tls-username") == 0) {
+		k = K_TLS_USER;
+		str = &sh->opt_user;
+	} else {
+		return perr(ps, line,
+			    "unknown subhost option '%s' (tls, tls-psk, tls-certificates, tls-username)",
+			    opt);
+	}
+	if (*str)
+		return perr(ps, line, "subhost option %s given twice", opt);
+	return tls_string_value(ps, line, k, eq, str);
+}
+
+/* The subhost line after its options were read into @opts, which it
+ * takes on success. */
+static int add_subhost_range(struct parser *ps, unsigned int line,
+			     const char *uri, const char *range,
+			     const struct vmem_subhost *opts)
 {
 	struct vmem_vm *vm = ps->vm;
 	struct vmem_subhost *sh;
-	char *uri = val, *range;
 	const char *why;
 	uint64_t start, end;
 	size_t i;
 	int r;
 
-	range = val + strcspn(val, " \t");
-	if (*range) {
-		*range++ = '\0';
-		range = trim(range);
-	}
-	if (!*range || range[strcspn(range, " \t")])
-		return perr(ps, line,
-			    "subhost '%s%s%s' is not 'URI START-END' "
-			    "(e.g. nbd://127.0.0.1:10809 1G-2G)",
-			    uri, *range ? " " : "", range);
 	why = vmem_uri_problem(uri);
 	if (why)
 		return perr(ps, line, "subhost URI '%s' %s", uri, why);
@@ -324,8 +406,60 @@ static int add_subhost(struct parser *ps, unsigned int line, char *val)
 	sh->start = start;
 	sh->end = end;
 	sh->line = line;
+	sh->opt_tls = opts->opt_tls;
+	sh->opt_psk = opts->opt_psk;
+	sh->opt_certs = opts->opt_certs;
+	sh->opt_user = opts->opt_user;
+	memset(&sh->tls, 0, sizeof(sh->tls));
 	vm->n_subhosts++;
 	return 0;
+}
+
+static int add_subhost(struct parser *ps, unsigned int line, char *val)
+{
+	struct vmem_subhost opts = { 0 };
+	char *uri = val, *range, *rest;
+	int r;
+
+	range = val + strcspn(val, " \t");
+	if (*range) {
+		*range++ = '\0';
+		range = trim(range);
+	}
+	rest = range + strcspn(range, " \t");
+	if (*rest) {
+		*rest++ = '\0';
+		rest = trim(rest);
+	}
+	/* Options are OPTION=VALUE; anything else is a malformed line. */
+	if (!*range || (*rest && !strchr(rest, '=')))
+		return perr(ps, line,
+			    "subhost '%s%s%s%s%s' is not 'URI START-END [OPTION=VALUE...]' "
+			    "(e.g. nbd://127.0.0.1:10809 1G-2G)",
+			    uri, *range ? " " : "", range, *rest ? " " : "",
+			    rest);
+	while (*rest) {
+		char *opt = rest;
+
+		rest += strcspn(rest, " \t");
+		if (*rest) {
+			*rest++ = '\0';
+			rest = trim(rest);
+		}
+		if (subhost_option(ps, line, &opts, opt)) {
+			free(opts.opt_psk);
+			free(opts.opt_certs);
+			free(opts.opt_user);
+			return -1;
+		}
+	}
+	r = add_subhost_range(ps, line, uri, range, &opts);
+	if (r) {
+		free(opts.opt_psk);
+		free(opts.opt_certs);
+		free(opts.opt_user);
+	}
+	return r;
 }
 
 static int set_key(struct parser *ps, unsigned int line, enum key k,
@@ -439,6 +573,20 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		if (!(k == K_KERNEL_BTF ? vm->kernel_btf : vm->kernel_map))
 			return perr(ps, line, "out of memory");
 		return 0;
+	case K_TLS:
+		if (tls_mode_value(ps, line, val, &vm->tls_mode))
+			return -1;
+		vm->tls_line = line;
+		return 0;
+	case K_TLS_PSK:
+		vm->tls_psk_line = line;
+		return tls_string_value(ps, line, k, val, &vm->tls_psk);
+	case K_TLS_CERTS:
+		vm->tls_certs_line = line;
+		return tls_string_value(ps, line, k, val,
+					&vm->tls_certificates);
+	case K_TLS_USER:
+		return tls_string_value(ps, line, k, val, &vm->tls_username);
 	case N_KEYS:
 		break;
 	}
@@ -817,6 +965,151 @@ struct vmem_vm *vmem_config_find(struct vmem_config *cfg, const char *name,
 	return NULL;
 }
 
+/* ---- TLS towards the sub-hosts ---------------------------------------- */
+
+/*
+ * A credential must be the operator's alone, as ssh wants of a private
+ * key: a key others can read is no secret, one others can write lets
+ * them choose it.  @what is the key's name for the message.
+ */
+static int secret_file_ok(const char *file, const char *what,
+			  const char *path, unsigned int line, char *err,
+			  size_t errlen)
+{
+	struct stat st;
+
+	if (stat(file, &st) < 0) {
+		seterr(err, errlen, path, line, "%s '%s': %s", what, file,
+		       strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		seterr(err, errlen, path, line, "%s '%s' is not a regular file",
+		       what, file);
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		seterr(err, errlen, path, line,
+		       "%s '%s' has mode %04o: group or others may read or write it; "
+		       "refusing it (chmod 600 '%s')", what, file,
+		       (unsigned int)(st.st_mode & 07777), file);
+		return -1;
+	}
+	return 0;
+}
+
+/* tls-certificates = DIR: libnbd's layout; the client key if any is a
+ * secret, the CA certificate is needed to trust the server. */
+static int cert_dir_ok(const char *dir, const char *path, unsigned int line,
+		       char *err, size_t errlen)
+{
+	char f[4096];
+	struct stat st;
+
+	if (stat(dir, &st) < 0) {
+		seterr(err, errlen, path, line, "tls-certificates '%s': %s",
+		       dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, path, line,
+		       "tls-certificates '%s' is not a directory", dir);
+		return -1;
+	}
+	snprintf(f, sizeof(f), "%s/ca-cert.pem", dir);
+	if (access(f, R_OK) < 0) {
+		seterr(err, errlen, path, line,
+		       "tls-certificates '%s' has no readable ca-cert.pem "
+		       "(the CA that signed the sub-host's certificate): %s",
+		       dir, strerror(errno));
+		return -1;
+	}
+	snprintf(f, sizeof(f), "%s/client-key.pem", dir);
+	if (access(f, F_OK) == 0)
+		return secret_file_ok(f, "tls-certificates key", path, line,
+				      err, errlen);
+	return 0;
+}
+
+static int subhost_tls(struct vmem_vm *vm, struct vmem_subhost *sh,
+		       const char *path, char *err, size_t errlen)
+{
+	/* Learned from QEMU: no line of its own, the section's instead. */
+	unsigned int line = sh->line ? sh->line : vm->line;
+	const char *from = sh->line ? "" : " (learned from QEMU)";
+	struct vmem_tls t = { 0 };
+	unsigned int mode_line, cred_line;
+
+	t.mode = sh->opt_tls ? sh->opt_tls : vm->tls_mode;
+	mode_line = sh->opt_tls ? sh->line : vm->tls_line;
+	/* A subhost's own credential replaces the VM's of either kind. */
+	if (sh->opt_psk || sh->opt_certs) {
+		t.psk_file = sh->opt_psk;
+		t.certificates = sh->opt_certs;
+		cred_line = sh->line;
+	} else {
+		t.psk_file = vm->tls_psk;
+		t.certificates = vm->tls_certificates;
+		cred_line = vm->tls_psk ? vm->tls_psk_line : vm->tls_certs_line;
+	}
+	t.username = sh->opt_user ? sh->opt_user : vm->tls_username;
+
+	if (vmem_uri_is_tls(sh->uri)) {
+		if (t.mode == VMEM_TLS_OFF) {
+			seterr(err, errlen, path, mode_line ? mode_line : line,
+			       "tls = off, but subhost URI '%s'%s is nbds:// (TLS); "
+			       "write nbd:// for clear NBD, or drop tls = off",
+			       sh->uri, from);
+			return -1;
+		}
+		t.mode = VMEM_TLS_REQUIRE;	/* what libnbd does for nbds */
+	} else if (t.mode == VMEM_TLS_UNSET) {
+		if (!vmem_uri_is_loopback(sh->uri)) {
+			seterr(err, errlen, path, line,
+			       "subhost URI '%s'%s would send guest memory in clear NBD "
+			       "to an address that is not loopback: use nbds:// with "
+			       "tls-psk = FILE (or tls-certificates = DIR), or allow "
+			       "clear NBD explicitly with tls = off", sh->uri, from);
+			return -1;
+		}
+		t.mode = VMEM_TLS_OFF;
+	}
+	if (t.mode == VMEM_TLS_OFF) {
+		sh->tls = (struct vmem_tls){ .mode = VMEM_TLS_OFF };
+		return 0;
+	}
+	if (t.psk_file && t.certificates) {
+		seterr(err, errlen, path, line,
+		       "subhost URI '%s'%s has both tls-psk and tls-certificates; "
+		       "choose one", sh->uri, from);
+		return -1;
+	}
+	if (!t.psk_file && !t.certificates) {
+		seterr(err, errlen, path, mode_line ? mode_line : line,
+		       "subhost URI '%s'%s uses TLS (tls = %s) without credentials: "
+		       "set tls-psk = FILE or tls-certificates = DIR",
+		       sh->uri, from, vmem_tls_mode_name(t.mode));
+		return -1;
+	}
+	if (t.psk_file &&
+	    secret_file_ok(t.psk_file, "tls-psk", path, cred_line, err, errlen))
+		return -1;
+	if (t.certificates &&
+	    cert_dir_ok(t.certificates, path, cred_line, err, errlen))
+		return -1;
+	sh->tls = t;
+	return 0;
+}
+
+int vmem_vm_check_tls(struct vmem_vm *vm, const char *path, char *err,
+		      size_t errlen)
+{
+	for (size_t i = 0; i < vm->n_subhosts; i++)
+		if (subhost_tls(vm, &vm->subhosts[i], path, err, errlen))
+			return -1;
+	return 0;
+}
+
 /*
  * @unstarted: a memory file that does not exist is the VM not started yet
  * (QEMU creates the file), not an error: see vmem_vm_resolve_unstarted().
@@ -830,6 +1123,10 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 	bool missing = false;
 	uint64_t ram;
 
+	/* First: it needs no memory file, and a VM not started yet still
+	 * must not be allowed to send its memory in clear. */
+	if (vmem_vm_check_tls(vm, path, err, errlen))
+		return -1;
 	if (stat(vm->memory_file, &st) < 0) {
 		if (!unstarted || errno != ENOENT) {
 			seterr(err, errlen, path, mf_line,
@@ -944,13 +1241,35 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 		vmem_format_duration(vm->proc_refresh_ms, buf, sizeof(buf));
 		fprintf(out, "proc-refresh = %s\n", buf);
 	}
+	if (vm->tls_mode)
+		fprintf(out, "tls         = %s\n", vmem_tls_mode_name(vm->tls_mode));
+	if (vm->tls_psk)
+		fprintf(out, "tls-psk     = %s\n", vm->tls_psk);
+	if (vm->tls_certificates)
+		fprintf(out, "tls-certificates = %s\n", vm->tls_certificates);
+	if (vm->tls_username)
+		fprintf(out, "tls-username = %s\n", vm->tls_username);
 	for (i = 0; i < vm->n_subhosts; i++) {
+		const struct vmem_subhost *sh = &vm->subhosts[i];
 		char e[32];
 
-		vmem_format_size(vm->subhosts[i].start, buf, sizeof(buf));
-		vmem_format_size(vm->subhosts[i].end, e, sizeof(e));
-		fprintf(out, "subhost     = %s %s-%s\n",
-			vm->subhosts[i].uri, buf, e);
+		vmem_format_size(sh->start, buf, sizeof(buf));
+		vmem_format_size(sh->end, e, sizeof(e));
+		fprintf(out, "subhost     = %s %s-%s", sh->uri, buf, e);
+		if (sh->opt_tls)
+			fprintf(out, " tls=%s", vmem_tls_mode_name(sh->opt_tls));
+		if (sh->opt_psk)
+			fprintf(out, " tls-psk=%s", sh->opt_psk);
+		if (sh->opt_certs)
+			fprintf(out, " tls-certificates=%s", sh->opt_certs);
+		if (sh->opt_user)
+			fprintf(out, " tls-username=%s", sh->opt_user);
+		/* What resolving decided, for the operator to see. */
+		if (sh->tls.mode)
+			fprintf(out, "  # TLS %s%s", vmem_tls_mode_name(sh->tls.mode),
+				sh->tls.mode == VMEM_TLS_OFF ? " (clear NBD)" :
+				sh->tls.psk_file ? ", PSK" : ", X.509");
+		fputc('\n', out);
 	}
 	if (vm->local_limit) {
 		vmem_format_size(vm->local_limit, buf, sizeof(buf));

@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "config_values.h"
+#include "tls.h"
 
 #define VMEM_DEFAULT_CONFIG "/etc/vmemtrans.conf"
 
@@ -83,12 +84,22 @@ enum vmem_layout_kind {
 	VMEM_LAYOUT_AUTO,
 };
 
-/* One `subhost = URI START-END` line: the home of RAM range [start, end). */
+/*
+ * One `subhost = URI START-END [OPTION=VALUE...]` line: the home of RAM
+ * range [start, end).  The options (tls, tls-psk, tls-certificates,
+ * tls-username) override the VM's keys of the same name for this
+ * sub-host only.  A sub-host learned from QEMU has line 0 and no options.
+ */
 struct vmem_subhost {
 	char *uri;
 	uint64_t start;
 	uint64_t end;
 	unsigned int line;
+	enum vmem_tls_mode opt_tls;	/* UNSET: the VM's */
+	char *opt_psk, *opt_certs, *opt_user;	/* NULL: the VM's */
+	/* What to connect with, set by vmem_vm_check_tls(); the strings
+	 * are borrowed from this line or from the VM. */
+	struct vmem_tls tls;
 };
 
 struct vmem_vm {
@@ -128,6 +139,13 @@ struct vmem_vm {
 	unsigned int local_limit_line;
 	unsigned int kernel_btf_line;
 	unsigned int kernel_map_line;
+
+	/* TLS towards every sub-host (tls, tls-psk, tls-certificates,
+	 * tls-username); a subhost line may override each. */
+	enum vmem_tls_mode tls_mode;	/* UNSET: off for loopback and unix
+					 * sockets, refused for others */
+	char *tls_psk, *tls_certificates, *tls_username;
+	unsigned int tls_line, tls_psk_line, tls_certs_line;
 
 	struct vmem_subhost *subhosts;	/* sorted by start, disjoint */
 	size_t n_subhosts;
@@ -181,6 +199,18 @@ int vmem_vm_resolve(struct vmem_vm *vm, const char *path,
  */
 int vmem_vm_resolve_unstarted(struct vmem_vm *vm, const char *path,
 			      char *err, size_t errlen);
+
+/*
+ * Decide TLS for every sub-host of @vm (sets each subhost's tls) and
+ * check it; vmem_vm_resolve() calls it, and vmemfs again once it learned
+ * sub-hosts from QEMU.  Refused, with the line at fault and the way out:
+ * clear NBD to an address that is not loopback without an explicit
+ * tls = off; an nbds:// URI with tls = off; TLS without credentials or
+ * with both kinds; a credential file that is missing, or readable or
+ * writable by group or others (the message gives its mode).
+ */
+int vmem_vm_check_tls(struct vmem_vm *vm, const char *path, char *err,
+		      size_t errlen);
 
 /* The value parsers and checks (vmem_parse_size(), vmem_uri_problem(),
  * vmem_format_size(), ...) are in config_values.h. */

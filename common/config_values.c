@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"	/* VMEM_RAM_MAX */
 #include "memunits.h"
@@ -195,6 +196,57 @@ void vmem_format_duration(uint64_t ms, char *buf, size_t len)
 }
 
 /*
+ * The part of an nbd[s]:// URI after the scheme and the user name: the
+ * host (maybe [IPv6]), port, export.  NULL for other schemes.
+ */
+static const char *uri_authority(const char *uri)
+{
+	const char *p, *at;
+
+	if (strncmp(uri, "nbd://", 6) == 0)
+		p = uri + 6;
+	else if (strncmp(uri, "nbds://", 7) == 0)
+		p = uri + 7;
+	else
+		return NULL;
+	/* nbds://USER@HOST: the PSK identity (libnbd takes it). */
+	at = p + strcspn(p, "@/?");
+	return *at == '@' ? at + 1 : p;
+}
+
+static bool uri_is_unix(const char *uri)
+{
+	return strncmp(uri, "nbd+unix://", 11) == 0 ||
+	       strncmp(uri, "nbds+unix://", 12) == 0;
+}
+
+bool vmem_uri_is_tls(const char *uri)
+{
+	return strncmp(uri, "nbds://", 7) == 0 ||
+	       strncmp(uri, "nbds+unix://", 12) == 0;
+}
+
+bool vmem_uri_is_loopback(const char *uri)
+{
+	const char *h = uri_authority(uri);
+	size_t n;
+
+	if (uri_is_unix(uri))
+		return true;
+	if (!h)
+		return false;
+	if (*h == '[')
+		return strncmp(h, "[::1]", 5) == 0 ||
+		       strncasecmp(h, "[::ffff:127.", 12) == 0;
+	n = strcspn(h, ":/?");
+	/* 127.0.0.0/8, written as the dotted quad libnbd would parse. */
+	if (n > 4 && strncmp(h, "127.", 4) == 0 &&
+	    strspn(h, "0123456789.") == n)
+		return true;
+	return n == 9 && strncasecmp(h, "localhost", 9) == 0;
+}
+
+/*
  * Light NBD URI check: right scheme, something to connect to.  libnbd
  * does the real parsing at connect time; this only catches typos early,
  * with the config line at hand.  Returns NULL when fine, else the reason.
@@ -203,12 +255,8 @@ const char *vmem_uri_problem(const char *uri)
 {
 	const char *p, *q;
 
-	if (strncmp(uri, "nbds", 4) == 0 &&
-	    (uri[4] == ':' || uri[4] == '+'))
-		return "uses TLS (nbds), which is not supported; "
-		       "use nbd:// or nbd+unix://";
-	if (strncmp(uri, "nbd://", 6) == 0) {
-		p = uri + 6;
+	p = uri_authority(uri);
+	if (p) {
 		if (*p == '[') {	/* [IPv6] */
 			q = strchr(p, ']');
 			if (!q || q == p + 1)
@@ -217,7 +265,7 @@ const char *vmem_uri_problem(const char *uri)
 		} else {
 			q = p + strcspn(p, ":/?");
 			if (q == p)
-				return "has no host (nbd://HOST[:PORT][/EXPORT])";
+				return "has no host (nbd[s]://[USER@]HOST[:PORT][/EXPORT])";
 			p = q;
 		}
 		if (*p == ':') {
@@ -235,11 +283,11 @@ const char *vmem_uri_problem(const char *uri)
 			return "has junk after the host";
 		return NULL;
 	}
-	if (strncmp(uri, "nbd+unix://", 11) == 0) {
-		p = uri + 11;
+	if (uri_is_unix(uri)) {
+		p = strstr(uri, "://") + 3;
 		if (*p != '/')
 			return "must have an empty host "
-			       "(nbd+unix:///EXPORT?socket=PATH)";
+			       "(nbd[s]+unix:///EXPORT?socket=PATH)";
 		q = strchr(p, '?');
 		while (q) {
 			q++;
@@ -250,7 +298,7 @@ const char *vmem_uri_problem(const char *uri)
 		}
 		return "lacks ?socket=PATH";
 	}
-	return "is not an nbd:// or nbd+unix:// URI";
+	return "is not an nbd://, nbds://, nbd+unix:// or nbds+unix:// URI";
 }
 
 /* The messages below spell the limit out. */

@@ -21,6 +21,7 @@
 #ifndef VMEM_CONFIG_VALUES_H
 #define VMEM_CONFIG_VALUES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,12 @@ int vmem_parse_duration_ms(const char *s, uint64_t *out_ms);
  * is for the caller to check.
  */
 const char *vmem_uri_problem(const char *uri);
+
+/* nbds:// or nbds+unix://: libnbd requires TLS for it. */
+bool vmem_uri_is_tls(const char *uri);
+/* A unix socket, or a TCP host that is loopback: 127.0.0.0/8, [::1],
+ * localhost.  Only these may carry guest memory in clear by default. */
+bool vmem_uri_is_loopback(const char *uri);
 const char *vmem_range_problem(uint64_t start, uint64_t end);
 
 /* @v as the shortest exact "64K"/"2G"/"12345", for messages. */

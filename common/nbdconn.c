@@ -8,10 +8,17 @@
  * come back until its deadline.
  *
  * Host names: libnbd's nbd_aio_connect_uri() calls getaddrinfo() on the
- * caller's thread, unbounded.  So for nbd://NAME URIs the pool looks the
- * name up itself, on a detached thread, and hands libnbd the same URI
+ * caller's thread, unbounded.  So for nbd[s]://NAME URIs the pool looks
+ * the name up itself, on a detached thread, and hands libnbd the same URI
  * with the numeric address in place of the name (for a numeric host
- * glibc's getaddrinfo() only parses).  The lookup state is reference
+ * glibc's getaddrinfo() only parses).  One exception: X.509 checks the
+ * server's certificate against the host as the URI names it, so with
+ * tls-certificates the name stays, and libnbd looks it up once ours
+ * answered (from the same resolver, fresh: it rarely waits then).
+ *
+ * TLS: libnbd's (GnuTLS); the pool only sets the mode and credentials on
+ * each new handle before connecting.  nbds:// makes libnbd require TLS
+ * by itself; nbd:// keeps the mode set here.  The lookup state is reference
  * counted between the pool and that thread, so a pool can be freed while
  * a lookup still hangs in the resolver.
  */
@@ -39,6 +46,7 @@
 
 struct lookup {
 	char *host, *port;	/* immutable: read by the thread unlocked */
+	char *head;		/* "nbds://USER@": the URI before the host */
 	pthread_mutex_t mu;	/* guards the rest */
 	pthread_cond_t done;	/* a lookup finished */
 	unsigned int refs;	/* the pool, and a running thread */
@@ -62,6 +70,7 @@ static void lookup_unref_locked(struct lookup *lk)
 	pthread_mutex_destroy(&lk->mu);
 	free(lk->host);
 	free(lk->port);
+	free(lk->head);
 	free(lk);
 }
 
@@ -171,12 +180,13 @@ static int lookup_uri(struct lookup *lk, const char *tail, uint64_t deadline,
 		const struct sockaddr_in6 *s6 = (const void *)&lk->addr[*idx];
 
 		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(uri, urilen, "nbd://[%s]:%s%s", a, lk->port, tail);
+		snprintf(uri, urilen, "%s[%s]:%s%s", lk->head, a, lk->port,
+			 tail);
 	} else {
 		const struct sockaddr_in *s4 = (const void *)&lk->addr[*idx];
 
 		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(uri, urilen, "nbd://%s:%s%s", a, lk->port, tail);
+		snprintf(uri, urilen, "%s%s:%s%s", lk->head, a, lk->port, tail);
 	}
 	pthread_mutex_unlock(&lk->mu);
 	return 0;
@@ -200,22 +210,28 @@ static void lookup_forget(struct lookup *lk)
 }
 
 /*
- * For nbd://HOST[:PORT]... with a HOST that is not a numeric address,
- * a lookup for it, and in *@tail where the URI goes on after the port.
- * NULL with *@tail NULL when no lookup is needed, NULL with *@tail set
- * on ENOMEM.
+ * For nbd[s]://[USER@]HOST[:PORT]... with a HOST that is not a numeric
+ * address, a lookup for it, and in *@tail where the URI goes on after
+ * the port.  NULL with *@tail NULL when no lookup is needed, NULL with
+ * *@tail set on ENOMEM.
  */
 static struct lookup *lookup_new(const char *uri, const char **tail)
 {
 	struct in6_addr a6;
 	struct lookup *lk;
-	const char *h, *he, *p;
+	const char *h, *he, *p, *at;
 	size_t plen = 0;
 
 	*tail = NULL;
-	if (strncmp(uri, "nbd://", 6) != 0)
+	if (strncmp(uri, "nbd://", 6) == 0)
+		h = uri + 6;
+	else if (strncmp(uri, "nbds://", 7) == 0)
+		h = uri + 7;
+	else
 		return NULL;
-	h = uri + 6;
+	at = h + strcspn(h, "@/?");
+	if (*at == '@')
+		h = at + 1;
 	if (*h == '[')
 		return NULL;	/* [IPv6]: numeric by definition */
 	he = h + strcspn(h, ":/?");
@@ -233,9 +249,11 @@ static struct lookup *lookup_new(const char *uri, const char **tail)
 	}
 	lk->host = strndup(h, (size_t)(he - h));
 	lk->port = plen ? strndup(p, plen) : strdup(NBD_DEFAULT_PORT);
-	if (!lk->host || !lk->port) {
+	lk->head = strndup(uri, (size_t)(h - uri));
+	if (!lk->host || !lk->port || !lk->head) {
 		free(lk->host);
 		free(lk->port);
+		free(lk->head);
 		free(lk);
 		*tail = uri;
 		return NULL;
@@ -244,6 +262,7 @@ static struct lookup *lookup_new(const char *uri, const char **tail)
 	    inet_pton(AF_INET6, lk->host, &a6) == 1) {
 		free(lk->host);
 		free(lk->port);
+		free(lk->head);
 		free(lk);
 		return NULL;
 	}
@@ -261,6 +280,9 @@ struct nbdconn {
 	struct lookup *lk;		/* NULL: nothing to look up */
 	const char *tail;		/* in uri, after HOST[:PORT] */
 	uint64_t min_size;
+	enum vmem_tls_mode tls;		/* OFF: clear NBD */
+	char *psk_file, *certificates, *username;	/* NULL: unset */
+	bool keep_name;			/* connect by name (X.509) */
 	unsigned int max_conns, max_idle, window;
 	uint64_t quiet_ns;
 	void (*event)(void *opaque, enum nbdconn_event ev, const char *msg);
@@ -311,6 +333,17 @@ struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
 	c->lk = lookup_new(c->uri, &c->tail);
 	if (!c->lk && c->tail)
 		goto nomem;
+	c->tls = p->tls && p->tls->mode ? p->tls->mode : VMEM_TLS_OFF;
+	if (c->tls != VMEM_TLS_OFF) {
+		if ((p->tls->psk_file &&
+		     !(c->psk_file = strdup(p->tls->psk_file))) ||
+		    (p->tls->certificates &&
+		     !(c->certificates = strdup(p->tls->certificates))) ||
+		    (p->tls->username &&
+		     !(c->username = strdup(p->tls->username))))
+			goto nomem;
+		c->keep_name = c->certificates != NULL;
+	}
 	c->min_size = p->min_size;
 	c->max_conns = p->max_conns;
 	c->max_idle = p->max_idle;
@@ -324,6 +357,13 @@ struct nbdconn *nbdconn_new(const struct nbdconn_params *p, char *err,
 nomem:
 	snprintf(err, errlen, "out of memory");
 	if (c) {
+		if (c->lk) {
+			pthread_mutex_lock(&c->lk->mu);
+			lookup_unref_locked(c->lk);
+		}
+		free(c->psk_file);
+		free(c->certificates);
+		free(c->username);
 		free(c->idle);
 		free(c->uri);
 		free(c);
@@ -343,6 +383,9 @@ void nbdconn_free(struct nbdconn *c)
 	}
 	pthread_cond_destroy(&c->back);
 	pthread_mutex_destroy(&c->mu);
+	free(c->psk_file);
+	free(c->certificates);
+	free(c->username);
 	free(c->idle);
 	free(c->uri);
 	free(c);
@@ -465,6 +508,57 @@ static bool is_dead(struct nbd_handle *h)
 	return nbd_aio_is_dead(h) || nbd_aio_is_closed(h);
 }
 
+/* The pool's TLS mode and credentials on a new handle. */
+static int set_tls(struct nbdconn *c, struct nbd_handle *h)
+{
+	if (c->tls == VMEM_TLS_OFF)
+		return nbd_set_tls(h, LIBNBD_TLS_DISABLE);
+	if (nbd_set_tls(h, c->tls == VMEM_TLS_REQUIRE ? LIBNBD_TLS_REQUIRE :
+			LIBNBD_TLS_ALLOW) == -1)
+		return -1;
+	if (c->psk_file && nbd_set_tls_psk_file(h, c->psk_file) == -1)
+		return -1;
+	if (c->certificates &&
+	    nbd_set_tls_certificates(h, c->certificates) == -1)
+		return -1;
+	if (c->username && nbd_set_tls_username(h, c->username) == -1)
+		return -1;
+	return nbd_set_tls_verify_peer(h, true);
+}
+
+/*
+ * libnbd's messages for a failed TLS set-up are GnuTLS's ("Decryption
+ * has failed", "Error in the pull function"): say what they are about,
+ * and which credentials were used, so the operator knows where to look.
+ * A server that wants TLS from a clear client gets its own hint.
+ */
+static void explain_tls(struct nbdconn *c, struct nbd_handle *h, char *why,
+			size_t whylen)
+{
+	char m[256];
+
+	snprintf(m, sizeof(m), "%s", why);
+	if (c->tls == VMEM_TLS_OFF) {
+		if (strstr(m, "TLS") || strstr(m, "tls"))
+			snprintf(why, whylen,
+				 "%s (the server requires TLS: use nbds:// with tls-psk or tls-certificates)",
+				 m);
+		return;
+	}
+	if (strstr(m, "handshake") || strstr(m, "gnutls") ||
+	    strstr(m, "TLS") || strstr(m, "tls") || strstr(m, "PSK") ||
+	    strstr(m, "certificate")) {
+		snprintf(why, whylen, "TLS (%s, %s %s%s%s) failed: %s",
+			 vmem_tls_mode_name(c->tls),
+			 c->psk_file ? "PSK" : "X.509",
+			 c->psk_file ? c->psk_file : c->certificates,
+			 c->username ? " as " : "",
+			 c->username ? c->username : "", m);
+		return;
+	}
+	(void)h;
+}
+
 /* Connect a new handle before @deadline without ever blocking on the
  * peer (nor on the resolver). */
 static int conn_open(struct nbdconn *c, uint64_t deadline,
@@ -492,7 +586,7 @@ static int conn_open(struct nbdconn *c, uint64_t deadline,
 			free(numeric);
 			return -e;
 		}
-		uri = numeric;
+		uri = c->keep_name ? c->uri : numeric;
 	}
 	h = nbd_create();
 	if (!h) {
@@ -504,12 +598,20 @@ static int conn_open(struct nbdconn *c, uint64_t deadline,
 	 * stale memory on failure.  No caller uses a failed read's buffer,
 	 * so that would be a wasted pass over every byte. */
 	nbd_set_pread_initialize(h, false);
+	if (set_tls(c, h) == -1)
+		goto fail;
 	if (nbd_aio_connect_uri(h, uri) == -1)
 		goto fail;
 	while (!nbd_aio_is_ready(h)) {
 		int ms;
 
 		if (is_dead(h)) {
+			/* libnbd's own reason (a refused TLS handshake, a
+			 * server that wants TLS) is worth more than ours. */
+			const char *m = nbd_get_error();
+
+			if (c->tls != VMEM_TLS_OFF || (m && *m))
+				goto fail;
 			snprintf(why, whylen,
 				 "connection lost during handshake");
 			e = ECONNRESET;
@@ -551,6 +653,7 @@ static int conn_open(struct nbdconn *c, uint64_t deadline,
 fail:
 	e = nbd_err();
 	set_why_nbd(why, whylen, e);
+	explain_tls(c, h, why, whylen);
 out:
 	nbd_close(h);
 	free(numeric);
@@ -693,7 +796,7 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 		uint64_t deadline_ns, char *err, size_t errlen)
 {
-	char why[256] = "";
+	char why[512] = "";
 	struct run run;
 	int rc;
 

@@ -58,6 +58,7 @@
 #include <stdint.h>
 
 #include "timeutil.h"
+#include "tls.h"
 
 struct nbdconn;
 
@@ -69,7 +70,16 @@ enum nbdconn_event {
 };
 
 struct nbdconn_params {
-	const char *uri;	/* nbd://HOST[:PORT][/EXPORT] or nbd+unix:// */
+	/* nbd[s]://[USER@]HOST[:PORT][/EXPORT] or nbd[s]+unix:// */
+	const char *uri;
+	/*
+	 * TLS (copied): NULL or mode OFF for clear NBD.  With REQUIRE a
+	 * connect succeeds only if TLS was negotiated with these
+	 * credentials (an nbds:// URI always requires it); a failed
+	 * handshake is a failed connect, the sub-host down like one that
+	 * does not answer, and the message says it was TLS.
+	 */
+	const struct vmem_tls *tls;
 	uint64_t min_size;	/* smallest acceptable export; 0: any */
 	unsigned int max_conns;	/* connections at once; 0: no limit */
 	unsigned int max_idle;	/* connected handles kept between calls */

@@ -202,6 +202,7 @@ void vmem_pager_params_from_vm(struct vmem_pager_params *p,
 		subs[i].uri = vm->subhosts[i].uri;
 		subs[i].start = vm->subhosts[i].start;
 		subs[i].end = vm->subhosts[i].end;
+		subs[i].tls = &vm->subhosts[i].tls;
 	}
 	p->subhosts = subs;
 	p->n_subhosts = vm->n_subhosts;
@@ -335,7 +336,8 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	for (size_t i = 0; i < pg->n_subs; i++) {
 		struct sub *s = &pg->subs[i];
 
-		s->remote = vp_remote_new(s->uri, s->end);
+		s->remote = vp_remote_new(s->uri, s->end,
+					  p->subhosts[s->orig].tls);
 		if (!s->remote)
 			goto nomem;
 		for (uint64_t c = s->start >> pg->cshift;

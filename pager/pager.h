@@ -54,6 +54,7 @@ struct vmem_pager_subhost {
 	const char *uri;
 	uint64_t start;
 	uint64_t end;
+	const struct vmem_tls *tls;	/* NULL: clear NBD (copied) */
 };
 
 struct vmem_pager_params {

@@ -27,10 +27,12 @@ struct vp_remote {
 	struct nbdconn *nc;
 };
 
-struct vp_remote *vp_remote_new(const char *uri, uint64_t home_end)
+struct vp_remote *vp_remote_new(const char *uri, uint64_t home_end,
+				const struct vmem_tls *tls)
 {
 	struct nbdconn_params p = {
 		.uri = uri,
+		.tls = tls,
 		.min_size = home_end,
 		.max_conns = 0,		/* fault threads never wait for one */
 		.max_idle = POOL_MAX,

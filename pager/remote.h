@@ -15,10 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/tls.h"
+
 struct vp_remote;
 
-/* @home_end: the end of the sub-host's home range (smallest export). */
-struct vp_remote *vp_remote_new(const char *uri, uint64_t home_end);
+/*
+ * @home_end: the end of the sub-host's home range (smallest export).
+ * @tls: how to connect (copied; NULL: clear NBD), see common/tls.h.
+ */
+struct vp_remote *vp_remote_new(const char *uri, uint64_t home_end,
+				const struct vmem_tls *tls);
 void vp_remote_free(struct vp_remote *r);
 
 /*

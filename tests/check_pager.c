@@ -1474,8 +1474,8 @@ START_TEST(test_bad_params)
 {
 	struct vmem_pager_params p;
 	struct vmem_pager_subhost sub[2] = {
-		{ "nbd://127.0.0.1:1", 0, 2 * MiB },
-		{ "nbd://127.0.0.1:2", 1 * MiB, 3 * MiB },
+		{ "nbd://127.0.0.1:1", 0, 2 * MiB, NULL },
+		{ "nbd://127.0.0.1:2", 1 * MiB, 3 * MiB, NULL },
 	};
 	char err[256];
 

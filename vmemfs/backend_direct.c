@@ -334,6 +334,7 @@ static void *direct_open(const struct vmem_vm *vm,
 		struct direct_sub *s = &d->subs[i];
 		struct nbdconn_params p = {
 			.uri = vm->subhosts[i].uri,
+			.tls = &vm->subhosts[i].tls,
 			/* Export offsets are RAM offsets: anything shorter
 			 * than the home's end is refused at connect. */
 			.min_size = vm->subhosts[i].end,

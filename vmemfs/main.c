@@ -485,6 +485,14 @@ int main(int argc, char **argv)
 	}
 	if (vm->qmp && learn_from_qemu(vm, cfg.path) < 0)
 		goto out_cfg;
+	/* The sub-hosts QEMU named are reached by the direct backend with
+	 * this config's TLS settings: the same rules as for its own lines.
+	 * (remote-paging never connects to them: QEMU does.) */
+	if (vm->qmp && strcmp(vm->backend, "direct") == 0 &&
+	    vmem_vm_check_tls(vm, cfg.path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmemfs: %s\n", err);
+		goto out_cfg;
+	}
 	memset(&fs, 0, sizeof(fs));
 	fs.uid = getuid();
 	fs.gid = getgid();

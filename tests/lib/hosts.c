@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -519,6 +520,13 @@ int vt_subhost_in_netns(struct vt_netns *ns, struct vt_nbdkit *n,
 struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,
 				  char *err, size_t errlen)
 {
+	return vt_nbd_connect_psk(uri, NULL, timeout_ms, err, errlen);
+}
+
+struct nbd_handle *vt_nbd_connect_psk(const char *uri, const char *psk,
+				      int timeout_ms, char *err,
+				      size_t errlen)
+{
 	double deadline = vt_now_ms() + timeout_ms;
 
 	for (;;) {
@@ -526,6 +534,12 @@ struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,
 
 		if (!h) {
 			vt_set_err(err, errlen, "nbd_create: %s", nbd_get_error());
+			return NULL;
+		}
+		if (psk && (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) == -1 ||
+			    nbd_set_tls_psk_file(h, psk) == -1)) {
+			vt_set_err(err, errlen, "TLS: %s", nbd_get_error());
+			nbd_close(h);
 			return NULL;
 		}
 		if (nbd_connect_uri(h, uri) == 0)
@@ -558,7 +572,7 @@ static pid_t read_pidfile(const char *path)
 int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		    char *err, size_t errlen)
 {
-	char port[16], pidfile[64];
+	char port[16], pidfile[64], tlsarg[160];
 	pid_t parent = getpid();
 	double deadline;
 	pid_t pid;
@@ -567,7 +581,14 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 	snprintf(pidfile, sizeof(pidfile), "/tmp/vt-nbdkit-%d-%d.pid",
 		 (int)getpid(), n->port);
 	unlink(pidfile);
-	snprintf(n->uri, sizeof(n->uri), "nbd://%s:%d", n->addr, n->port);
+	if (n->tls_psk[0])
+		snprintf(n->uri, sizeof(n->uri), "nbds://%s@%s:%d",
+			 n->tls_user[0] ? n->tls_user : "vmt", n->addr,
+			 n->port);
+	else
+		snprintf(n->uri, sizeof(n->uri), "nbd://%s:%d", n->addr,
+			 n->port);
+	snprintf(tlsarg, sizeof(tlsarg), "--tls-psk=%s", n->tls_psk);
 	pid = fork();
 	if (pid < 0) {
 		vt_set_err(err, errlen, "fork: %s", strerror(errno));
@@ -606,7 +627,15 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		 * requests in flight, which is what a timed-out reader does.
 		 * One worker thread per connection never showed it.
 		 */
-		if (exit_with_parent)
+		if (exit_with_parent && n->tls_psk[0])
+			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,
+			       "-p", port, "--tls=require", tlsarg, "memory",
+			       n->size, (char *)NULL);
+		else if (n->tls_psk[0])
+			execlp("nbdkit", "nbdkit", "-P", pidfile, "-t", "1",
+			       "-i", n->addr, "-p", port, "--tls=require",
+			       tlsarg, "memory", n->size, (char *)NULL);
+		else if (exit_with_parent)
 			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,
 			       "-p", port, "memory", n->size, (char *)NULL);
 		else
@@ -660,7 +689,8 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 			n->pid = 0;
 			return -1;
 		}
-		h = vt_nbd_connect(n->uri, 0, err, errlen);
+		h = vt_nbd_connect_psk(n->uri, n->tls_psk[0] ? n->tls_psk :
+				       NULL, 0, err, errlen);
 		if (h) {
 			nbd_close(h);
 			return 0;
@@ -681,6 +711,24 @@ void vt_nbdkit_kill(struct vt_nbdkit *n)
 	kill(n->pid, SIGKILL);
 	vt_wait_pid(n->pid, 5000);
 	n->pid = 0;
+}
+
+int vt_write_psk(const char *path, const char *user, char *err,
+		 size_t errlen)
+{
+	unsigned char key[32];
+	char line[128];
+	int n;
+
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+		vt_set_err(err, errlen, "getrandom: %s", strerror(errno));
+		return -1;
+	}
+	n = snprintf(line, sizeof(line), "%s:", user);
+	for (size_t i = 0; i < sizeof(key); i++)
+		n += snprintf(line + n, sizeof(line) - n, "%02x", key[i]);
+	n += snprintf(line + n, sizeof(line) - n, "\n");
+	return vt_write_file(path, line, (size_t)n, err, errlen);
 }
 
 /* ---- data pattern --------------------------------------------------- */

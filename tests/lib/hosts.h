@@ -93,7 +93,12 @@ struct vt_nbdkit {
 	char addr[16];		/* listen address */
 	int port;
 	char size[16];		/* e.g. "256M" */
-	char uri[96];		/* nbd://addr:port */
+	/* Set before start: "" serves clear NBD; a PSK file (nbdkit's
+	 * format) serves `--tls=require --tls-psk=FILE`, and the start
+	 * checks readiness with TLS as user tls_user. */
+	char tls_psk[128];
+	char tls_user[32];
+	char uri[96];		/* nbd://addr:port, nbds://user@addr:port */
 };
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
@@ -129,6 +134,17 @@ int vt_subhost_in_netns(struct vt_netns *ns, struct vt_nbdkit *n,
 /* Connect a libnbd handle to @uri (retrying until @timeout_ms). */
 struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,
 				  char *err, size_t errlen);
+/* The same with TLS required and PSK file @psk (NULL: as above). */
+struct nbd_handle *vt_nbd_connect_psk(const char *uri, const char *psk,
+				      int timeout_ms, char *err,
+				      size_t errlen);
+
+/*
+ * Write a PSK file for nbdkit and libnbd at @path, mode 0600: one line
+ * "@user:HEX" with a random 256-bit key (from getrandom).  0 or -1.
+ */
+int vt_write_psk(const char *path, const char *user, char *err,
+		 size_t errlen);
 
 /* ---- data pattern --------------------------------------------------- */
 
