@@ -141,7 +141,7 @@ static void setup(void)
 	snprintf(conf_text, sizeof(conf_text),
 		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
 		 "chunk-size = 64K\ntimeout = 500ms\n"
-		 "subhost = nbd://192.0.2.1:1 2M-8M   # never contacted\n",
+		 "subhost = nbd://192.0.2.1:1 2M-8M tls=off  # never contacted\n",
 		 mem_path, qmp.path);
 }
 
