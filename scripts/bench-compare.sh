@@ -163,6 +163,7 @@ backend     = $1
 chunk-size  = $2
 timeout     = 5s
 qmp         = $QMP2
+tls         = off
 # The reader reads ram (RAM offsets), so the guest-physical map is not
 # needed; flat also keeps the mount independent of it.
 layout      = flat
@@ -217,6 +218,7 @@ ram-size    = 1G
 chunk-size  = 64K
 timeout     = 5s
 subhost     = $URI 512M-1G
+tls         = off
 EOF
 
 	log "booting the guest (TCG, 1 GiB, [512M, 1G) homed on the sub-host)"

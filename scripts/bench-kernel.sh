@@ -83,6 +83,7 @@ ram-size    = ${gib}G
 chunk-size  = 64K
 timeout     = 5s
 subhost     = $URI $((gib * 512))M-${gib}G
+tls         = off
 EOF
 	cat >"$TMP/vmemfs.conf" <<EOF
 [bk]
@@ -90,6 +91,7 @@ memory-file = $MEM
 chunk-size  = 64K
 timeout     = 5s
 qmp         = $TMP/vmemfs-qmp.sock
+tls         = off
 EOF
 	qemu_split_boot "$MEM" "${gib}G" "$((gib * 1024))" "$TMP/qemu.conf" bk \
 		"$TMP/vmemfs-qmp.sock" 300 -device vmcoreinfo

@@ -302,6 +302,7 @@ chunk-size   = $2
 # The build's time budget is the timeout: large, so no build is cut.
 timeout      = 60s
 qmp          = $QMP2
+tls          = off
 proc-refresh = 0ms
 EOF
 	mkdir -p "$MNT"
@@ -452,6 +453,7 @@ ram-size    = 2G
 chunk-size  = 64K
 timeout     = 10s
 subhost     = $URI 1G-2G
+tls         = off
 EOF
 
 	log "booting the guest (TCG, 2 GiB, [1G, 2G) homed on the sub-host)"

@@ -235,6 +235,7 @@ chunk-size  = 64K
 cache-size  = 0          # measure the remote path, not a cache
 timeout     = 5s
 subhost     = $URI 512M-1G
+tls         = off
 
 [bench4k]
 memory-file = $MEMFILE
@@ -244,6 +245,7 @@ chunk-size  = 4K         # one 4 KiB read = one 4 KiB NBD request, as raw
 cache-size  = 0
 timeout     = 5s
 subhost     = $URI 512M-1G
+tls         = off
 
 [bench1m]
 memory-file = $MEMFILE
@@ -253,6 +255,7 @@ chunk-size  = 1M         # one 1 MiB read = one NBD request, as raw
 cache-size  = 0
 timeout     = 5s
 subhost     = $URI 512M-1G
+tls         = off
 EOF
 
 mount_vmemfs bench

@@ -213,7 +213,7 @@ static int write_config(const char *extra_lines)
 	}
 	fprintf(f, "# written by check_memfile_faults\n[vmt]\n"
 		"memory-file = %s\nram-size = %" PRIu64 "\nbackend = direct\n"
-		"chunk-size = 64K\ntimeout = 2000ms\n%s",
+		"chunk-size = 64K\ntimeout = 2000ms\ntls = off\n%s",
 		E->memfile, E->ram, extra_lines ? extra_lines : "");
 	if (fclose(f) != 0) {
 		env_fail("%s: %s", E->config, strerror(errno));

@@ -698,7 +698,8 @@ START_TEST(silent_resolver_bounded_by_timeout)
 		 "chunk-size  = 64K\n"
 		 "timeout     = %dms\n"
 		 "subhost     = nbd://%s:10809 1M-4M\n"
-		 "subhost     = nbd://%s:10809 4M-8M\n",
+		 "subhost     = nbd://%s:10809 4M-8M\n"
+		 "tls         = off\n",
 		 memf, RESOLVE_TIMEOUT_MS, good, silent);
 	write_file(conf, text);
 	e = vt_vmemfs_start(&fs, conf, NULL, NULL, mnt, logf, RAM, 10000, err,

@@ -196,7 +196,7 @@ static void env_up(const struct cfg *cfg)
 	 */
 	fprintf(f, "[e2e]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
 		"chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
-		"backend = direct\nlayout = flat\n"
+		"backend = direct\nlayout = flat\ntls = off\n"
 		"subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
 		E->mem, RAM / MiB, cfg->chunk / 1024, cfg->limit / MiB, E->sub.uri,
 		HOME_START / MiB, HOME_END / MiB);

@@ -208,7 +208,7 @@ static void env_up_running(void)
 	if (write_conf("flat.conf",
 		       "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
 		       "timeout = %dms\nbackend = direct\nlayout = flat\n"
-		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		       "tls = off\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
 		       E->mem, CHUNK / KiB, TIMEOUT_MS, E->sub.uri,
 		       HOME_START / MiB, HOME_END / MiB) < 0)
 		return;
@@ -292,14 +292,14 @@ static void env_up_gpa(void)
 	nbd_close(h);
 	if (write_conf("qemu.conf",
 		       "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
-		       "chunk-size = 64K\ntimeout = %dms\n"
+		       "chunk-size = 64K\ntimeout = %dms\ntls = off\n"
 		       "subhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
 		       E->mem, G_RAM / MiB, TIMEOUT_MS, E->sub.uri,
 		       G_HOME_START / MiB, G_HOME_END / MiB) < 0)
 		goto out;
 	if (write_conf("direct.conf",
 		       "[vm]\nmemory-file = %s\nchunk-size = 64K\n"
-		       "timeout = %dms\nqmp = %s\n", E->mem, TIMEOUT_MS,
+		       "timeout = %dms\nqmp = %s\ntls = off\n", E->mem, TIMEOUT_MS,
 		       E->qmp2) < 0)
 		goto out;
 	o.mem_path = E->mem;

@@ -220,7 +220,9 @@ static int write_config(const char *path, const struct mt_opts *o)
 		"cache-ttl   = %ums\n"
 		"timeout     = %ums\n"
 		"subhost     = %s 96M-160M\n"
-		"subhost     = %s 176M-256M\n",
+		"subhost     = %s 176M-256M\n"
+		/* The test's own namespaces: clear NBD on purpose. */
+		"tls         = off\n",
 		E->memfile, o->cache_size, o->cache_ttl_ms, o->timeout_ms,
 		E->sub[0].uri, E->sub[1].uri);
 	return fclose(f);

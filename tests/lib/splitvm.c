@@ -49,7 +49,8 @@ int vt_split_guest_start(const struct vt_split_opts *o, struct vt_netns *ns,
 	snprintf(text, sizeof(text),
 		 "[vm]\nmemory-file = %s\nram-size = %" PRIu64 "M\n"
 		 "chunk-size = %" PRIu64 "K\nlocal-limit = %" PRIu64 "M\n"
-		 "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n",
+		 "timeout = %dms\nsubhost = %s %" PRIu64 "M-%" PRIu64 "M\n"
+		 "tls = off\n",
 		 o->mem_path, o->ram_size / MiB, o->chunk / 1024,
 		 o->local_limit / MiB, o->timeout_ms, sub->uri,
 		 o->home_start / MiB, o->home_end / MiB);
@@ -79,7 +80,7 @@ int vt_split_vmemfs_conf(const char *path, const struct vt_split_opts *o,
 
 	snprintf(text, sizeof(text),
 		 "[vm]\nmemory-file = %s\nchunk-size = %" PRIu64 "K\n"
-		 "timeout = %dms\nqmp = %s\nbackend = %s\n%s",
+		 "timeout = %dms\nqmp = %s\nbackend = %s\ntls = off\n%s",
 		 o->mem_path, o->chunk / 1024, o->timeout_ms, o->qmp2_path,
 		 backend, extra ? extra : "");
 	return write_text(path, text, err, errlen);
