@@ -89,6 +89,8 @@ DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 DEPS_PKGS += python3-drgn crash makedumpfile
 # The host tools the shadow /proc tests and make demo run on the guest.
 DEPS_PKGS += procps net-tools
+# The TLS tests capture the sub-hosts' traffic (tests/check_*tls.c).
+DEPS_PKGS += tcpdump
 
 all: $(B)/vmemfs
 

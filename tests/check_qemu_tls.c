@@ -354,7 +354,7 @@ START_TEST(tls_split_guest_on_the_wire)
 	       (vt_now_ms() - t0) / 1000);
 
 	/* 4. vmemfs reads both ranges, as the exports hold them. */
-	vt_ck_mount(&E->vfs[0], E->dir, 0, E->vmemfs_conf, RAM, 30000);
+	vt_ck_mount(&E->vfs[0], E->dir, 0, "vmemfs.conf", RAM, 30000);
 	t0 = vt_now_ms();
 	in_tls = compare_range(vt_vmemfs_path(&E->vfs[0], "mem"), &E->sub_tls,
 			       TLS_START, TLS_END);

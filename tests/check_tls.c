@@ -241,6 +241,19 @@ static struct vmem_tls psk_tls(const char *file)
 				  .psk_file = file };
 }
 
+/* Print the log's line about the sub-host going down: the message an
+ * operator gets, in the test's output. */
+static void show_down_line(const char *name, const char *log)
+{
+	const char *l = strstr(log, "reads of its range fail");
+
+	if (!l)
+		return;
+	while (l > log && l[-1] != '\n')
+		l--;
+	printf("%s: log: %.*s\n", name, (int)strcspn(l, "\n"), l);
+}
+
 /* ---- the config --------------------------------------------------------- */
 
 /* Parse @text as "tls.conf" and resolve its VM (not started): the rc of
@@ -499,7 +512,12 @@ static char *bad_subhost(const char *name, const char *uri1,
 	}
 	be_close(&b);
 	fflush(stderr);
-	return slurp(logf, NULL);
+	{
+		char *log = slurp(logf, NULL);
+
+		show_down_line(name, log);
+		return log;
+	}
 }
 
 START_TEST(wrong_psk_eio_then_retry)
@@ -543,6 +561,7 @@ START_TEST(wrong_psk_eio_then_retry)
 	be_close(&b);
 	fflush(stderr);
 	log = slurp(logf, NULL);
+	show_down_line("wrong PSK", log);
 	ck_assert_msg(strstr(log, "TLS (require, PSK ") &&
 		      strstr(log, "gnutls_handshake") &&
 		      strstr(log, "reads of its range fail until it answers again"),
