@@ -16,6 +16,8 @@
 #   make bench-compare  direct fetch vs VM remote paging on a real guest
 #   make bench-proc     the paper's experiment: shadow /proc build per chunk size
 #   make bench-kernel   kernel recognition, drgn and vmcore copies vs QEMU dumps
+#   make bench-tls TLS to the sub-hosts against clear NBD: vmemfs reads,
+#                  vmem-page-in, the handshake (scripts/bench-tls.sh)
 #   make demo      boot the small test guest split across a sub-host in a
 #                  network namespace, mount vmemfs on it and run ps aux,
 #                  netstat -tan, lsmod (vmemfs-exec), kernel and
@@ -119,6 +121,13 @@ $(B)/bench/%: bench/%.c $(CORE_OBJS)
 
 tests: $(TEST_BINS)
 
+# The TLS bench boots the test guest and starts nbdkit with the tests'
+# helpers (scripts/bench-tls.sh).
+$(B)/bench/tlsbench: bench/tlsbench.c $(CORE_OBJS) $(B)/obj/tests/lib/hosts.o \
+		$(B)/obj/tests/lib/guest.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LIBS)
+
 # ---- what the guest tests boot --------------------------------------
 # The patched QEMU and the test guest always live in build/ (the scripts'
 # place), also with SANITIZE=1.  Both scripts are idempotent and decide
@@ -217,6 +226,9 @@ bench-kernel: all
 bench-proc: all $(GUEST_PARTS)
 	scripts/bench-proc.sh
 
+bench-tls: all $(B)/bench/tlsbench $(GUEST_PARTS)
+	scripts/bench-tls.sh
+
 # The demo's split VM: the guest tests' helpers, without Check.
 DEMO_HELPER_OBJS := $(patsubst %.c,$(B)/obj/%.o,tests/lib/hosts.c \
 	tests/lib/guest.c tests/lib/splitvm.c)
@@ -252,7 +264,7 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel bench-proc demo demo-file deps install clean FORCE
+	bench-kernel bench-proc bench-tls demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \

@@ -572,7 +572,7 @@ static pid_t read_pidfile(const char *path)
 int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		    char *err, size_t errlen)
 {
-	char port[16], pidfile[64], tlsarg[160];
+	char port[16], pidfile[64], tlsarg[160], tlsmode[32];
 	pid_t parent = getpid();
 	double deadline;
 	pid_t pid;
@@ -589,6 +589,8 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		snprintf(n->uri, sizeof(n->uri), "nbd://%s:%d", n->addr,
 			 n->port);
 	snprintf(tlsarg, sizeof(tlsarg), "--tls-psk=%s", n->tls_psk);
+	snprintf(tlsmode, sizeof(tlsmode), "--tls=%s",
+		 n->tls_optional ? "on" : "require");
 	pid = fork();
 	if (pid < 0) {
 		vt_set_err(err, errlen, "fork: %s", strerror(errno));
@@ -629,11 +631,11 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		 */
 		if (exit_with_parent && n->tls_psk[0])
 			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,
-			       "-p", port, "--tls=require", tlsarg, "memory",
+			       "-p", port, tlsmode, tlsarg, "memory",
 			       n->size, (char *)NULL);
 		else if (n->tls_psk[0])
 			execlp("nbdkit", "nbdkit", "-P", pidfile, "-t", "1",
-			       "-i", n->addr, "-p", port, "--tls=require",
+			       "-i", n->addr, "-p", port, tlsmode,
 			       tlsarg, "memory", n->size, (char *)NULL);
 		else if (exit_with_parent)
 			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,

@@ -98,6 +98,7 @@ struct vt_nbdkit {
 	 * checks readiness with TLS as user tls_user. */
 	char tls_psk[128];
 	char tls_user[32];
+	bool tls_optional;	/* with tls_psk: --tls=on (TLS or clear) */
 	char uri[96];		/* nbd://addr:port, nbds://user@addr:port */
 };
 

@@ -1,0 +1,61 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# What TLS to the sub-hosts costs, against clear NBD to the same nbdkit in
+# the same run (bench/tlsbench.c does the work and says what it measures):
+# vmemfs 1 MiB sequential and 4 KiB random reads, vmem-page-in throughput
+# of a paused split guest, and the handshake at connect and reconnect.
+# Targets: TLS >= 0.80x throughput at 1 MiB, <= 1.30x latency at 4 KiB.
+#
+#   scripts/bench-tls.sh [-r REPS]
+#
+# The table goes to stdout and to build/bench-tls.txt.  Needs root
+# (network namespace, FUSE, userfaultfd), nbdkit, the patched QEMU and the
+# test guest (make bench-tls builds them).  Killed after BENCH_TLS_TIMEOUT
+# seconds (600).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+TIMEOUT=${BENCH_TLS_TIMEOUT:-600}
+BIN=build/bench/tlsbench
+OUT=build/bench-tls.txt
+pid=
+
+cleanup() {
+	local rc=$?
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		# It stops what it started and removes its files on SIGTERM.
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+[ "$(id -u)" -eq 0 ] || { echo "bench-tls: needs root" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "bench-tls: $BIN missing: make bench-tls" >&2; exit 1; }
+{
+	echo "# bench-tls $(date -u +%Y-%m-%dT%H:%M:%SZ): $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# nbdkit $(nbdkit --version | cut -d' ' -f2), libnbd $(dpkg-query -W -f '${Version}' libnbd0 2>/dev/null), GnuTLS $(dpkg-query -W -f '${Version}' libgnutls30 2>/dev/null)"
+} >"$OUT.new"
+VMEMFS=$ROOT/build/vmemfs "$BIN" "$@" >>"$OUT.new" &
+pid=$!
+deadline=$((SECONDS + TIMEOUT))
+while kill -0 "$pid" 2>/dev/null; do
+	if [ "$SECONDS" -ge "$deadline" ]; then
+		echo "bench-tls: no result after ${TIMEOUT} s; stopping" >&2
+		exit 1
+	fi
+	sleep 1
+done
+wait "$pid" || { echo "bench-tls: tlsbench failed" >&2; exit 1; }
+pid=
+mv "$OUT.new" "$OUT"
+cat "$OUT"
