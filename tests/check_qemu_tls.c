@@ -67,6 +67,8 @@ struct env {
 	struct vt_nbdkit sub_tls, sub_clear;
 	struct vt_vmemfs vfs[1];
 	pid_t tcpdump[2];
+	pid_t qemu2;		/* a second QEMU of a forked test */
+	char mem2[128];
 	char dir[64];
 	char mem[128];
 	char qemu_conf[160];
@@ -81,6 +83,7 @@ static pid_t runner_pid;
 
 static const char *const dir_files[] = {
 	"qemu.log", "qemu.conf", "vmemfs.conf", "vmt.psk", "vmemfs0.log",
+	"bad.conf", "wrongkey.conf", "wrong.psk", "q2",
 	"tls.pcap", "clear.pcap", "mnt0",
 };
 
@@ -105,6 +108,17 @@ static void env_down(void)
 	if (getpid() != runner_pid || !E)
 		return;
 	stop_tcpdumps();
+	if (E->qemu2 > 0) {
+		kill(E->qemu2, SIGKILL);
+		vt_wait_pid(E->qemu2, 5000);
+	}
+	if (E->mem2[0]) {
+		char seq[160];
+
+		snprintf(seq, sizeof(seq), "%s.seq", E->mem2);
+		unlink(E->mem2);
+		unlink(seq);
+	}
 	vt_vmemfs_stop_all(E->vfs, 1);
 	vt_guest_stop_started(&E->guest, 5000);
 	vt_nbdkit_kill(&E->sub_tls);
@@ -392,6 +406,136 @@ START_TEST(tls_split_guest_on_the_wire)
 }
 END_TEST
 
+/*
+ * A second QEMU, paused, on a memory file of its own with config @conf
+ * (a file in the run directory): 0 with @g started, or -1 with QEMU's
+ * message in @err.
+ */
+static int start_qemu2(struct vt_guest *g, const char *conf, char *err,
+		       size_t errlen)
+{
+	struct vt_guest_opts go = { 0 };
+	char path[256], rd[256];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", E->dir, conf);
+	snprintf(rd, sizeof(rd), "%s/q2", E->dir);
+	mkdir(rd, 0700);
+	snprintf(E->mem2, sizeof(E->mem2), "/dev/shm/vmt-tls2-%d.mem",
+		 (int)runner_pid);
+	go.mem_path = E->mem2;
+	go.ram_size = RAM;
+	go.vmem_config = path;
+	go.vmem_vm = "vm";
+	go.run_dir = rd;
+	go.paused = true;
+	memset(g, 0, sizeof(*g));
+	rc = vt_guest_start(g, &go, err, errlen);
+	E->qemu2 = g->pid;
+	return rc;
+}
+
+static void stop_qemu2(struct vt_guest *g)
+{
+	char path[256];
+
+	vt_guest_stop_started(g, 5000);
+	E->qemu2 = 0;
+	snprintf(path, sizeof(path), "%s/q2/qemu.log", E->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/q2", E->dir);
+	rmdir(path);
+}
+
+/* QEMU refuses, at start, a config that sends guest memory in clear to a
+ * sub-host that is not loopback: the same rule as vmemfs's. */
+START_TEST(qemu_refuses_clear_nbd_to_network)
+{
+	char text[1024], path[256], err[4096];
+	struct vt_guest g;
+
+	ck_assert_msg(E->up, "environment not up: %s", E->err);
+	snprintf(text, sizeof(text), "[vm]\nmemory-file = /dev/shm/vmt-tls2-%d.mem\n"
+		 "ram-size = 512M\nsubhost = %s 384M-512M\n", (int)runner_pid,
+		 E->sub_clear.uri);
+	snprintf(path, sizeof(path), "%s/bad.conf", E->dir);
+	ck_assert_int_eq(vt_write_file(path, text, strlen(text), NULL, 0), 0);
+	ck_assert_msg(start_qemu2(&g, "bad.conf", err, sizeof(err)) < 0,
+		      "QEMU started with clear NBD to %s", E->sub_clear.uri);
+	printf("info: QEMU refused: %.300s\n", err);
+	ck_assert_msg(strstr(err, "bad.conf:3: subhost URI") &&
+		      strstr(err, "would send guest memory in clear NBD") &&
+		      strstr(err, "tls = off"), "QEMU said: %s", err);
+	stop_qemu2(&g);
+}
+END_TEST
+
+/*
+ * The pager with a wrong key: vmem-page-in of the TLS sub-host's range
+ * fails within the timeout (with the TLS reason), the clear sub-host's
+ * range pages in, and query-vmem shows the TLS one down.
+ */
+START_TEST(pager_wrong_key_fails_in_time)
+{
+	char text[1024], path[256], psk[256], err[4096], reply[4096];
+	struct vt_guest g;
+	double t0, ms;
+	int rc;
+
+	ck_assert_msg(E->up, "environment not up: %s", E->err);
+	snprintf(psk, sizeof(psk), "%s/wrong.psk", E->dir);
+	ck_assert_int_eq(vt_write_psk(psk, "vmt", NULL, 0), 0);
+	snprintf(text, sizeof(text), "[vm]\nmemory-file = /dev/shm/vmt-tls2-%d.mem\n"
+		 "ram-size = 512M\ntimeout = %dms\ntls-psk = %s\n"
+		 "subhost = %s 256M-384M\nsubhost = %s 384M-512M tls=off\n",
+		 (int)runner_pid, TIMEOUT_MS, psk, E->sub_tls.uri,
+		 E->sub_clear.uri);
+	snprintf(path, sizeof(path), "%s/wrongkey.conf", E->dir);
+	ck_assert_int_eq(vt_write_file(path, text, strlen(text), NULL, 0), 0);
+	ck_assert_msg(start_qemu2(&g, "wrongkey.conf", err, sizeof(err)) == 0,
+		      "QEMU: %s", err);
+	t0 = vt_now_ms();
+	rc = vt_guest_qmp(&g, "{\"execute\":\"vmem-page-in\",\"arguments\":"
+			  "{\"offset\":268435456,\"length\":1048576}}", reply,
+			  sizeof(reply), 60000);
+	ms = vt_now_ms() - t0;
+	printf("info: vmem-page-in over a wrong key: %d after %.0f ms "
+	       "(timeout %d ms): %.300s\n", rc, ms, TIMEOUT_MS, reply);
+	ck_assert_msg(rc == 1, "vmem-page-in over a wrong key: %d %s", rc,
+		      reply);
+	/* page_in retries for the timeout, then gives up: bounded. */
+	ck_assert_msg(ms < 2 * TIMEOUT_MS + 2000, "took %.0f ms", ms);
+	ck_assert_msg(vt_guest_qmp(&g, "{\"execute\":\"vmem-page-in\","
+				   "\"arguments\":{\"offset\":402653184,"
+				   "\"length\":1048576}}", reply, sizeof(reply),
+				   60000) == 0,
+		      "the clear sub-host's range: %s", reply);
+	ck_assert_int_eq(vt_guest_qmp(&g, "{\"execute\":\"query-vmem\"}",
+				      reply, sizeof(reply), 10000), 0);
+	ck_assert_msg(strstr(reply, "\"up\": false"), "query-vmem: %s", reply);
+	{
+		size_t len = 0;
+		char lp[256], *log;
+		FILE *f;
+
+		snprintf(lp, sizeof(lp), "%s/q2/qemu.log", E->dir);
+		f = fopen(lp, "r");
+		ck_assert_ptr_nonnull(f);
+		log = calloc(1, 1 << 20);
+		ck_assert_ptr_nonnull(log);
+		len = fread(log, 1, (1 << 20) - 1, f);
+		fclose(f);
+		log[len] = '\0';
+		ck_assert_msg(strstr(log, "gnutls_handshake") &&
+			      strstr(log, "TLS (require, PSK "),
+			      "QEMU's log says nothing of TLS: %.2000s", log);
+		free(log);
+	}
+	stop_qemu2(&g);
+	unlink(psk);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("qemu_tls");
@@ -400,6 +544,8 @@ static Suite *tls_suite(void)
 	tcase_add_unchecked_fixture(tc, env_up, env_down);
 	tcase_set_timeout(tc, 1200);
 	tcase_add_test(tc, tls_split_guest_on_the_wire);
+	tcase_add_test(tc, qemu_refuses_clear_nbd_to_network);
+	tcase_add_test(tc, pager_wrong_key_fails_in_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -600,6 +600,144 @@ START_TEST(tls_uri_to_clear_server)
 }
 END_TEST
 
+/* ---- X.509 ---------------------------------------------------------------- */
+
+/* sh -c @cmd, which must exit 0. */
+static void sh(const char *cmd)
+{
+	char out[4096], errout[4096];
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	int st = vt_run(argv, out, sizeof(out), errout, sizeof(errout), 60000);
+
+	ck_assert_msg(st == 0, "`%s` -> %d: %s %s", cmd, st, out, errout);
+}
+
+/*
+ * A CA in @dir/@ca (ca-key.pem, ca-cert.pem) and, when @server, a server
+ * certificate it signed for the namespace's address in @dir/@ca too
+ * (server-cert.pem, server-key.pem), as nbdkit wants the directory.
+ * certtool(1) from gnutls-bin, ECDSA keys (fast to make).
+ */
+static void make_ca(const char *ca, bool server)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; d=%s/%s; mkdir -p $d; cd $d; umask 077; "
+		 "certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem 2>/dev/null; "
+		 "printf 'cn = vmt test CA %s\nca\ncert_signing_key\nexpiration_days = 2\n' > ca.info; "
+		 "certtool --generate-self-signed --load-privkey ca-key.pem "
+		 "--template ca.info --outfile ca-cert.pem 2>/dev/null; "
+		 "if [ %d = 1 ]; then "
+		 "certtool --generate-privkey --key-type=ecdsa --outfile server-key.pem 2>/dev/null; "
+		 "printf 'cn = %s\nip_address = %s\ntls_www_server\nsigning_key\nexpiration_days = 2\n' > server.info; "
+		 "certtool --generate-certificate --load-ca-certificate ca-cert.pem "
+		 "--load-ca-privkey ca-key.pem --load-privkey server-key.pem "
+		 "--template server.info --outfile server-cert.pem 2>/dev/null; fi",
+		 dir, ca, ca, server ? 1 : 0, ns.ns_addr, ns.ns_addr);
+	sh(cmd);
+}
+
+/* The client's directory: only the CA's certificate, as vmemfs needs. */
+static void client_dir(const char *name, const char *ca)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "set -e; mkdir -p %s/%s; cp %s/%s/ca-cert.pem %s/%s/",
+		 dir, name, dir, ca, dir, name);
+	sh(cmd);
+}
+
+START_TEST(x509_trusted_reads_untrusted_refused)
+{
+	struct vt_nbdkit srv, good;
+	struct vmem_tls tls[2];
+	char certs_ok[128], certs_bad[128], srvdir[128], logf[160], *log;
+	const char *uris[2];
+	struct vmem_config cfg;
+	char text[1024];
+	struct be b;
+	double ms;
+
+	make_ca("ca-a", true);
+	make_ca("ca-b", false);
+	client_dir("client-a", "ca-a");
+	client_dir("client-b", "ca-b");
+	snprintf(srvdir, sizeof(srvdir), "%s/ca-a", dir);
+	snprintf(certs_ok, sizeof(certs_ok), "%s/client-a", dir);
+	snprintf(certs_bad, sizeof(certs_bad), "%s/client-b", dir);
+
+	/* The config takes the directory (the CA is there). */
+	snprintf(text, sizeof(text), VM "tls-certificates = %s\n"
+		 "subhost = nbds://%s:%d 1M-4M\n", certs_ok, ns.ns_addr,
+		 PORT_BASE + 1);
+	expect_ok(text, &cfg);
+	vmem_config_free(&cfg);
+
+	snprintf(logf, sizeof(logf), "%s/x509.log", dir);
+	capture_stderr(logf);
+	memset(&srv, 0, sizeof(srv));
+	snprintf(srv.netns, sizeof(srv.netns), "%s", ns.name);
+	snprintf(srv.addr, sizeof(srv.addr), "%s", ns.ns_addr);
+	srv.port = PORT_BASE + 1;
+	snprintf(srv.size, sizeof(srv.size), "%lluM", RAM / MiB);
+	snprintf(srv.tls_certs, sizeof(srv.tls_certs), "%s", srvdir);
+	{
+		char err[1024];
+
+		ck_assert_msg(vt_nbdkit_start(&srv, true, err, sizeof(err)) == 0,
+			      "nbdkit: %s", err);
+	}
+	E->srv[1] = srv.pid;
+	{
+		/* Its data, written over TLS with the trusted CA. */
+		unsigned char *buf = malloc(H1_END - H1_START);
+		char err[512];
+		struct nbd_handle *h;
+
+		ck_assert_ptr_nonnull(buf);
+		vt_pattern_fill(buf, H1_START, H1_END - H1_START, SEED);
+		h = vt_nbd_connect_tls(srv.uri, NULL, certs_ok, 3000, err,
+				       sizeof(err));
+		ck_assert_msg(h != NULL, "%s", err);
+		ck_assert_int_eq(nbd_pwrite(h, buf, H1_END - H1_START,
+					    H1_START, 0), 0);
+		nbd_shutdown(h, 0);
+		nbd_close(h);
+		free(buf);
+	}
+	start_server(&good, 0, psk_good);
+	fill_export(&good, H0_START, H0_END, NULL);
+	uris[0] = good.uri;
+	uris[1] = srv.uri;
+
+	/* Trusted: the whole home reads right. */
+	tls[0] = psk_tls(psk_good);
+	tls[1] = (struct vmem_tls){ .mode = VMEM_TLS_REQUIRE,
+				    .certificates = certs_ok };
+	be_open(&b, 2, uris, tls);
+	for (uint64_t off = H1_START; off < H1_END; off += MiB)
+		ck_assert_int_eq(fetch(&b, 1, off, MiB, &ms), VMEM_FETCH_DATA);
+	be_close(&b);
+
+	/* A CA that did not sign the server's certificate: EIO in time. */
+	tls[1].certificates = certs_bad;
+	be_open(&b, 2, uris, tls);
+	ck_assert_int_eq(fetch(&b, 1, H1_START, 64 * KiB, &ms), -EIO);
+	printf("untrusted certificate: EIO after %.0f ms\n", ms);
+	ck_assert_msg(ms < TIMEOUT_MS + SLACK_MS, "EIO after %.0f ms", ms);
+	ck_assert_int_eq(fetch(&b, 0, H0_START, 64 * KiB, &ms),
+			 VMEM_FETCH_DATA);
+	be_close(&b);
+	fflush(stderr);
+	log = slurp(logf, NULL);
+	show_down_line("untrusted certificate", log);
+	ck_assert_msg(strstr(log, "TLS (require, X.509 ") &&
+		      strstr(log, certs_bad), "log: %s", log);
+	free(log);
+}
+END_TEST
+
 /* ---- the capture ----------------------------------------------------- */
 
 /* tcpdump on the host side of the veth, the server's port only. */
@@ -733,13 +871,14 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, wrong_psk_eio_then_retry);
 	tcase_add_test(tc, clear_uri_to_tls_server);
 	tcase_add_test(tc, tls_uri_to_clear_server);
+	tcase_add_test(tc, x509_trusted_reads_untrusted_refused);
 	tcase_add_test(tc, capture_clear_shows_marker_tls_does_not);
 	return s;
 }
 
 static void runner_cleanup(void)
 {
-	char path[160];
+	char path[320];
 
 	if (getpid() != runner_pid)
 		return;
@@ -750,12 +889,17 @@ static void runner_cleanup(void)
 	static const char *const files[] = {
 		"good.psk", "other.psk", "loose.psk", "cli.conf",
 		"wrongpsk.log", "clear2tls.log", "tls2clear.log",
-		"clear.pcap", "tls.pcap",
+		"clear.pcap", "tls.pcap", "x509.log",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
 		unlink(path);
 	}
+	/* The certificate directories of the X.509 test. */
+	snprintf(path, sizeof(path), "rm -rf %s/ca-a %s/ca-b %s/client-a %s/client-b",
+		 dir, dir, dir, dir);
+	if (system(path) != 0)
+		fprintf(stderr, "check_tls: could not remove %s's certificates\n", dir);
 	rmdir(dir);
 	dir[0] = '\0';
 }

@@ -527,6 +527,13 @@ struct nbd_handle *vt_nbd_connect_psk(const char *uri, const char *psk,
 				      int timeout_ms, char *err,
 				      size_t errlen)
 {
+	return vt_nbd_connect_tls(uri, psk, NULL, timeout_ms, err, errlen);
+}
+
+struct nbd_handle *vt_nbd_connect_tls(const char *uri, const char *psk,
+				      const char *certs, int timeout_ms,
+				      char *err, size_t errlen)
+{
 	double deadline = vt_now_ms() + timeout_ms;
 
 	for (;;) {
@@ -536,8 +543,10 @@ struct nbd_handle *vt_nbd_connect_psk(const char *uri, const char *psk,
 			vt_set_err(err, errlen, "nbd_create: %s", nbd_get_error());
 			return NULL;
 		}
-		if (psk && (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) == -1 ||
-			    nbd_set_tls_psk_file(h, psk) == -1)) {
+		if ((psk || certs) &&
+		    (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) == -1 ||
+		     (psk && nbd_set_tls_psk_file(h, psk) == -1) ||
+		     (!psk && nbd_set_tls_certificates(h, certs) == -1))) {
 			vt_set_err(err, errlen, "TLS: %s", nbd_get_error());
 			nbd_close(h);
 			return NULL;
@@ -581,14 +590,21 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 	snprintf(pidfile, sizeof(pidfile), "/tmp/vt-nbdkit-%d-%d.pid",
 		 (int)getpid(), n->port);
 	unlink(pidfile);
-	if (n->tls_psk[0])
+	if (n->tls_certs[0])
+		snprintf(n->uri, sizeof(n->uri), "nbds://%s:%d", n->addr,
+			 n->port);
+	else if (n->tls_psk[0])
 		snprintf(n->uri, sizeof(n->uri), "nbds://%s@%s:%d",
 			 n->tls_user[0] ? n->tls_user : "vmt", n->addr,
 			 n->port);
 	else
 		snprintf(n->uri, sizeof(n->uri), "nbd://%s:%d", n->addr,
 			 n->port);
-	snprintf(tlsarg, sizeof(tlsarg), "--tls-psk=%s", n->tls_psk);
+	if (n->tls_certs[0])
+		snprintf(tlsarg, sizeof(tlsarg), "--tls-certificates=%s",
+			 n->tls_certs);
+	else
+		snprintf(tlsarg, sizeof(tlsarg), "--tls-psk=%s", n->tls_psk);
 	snprintf(tlsmode, sizeof(tlsmode), "--tls=%s",
 		 n->tls_optional ? "on" : "require");
 	pid = fork();
@@ -629,11 +645,11 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 		 * requests in flight, which is what a timed-out reader does.
 		 * One worker thread per connection never showed it.
 		 */
-		if (exit_with_parent && n->tls_psk[0])
+		if (exit_with_parent && (n->tls_psk[0] || n->tls_certs[0]))
 			execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-i", n->addr,
 			       "-p", port, tlsmode, tlsarg, "memory",
 			       n->size, (char *)NULL);
-		else if (n->tls_psk[0])
+		else if (n->tls_psk[0] || n->tls_certs[0])
 			execlp("nbdkit", "nbdkit", "-P", pidfile, "-t", "1",
 			       "-i", n->addr, "-p", port, tlsmode,
 			       tlsarg, "memory", n->size, (char *)NULL);
@@ -691,8 +707,9 @@ int vt_nbdkit_start(struct vt_nbdkit *n, bool exit_with_parent,
 			n->pid = 0;
 			return -1;
 		}
-		h = vt_nbd_connect_psk(n->uri, n->tls_psk[0] ? n->tls_psk :
-				       NULL, 0, err, errlen);
+		h = vt_nbd_connect_tls(n->uri, n->tls_psk[0] ? n->tls_psk :
+				       NULL, n->tls_certs[0] ? n->tls_certs : NULL,
+				       0, err, errlen);
 		if (h) {
 			nbd_close(h);
 			return 0;

@@ -99,6 +99,10 @@ struct vt_nbdkit {
 	char tls_psk[128];
 	char tls_user[32];
 	bool tls_optional;	/* with tls_psk: --tls=on (TLS or clear) */
+	/* Instead of tls_psk: --tls-certificates=DIR (server-cert.pem,
+	 * server-key.pem, ca-cert.pem); readiness is checked against the
+	 * ca-cert.pem there. */
+	char tls_certs[128];
 	char uri[96];		/* nbd://addr:port, nbds://user@addr:port */
 };
 
@@ -139,6 +143,10 @@ struct nbd_handle *vt_nbd_connect(const char *uri, int timeout_ms,
 struct nbd_handle *vt_nbd_connect_psk(const char *uri, const char *psk,
 				      int timeout_ms, char *err,
 				      size_t errlen);
+/* ... or with X.509 certificates directory @certs when @psk is NULL. */
+struct nbd_handle *vt_nbd_connect_tls(const char *uri, const char *psk,
+				      const char *certs, int timeout_ms,
+				      char *err, size_t errlen);
 
 /*
  * Write a PSK file for nbdkit and libnbd at @path, mode 0600: one line
