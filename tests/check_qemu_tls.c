@@ -463,7 +463,7 @@ START_TEST(qemu_refuses_clear_nbd_to_network)
 	ck_assert_msg(start_qemu2(&g, "bad.conf", err, sizeof(err)) < 0,
 		      "QEMU started with clear NBD to %s", E->sub_clear.uri);
 	printf("info: QEMU refused: %.300s\n", err);
-	ck_assert_msg(strstr(err, "bad.conf:3: subhost URI") &&
+	ck_assert_msg(strstr(err, "bad.conf:4: subhost URI") &&
 		      strstr(err, "would send guest memory in clear NBD") &&
 		      strstr(err, "tls = off"), "QEMU said: %s", err);
 	stop_qemu2(&g);
