@@ -291,6 +291,63 @@ static void rand_read(int m, unsigned int seed, double *lat)
 	close(fd);
 }
 
+/* ---- raw libnbd, the floor of what vmemfs can do ------------------------ */
+
+static struct nbd_handle *raw_connect(int m)
+{
+	char uri[128], err[512];
+	struct nbd_handle *h;
+
+	snprintf(uri, sizeof(uri), m == TLS ? "nbds://vmt@%s:%d" :
+		 "nbd://%s:%d", S.sub.addr, S.sub.port);
+	h = vt_nbd_connect_psk(uri, m == TLS ? S.psk : NULL, 5000, err,
+			       sizeof(err));
+	if (!h)
+		die("%s", err);
+	return h;
+}
+
+/* MiB/s of synchronous 1 MiB nbd_pread()s over the homed half. */
+static double raw_seq(int m)
+{
+	struct nbd_handle *h = raw_connect(m);
+	char *buf = malloc(MiB);
+	double t0 = vt_now_ms();
+
+	if (!buf)
+		die("out of memory");
+	for (uint64_t off = HOME_START; off < HOME_START + HOME_LEN;
+	     off += MiB)
+		if (nbd_pread(h, buf, MiB, off, 0) < 0)
+			die("nbd_pread: %s", nbd_get_error());
+	t0 = vt_now_ms() - t0;
+	nbd_shutdown(h, 0);
+	nbd_close(h);
+	free(buf);
+	return (double)HOME_LEN / MiB / (t0 / 1000);
+}
+
+/* Latencies (µs) of RAND_READS synchronous 64 KiB nbd_pread()s (what
+ * vmemfs fetches for a 4 KiB read: one chunk). */
+static void raw_rand(int m, unsigned int seed, double *lat)
+{
+	struct nbd_handle *h = raw_connect(m);
+	static char buf[64 * 1024];
+
+	for (int i = 0; i < RAND_READS; i++) {
+		uint64_t c = vt_splitmix64(seed * 7919ULL + (uint64_t)i) %
+			     (HOME_LEN / sizeof(buf));
+		double t0 = vt_now_ms();
+
+		if (nbd_pread(h, buf, sizeof(buf), HOME_START + c * sizeof(buf),
+			      0) < 0)
+			die("nbd_pread: %s", nbd_get_error());
+		lat[i] = (vt_now_ms() - t0) * 1000;
+	}
+	nbd_shutdown(h, 0);
+	nbd_close(h);
+}
+
 /* ---- the handshake ----------------------------------------------------- */
 
 static struct nbdconn *pool(int m, const struct vt_nbdkit *n)
@@ -406,6 +463,8 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	static double lat[NMODES][MAX_REPS * RAND_READS];
+	static double rlat[NMODES][MAX_REPS * RAND_READS];
+	double rseq[NMODES][MAX_REPS], rseq_m[NMODES], rp50[NMODES];
 	double seq[NMODES][MAX_REPS];
 	double conn[NMODES][MAX_REPS], reconn[NMODES][MAX_REPS];
 	double live[NMODES][MAX_REPS], pin[NMODES];
@@ -439,6 +498,12 @@ int main(int argc, char **argv)
 		}
 	}
 	vt_vmemfs_stop_all(S.fs, NMODES);
+	for (int r = 0; r < reps; r++) {
+		for (int m = 0; m < NMODES; m++) {
+			rseq[m][r] = raw_seq(m);
+			raw_rand(m, (unsigned int)r, &rlat[m][r * RAND_READS]);
+		}
+	}
 
 	for (int r = 0; r < reps; r++) {
 		for (int m = 0; m < NMODES; m++) {
@@ -471,6 +536,8 @@ int main(int argc, char **argv)
 		conn_m[m] = median(conn[m], reps);
 		reconn_m[m] = median(reconn[m], reps);
 		live_m[m] = median(live[m], reps);
+		rseq_m[m] = median(rseq[m], reps);
+		rp50[m] = median(rlat[m], reps * RAND_READS);
 	}
 	printf("| one sub-host in a netns (veth), nbdkit --tls=on --tls-psk, same run, medians of %d | clear | TLS (PSK) | TLS / clear | target |\n",
 	       reps);
@@ -481,6 +548,10 @@ int main(int argc, char **argv)
 	       reps * RAND_READS, p50[CLEAR], p50[TLS], p50[TLS] / p50[CLEAR]);
 	printf("| vmemfs 4 KiB random reads, latency mean | %.0f us | %.0f us | %.2fx | |\n",
 	       mean[CLEAR], mean[TLS], mean[TLS] / mean[CLEAR]);
+	printf("| raw libnbd 1 MiB synchronous reads, one connection (floor) | %.0f MiB/s | %.0f MiB/s | %.2fx | |\n",
+	       rseq_m[CLEAR], rseq_m[TLS], rseq_m[TLS] / rseq_m[CLEAR]);
+	printf("| raw libnbd 64 KiB random reads, latency p50 (floor) | %.0f us | %.0f us | %.2fx | |\n",
+	       rp50[CLEAR], rp50[TLS], rp50[TLS] / rp50[CLEAR]);
 	printf("| vmem-page-in of 256 MiB, chunk 1 MiB, paused guest | %.0f MiB/s | %.0f MiB/s | %.2fx | |\n",
 	       pin[CLEAR], pin[TLS], pin[TLS] / pin[CLEAR]);
 	printf("| connect: a new pool's first 4 KiB read | %.2f ms | %.2f ms | %.2fx | |\n",

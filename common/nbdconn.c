@@ -532,8 +532,7 @@ static int set_tls(struct nbdconn *c, struct nbd_handle *h)
  * and which credentials were used, so the operator knows where to look.
  * A server that wants TLS from a clear client gets its own hint.
  */
-static void explain_tls(struct nbdconn *c, struct nbd_handle *h, char *why,
-			size_t whylen)
+static void explain_tls(const struct nbdconn *c, char *why, size_t whylen)
 {
 	char m[256];
 
@@ -545,18 +544,15 @@ static void explain_tls(struct nbdconn *c, struct nbd_handle *h, char *why,
 				 m);
 		return;
 	}
-	if (strstr(m, "handshake") || strstr(m, "gnutls") ||
-	    strstr(m, "TLS") || strstr(m, "tls") || strstr(m, "PSK") ||
-	    strstr(m, "certificate")) {
+	/* Not every failed handshake is TLS's: a wrong export name is not. */
+	if (strstr(m, "gnutls") || strstr(m, "TLS") || strstr(m, "tls") ||
+	    strstr(m, "PSK") || strstr(m, "certificate"))
 		snprintf(why, whylen, "TLS (%s, %s %s%s%s) failed: %s",
 			 vmem_tls_mode_name(c->tls),
 			 c->psk_file ? "PSK" : "X.509",
 			 c->psk_file ? c->psk_file : c->certificates,
 			 c->username ? " as " : "",
 			 c->username ? c->username : "", m);
-		return;
-	}
-	(void)h;
 }
 
 /* Connect a new handle before @deadline without ever blocking on the
@@ -653,7 +649,7 @@ static int conn_open(struct nbdconn *c, uint64_t deadline,
 fail:
 	e = nbd_err();
 	set_why_nbd(why, whylen, e);
-	explain_tls(c, h, why, whylen);
+	explain_tls(c, why, whylen);
 out:
 	nbd_close(h);
 	free(numeric);

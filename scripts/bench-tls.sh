@@ -12,7 +12,7 @@
 # The table goes to stdout and to build/bench-tls.txt.  Needs root
 # (network namespace, FUSE, userfaultfd), nbdkit, the patched QEMU and the
 # test guest (make bench-tls builds them).  Killed after BENCH_TLS_TIMEOUT
-# seconds (600).
+# seconds (600) per table.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,17 +45,34 @@ trap 'exit 143' TERM
 	echo "# bench-tls $(date -u +%Y-%m-%dT%H:%M:%SZ): $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# nbdkit $(nbdkit --version | cut -d' ' -f2), libnbd $(dpkg-query -W -f '${Version}' libnbd0 2>/dev/null), GnuTLS $(dpkg-query -W -f '${Version}' libgnutls30 2>/dev/null)"
 } >"$OUT.new"
-VMEMFS=$ROOT/build/vmemfs "$BIN" "$@" >>"$OUT.new" &
-pid=$!
-deadline=$((SECONDS + TIMEOUT))
-while kill -0 "$pid" 2>/dev/null; do
-	if [ "$SECONDS" -ge "$deadline" ]; then
-		echo "bench-tls: no result after ${TIMEOUT} s; stopping" >&2
-		exit 1
-	fi
-	sleep 1
-done
-wait "$pid" || { echo "bench-tls: tlsbench failed" >&2; exit 1; }
-pid=
+# run TITLE [ENV=VALUE]: one table, every process (tlsbench, nbdkit,
+# vmemfs, QEMU) with the same environment.
+run() {
+	local title=$1
+	shift
+	printf '\n%s\n\n' "$title" >>"$OUT.new"
+	env "$@" VMEMFS="$ROOT/build/vmemfs" "$BIN" $ARGS >>"$OUT.new" &
+	pid=$!
+	deadline=$((SECONDS + TIMEOUT))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			echo "bench-tls: no result after ${TIMEOUT} s; stopping" >&2
+			exit 1
+		fi
+		sleep 1
+	done
+	wait "$pid" || { echo "bench-tls: tlsbench failed" >&2; exit 1; }
+	pid=
+}
+ARGS="$*"
+# GnuTLS's own choice of cipher (libnbd and nbdkit both ask for NORMAL).
+run "GnuTLS default priorities:"
+# The same with ChaCha20-Poly1305 disabled system-wide for these processes
+# (GnuTLS's [overrides] in a priority file), so AES-GCM is negotiated.
+PRIO=$(mktemp /tmp/vmt-tlsbench-prio.XXXXXX)
+printf '[overrides]\ntls-disabled-cipher = CHACHA20-POLY1305\n' >"$PRIO"
+run "ChaCha20-Poly1305 disabled (GNUTLS_SYSTEM_PRIORITY_FILE), AES-GCM negotiated:" \
+	GNUTLS_SYSTEM_PRIORITY_FILE="$PRIO"
+rm -f "$PRIO"
 mv "$OUT.new" "$OUT"
 cat "$OUT"
