@@ -600,6 +600,36 @@ START_TEST(tls_uri_to_clear_server)
 }
 END_TEST
 
+/* tls = prefer: TLS where the sub-host offers it, clear where it does not;
+ * the bytes right either way. */
+START_TEST(prefer_takes_tls_or_clear)
+{
+	struct vt_nbdkit tlsonly, clear;
+	struct vmem_tls tls[2];
+	const char *uris[2];
+	char u0[96], u1[96];
+	struct be b;
+	double ms;
+
+	start_server(&tlsonly, 0, psk_good);
+	fill_export(&tlsonly, H0_START, H0_END, NULL);
+	start_server(&clear, 1, NULL);
+	fill_export(&clear, H1_START, H1_END, NULL);
+	/* nbd:// URIs: with prefer, libnbd upgrades when it can. */
+	snprintf(u0, sizeof(u0), "nbd://vmt@%s:%d", tlsonly.addr, tlsonly.port);
+	snprintf(u1, sizeof(u1), "nbd://%s:%d", clear.addr, clear.port);
+	uris[0] = u0;
+	uris[1] = u1;
+	for (int i = 0; i < 2; i++)
+		tls[i] = (struct vmem_tls){ .mode = VMEM_TLS_PREFER,
+					    .psk_file = psk_good };
+	be_open(&b, 2, uris, tls);
+	ck_assert_int_eq(fetch(&b, 0, H0_START, MiB, &ms), VMEM_FETCH_DATA);
+	ck_assert_int_eq(fetch(&b, 1, H1_START, MiB, &ms), VMEM_FETCH_DATA);
+	be_close(&b);
+}
+END_TEST
+
 /* ---- X.509 ---------------------------------------------------------------- */
 
 /* sh -c @cmd, which must exit 0. */
@@ -872,6 +902,7 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, clear_uri_to_tls_server);
 	tcase_add_test(tc, tls_uri_to_clear_server);
 	tcase_add_test(tc, x509_trusted_reads_untrusted_refused);
+	tcase_add_test(tc, prefer_takes_tls_or_clear);
 	tcase_add_test(tc, capture_clear_shows_marker_tls_does_not);
 	return s;
 }
