@@ -91,8 +91,9 @@ DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 DEPS_PKGS += python3-drgn crash makedumpfile
 # The host tools the shadow /proc tests and make demo run on the guest.
 DEPS_PKGS += procps net-tools
-# The TLS tests capture the sub-hosts' traffic (tests/check_*tls.c).
-DEPS_PKGS += tcpdump
+# The TLS tests capture the sub-hosts' traffic and make X.509
+# certificates with certtool (tests/check_*tls.c).
+DEPS_PKGS += tcpdump gnutls-bin
 
 all: $(B)/vmemfs
 
