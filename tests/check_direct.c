@@ -640,7 +640,7 @@ END_TEST
 START_TEST(cache_serves_within_ttl_only)
 {
 	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
-	uint64_t h0, m0, r0;
+	uint64_t h0, m0, b0;
 	double t_fetch;
 
 	vm.cache_size = 16 * CHUNK;
@@ -651,7 +651,9 @@ START_TEST(cache_serves_within_ttl_only)
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
 	ck_assert_uint_eq(backend_stat("cache_misses"), 4);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 0);
-	ck_assert_uint_eq(st.sub[0].requests, 4);
+	/* Four adjacent chunks fetched: one request. */
+	ck_assert_uint_eq(st.sub[0].bytes, 4 * CHUNK);
+	ck_assert_uint_eq(st.sub[0].requests, 1);
 
 	/* The sub-host's copy changes; within the TTL we still see what
 	 * was fetched, which proves the bytes came from the cache. */
@@ -661,16 +663,16 @@ START_TEST(cache_serves_within_ttl_only)
 	ck_assert_double_lt(vt_now_ms() - t_fetch, 300);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 5);
 	ck_assert_uint_eq(backend_stat("cache_misses"), 4);
-	ck_assert_uint_eq(st.sub[0].requests, 4);
+	ck_assert_uint_eq(st.sub[0].bytes, 4 * CHUNK);
 
 	vt_sleep_ms(350);
 	h0 = backend_stat("cache_hits");
 	m0 = backend_stat("cache_misses");
-	r0 = st.sub[0].requests;
+	b0 = st.sub[0].bytes;
 	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
 	ck_assert_uint_eq(backend_stat("cache_hits"), h0);
 	ck_assert_uint_eq(backend_stat("cache_misses") - m0, 4);
-	ck_assert_uint_eq(st.sub[0].requests - r0, 4);
+	ck_assert_uint_eq(st.sub[0].bytes - b0, 4 * CHUNK);
 }
 END_TEST
 
@@ -691,29 +693,30 @@ START_TEST(no_seq_no_cache)
 	write_pattern(0, x, len, SEED_NEW);
 	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 0);
-	ck_assert_uint_eq(st.sub[0].requests, 8);
+	ck_assert_uint_eq(st.sub[0].bytes, 8 * CHUNK);
 }
 END_TEST
 
 START_TEST(cache_obeys_eviction_sequence)
 {
 	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
-	uint64_t h0, m0, r0;
+	uint64_t h0, m0, b0;
 
 	vm.cache_size = 16 * CHUNK;
 	vm.cache_ttl_ms = 10000;
 	be_open();
 
-#define EXPECT(hits, misses, reqs) do {				\
+	/* Counted in chunks fetched: what the sub-host sent. */
+#define EXPECT(hits, misses, chunks) do {				\
 	ck_assert_uint_eq(backend_stat("cache_hits") - h0, hits);		\
 	ck_assert_uint_eq(backend_stat("cache_misses") - m0, misses);	\
-	ck_assert_uint_eq(st.sub[0].requests - r0, reqs);	\
+	ck_assert_uint_eq(st.sub[0].bytes - b0, (chunks) * CHUNK);	\
 	h0 = backend_stat("cache_hits");					\
 	m0 = backend_stat("cache_misses");					\
-	r0 = st.sub[0].requests;				\
+	b0 = st.sub[0].bytes;				\
 } while (0)
 
-	h0 = m0 = r0 = 0;
+	h0 = m0 = b0 = 0;
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
 	EXPECT(0, 4, 4);
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);

@@ -19,9 +19,16 @@
  * turn into a burst of doomed connects; the first read after that tries
  * again, so recovery needs no timer thread.
  *
- * Requests to a sub-host are always whole aligned chunks (clipped to the
- * home range), whatever the reader asked for: that is the unit the cache
- * keeps and the unit the config's chunk-size promises.
+ * What is fetched is always whole aligned chunks (clipped to the home
+ * range), whatever the reader asked for: that is the unit the cache
+ * keeps and the unit the config's chunk-size promises.  chunk-size is
+ * not the size of a request, though: adjacent chunks of one fetch that
+ * land next to each other in the caller's buffer go out as one request
+ * (nbdconn cuts it to the server's maximum block size), so a 1 MiB read
+ * of 64K chunks is one 1 MiB NBD read, not sixteen.  A chunk that sticks
+ * out of the caller's buffer (the first and the last of an unaligned
+ * read) lands in a spare buffer, and a chunk the cache served is not
+ * asked for, so those split the run: at most one request more each.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -125,19 +132,30 @@ static int fetch_remote(struct direct_sub *s, struct piece *pieces, size_t n,
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
-		if (pieces[i].need)
-			rq[k++] = (struct nbdconn_req){
-				.op = NBDCONN_READ, .buf = pieces[i].dst,
-				.off = pieces[i].off, .len = pieces[i].len,
-			};
+		const struct piece *p = &pieces[i];
+		struct nbdconn_req *prev = k ? &rq[k - 1] : NULL;
+
+		if (!p->need)
+			continue;
+		/* Next to the previous request on the export and in
+		 * memory: the same request, longer. */
+		if (prev && prev->off + prev->len == p->off &&
+		    (unsigned char *)prev->buf + prev->len == p->dst) {
+			prev->len += p->len;
+			continue;
+		}
+		rq[k++] = (struct nbdconn_req){
+			.op = NBDCONN_READ, .buf = p->dst,
+			.off = p->off, .len = p->len,
+		};
 	}
 	rc = nbdconn_run(s->nc, rq, k, deadline, why, sizeof(why));
 	for (size_t i = 0; i < k; i++) {
 		if (!rq[i].sent)
 			continue;
-		sent++;
+		sent += rq[i].parts;
 		if (rc >= 0 && rq[i].answered && !rq[i].err) {
-			ok++;
+			ok += rq[i].parts;
 			vmem_stat_add(s->st->bytes, rq[i].len);
 			vmem_hist_add(&s->st->latency, rq[i].ns);
 		}
@@ -145,7 +163,7 @@ static int fetch_remote(struct direct_sub *s, struct piece *pieces, size_t n,
 	vmem_stat_add(s->st->requests, sent);
 	if (rc == 0)
 		return 0;
-	vmem_stat_add(s->st->errors, sent ? k - ok : 1);
+	vmem_stat_add(s->st->errors, sent ? sent - ok : 1);
 	if (rc == NBDCONN_REFUSED)
 		log_refused(s, why);
 	return -EIO;
