@@ -279,6 +279,31 @@ check vm4k-remote "$VM4K" 512M 8M $SEED_REMOTE
 check vm1m-remote "$VM1M" 512M 32M $SEED_REMOTE
 check ref-local "$REF" 0 32M $SEED_LOCAL
 
+# Each mount scans guest memory for a kernel when it starts (the
+# `kernel` file), which here reads the whole remote half page by page,
+# a chunk fetched per page: seconds of both CPUs, more with the 1M
+# chunks.  Measure only once every mount's sub-host traffic has stopped.
+sub_requests() {
+	tr -d ' \n' <"$1/stats" | grep -o '"requests":[0-9]*' |
+		awk -F: '{ n += $2 } END { print n + 0 }'
+}
+wait_quiet() {
+	local vm prev cur i
+	for vm in bench bench4k bench1m; do
+		prev=-1
+		for i in $(seq 240); do
+			cur=$(sub_requests "$WORK/$vm")
+			[ "$cur" = "$prev" ] && break
+			prev=$cur
+			sleep 0.5
+		done
+		[ "$cur" = "$prev" ] ||
+			die "$vm: sub-host requests still growing after 120 s"
+	done
+}
+echo "bench: waiting for the mounts' kernel scans to end" >&2
+wait_quiet
+
 if [ -n "${BENCH_HOLD:-}" ]; then
 	echo "bench: holding; memory file $MEMFILE, sub-host $URI" \
 	     "(pid $NBD_PID)"
