@@ -12,7 +12,8 @@
 #   - vmemfs mounted three times on that memory file, no cache: chunk-size
 #     64K (local and sequential remote), 4K (remote 4 KiB latency, so that
 #     vmemfs fetches exactly the bytes raw libnbd fetches) and 1M (for
-#     information: sequential remote with one request per 1 MiB read);
+#     information: sequential remote with one chunk per 1 MiB read; with
+#     64K chunks a 1 MiB read is one request too, of sixteen chunks);
 #   - bench/refdaemon, the minimal libfuse daemon, serving the same file.
 # It checks that each mount serves the right bytes, then runs every
 # measurement RUNS times, the two sides of each ratio back to back, and
