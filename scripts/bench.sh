@@ -458,6 +458,20 @@ table() {
 		vm1m_remote_seq nbd_remote_seq GiBps GiB/s "  " -
 	echo "    (libnbd sequential baseline: best of depth 1 and 4; depth 1" \
 	     "won $d1, depth 4 won $d4 rounds)"
+	# What a 1 MiB read costs any FUSE daemon beyond the bytes: the
+	# minimal daemon's time per GiB minus pread's (a copy of every byte
+	# into the reader's pages, and the round trip).  Added to raw
+	# libnbd's time it bounds the ratio when everything runs in series
+	# (one CPU); with the sub-host on its own CPU its work overlaps and
+	# the bound is looser.
+	awk -v n="$(med nbd_remote_seq GiBps)" \
+	    -v f="$(med ref_local_seq GiBps)" \
+	    -v p="$(med pread_seq GiBps)" 'BEGIN {
+		fo = 1 / f - 1 / p
+		printf "    remote 1M seq: libnbd %.3f s/GiB + FUSE itself" \
+		       " %.3f s/GiB (refdaemon - pread); in series any FUSE" \
+		       " daemon is at most %.2f of libnbd\n", 1 / n, fo,
+		       (1 / n) / (1 / n + fo) }'
 	# Where a remote 4K read's time goes: libnbd's own round trip, a
 	# FUSE round trip (what refdaemon costs per read), and the rest.
 	# The FUSE round trip alone sets a floor no FUSE daemon can beat.
