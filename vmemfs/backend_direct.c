@@ -48,10 +48,11 @@
 #define DIRECT_RETRY_MS 100		/* quiet time after a failure */
 #define DIRECT_STACK_PIECES 16		/* pieces kept off the heap */
 /*
- * Requests in flight per fetch.  Deep queues do not pay: measured with
- * nbdkit on loopback, 64K reads ran at 2.9-3.2 GiB/s with 4 in flight and
- * 2.0-2.2 GiB/s with 16 (the server's threads contend), and a 1 MiB read
- * of 64K chunks went from 0.52x to 0.62x raw libnbd with a window of 4.
+ * NBD commands in flight per fetch: the head, middle and tail requests of
+ * an unaligned read, and the parts of a request longer than the server's
+ * maximum block size.  Deep queues do not pay: measured with nbdkit on
+ * loopback, 64K reads ran at 2.9-3.2 GiB/s with 4 in flight and 2.0-2.2
+ * GiB/s with 16 (the server's threads contend).
  */
 #define DIRECT_WINDOW 4
 
