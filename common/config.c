@@ -45,6 +45,7 @@ enum key {
 	K_KERNEL_BTF,
 	K_KERNEL_MAP,
 	K_PROC_REFRESH,
+	K_FETCH_MERGE,
 	N_KEYS
 };
 
@@ -63,6 +64,7 @@ static const char *const key_names[N_KEYS] = {
 	[K_KERNEL_BTF] = "kernel-btf",
 	[K_KERNEL_MAP] = "kernel-map",
 	[K_PROC_REFRESH] = "proc-refresh",
+	[K_FETCH_MERGE] = "fetch-merge",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -404,6 +406,15 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->local_limit = v;
 		vm->local_limit_set = true;
 		vm->local_limit_line = line;
+		return 0;
+	case K_FETCH_MERGE:
+		if (strcmp(val, "on") == 0)
+			vm->fetch_merge_off = false;
+		else if (strcmp(val, "off") == 0)
+			vm->fetch_merge_off = true;
+		else
+			return perr(ps, line,
+				    "fetch-merge '%s' is not one of: on, off", val);
 		return 0;
 	case K_LAYOUT:
 		if (strcmp(val, "flat") == 0)
@@ -944,6 +955,8 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 		vmem_format_duration(vm->proc_refresh_ms, buf, sizeof(buf));
 		fprintf(out, "proc-refresh = %s\n", buf);
 	}
+	if (vm->fetch_merge_off)
+		fprintf(out, "fetch-merge = off\n");
 	for (i = 0; i < vm->n_subhosts; i++) {
 		char e[32];
 

@@ -973,6 +973,21 @@ START_TEST(adjacent_chunks_are_one_request)
 }
 END_TEST
 
+/* fetch-merge = off: the paper's transfers, one request per chunk. */
+START_TEST(fetch_merge_off_sends_one_request_per_chunk)
+{
+	long at;
+
+	vm.fetch_merge_off = true;
+	be_open();
+	at = log_size();
+	ck_fetch_ok(bh, 0, 2 * MiB, 3 * CHUNK, SEED_DATA);
+	ck_reads(at, 3, { 2 * MiB, CHUNK }, { 2 * MiB + CHUNK, CHUNK },
+		 { 2 * MiB + 2 * CHUNK, CHUNK });
+	ck_assert_uint_eq(st.sub[0].requests, 3);
+}
+END_TEST
+
 /* A chunk the cache serves is not asked for again: it splits the run in
  * two requests, and the bytes around it still come from the sub-host. */
 START_TEST(cached_chunk_splits_the_request)
@@ -1151,6 +1166,7 @@ static Suite *direct_suite(void)
 			      20);
 	tcase_add_test(tc, adjacent_chunks_are_one_request);
 	tcase_add_test(tc, cached_chunk_splits_the_request);
+	tcase_add_test(tc, fetch_merge_off_sends_one_request_per_chunk);
 	tc = vt_tcase_checked(s, "small_max", setup_small_max,
 			      teardown_coalesce, 20);
 	tcase_add_test(tc, server_maximum_block_size_is_obeyed);

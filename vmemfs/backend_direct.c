@@ -29,6 +29,8 @@
  * out of the caller's buffer (the first and the last of an unaligned
  * read) lands in a spare buffer, and a chunk the cache served is not
  * asked for, so those split the run: at most one request more each.
+ * With fetch-merge = off every chunk is a request of its own, as the
+ * paper's direct fetch sends them (for comparisons with it).
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -70,6 +72,7 @@ struct direct {
 	uint64_t cache_hits;		/* chunks served from the cache */
 	uint64_t cache_misses;		/* cacheable chunks it did not have */
 	uint64_t chunk;
+	bool merge;			/* fetch-merge: adjacent chunks as one */
 	uint64_t timeout_ms;
 	struct vmem_cache *cache;	/* NULL: keep nothing */
 	size_t n_subs;
@@ -125,7 +128,7 @@ static void log_refused(struct direct_sub *s, const char *why)
  * a sub-host down).  0 or -EIO; @rq has room for every piece.
  */
 static int fetch_remote(struct direct_sub *s, struct piece *pieces, size_t n,
-			struct nbdconn_req *rq, uint64_t deadline)
+			struct nbdconn_req *rq, bool merge, uint64_t deadline)
 {
 	char why[256] = "";
 	size_t k = 0;
@@ -140,7 +143,7 @@ static int fetch_remote(struct direct_sub *s, struct piece *pieces, size_t n,
 			continue;
 		/* Next to the previous request on the export and in
 		 * memory: the same request, longer. */
-		if (prev && prev->off + prev->len == p->off &&
+		if (merge && prev && prev->off + prev->len == p->off &&
 		    (unsigned char *)prev->buf + prev->len == p->dst) {
 			prev->len += p->len;
 			continue;
@@ -263,7 +266,7 @@ static int direct_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	}
 
 	if (n_need) {
-		rc = fetch_remote(s, pieces, n, rq, deadline);
+		rc = fetch_remote(s, pieces, n, rq, d->merge, deadline);
 		if (rc < 0)
 			goto out;
 	}
@@ -344,6 +347,7 @@ static void *direct_open(const struct vmem_vm *vm,
 		goto nomem;
 	d->mf = mf && mf->seq ? mf : NULL;
 	d->chunk = vm->chunk_size;
+	d->merge = !vm->fetch_merge_off;
 	d->timeout_ms = vm->timeout_ms;
 	d->stats = stats;
 	d->subs = calloc(vm->n_subhosts + 1, sizeof(*d->subs));
