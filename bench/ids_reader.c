@@ -23,7 +23,13 @@
  * of fetching those bytes with libnbd that vmemfs's direct backend is
  * measured against.  With -c CHUNK (NBD only) each read fetches instead
  * the CHUNK-aligned whole chunks around it, as direct fetch does with
- * chunk-size CHUNK and no cache: raw libnbd doing the same transfers.
+ * chunk-size CHUNK and no cache, one request per chunk: raw libnbd doing
+ * the paper's transfers.  With -m as well, those chunks go out as the
+ * direct backend sends them now: adjacent chunks landing next to each
+ * other in one request (the first and the last chunk of a read that
+ * stick out of it land apart from the middle ones, so they are requests
+ * of their own unless they are the only two); raw libnbd doing the same
+ * transfers as vmemfs's direct fetch.
  *
  * Output, one line:
  *   result name=N scatter_s=A scan_s=B total_s=C bytes=D sum=0xH
@@ -49,6 +55,7 @@ struct target {
 	struct nbd_handle *nbd;		/* NBD, or NULL */
 	const char *name;
 	uint64_t chunk;			/* NBD: fetch whole chunks; 0 = no */
+	bool merge;			/* -m: adjacent chunks in one request */
 	unsigned char *cbuf;		/* room for the chunks of one read */
 };
 
@@ -100,11 +107,20 @@ static void read_exact(struct target *t, unsigned char *buf, size_t len,
 		uint64_t s = off & ~(t->chunk - 1);
 		uint64_t e = (off + len + t->chunk - 1) & ~(t->chunk - 1);
 
-		/* One request per chunk, as vmemfs sends them. */
-		for (uint64_t c = s; c < e; c += t->chunk)
-			if (nbd_pread(t->nbd, t->cbuf + (c - s), t->chunk, c,
-				      0) == -1)
+		/* One request per chunk, as the paper's direct fetch sends
+		 * them; with -m one per run of chunks that are all inside
+		 * the read, or all sticking out of it. */
+		for (uint64_t c = s; c < e;) {
+			bool in = c >= off && c + t->chunk <= off + len;
+			uint64_t n = t->chunk;
+
+			while (t->merge && c + n < e &&
+			       (c + n >= off && c + n + t->chunk <= off + len) == in)
+				n += t->chunk;
+			if (nbd_pread(t->nbd, t->cbuf + (c - s), n, c, 0) == -1)
 				die(t->name, nbd_get_error());
+			c += n;
+		}
 		memcpy(buf, t->cbuf + (off - s), len);
 		return;
 	}
@@ -153,7 +169,9 @@ static void usage(FILE *out)
 		"START LEN NSCATTER SCATTER_BS SCAN_START SCAN_LEN SCAN_BS\n"
 		"  TARGET: a file (vmemfs ram) or an nbd:// URI\n"
 		"  -c: NBD only, fetch the whole CHUNK-aligned chunks of each "
-		"read\n");
+		"read, one request per chunk\n"
+		"  -m: with -c, adjacent chunks in one request, as vmemfs's "
+		"direct backend sends them\n");
 }
 
 int main(int argc, char **argv)
@@ -162,12 +180,16 @@ int main(int argc, char **argv)
 	uint64_t seed = 1, chunk = 0, start, len, nscatter, sbs, scan0, scanlen, scanbs;
 	uint64_t rng, bytes = 0, h = 0xcbf29ce484222325ULL;
 	unsigned char *buf;
-	struct target t;
+	struct target t = { 0 };
+	bool merge = false;
 	double t0, t1, t2;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:s:c:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:c:mh")) != -1) {
 		switch (opt) {
+		case 'm':
+			merge = true;
+			break;
 		case 'c':
 			chunk = parse_size(optarg);
 			if (!chunk || (chunk & (chunk - 1)))
@@ -205,12 +227,15 @@ int main(int argc, char **argv)
 	if (!buf)
 		die("malloc", strerror(ENOMEM));
 	open_target(&t, argv[optind]);
+	if (merge && !chunk)
+		die("-m", "needs -c CHUNK");
 	if (chunk) {
 		uint64_t most = sbs > scanbs ? sbs : scanbs;
 
 		if (!t.nbd)
 			die("-c", "only for an NBD target");
 		t.chunk = chunk;
+		t.merge = merge;
 		t.cbuf = malloc((most + 2 * chunk) & ~(chunk - 1));
 		if (!t.cbuf)
 			die("malloc", strerror(ENOMEM));

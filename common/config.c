@@ -49,6 +49,7 @@ enum key {
 	K_TLS_PSK,
 	K_TLS_CERTS,
 	K_TLS_USER,
+	K_FETCH_MERGE,
 	N_KEYS
 };
 
@@ -71,6 +72,7 @@ static const char *const key_names[N_KEYS] = {
 	[K_TLS_PSK] = "tls-psk",
 	[K_TLS_CERTS] = "tls-certificates",
 	[K_TLS_USER] = "tls-username",
+	[K_FETCH_MERGE] = "fetch-merge",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -538,6 +540,15 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		vm->local_limit = v;
 		vm->local_limit_set = true;
 		vm->local_limit_line = line;
+		return 0;
+	case K_FETCH_MERGE:
+		if (strcmp(val, "on") == 0)
+			vm->fetch_merge_off = false;
+		else if (strcmp(val, "off") == 0)
+			vm->fetch_merge_off = true;
+		else
+			return perr(ps, line,
+				    "fetch-merge '%s' is not one of: on, off", val);
 		return 0;
 	case K_LAYOUT:
 		if (strcmp(val, "flat") == 0)
@@ -1249,6 +1260,8 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 		fprintf(out, "tls-certificates = %s\n", vm->tls_certificates);
 	if (vm->tls_username)
 		fprintf(out, "tls-username = %s\n", vm->tls_username);
+	if (vm->fetch_merge_off)
+		fprintf(out, "fetch-merge = off\n");
 	for (i = 0; i < vm->n_subhosts; i++) {
 		const struct vmem_subhost *sh = &vm->subhosts[i];
 		char e[32];

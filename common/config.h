@@ -111,6 +111,9 @@ struct vmem_vm {
 	bool ram_size_set;		/* given in the file */
 	char *backend;			/* a backend's name; default direct */
 	uint64_t chunk_size;		/* default 64K; power of 2, 4K..16M */
+	bool fetch_merge_off;		/* fetch-merge = off: one request per
+					 * chunk, as the paper's methods send
+					 * them; default on (false here) */
 	uint64_t cache_size;		/* default 4M; 0 = no cache */
 	uint64_t cache_ttl_ms;		/* default 100 */
 	uint64_t timeout_ms;		/* default 2000; must be > 0 */

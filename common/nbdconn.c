@@ -658,14 +658,19 @@ out:
 	return -e;
 }
 
+/* One command of @user_data (a request, maybe of several) answered. */
 static int req_done(void *user_data, int *error)
 {
 	struct nbdconn_req *r = user_data;
 	struct run *run = r->run_;
 
-	r->answered = true;
-	r->err = *error;
-	r->ns = vmem_now_ns() - r->ns;
+	if (*error && !r->err)
+		r->err = *error;
+	/* A refused part ends the request: no more of it is sent. */
+	if (--r->left_ == 0 && (r->issued_ == r->len || r->err)) {
+		r->answered = true;
+		r->ns = vmem_now_ns() - r->ns;
+	}
 	if (*error)
 		run->refused = true;
 	run->pending--;
@@ -691,23 +696,61 @@ static const char *op_name(enum nbdconn_op op)
 	       op == NBDCONN_WRITE ? "write" : "discard";
 }
 
-static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q)
+/*
+ * The longest read or write @h may send: the server's advertised maximum
+ * block size, else the 32M the NBD protocol lets a client assume, cut to
+ * a multiple of the advertised minimum so that no part breaks alignment.
+ */
+static uint64_t max_payload(struct nbd_handle *h)
+{
+	const uint64_t dflt = 32u << 20;
+	int64_t mx = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	int64_t mn = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	uint64_t m = mx > 0 && (uint64_t)mx < dflt ? (uint64_t)mx : dflt;
+
+	if (mn > 1 && (uint64_t)mn <= m)
+		m -= m % (uint64_t)mn;
+	return m;
+}
+
+/*
+ * Send the next command of @q: all of what is left of it, or @max of it
+ * for a read or write.  q->issued_ counts it before it goes, so that a
+ * completion that comes at once knows whether it was the last; on
+ * failure it is taken back.
+ */
+static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q, uint64_t max)
 {
 	nbd_completion_callback cb = {
 		.callback = req_done, .user_data = q,
 	};
+	uint64_t at = q->issued_, len = q->len - at;
+	char *buf = q->buf ? (char *)q->buf + at : NULL;
+	int64_t cookie = -1;
 
+	if (q->op != NBDCONN_DISCARD && len > max)
+		len = max;
+	q->issued_ += len;
+	q->left_++;
 	switch (q->op) {
 	case NBDCONN_READ:
-		return nbd_aio_pread(h, q->buf, q->len, q->off, cb, 0);
+		cookie = nbd_aio_pread(h, buf, len, q->off + at, cb, 0);
+		break;
 	case NBDCONN_WRITE:
-		return nbd_aio_pwrite(h, q->buf, q->len, q->off, cb, 0);
+		cookie = nbd_aio_pwrite(h, buf, len, q->off + at, cb, 0);
+		break;
 	case NBDCONN_DISCARD:
 		if (nbd_can_trim(h) == 1)
-			return nbd_aio_trim(h, q->len, q->off, cb, 0);
-		return nbd_aio_zero(h, q->len, q->off, cb, 0);
+			cookie = nbd_aio_trim(h, len, q->off + at, cb, 0);
+		else
+			cookie = nbd_aio_zero(h, len, q->off + at, cb, 0);
+		break;
 	}
-	return -1;
+	if (cookie == -1) {
+		q->issued_ -= len;
+		q->left_--;
+	}
+	return cookie;
 }
 
 /*
@@ -721,25 +764,31 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 		  struct nbdconn_req *r, size_t n, struct run *run,
 		  uint64_t deadline, bool *timed_out, char *why, size_t whylen)
 {
+	uint64_t max = max_payload(h);
 	size_t next = 0;
 	int e;
 
 	*run = (struct run){ 0 };
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		r[i].run_ = run;
+		r[i].issued_ = 0;
+		r[i].left_ = 0;
+		r[i].parts = 0;
+	}
 	for (;;) {
 		int ms;
 
 		/* Top up the window: pipelined, but bounded, so a huge call
 		 * does not queue thousands of commands in libnbd at once. */
 		while (!run->refused && next < n && run->pending < c->window) {
-			struct nbdconn_req *q = &r[next++];
+			struct nbdconn_req *q = &r[next];
 
-			q->ns = vmem_now_ns();
+			if (!q->sent)
+				q->ns = vmem_now_ns();
 			/* Counted first: if the handle is already dead,
 			 * libnbd may complete it before returning. */
 			run->pending++;
-			if (issue(h, q) == -1) {
+			if (issue(h, q, max) == -1) {
 				run->pending--;
 				e = nbd_err();
 				set_why_nbd(why, whylen, e);
@@ -747,12 +796,15 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 					return -e;
 				/* libnbd itself refused it (a range past the
 				 * export's end, say): still only this one. */
-				q->answered = true;
+				q->answered = q->left_ == 0;
 				q->err = e;
 				run->refused = true;
 				break;
 			}
 			q->sent = true;
+			q->parts++;
+			if (q->issued_ == q->len)
+				next++;
 		}
 		retire_done(h);
 		if (is_dead(h)) {

@@ -115,21 +115,31 @@ struct nbdconn_req {
 	enum nbdconn_op op;
 	void *buf;		/* READ: filled, WRITE: sent, else unused */
 	uint64_t off;
-	uint64_t len;		/* at most what the server accepts (32M) */
+	uint64_t len;		/* any length: see below */
 	/* out */
 	bool sent;		/* it went on the wire (on the last try) */
-	bool answered;		/* the server replied to it */
+	bool answered;		/* the server replied to all of it */
 	int err;		/* 0, or the errno of the server's refusal */
-	uint64_t ns;		/* from sending to the reply */
-	void *run_;		/* private to nbdconn */
+	unsigned int parts;	/* NBD commands it went out as */
+	uint64_t ns;		/* from sending its first to the last reply */
+	/* private to nbdconn */
+	void *run_;
+	uint64_t issued_;	/* bytes of it sent so far */
+	unsigned int left_;	/* its commands not answered yet */
 };
 
 /* nbdconn_run()'s result when the server refused some requests. */
 #define NBDCONN_REFUSED 1
 
 /*
- * Send the @n requests on one connection, at most @window in flight,
- * and wait for their replies until @deadline_ns (CLOCK_MONOTONIC).
+ * Send the @n requests on one connection, at most @window NBD commands in
+ * flight, and wait for their replies until @deadline_ns (CLOCK_MONOTONIC).
+ * A read or write longer than the server's maximum block size (what it
+ * advertised, or the protocol's 32M when it said nothing) goes out as
+ * several commands of at most that size, pipelined like the rest; it
+ * succeeds only if every one of them does (answered and err are about
+ * the whole request, parts says how many commands it took).  Discards go
+ * out whole.
  * Returns:
  *   0                 every request succeeded;
  *   NBDCONN_REFUSED   the server answered, and refused at least one

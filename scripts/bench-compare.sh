@@ -155,7 +155,7 @@ sub_p50() {
 
 # run_vmemfs BACKEND CHUNK RUN
 run_vmemfs() {
-	local name="$1-$2" conf="$TMP/vmemfs.conf" res raw rawc req p50 rss same
+	local name="$1-$2" conf="$TMP/vmemfs.conf" res raw rawc rawm req p50 rss same
 	cat >"$conf" <<EOF
 [cmp]
 memory-file = $MEM
@@ -177,6 +177,14 @@ EOF
 		die "raw chunked reader"
 	echo "$raw memfile_mib=$(memfile_mib) run=$3 before=$name" >>"$RAWOUT"
 	echo "$rawc run=$3 before=$name" >>"$RAWOUT"
+	# ... and the same requests as direct fetch sends (adjacent chunks
+	# of a read in one request), the floor for direct's own cost.
+	if [ "$1" = direct ]; then
+		# shellcheck disable=SC2046
+		rawm=$("$READER" -n "rawm-$2" -c "$2" -m "$URI" $(reader_args)) ||
+			die "raw merged reader"
+		echo "$rawm run=$3 before=$name" >>"$RAWOUT"
+	fi
 	mkdir -p "$MNT"
 	"$VMEMFS" -f -c "$conf" "$MNT" >"$TMP/vmemfs.log" 2>&1 &
 	VFS_PID=$!
@@ -310,6 +318,13 @@ none_f=$(med none fetched_mib guest)
 		printf '  %-5s direct %7.3f / %7.3f   remote paging %7.3f / %7.3f\n' "$c" \
 			"$(med "direct-$c" scatter_s)" "$(med "direct-$c" scan_s)" \
 			"$(med "remote-paging-$c" scatter_s)" "$(med "remote-paging-$c" scan_s)"
+	done
+	echo "direct fetch against raw libnbd sending the same requests (raw-same: synchronous nbd_pread, adjacent chunks of a read in one request, as the direct backend sends them):"
+	for c in $CHUNKS; do
+		d=$(med "direct-$c" total_s)
+		rm_=$(med "rawm-$c" total_s)
+		printf '  %-5s direct %8.3f s  raw-same %8.3f s  dir/raw-same %6s\n' \
+			"$c" "$d" "$rm_" "$(ratio "$d" "$rm_")"
 	done
 	echo "goals: rp/dir <= 1.3 at chunks >= 64K; direct within 1.5x of raw libnbd"
 } | tee "$OUT"

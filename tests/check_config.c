@@ -316,6 +316,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(vm->layout, VMEM_LAYOUT_FLAT);	/* no qmp */
 	ck_assert_ptr_null(vm->qmp);
 	ck_assert_uint_eq(vm->chunk_size, 64 * KiB);
+	ck_assert(!vm->fetch_merge_off);
 	ck_assert_uint_eq(vm->cache_size, 4 * MiB);
 	ck_assert_uint_eq(vm->cache_ttl_ms, 100);
 	ck_assert_uint_eq(vm->timeout_ms, 2000);
@@ -610,6 +611,8 @@ START_TEST(err_values)
 		   "vm.conf:3: backend 'remote-paging' needs qmp = PATH (the VM's QMP socket)");
 	expect_err(MIN "qmp = run/vm1.qmp\n",
 		   "vm.conf:3: qmp 'run/vm1.qmp' is not an absolute path to a unix socket");
+	expect_err(MIN "fetch-merge = no\n",
+		   "vm.conf:3: fetch-merge 'no' is not one of: on, off");
 	expect_err(MIN "layout = gpa\n",
 		   "vm.conf:3: layout 'gpa' is not one of: flat, auto");
 	expect_err(MIN "layout = auto\n",
@@ -1251,6 +1254,7 @@ static void assert_same_settings(const struct vmem_vm *a,
 	ck_assert_uint_eq(a->ram_size, b->ram_size);
 	ck_assert_str_eq(a->backend, b->backend);
 	ck_assert_uint_eq(a->chunk_size, b->chunk_size);
+	ck_assert_int_eq(a->fetch_merge_off, b->fetch_merge_off);
 	ck_assert_uint_eq(a->cache_size, b->cache_size);
 	ck_assert_uint_eq(a->cache_ttl_ms, b->cache_ttl_ms);
 	ck_assert_uint_eq(a->timeout_ms, b->timeout_ms);
@@ -1280,6 +1284,8 @@ static const char *const roundtrip_cfgs[] = {
 	"local-limit = 12288\n",
 	MIN "cache-size = 0\ncache-ttl = 0ms\ntimeout = 1ms\n"
 	"chunk-size = 16M\n",
+	MIN "fetch-merge = off\n",
+	MIN "fetch-merge = on\n",
 };
 
 START_TEST(roundtrip)

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +79,14 @@ static const uint64_t home_end[2] = { H0_END, H1_END };
 
 /* ---- servers -------------------------------------------------------- */
 
+/*
+ * What server 0 runs instead of `nbdkit memory 8M` when set: the
+ * coalescing tests put filters in front of it (and must then fill the
+ * memory through them), or serve a file with a script that refuses one
+ * range.  NULL-terminated; "nbdkit -f -t 1 -U SOCK" comes first.
+ */
+static const char *srv0_args[16];
+
 static void spawn_server(int i)
 {
 	char err[256];
@@ -100,6 +109,17 @@ static void spawn_server(int i)
 		 * SIGSTOP and finds that a client hung up on a connection
 		 * with two requests in flight, which is just what the
 		 * backend does after a timeout. */
+		if (i == 0 && srv0_args[0]) {
+			const char *argv[24] = {
+				"nbdkit", "-f", "-t", "1", "-U", sock[i],
+			};
+			size_t k = 6;
+
+			for (size_t j = 0; srv0_args[j] && k < 23; j++)
+				argv[k++] = srv0_args[j];
+			execvp("nbdkit", (char *const *)argv);
+			_exit(127);
+		}
 		execlp("nbdkit", "nbdkit", "-f", "-t", "1", "-U", sock[i],
 		       "memory", "8M", (char *)NULL);
 		_exit(127);
@@ -116,7 +136,8 @@ static void write_pattern(int i, uint64_t off, uint64_t len, uint64_t seed)
 
 	ck_assert_ptr_nonnull(buf);
 	while (len) {
-		uint64_t n = len < MiB ? len : MiB;
+		/* 32K: what the servers of the coalescing tests accept. */
+		uint64_t n = len < 32 * KiB ? len : 32 * KiB;
 
 		vt_pattern_fill(buf, off, n, seed);
 		ck_assert_msg(nbd_pwrite(filler[i], buf, n, off, 0) == 0,
@@ -197,12 +218,15 @@ static void kill_servers(void)
 
 /* ---- fixture -------------------------------------------------------- */
 
+static bool srv0_prefilled;	/* its file holds fill_server()'s bytes */
+
 static void setup(void)
 {
 	atexit(kill_servers);
 	for (int i = 0; i < 2; i++) {
 		spawn_server(i);
-		fill_server(i);
+		if (i > 0 || !srv0_prefilled)
+			fill_server(i);
 		subs[i] = (struct vmem_subhost){
 			.uri = uri[i],
 			.start = home_start[i],
@@ -640,7 +664,7 @@ END_TEST
 START_TEST(cache_serves_within_ttl_only)
 {
 	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
-	uint64_t h0, m0, r0;
+	uint64_t h0, m0, b0;
 	double t_fetch;
 
 	vm.cache_size = 16 * CHUNK;
@@ -651,7 +675,9 @@ START_TEST(cache_serves_within_ttl_only)
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
 	ck_assert_uint_eq(backend_stat("cache_misses"), 4);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 0);
-	ck_assert_uint_eq(st.sub[0].requests, 4);
+	/* Four adjacent chunks fetched: one request. */
+	ck_assert_uint_eq(st.sub[0].bytes, 4 * CHUNK);
+	ck_assert_uint_eq(st.sub[0].requests, 1);
 
 	/* The sub-host's copy changes; within the TTL we still see what
 	 * was fetched, which proves the bytes came from the cache. */
@@ -661,16 +687,16 @@ START_TEST(cache_serves_within_ttl_only)
 	ck_assert_double_lt(vt_now_ms() - t_fetch, 300);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 5);
 	ck_assert_uint_eq(backend_stat("cache_misses"), 4);
-	ck_assert_uint_eq(st.sub[0].requests, 4);
+	ck_assert_uint_eq(st.sub[0].bytes, 4 * CHUNK);
 
 	vt_sleep_ms(350);
 	h0 = backend_stat("cache_hits");
 	m0 = backend_stat("cache_misses");
-	r0 = st.sub[0].requests;
+	b0 = st.sub[0].bytes;
 	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
 	ck_assert_uint_eq(backend_stat("cache_hits"), h0);
 	ck_assert_uint_eq(backend_stat("cache_misses") - m0, 4);
-	ck_assert_uint_eq(st.sub[0].requests - r0, 4);
+	ck_assert_uint_eq(st.sub[0].bytes - b0, 4 * CHUNK);
 }
 END_TEST
 
@@ -691,29 +717,30 @@ START_TEST(no_seq_no_cache)
 	write_pattern(0, x, len, SEED_NEW);
 	ck_fetch_ok(bh, 0, x, len, SEED_NEW);
 	ck_assert_uint_eq(backend_stat("cache_hits"), 0);
-	ck_assert_uint_eq(st.sub[0].requests, 8);
+	ck_assert_uint_eq(st.sub[0].bytes, 8 * CHUNK);
 }
 END_TEST
 
 START_TEST(cache_obeys_eviction_sequence)
 {
 	const uint64_t x = 2 * MiB, len = 4 * CHUNK;
-	uint64_t h0, m0, r0;
+	uint64_t h0, m0, b0;
 
 	vm.cache_size = 16 * CHUNK;
 	vm.cache_ttl_ms = 10000;
 	be_open();
 
-#define EXPECT(hits, misses, reqs) do {				\
+	/* Counted in chunks fetched: what the sub-host sent. */
+#define EXPECT(hits, misses, chunks) do {				\
 	ck_assert_uint_eq(backend_stat("cache_hits") - h0, hits);		\
 	ck_assert_uint_eq(backend_stat("cache_misses") - m0, misses);	\
-	ck_assert_uint_eq(st.sub[0].requests - r0, reqs);	\
+	ck_assert_uint_eq(st.sub[0].bytes - b0, (chunks) * CHUNK);	\
 	h0 = backend_stat("cache_hits");					\
 	m0 = backend_stat("cache_misses");					\
-	r0 = st.sub[0].requests;				\
+	b0 = st.sub[0].bytes;				\
 } while (0)
 
-	h0 = m0 = r0 = 0;
+	h0 = m0 = b0 = 0;
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
 	EXPECT(0, 4, 4);
 	ck_fetch_ok(bh, 0, x, len, SEED_DATA);
@@ -757,6 +784,301 @@ START_TEST(cache_keeps_homes_apart)
 		ck_fetch_ok(bh, 0, 4 * MiB - 100, 200, SEED_DATA);
 		ck_fetch_ok(bh, 1, H1_START, CHUNK, SEED_DATA);
 	}
+}
+END_TEST
+
+/* ---- tests: coalescing ------------------------------------------ */
+
+static char log0[128];		/* server 0's nbdkit log filter output */
+static char img0[128];		/* the file server 0's script serves */
+
+/* Server 0 logs every request it gets (the log filter, outermost). */
+static void setup_logged(void)
+{
+	static const char *a[] = { "--filter=log", "memory", "8M", NULL, NULL };
+
+	snprintf(log0, sizeof(log0), "%s/log0.txt", dir);
+	unlink(log0);
+	a[3] = (char[160]){ 0 };
+	snprintf((char *)a[3], 160, "logfile=%s", log0);
+	memcpy(srv0_args, a, sizeof(a));
+	setup();
+}
+
+/* ... and advertises a maximum block size of 32K, refusing (EINVAL)
+ * any request longer than that. */
+static void setup_small_max(void)
+{
+	static const char *a[] = {
+		"--filter=log", "--filter=blocksize-policy", "memory", "8M",
+		NULL, "blocksize-maximum=32K", "blocksize-error-policy=error",
+		NULL,
+	};
+
+	snprintf(log0, sizeof(log0), "%s/log0.txt", dir);
+	unlink(log0);
+	a[4] = (char[160]){ 0 };
+	snprintf((char *)a[4], 160, "logfile=%s", log0);
+	memcpy(srv0_args, a, sizeof(a));
+	setup();
+}
+
+/* The 32K chunk of server 0 at BAD_OFF fails every read that touches it
+ * (EIO); the rest of the export reads as fill_server() leaves it. */
+#define BAD_OFF (2 * MiB + 64 * KiB)
+
+static void setup_refusing(void)
+{
+	static char pread_arg[512], size_arg[64];
+	static const char *a[] = {
+		"--filter=blocksize-policy", "eval", NULL, NULL,
+		"blocksize-maximum=32K", "blocksize-error-policy=error", NULL,
+	};
+	unsigned char *buf = malloc(RAM);
+	FILE *f;
+
+	snprintf(img0, sizeof(img0), "%s/img0", dir);
+	ck_assert_ptr_nonnull(buf);
+	vt_pattern_fill(buf, 0, RAM, SEED_FOREIGN);
+	vt_pattern_fill(buf + H0_START, H0_START, H0_END - H0_START, SEED_DATA);
+	f = fopen(img0, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(buf, 1, RAM, f), RAM);
+	ck_assert_int_eq(fclose(f), 0);
+	free(buf);
+	snprintf(size_arg, sizeof(size_arg), "get_size=echo %llu",
+		 (unsigned long long)RAM);
+	snprintf(pread_arg, sizeof(pread_arg),
+		 "pread=if [ $4 -lt %llu ] && [ $(($4 + $3)) -gt %llu ]; then "
+		 "echo 'EIO injected by check_direct' >&2; exit 1; fi; "
+		 "exec dd if=%s skip=$4 count=$3 iflag=skip_bytes,count_bytes status=none",
+		 (unsigned long long)(BAD_OFF + 32 * KiB),
+		 (unsigned long long)BAD_OFF, img0);
+	a[2] = size_arg;
+	a[3] = pread_arg;
+	memcpy(srv0_args, a, sizeof(a));
+	srv0_prefilled = true;
+	setup();
+}
+
+static void teardown_coalesce(void)
+{
+	teardown();
+	if (log0[0])
+		unlink(log0);
+	if (img0[0])
+		unlink(img0);
+}
+
+struct logged_read {
+	uint64_t off, count;
+};
+
+/*
+ * The reads server 0 got, as its log filter wrote them, from byte @from
+ * of the log on (the filler's writes before are not reads anyway).
+ * Returns how many; the first @max go to @out.
+ */
+static size_t server_reads(long from, struct logged_read *out, size_t max)
+{
+	char line[1024];
+	size_t n = 0;
+	FILE *f = fopen(log0, "r");
+
+	ck_assert_msg(f != NULL, "%s: %s", log0, strerror(errno));
+	ck_assert_int_eq(fseek(f, from, SEEK_SET), 0);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, " Read id=");
+		unsigned long long o, c;
+
+		if (!p || strstr(line, "...Read"))
+			continue;
+		ck_assert_msg(sscanf(strstr(p, "offset="),
+				     "offset=%llx count=%llx", &o, &c) == 2,
+			      "log line: %s", line);
+		if (n < max)
+			out[n] = (struct logged_read){ o, c };
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static long log_size(void)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(log0, &sb), 0);
+	return (long)sb.st_size;
+}
+
+/* The log filter writes a request's line when it arrives: once the
+ * fetch has returned, every line of it is there. */
+#define ck_reads(from, want_n, ...) do {				\
+	const struct logged_read want_[] = { __VA_ARGS__ };		\
+	struct logged_read got_[32];					\
+	size_t n_ = server_reads(from, got_, 32);			\
+									\
+	ck_assert_uint_eq(n_, want_n);					\
+	for (size_t k_ = 0; k_ < sizeof(want_) / sizeof(want_[0]); k_++) { \
+		ck_assert_uint_eq(got_[k_].off, want_[k_].off);		\
+		ck_assert_uint_eq(got_[k_].count, want_[k_].count);	\
+	}								\
+} while (0)
+
+/*
+ * chunk-size is what is fetched, not the size of a request: adjacent
+ * chunks of one fetch are one read on the wire (the server's own log
+ * says so), and nothing beyond the chunks the fetch touches is asked.
+ * The old backend sent one read per chunk.
+ */
+START_TEST(adjacent_chunks_are_one_request)
+{
+	long at;
+
+	be_open();
+	/* Eight aligned chunks: one read of 128K. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, 2 * MiB, 8 * CHUNK, SEED_DATA);
+	ck_reads(at, 1, { 2 * MiB, 8 * CHUNK });
+	ck_assert_uint_eq(st.sub[0].requests, 1);
+	ck_assert_uint_eq(st.sub[0].bytes, 8 * CHUNK);
+
+	/* Unaligned, 40K from 100 bytes into a chunk: three chunks are
+	 * touched and fetched, no more; the first and the last stick out
+	 * of the caller's buffer, so they are requests of their own. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, 3 * MiB + 100, 40 * KiB, SEED_DATA);
+	ck_reads(at, 3, { 3 * MiB, CHUNK }, { 3 * MiB + CHUNK, CHUNK },
+		 { 3 * MiB + 2 * CHUNK, CHUNK });
+
+	/* Unaligned start, aligned end: the head on its own, the rest as
+	 * one. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, 3 * MiB + 5, 4 * CHUNK - 5, SEED_DATA);
+	ck_reads(at, 2, { 3 * MiB, CHUNK }, { 3 * MiB + CHUNK, 3 * CHUNK });
+
+	/* The home's first chunk is clipped (it starts 6K in): it is
+	 * still one read with the chunks after it, starting at the home. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, H0_START, CHUNK - 6 * KiB + 3 * CHUNK, SEED_DATA);
+	ck_reads(at, 1, { H0_START, CHUNK - 6 * KiB + 3 * CHUNK });
+
+	/* And the home's last chunk, clipped at 4M + 10K. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, 4 * MiB - 2 * CHUNK, 2 * CHUNK + 10 * KiB,
+		    SEED_DATA);
+	ck_reads(at, 1, { 4 * MiB - 2 * CHUNK, 2 * CHUNK + 10 * KiB });
+	ck_assert_uint_eq(st.sub[0].errors, 0);
+}
+END_TEST
+
+/* fetch-merge = off: the paper's transfers, one request per chunk. */
+START_TEST(fetch_merge_off_sends_one_request_per_chunk)
+{
+	long at;
+
+	vm.fetch_merge_off = true;
+	be_open();
+	at = log_size();
+	ck_fetch_ok(bh, 0, 2 * MiB, 3 * CHUNK, SEED_DATA);
+	ck_reads(at, 3, { 2 * MiB, CHUNK }, { 2 * MiB + CHUNK, CHUNK },
+		 { 2 * MiB + 2 * CHUNK, CHUNK });
+	ck_assert_uint_eq(st.sub[0].requests, 3);
+}
+END_TEST
+
+/* A chunk the cache serves is not asked for again: it splits the run in
+ * two requests, and the bytes around it still come from the sub-host. */
+START_TEST(cached_chunk_splits_the_request)
+{
+	const uint64_t x = 2 * MiB;
+	long at;
+
+	vm.cache_size = 16 * CHUNK;
+	vm.cache_ttl_ms = 10000;
+	be_open();
+	ck_fetch_ok(bh, 0, x + 2 * CHUNK, CHUNK, SEED_DATA);
+	at = log_size();
+	ck_fetch_ok(bh, 0, x, 5 * CHUNK, SEED_DATA);
+	ck_reads(at, 2, { x, 2 * CHUNK }, { x + 3 * CHUNK, 2 * CHUNK });
+	ck_assert_uint_eq(backend_stat("cache_hits"), 1);
+	/* Everything fetched is cached per chunk, merged or not. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, x, 5 * CHUNK, SEED_DATA);
+	ck_assert_uint_eq(server_reads(at, NULL, 0), 0);
+	ck_assert_uint_eq(backend_stat("cache_hits"), 6);
+}
+END_TEST
+
+/*
+ * A server that advertises a maximum block size of 32K and refuses
+ * anything longer: a 256K fetch of 16K chunks goes out as eight 32K
+ * reads, pipelined, not as one (refused) nor as sixteen.
+ */
+START_TEST(server_maximum_block_size_is_obeyed)
+{
+	struct logged_read got[32];
+	unsigned char *buf = malloc(64 * KiB);
+	size_t n;
+	long at;
+
+	/* The server really refuses a longer read: the test means it. */
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(nbd_get_block_size(filler[0], LIBNBD_SIZE_MAXIMUM),
+			 32 * KiB);
+	ck_assert_int_eq(nbd_pread(filler[0], buf, 64 * KiB, 2 * MiB, 0), -1);
+	free(buf);
+
+	be_open();
+	at = log_size();
+	ck_fetch_ok(bh, 0, 2 * MiB, 16 * CHUNK, SEED_DATA);
+	n = server_reads(at, got, 32);
+	ck_assert_uint_eq(n, 8);
+	for (size_t k = 0; k < n; k++) {
+		ck_assert_uint_eq(got[k].off, 2 * MiB + k * 32 * KiB);
+		ck_assert_uint_eq(got[k].count, 32 * KiB);
+	}
+	ck_assert_uint_eq(st.sub[0].requests, 8);
+	ck_assert_uint_eq(st.sub[0].bytes, 16 * CHUNK);
+	ck_assert_uint_eq(st.sub[0].errors, 0);
+
+	/* An odd length: the last part is the rest. */
+	at = log_size();
+	ck_fetch_ok(bh, 0, H0_START, CHUNK - 6 * KiB + 2 * CHUNK, SEED_DATA);
+	ck_reads(at, 2, { H0_START, 32 * KiB },
+		 { H0_START + 32 * KiB, 10 * KiB });
+}
+END_TEST
+
+/*
+ * One refused part of a coalesced read fails the whole fetch with EIO:
+ * its bytes are never served as data, whatever the other parts got.
+ * Server 0 refuses reads of [BAD_OFF, +32K) and allows 32K at a time.
+ */
+START_TEST(refused_part_fails_the_fetch)
+{
+	unsigned char *buf = malloc(8 * CHUNK);
+
+	ck_assert_ptr_nonnull(buf);
+	be_open();
+	/* Around the bad range: fine, so the server itself is sound. */
+	ck_fetch_ok(bh, 0, BAD_OFF - 4 * CHUNK, 4 * CHUNK, SEED_DATA);
+	ck_fetch_ok(bh, 0, BAD_OFF + 32 * KiB, 4 * CHUNK, SEED_DATA);
+	/* 128K over it: four 32K parts, the third refused. */
+	memset(buf, 0, 8 * CHUNK);
+	ck_assert_int_eq(fetch(bh, 0, buf, BAD_OFF - 2 * CHUNK, 8 * CHUNK,
+			       NULL), -EIO);
+	/* The bad part last, and first. */
+	ck_assert_int_eq(fetch(bh, 0, buf, BAD_OFF - 6 * CHUNK, 8 * CHUNK,
+			       NULL), -EIO);
+	ck_assert_int_eq(fetch(bh, 0, buf, BAD_OFF, 8 * CHUNK, NULL), -EIO);
+	/* Unaligned, the bad chunk in a spare: still EIO. */
+	ck_assert_int_eq(fetch(bh, 0, buf, BAD_OFF + 100, 100, NULL), -EIO);
+	ck_assert_uint_ge(st.sub[0].errors, 4);
+	/* An error reply is no failure of the sub-host: it still serves. */
+	ck_fetch_ok(bh, 0, BAD_OFF + 32 * KiB, 4 * CHUNK, SEED_DATA);
+	free(buf);
 }
 END_TEST
 
@@ -839,6 +1161,18 @@ static Suite *direct_suite(void)
 	tcase_add_test(tc, cache_obeys_eviction_sequence);
 	tcase_add_test(tc, no_seq_no_cache);
 	tcase_add_test(tc, cache_keeps_homes_apart);
+
+	tc = vt_tcase_checked(s, "coalesce", setup_logged, teardown_coalesce,
+			      20);
+	tcase_add_test(tc, adjacent_chunks_are_one_request);
+	tcase_add_test(tc, cached_chunk_splits_the_request);
+	tcase_add_test(tc, fetch_merge_off_sends_one_request_per_chunk);
+	tc = vt_tcase_checked(s, "small_max", setup_small_max,
+			      teardown_coalesce, 20);
+	tcase_add_test(tc, server_maximum_block_size_is_obeyed);
+	tc = vt_tcase_checked(s, "refused_part", setup_refusing,
+			      teardown_coalesce, 30);
+	tcase_add_test(tc, refused_part_fails_the_fetch);
 
 	tc = vt_tcase_checked(s, "threads", setup, teardown, 20);
 	tcase_add_test(tc, eight_threads_read_right_bytes);

@@ -29,10 +29,12 @@ void vmem_hist_add(struct vmem_hist *h, uint64_t ns);
 uint64_t vmem_hist_percentile(const struct vmem_hist *h, double p);
 
 struct vmem_subhost_stats {
-	uint64_t requests;	/* NBD requests sent */
+	uint64_t requests;	/* NBD requests (commands) sent */
 	uint64_t bytes;		/* bytes received */
 	uint64_t errors;	/* requests failed or timed out */
 	uint64_t connects;	/* successful (re)connections */
+	/* Per run of adjacent chunks fetched together: one NBD request,
+	 * or several where the server's maximum block size cut it. */
 	struct vmem_hist latency;
 };
 
