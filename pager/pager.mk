@@ -53,6 +53,13 @@ $(PAGER_TEST): tests/check_pager.c $(PAGER_LIB) $(TEST_HELPER_OBJS)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(TEST_HELPER_OBJS) $(PAGER_LIB) \
 		$(LIBS) $(CHECK_LIBS) $(PAGER_TEST_WRAP)
 
+# Split migration's library (plan.c, migsend.c, incoming.c): its test
+# links the pager library too, not vmemfs.
+$(B)/tests/check_plan: tests/check_plan.c $(PAGER_LIB) $(TEST_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(TEST_HELPER_OBJS) $(PAGER_LIB) \
+		$(LIBS) $(CHECK_LIBS)
+
 $(PAGER_BENCH): pager/bench/bench_pager.c $(PAGER_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(PAGER_LIB) $(PAGER_LIBS)
