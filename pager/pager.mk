@@ -73,6 +73,17 @@ $(PAGER_BENCH_QEMU): $(BENCH_QEMU_SRCS) tests/lib/guest.h tests/lib/hosts.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(BENCH_QEMU_SRCS) $(PAGER_LIBS)
 
+# Split migration against plain and naive migration
+# (scripts/bench-migrate.sh builds and runs it).
+PAGER_BENCH_MIGRATE := $(B)/pager/bench_migrate
+BENCH_MIGRATE_SRCS := pager/bench/bench_migrate.c tests/lib/guest.c \
+	tests/lib/hosts.c tests/lib/datamap.c
+
+$(PAGER_BENCH_MIGRATE): $(BENCH_MIGRATE_SRCS) tests/lib/guest.h \
+		tests/lib/hosts.h tests/lib/datamap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_MIGRATE_SRCS) $(PAGER_LIBS) -ljson-c
+
 all: $(PAGER_LIB)
 tests: $(PAGER_TEST)
 
@@ -80,5 +91,10 @@ tests: $(PAGER_TEST)
 bench-pager: $(PAGER_BENCH)
 	$(PAGER_BENCH)
 
-.PHONY: bench-pager
+# Split migration against plain and naive migration (needs root, nbdkit;
+# builds QEMU and the guest; about two minutes).  Not a test.
+bench-migrate: all
+	scripts/bench-migrate.sh
+
+.PHONY: bench-pager bench-migrate
 -include $(wildcard $(PAGER_OBJDIR)/*.d $(B)/pager/*.d)

@@ -214,11 +214,18 @@ int vmem_plan_choose(struct vmem_plan *p, const uint32_t *score,
 		struct vmem_plan_window *w = &p->w[idx[k]];
 		uint64_t len = w->end - w->start;
 
+		/*
+		 * Never seen accessed: cold, even with room left.  Its zero
+		 * pages would take main-host memory (a zero page in the
+		 * stream allocates one in the memory file) for nothing.
+		 */
+		if (!w->score)
+			break;
 		if (used + len > budget)
 			continue;	/* a smaller one may still fit */
 		used += len;
 		w->main = true;
-		w->why = w->score ? VMEM_WHY_HOT : VMEM_WHY_FILL;
+		w->why = VMEM_WHY_HOT;
 	}
 	free(idx);
 	p->main_bytes = p->unhomed_bytes + used;
@@ -322,8 +329,6 @@ const char *vmem_plan_why_name(uint8_t why)
 		return "unhomed";
 	case VMEM_WHY_HOT:
 		return "hot";
-	case VMEM_WHY_FILL:
-		return "fill";
 	case VMEM_WHY_COLD:
 		return "cold";
 	}

@@ -57,8 +57,7 @@ void vmem_home_set_of_vm(struct vmem_home_set *h, const struct vmem_vm *vm);
 enum vmem_plan_why {
 	VMEM_WHY_UNHOMED,	/* no home: always main host */
 	VMEM_WHY_HOT,		/* accessed, and fits the main host's share */
-	VMEM_WHY_FILL,		/* not seen accessed, but room was left */
-	VMEM_WHY_COLD,		/* no room on the main host: its home */
+	VMEM_WHY_COLD,		/* not seen accessed, or no room: its home */
 };
 
 struct vmem_plan_window {
@@ -101,9 +100,10 @@ uint64_t vmem_plan_headroom(uint64_t local_limit, uint64_t unhomed,
 
 /*
  * Choose: unhomed windows to the main host (refused when they do not fit
- * local-limit), then homed windows by @score (one per window, higher =
- * hotter; ties by address) while they fit local-limit minus headroom.
- * @score may be NULL (all zero).  0, or -1 with a message.
+ * local-limit), then homed windows with a score above zero, hottest first
+ * (one score per window; ties by address), while they fit local-limit
+ * minus headroom.  Windows never seen accessed stay cold.  @score may be
+ * NULL (all zero: everything homed is cold).  0, or -1 with a message.
  */
 int vmem_plan_choose(struct vmem_plan *p, const uint32_t *score,
 		     char *err, size_t errlen);

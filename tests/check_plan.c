@@ -165,7 +165,7 @@ START_TEST(test_plan_choice)
 	ck_assert_msg(vmem_plan_choose(&p, score, err, sizeof(err)) == 0,
 		      "%s", err);
 	/* Naive: repeatedly the highest score (lowest address on ties)
-	 * among homed windows not taken that still fit. */
+	 * among homed windows not taken, ever accessed, that still fit. */
 	budget = p.local_limit - p.unhomed_bytes - p.headroom;
 	for (;;) {
 		long best = -1;
@@ -173,7 +173,8 @@ START_TEST(test_plan_choice)
 		for (size_t i = 0; i < p.n; i++) {
 			uint64_t len = p.w[i].end - p.w[i].start;
 
-			if (p.w[i].home < 0 || want[i] || used + len > budget)
+			if (p.w[i].home < 0 || want[i] || !score[i] ||
+			    used + len > budget)
 				continue;
 			if (best < 0 || score[i] > score[best])
 				best = (long)i;
