@@ -12,7 +12,8 @@
 #
 #   scripts/bench-migrate.sh [-b MiB/s]
 #
-# The table goes to stdout and to build/bench-migrate.txt.  Needs root
+# The table goes to stdout and to build/bench-migrate.txt, a plot of its
+# medians to doc/migrate-bench.png (MIGRATE_PNG).  Needs root
 # (network namespace, userfaultfd), nbdkit, and about 1.5 GiB free in
 # /dev/shm.  Takes about two minutes; killed after BENCH_MIGRATE_TIMEOUT
 # seconds (600).
@@ -23,6 +24,7 @@ cd "$ROOT"
 TIMEOUT=${BENCH_MIGRATE_TIMEOUT:-600}
 BIN=build/pager/bench_migrate
 OUT=build/bench-migrate.txt
+PNG=${MIGRATE_PNG:-doc/migrate-bench.png}
 pid=
 
 cleanup() {
@@ -73,3 +75,40 @@ done
 wait "$pid" || { cat "$OUT.new"; echo "bench-migrate: bench_migrate failed" >&2; exit 1; }
 mv "$OUT.new" "$OUT"
 cat "$OUT"
+
+# The plot: the medians the table shows, from its "dat:" lines.
+dat=build/bench-migrate.dat
+sed -n 's/^dat: //p' "$OUT" >"$dat"
+if [ -s "$dat" ] && command -v gnuplot >/dev/null; then
+	if gnuplot -e 'set terminal pngcairo' -e 'exit' 2>/dev/null; then
+		term="pngcairo size 1400,400 font 'sans,10'"
+	else
+		term="png size 1400,400"
+	fi
+	gnuplot <<GP
+set terminal $term
+set output '$PNG'
+set multiplot layout 1,4 title "Moving a 512 MiB TCG guest onto a destination with local-limit 256M (medians)"
+set style data histograms
+set style fill solid 0.7 border -1
+set boxwidth 0.7
+set grid ytics
+set yrange [0:*]
+set key off
+set ylabel 'ms'
+set title '(a) total migration time'
+plot '$dat' using 2:xtic(1) lc rgb '#4477aa'
+set title '(b) downtime'
+plot '$dat' using 3:xtic(1) lc rgb '#66ccee'
+set ylabel 'MiB'
+set title '(c) main-host peak memory'
+plot '$dat' using 6:xtic(1) lc rgb '#228833'
+set ylabel 'ms'
+set key top left
+set title '(d) re-read after migration'
+plot '$dat' using 7:xtic(1) title 'hot 16 MiB' lc rgb '#ccbb44', \
+     '' using 8 title 'cold 96 MiB' lc rgb '#ee6677'
+unset multiplot
+GP
+	echo "bench-migrate: plot in $PNG" >&2
+fi

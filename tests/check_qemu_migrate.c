@@ -811,8 +811,9 @@ START_TEST(test_split_migration)
 	/* The hot loop reads /tmp/hotsrc (reads are not sampled: it is
 	 * cold) every second; stop it, so that what is fetched next is the
 	 * re-reads' own. */
-	ck_assert_int_eq(gsh(&E->dst, "kill $(cat /tmp/hot.pid); sleep 2",
-			     out, sizeof(out), 30000), 0);
+	ck_assert_int_eq(gsh(&E->dst, "kill $(cat /tmp/hot.pid)", out,
+			     sizeof(out), 30000), 0);
+	vt_sleep_ms(2000);
 	info = qmp_ok(&E->dst, "{\"execute\":\"query-vmem\"}");
 	{
 		uint64_t in0 = jget_u64(info, "bytes-in"), in1, in2;

@@ -22,6 +22,9 @@
  * destination.  Sub-host in a network namespace; destination on
  * loopback.  Prints a table; ratios are against plain.
  *
+ * Each way runs REPS times, the ways interleaved; the table gives
+ * medians.
+ *
  *   bench_migrate [-b MiB/s] [-r REPS]
  */
 #include <errno.h>
@@ -133,6 +136,22 @@ static void gsh(struct vt_guest *g, const char *cmd, double *ms)
 		*ms = vt_now_ms() - t0;
 }
 
+/* As gsh, on the destination: false (the run fails) after 60 s. */
+static bool dsh(const char *cmd, double *ms)
+{
+	char out[4096];
+	double t0 = vt_now_ms();
+
+	if (vt_guest_run(&dst, cmd, out, sizeof(out), 60000) != 0) {
+		printf("run: destination guest `%s` failed: %.200s\n", cmd,
+		       out);
+		return false;
+	}
+	if (ms)
+		*ms = vt_now_ms() - t0;
+	return true;
+}
+
 static uint64_t mem_bytes(const char *path)
 {
 	struct vt_datamap m;
@@ -214,6 +233,8 @@ static void run_way(enum way w, uint64_t bw, struct result *r)
 							  &v) ?
 				json_object_get_string(v) : "");
 			json_object_put(info);
+			vt_guest_stop(&dst, 3000);
+			memset(&dst, 0, sizeof(dst));
 			return;
 		}
 		json_object_put(info);
@@ -240,10 +261,18 @@ static void run_way(enum way w, uint64_t bw, struct result *r)
 			r->peak = b;
 	}
 	json_object_put(qmp(&dst, "{\"execute\":\"cont\"}"));
-	/* Stop the hot loop (it reads /tmp/hotsrc every second). */
-	gsh(&dst, "kill $(cat /tmp/hot.pid); sleep 2", NULL);
-	gsh(&dst, "cat /tmp/hot >/dev/null", &r->hot_ms);
-	gsh(&dst, "cat /tmp/cold >/dev/null", &r->cold_ms);
+	/*
+	 * Stop the hot loop (it reads /tmp/hotsrc every second), waiting on
+	 * the host side: a guest sleep right after migration sometimes never
+	 * ended in earlier runs (a guest timer lost in migration, plain or
+	 * split alike).
+	 */
+	if (!dsh("kill $(cat /tmp/hot.pid)", NULL) ||
+	    (vt_sleep_ms(2000), false) ||
+	    !dsh("dd if=/tmp/hot of=/dev/null bs=1M 2>/dev/null", &r->hot_ms) ||
+	    !dsh("dd if=/tmp/cold of=/dev/null bs=1M 2>/dev/null",
+		 &r->cold_ms))
+		goto out;
 	if (w == NAIVE) {
 		/* What the pager evicted to the sub-host while loading. */
 		info = qmp(&dst, "{\"execute\":\"query-vmem\"}");
@@ -251,11 +280,65 @@ static void run_way(enum way w, uint64_t bw, struct result *r)
 		json_object_put(info);
 	}
 	r->ok = true;
+out:
+	printf("run: %-5s %s total %5.0f ms, downtime %4.0f ms, main %4.0f MiB, "
+	       "sub-host %4.0f MiB, peak %4.0f MiB, hot %4.0f ms, cold %4.0f "
+	       "ms\n", way_name[w], r->ok ? "ok" : "FAILED", r->total_ms, r->downtime_ms,
+	       (double)r->main_bytes / MiB, (double)r->sub_bytes / MiB,
+	       (double)r->peak / MiB, r->hot_ms, r->cold_ms);
 	vt_guest_stop(&dst, 3000);
 	memset(&dst, 0, sizeof(dst));
 	/* The source runs on, for the next way. */
 	json_object_put(qmp(&src, "{\"execute\":\"cont\"}"));
 	vt_sleep_ms(3000);
+}
+
+#define MAXREPS 15
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double med(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median of each figure over the runs that completed. */
+static void median_of(const struct result *r, int n, struct result *out)
+{
+	double v[8][MAXREPS];
+	int m = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < n; i++) {
+		if (!r[i].ok)
+			continue;
+		v[0][m] = r[i].total_ms;
+		v[1][m] = r[i].downtime_ms;
+		v[2][m] = (double)r[i].main_bytes;
+		v[3][m] = (double)r[i].sub_bytes;
+		v[4][m] = (double)r[i].peak;
+		v[5][m] = r[i].hot_ms;
+		v[6][m] = r[i].cold_ms;
+		m++;
+	}
+	if (m < n)
+		printf("note: %d of %d runs failed\n", n - m, n);
+	if (!m)
+		return;
+	out->ok = true;
+	out->total_ms = med(v[0], m);
+	out->downtime_ms = med(v[1], m);
+	out->main_bytes = (uint64_t)med(v[2], m);
+	out->sub_bytes = (uint64_t)med(v[3], m);
+	out->peak = (uint64_t)med(v[4], m);
+	out->hot_ms = med(v[5], m);
+	out->cold_ms = med(v[6], m);
 }
 
 static void on_signal(int sig)
@@ -267,7 +350,8 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	uint64_t bw = 200 * MiB;
-	struct result res[NWAYS];
+	struct result res[NWAYS], runs[NWAYS][MAXREPS];
+	int reps = 3;
 	static char vss[512];
 	static const char *extra[3];
 	struct vt_guest_opts o = { 0 };
@@ -275,12 +359,16 @@ int main(int argc, char **argv)
 	FILE *f;
 	int c;
 
-	while ((c = getopt(argc, argv, "b:")) != -1) {
+	while ((c = getopt(argc, argv, "b:r:")) != -1) {
 		if (c == 'b')
 			bw = strtoull(optarg, NULL, 0) * MiB;
+		else if (c == 'r')
+			reps = atoi(optarg);
 		else
-			die("usage: bench_migrate [-b MiB/s]");
+			die("usage: bench_migrate [-b MiB/s] [-r REPS]");
 	}
+	if (reps < 1 || reps > MAXREPS)
+		die("-r: 1 to %d", MAXREPS);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	atexit(cleanup);
 	signal(SIGINT, on_signal);
@@ -331,8 +419,12 @@ int main(int argc, char **argv)
 	       "100 MiB zeros); destination local-limit 256M, [128M,512M) "
 	       "homed on %s; max-bandwidth %" PRIu64 " MiB/s\n", sub.uri,
 	       bw / MiB);
+	for (int k = 0; k < reps; k++)
+		for (int w = 0; w < NWAYS; w++)
+			run_way((enum way)w, bw, &runs[w][k]);
 	for (int w = 0; w < NWAYS; w++)
-		run_way((enum way)w, bw, &res[w]);
+		median_of(runs[w], reps, &res[w]);
+	printf("medians of %d runs each\n", reps);
 
 	printf("\n| way | total time | downtime | to main host | to sub-host "
 	       "| main-host peak | hot re-read | cold re-read |\n");
@@ -354,5 +446,15 @@ int main(int argc, char **argv)
 		       r->hot_ms, p->ok ? r->hot_ms / p->hot_ms : 0,
 		       r->cold_ms, p->ok ? r->cold_ms / p->cold_ms : 0);
 	}
+	/* For the plot (scripts/bench-migrate.sh). */
+	for (int w = 0; w < NWAYS; w++)
+		if (res[w].ok)
+			printf("dat: %s %.0f %.0f %.1f %.1f %.1f %.0f %.0f\n",
+			       way_name[w], res[w].total_ms,
+			       res[w].downtime_ms,
+			       (double)res[w].main_bytes / MiB,
+			       (double)res[w].sub_bytes / MiB,
+			       (double)res[w].peak / MiB, res[w].hot_ms,
+			       res[w].cold_ms);
 	return res[SPLIT].ok && res[PLAIN].ok && res[NAIVE].ok ? 0 : 1;
 }
