@@ -16,6 +16,7 @@
 
 #include "../common/evictseq.h"
 #include "../common/timeutil.h"
+#include "plan.h"
 #include "remote.h"
 
 #define MSG_BATCH	16
@@ -155,19 +156,25 @@ out:
 
 /* ---- the fault threads ---- */
 
+static void sub_range(const void *ctx, size_t i, uint64_t *s, uint64_t *e)
+{
+	const struct vmem_pager *pg = ctx;
+
+	*s = pg->subs[i].start;
+	*e = pg->subs[i].end;
+}
+
 static void handle_missing(struct vmem_pager *pg, uint64_t off)
 {
 	uint64_t c = off >> pg->cshift;
-	uint64_t cs = c << pg->cshift;
-	uint64_t ce = cs + pg->cs < pg->size ? cs + pg->cs : pg->size;
+	struct vmem_home_set homes = { pg, pg->n_subs, sub_range };
 	uint64_t s, e;
+	long home;
 	char err[256];
 
-	/* The window: the chunk, clipped to the faulting page's home run. */
-	s = cs;
-	while (vp_home_run_end(pg, s, ce) <= off)
-		s = vp_home_run_end(pg, s, ce);
-	e = vp_home_run_end(pg, s, ce);
+	/* The window: the chunk, clipped to the faulting page's home run,
+	 * cut by the function split migration's plan uses (plan.h). */
+	vmem_fault_window(&homes, pg->size, pg->cs, off, &s, &e, &home);
 
 	/*
 	 * Sub-host errors are retried inside fetch_range; anything else

@@ -53,6 +53,13 @@ $(PAGER_TEST): tests/check_pager.c $(PAGER_LIB) $(TEST_HELPER_OBJS)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(TEST_HELPER_OBJS) $(PAGER_LIB) \
 		$(LIBS) $(CHECK_LIBS) $(PAGER_TEST_WRAP)
 
+# Split migration's library (plan.c, migsend.c, incoming.c): its test
+# links the pager library too, not vmemfs.
+$(B)/tests/check_plan: tests/check_plan.c $(PAGER_LIB) $(TEST_HELPER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(TEST_HELPER_OBJS) $(PAGER_LIB) \
+		$(LIBS) $(CHECK_LIBS)
+
 $(PAGER_BENCH): pager/bench/bench_pager.c $(PAGER_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(PAGER_LIB) $(PAGER_LIBS)
@@ -66,6 +73,17 @@ $(PAGER_BENCH_QEMU): $(BENCH_QEMU_SRCS) tests/lib/guest.h tests/lib/hosts.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $(BENCH_QEMU_SRCS) $(PAGER_LIBS)
 
+# Split migration against plain and naive migration
+# (scripts/bench-migrate.sh builds and runs it).
+PAGER_BENCH_MIGRATE := $(B)/pager/bench_migrate
+BENCH_MIGRATE_SRCS := pager/bench/bench_migrate.c tests/lib/guest.c \
+	tests/lib/hosts.c tests/lib/datamap.c
+
+$(PAGER_BENCH_MIGRATE): $(BENCH_MIGRATE_SRCS) tests/lib/guest.h \
+		tests/lib/hosts.h tests/lib/datamap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_MIGRATE_SRCS) $(PAGER_LIBS) -ljson-c
+
 all: $(PAGER_LIB)
 tests: $(PAGER_TEST)
 
@@ -73,5 +91,10 @@ tests: $(PAGER_TEST)
 bench-pager: $(PAGER_BENCH)
 	$(PAGER_BENCH)
 
-.PHONY: bench-pager
+# Split migration against plain and naive migration (needs root, nbdkit;
+# builds QEMU and the guest; about two minutes).  Not a test.
+bench-migrate: all
+	scripts/bench-migrate.sh
+
+.PHONY: bench-pager bench-migrate
 -include $(wildcard $(PAGER_OBJDIR)/*.d $(B)/pager/*.d)

@@ -259,10 +259,13 @@ static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,
 	ARG("pc,memory-backend=ram0");
 	if (o->vmem_config) {
 		ARG("-object");
-		ARG("vmem-split,id=vs0,memdev=ram0,config=%s%s%s",
+		ARG("vmem-split,id=vs0,memdev=ram0,config=%s%s%s%s",
 		    o->vmem_config, o->vmem_vm ? ",vm=" : "",
-		    o->vmem_vm ? o->vmem_vm : "");
+		    o->vmem_vm ? o->vmem_vm : "",
+		    o->vmem_opts ? o->vmem_opts : "");
 	}
+	for (size_t i = 0; o->extra_args && o->extra_args[i]; i++)
+		ARG("%s", o->extra_args[i]);
 	ARG("-kernel");
 	ARG("%s/vmlinuz", vt_guest_dir());
 	ARG("-initrd");
@@ -293,8 +296,8 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 {
 	int timeout = o->boot_timeout_ms ? o->boot_timeout_ms : 60000;
 	double t0 = vt_now_ms(), deadline = t0 + timeout;
-	static char store[40][512];
-	const char *argv[40];
+	static char store[48][512];
+	const char *argv[48];
 	char line[4096];
 	pid_t parent = getpid(), pid;
 
@@ -308,7 +311,7 @@ int vt_guest_start(struct vt_guest *g, const struct vt_guest_opts *o,
 	unlink(g->qmp_path);
 	if (o->qmp2_path)
 		unlink(o->qmp2_path);
-	build_argv(g, o, store, argv, 40);
+	build_argv(g, o, store, argv, 48);
 
 	/* @g may be shared with other processes (MAP_SHARED): only the
 	 * parent may store the PID in it. */

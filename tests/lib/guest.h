@@ -44,6 +44,10 @@ struct vt_guest_opts {
 	const char *append;
 	/* -cpu model (NULL: QEMU's default); "max" has 5-level paging. */
 	const char *cpu;
+	/* More properties of the vmem-split object (",incoming=paging"). */
+	const char *vmem_opts;
+	/* More arguments, NULL-terminated (-incoming, another -object). */
+	const char *const *extra_args;
 };
 
 struct vt_guest {

@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Split migration's library without QEMU: the plan (pager/plan.c), the
+ * cold-page sender (pager/migsend.c) against a real nbdkit, and the
+ * destination's commit (pager/incoming.c) on a real /dev/shm file.
+ *
+ * Expectations are computed independently: the fault window by brute
+ * force from the page's home, page by page; the plan's choice from the
+ * scores by a second, naive selection; the sub-host's content read back
+ * over NBD by a separate libnbd handle; the memory file's data map from
+ * SEEK_DATA (tests/lib/datamap).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libnbd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../pager/incoming.h"
+#include "../pager/migsend.h"
+#include "../pager/plan.h"
+#include "lib/datamap.h"
+#include "lib/hosts.h"
+#include "lib/suite.h"
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define PG 4096ULL
+
+/* ---- configs -------------------------------------------------------- */
+
+static struct vmem_vm *load(struct vmem_config *cfg, const char *text)
+{
+	char err[512];
+	struct vmem_vm *vm;
+
+	ck_assert_msg(vmem_config_parse(text, "t.conf", cfg, err,
+					sizeof(err)) == 0, "%s", err);
+	vm = vmem_config_find(cfg, NULL, err, sizeof(err));
+	ck_assert_msg(vm, "%s", err);
+	return vm;
+}
+
+/* The home of page @off by the config, independently of plan.c. */
+static long home_of(const struct vmem_vm *vm, uint64_t off)
+{
+	for (size_t i = 0; i < vm->n_subhosts; i++)
+		if (off >= vm->subhosts[i].start && off < vm->subhosts[i].end)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * Brute force: the window of @off is the longest run of pages around it,
+ * inside its chunk, whose pages all have @off's home, without crossing a
+ * page of another home (a homeless run ends at a homed page).
+ */
+static void brute_window(const struct vmem_vm *vm, uint64_t off,
+			 uint64_t *s, uint64_t *e)
+{
+	uint64_t cs = off / vm->chunk_size * vm->chunk_size;
+	uint64_t ce = cs + vm->chunk_size;
+	long h = home_of(vm, off);
+
+	if (ce > vm->ram_size)
+		ce = vm->ram_size;
+	*s = off;
+	while (*s > cs && home_of(vm, *s - PG) == h)
+		*s -= PG;
+	*e = off + PG;
+	while (*e < ce && home_of(vm, *e) == h)
+		*e += PG;
+}
+
+static const char *const odd_conf =
+	"[v]\nmemory-file = /dev/shm/none\nram-size = 8M\n"
+	"chunk-size = 64K\nlocal-limit = 4M\n"
+	/* Ranges that cut chunks: 1M+12K, two homes touching inside a
+	 * chunk at 3M+40K, a homeless gap inside a chunk. */
+	"subhost = nbd://127.0.0.1:1 1036K-3112K\n"
+	"subhost = nbd://127.0.0.1:2 3112K-5M\n"
+	"subhost = nbd://127.0.0.1:3 5128K-6M\n";
+
+START_TEST(test_window_brute_force)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg, odd_conf);
+	struct vmem_home_set h;
+	uint64_t n = 0;
+
+	vmem_home_set_of_vm(&h, vm);
+	for (uint64_t off = 0; off < vm->ram_size; off += PG) {
+		uint64_t s, e, bs, be;
+		long home;
+
+		vmem_fault_window(&h, vm->ram_size, vm->chunk_size, off, &s,
+				  &e, &home);
+		brute_window(vm, off, &bs, &be);
+		ck_assert_msg(s == bs && e == be, "page %#" PRIx64 ": window "
+			      "[%#" PRIx64 ", %#" PRIx64 "), by brute force "
+			      "[%#" PRIx64 ", %#" PRIx64 ")", off, s, e, bs, be);
+		ck_assert_int_eq(home, home_of(vm, off));
+		n++;
+	}
+	ck_assert_uint_eq(n, 2048);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_plan_covers_ram)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg, odd_conf);
+	struct vmem_plan p;
+	uint64_t off = 0, unhomed = 0;
+	char err[512];
+
+	ck_assert_msg(vmem_plan_init(&p, vm, err, sizeof(err)) == 0, "%s",
+		      err);
+	for (size_t i = 0; i < p.n; i++) {
+		uint64_t bs, be;
+
+		ck_assert_uint_eq(p.w[i].start, off);
+		brute_window(vm, off, &bs, &be);
+		ck_assert_uint_eq(p.w[i].end, be);
+		ck_assert_int_eq(p.w[i].home, home_of(vm, off));
+		ck_assert_uint_eq(vmem_plan_find(&p, off), i);
+		ck_assert_uint_eq(vmem_plan_find(&p, p.w[i].end - PG), i);
+		if (p.w[i].home < 0)
+			unhomed += p.w[i].end - p.w[i].start;
+		off = p.w[i].end;
+	}
+	ck_assert_uint_eq(off, vm->ram_size);
+	/* [0, 1036K), [5M, 5128K), [6M, 8M) have no home. */
+	ck_assert_uint_eq(unhomed, 1036 * KiB + 8 * KiB + 2 * MiB);
+	ck_assert_uint_eq(p.unhomed_bytes, unhomed);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+/* The hottest homed windows that fit, by a naive selection. */
+START_TEST(test_plan_choice)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg, odd_conf);
+	struct vmem_plan p;
+	uint32_t *score;
+	uint64_t main = 0, budget, used = 0;
+	char err[512];
+	bool *want;
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	score = calloc(p.n, sizeof(*score));
+	want = calloc(p.n, sizeof(*want));
+	for (size_t i = 0; i < p.n; i++)
+		score[i] = (uint32_t)(vt_splitmix64(i) % 5) << 28;
+	ck_assert_msg(vmem_plan_choose(&p, score, err, sizeof(err)) == 0,
+		      "%s", err);
+	/* Naive: repeatedly the highest score (lowest address on ties)
+	 * among homed windows not taken, ever accessed, that still fit. */
+	budget = p.local_limit - p.unhomed_bytes - p.headroom;
+	for (;;) {
+		long best = -1;
+
+		for (size_t i = 0; i < p.n; i++) {
+			uint64_t len = p.w[i].end - p.w[i].start;
+
+			if (p.w[i].home < 0 || want[i] || !score[i] ||
+			    used + len > budget)
+				continue;
+			if (best < 0 || score[i] > score[best])
+				best = (long)i;
+		}
+		if (best < 0)
+			break;
+		want[best] = true;
+		used += p.w[best].end - p.w[best].start;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		if (p.w[i].home < 0) {
+			ck_assert(p.w[i].main);
+			ck_assert_int_eq(p.w[i].why, VMEM_WHY_UNHOMED);
+		} else {
+			ck_assert_msg(p.w[i].main == want[i], "window %zu "
+				      "[%#" PRIx64 ", %#" PRIx64 ") score %u: "
+				      "main %d, expected %d", i, p.w[i].start,
+				      p.w[i].end, score[i], p.w[i].main,
+				      want[i]);
+		}
+		if (p.w[i].main)
+			main += p.w[i].end - p.w[i].start;
+	}
+	ck_assert_uint_eq(main, p.main_bytes);
+	ck_assert_uint_le(main + p.headroom, p.local_limit);
+	ck_assert_uint_eq(p.main_bytes + p.cold_bytes, p.size);
+	free(score);
+	free(want);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_plan_unhomed_too_big)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg,
+		"[v]\nmemory-file = /dev/shm/none\nram-size = 8M\n"
+		"local-limit = 2M\nsubhost = nbd://127.0.0.1:1 6M-8M\n");
+	struct vmem_plan p;
+	char err[512] = "";
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert_int_eq(vmem_plan_choose(&p, NULL, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "local-limit"), "%s", err);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_hash)
+{
+	static const char *const base =
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 8M\n"
+		"chunk-size = 64K\nlocal-limit = 4M\n"
+		"subhost = nbd://10.0.0.2:10809 4M-8M\n";
+	static const char *const same =
+		"# another host's copy\n[v]\nmemory-file = /dev/shm/b\n"
+		"ram-size=8388608\nchunk-size=65536\nlocal-limit = 4096K\n"
+		"timeout = 9s\nsubhost = nbd://10.0.0.2:10809 4M-8M\n";
+	static const char *const differ[] = {
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 16M\n"
+		"chunk-size = 64K\nlocal-limit = 4M\n"
+		"subhost = nbd://10.0.0.2:10809 4M-8M\n",
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 8M\n"
+		"chunk-size = 1M\nlocal-limit = 4M\n"
+		"subhost = nbd://10.0.0.2:10809 4M-8M\n",
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 8M\n"
+		"chunk-size = 64K\nlocal-limit = 5M\n"
+		"subhost = nbd://10.0.0.2:10809 4M-8M\n",
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 8M\n"
+		"chunk-size = 64K\nlocal-limit = 4M\n"
+		"subhost = nbd://10.0.0.3:10809 4M-8M\n",
+		"[v]\nmemory-file = /dev/shm/a\nram-size = 8M\n"
+		"chunk-size = 64K\nlocal-limit = 4M\n"
+		"subhost = nbd://10.0.0.2:10809 3M-8M\n",
+	};
+	struct vmem_config c1, c2;
+	uint64_t h = vmem_plan_config_hash(load(&c1, base));
+
+	ck_assert_uint_eq(h, vmem_plan_config_hash(load(&c2, same)));
+	vmem_config_free(&c2);
+	for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+		ck_assert_msg(h != vmem_plan_config_hash(load(&c2, differ[i])),
+			      "config %zu hashes like the base", i);
+		vmem_config_free(&c2);
+	}
+	vmem_config_free(&c1);
+}
+END_TEST
+
+START_TEST(test_plan_accept)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg, odd_conf);
+	struct vmem_plan src, dst;
+	uint32_t *score;
+	uint8_t *bits, *bad;
+	size_t blen;
+	char err[512];
+
+	ck_assert(vmem_plan_init(&src, vm, err, sizeof(err)) == 0);
+	score = calloc(src.n, sizeof(*score));
+	for (size_t i = 0; i < src.n; i++)
+		score[i] = i % 3 ? 0 : 1u << 31;
+	ck_assert(vmem_plan_choose(&src, score, err, sizeof(err)) == 0);
+	blen = vmem_plan_bits_len(&src);
+	bits = calloc(blen, 1);
+	bad = calloc(blen, 1);
+	vmem_plan_get_bits(&src, bits);
+
+	ck_assert(vmem_plan_init(&dst, vm, err, sizeof(err)) == 0);
+	ck_assert_int_eq(vmem_plan_accept(&dst, src.config_hash ^ 1, src.n,
+					  bits, blen, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "differs"), "%s", err);
+	ck_assert_int_eq(vmem_plan_accept(&dst, src.config_hash, src.n + 1,
+					  bits, blen, err, sizeof(err)), -1);
+	/* Window 0 has no home: sending it away is refused. */
+	memcpy(bad, bits, blen);
+	ck_assert_int_eq(dst.w[0].home, -1);
+	bad[0] &= (uint8_t)~1u;
+	ck_assert_int_eq(vmem_plan_accept(&dst, src.config_hash, src.n, bad,
+					  blen, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "no home"), "%s", err);
+	/* Everything to the main host: over local-limit. */
+	memset(bad, 0xff, blen);
+	ck_assert_int_eq(vmem_plan_accept(&dst, src.config_hash, src.n, bad,
+					  blen, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "local-limit"), "%s", err);
+
+	ck_assert_msg(vmem_plan_accept(&dst, src.config_hash, src.n, bits,
+				       blen, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(vmem_plan_hash(&dst), vmem_plan_hash(&src));
+	for (size_t i = 0; i < src.n; i++)
+		ck_assert_int_eq(dst.w[i].main, src.w[i].main);
+	free(score);
+	free(bits);
+	free(bad);
+	vmem_plan_free(&src);
+	vmem_plan_free(&dst);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+/* ---- the destination's commit ---------------------------------------- */
+
+START_TEST(test_incoming_commit)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = load(&cfg, odd_conf);
+	struct vmem_plan p;
+	struct vt_datamap m;
+	char path[64], err[512];
+	uint64_t punched, cold_written = 0, hot_written = 0;
+	char *page = malloc(PG);
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/shm/vmt-migrate-plan-%d.mem",
+		 (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)vm->ram_size), 0);
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	ck_assert_uint_gt(p.cold_bytes, 0);
+	/* Every third page holds data, in hot and cold windows alike. */
+	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
+		vt_pattern_fill(page, off, PG, 7);
+		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)off), (ssize_t)PG);
+		if (vmem_plan_is_cold(&p, off)) {
+			cold_written += PG;
+			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
+								  sizeof(err)),
+					 -1);
+		} else {
+			hot_written += PG;
+			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
+								  sizeof(err)),
+					 0);
+		}
+	}
+	ck_assert_msg(vmem_incoming_commit(&p, fd, &punched, err,
+					   sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(punched, cold_written);
+	ck_assert(vt_datamap_get(path, 0, UINT64_MAX, &m, err,
+				 sizeof(err)) == 0);
+	ck_assert_uint_eq(m.bytes, hot_written);
+	for (size_t i = 0; i < m.n; i++)
+		for (uint64_t off = m.ext[i].start; off < m.ext[i].end;
+		     off += PG)
+			ck_assert_msg(!vmem_plan_is_cold(&p, off), "cold page "
+				      "%#" PRIx64 " left", off);
+	/* The hot data is untouched. */
+	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
+		char want[PG];
+
+		if (vmem_plan_is_cold(&p, off))
+			continue;
+		vt_pattern_fill(want, off, PG, 7);
+		ck_assert_int_eq(pread(fd, page, PG, (off_t)off), (ssize_t)PG);
+		ck_assert(memcmp(page, want, PG) == 0);
+	}
+	vt_datamap_free(&m);
+	close(fd);
+	unlink(path);
+	free(page);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+/* ---- the cold-page sender against nbdkit ---------------------------- */
+
+static struct vt_nbdkit nbdkit;
+
+static void nbdkit_up(void)
+{
+	char err[512];
+
+	memset(&nbdkit, 0, sizeof(nbdkit));
+	snprintf(nbdkit.addr, sizeof(nbdkit.addr), "127.0.0.1");
+	nbdkit.port = 24000 + (int)(getpid() % 500);
+	snprintf(nbdkit.size, sizeof(nbdkit.size), "8M");
+	if (vt_nbdkit_start(&nbdkit, true, err, sizeof(err)) < 0)
+		vt_setup_failed(NULL, 0, "nbdkit: %s", err);
+}
+
+static void nbdkit_down(void)
+{
+	vt_nbdkit_kill(&nbdkit);
+}
+
+static char conf_text[1024];
+
+static struct vmem_vm *sender_conf(struct vmem_config *cfg)
+{
+	ck_assert_msg(nbdkit.pid > 0, "nbdkit did not start");
+	snprintf(conf_text, sizeof(conf_text),
+		 "[v]\nmemory-file = /dev/shm/none\nram-size = 8M\n"
+		 "chunk-size = 64K\nlocal-limit = 4M\ntimeout = 1s\n"
+		 "subhost = %s 2M-8M\n", nbdkit.uri);
+	return load(cfg, conf_text);
+}
+
+START_TEST(test_sender_writes_cold_pages)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = sender_conf(&cfg);
+	struct vmem_cold_sender_stats st;
+	struct vmem_cold_sender *s;
+	struct nbd_handle *h;
+	struct vmem_plan p;
+	char err[512], *buf = malloc(8 * MiB), *want = malloc(8 * MiB);
+	char *page = malloc(PG);
+	uint64_t cold_nonzero = 0, zero_skipped = 0;
+
+	h = vt_nbd_connect(nbdkit.uri, 5000, err, sizeof(err));
+	ck_assert_msg(h, "%s", err);
+	/* Garbage from "an earlier migration" on the whole export. */
+	memset(buf, 0xa5, 8 * MiB);
+	ck_assert_int_eq(nbd_pwrite(h, buf, 8 * MiB, 0, 0), 0);
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	s = vmem_cold_sender_new(&p, vm, err, sizeof(err));
+	ck_assert_msg(s, "%s", err);
+
+	/* The expected export: garbage outside the home, zeros in it
+	 * where nothing non-zero was sent. */
+	memset(want, 0xa5, 2 * MiB);
+	memset(want + 2 * MiB, 0, 6 * MiB);
+	for (uint64_t off = 0; off < 8 * MiB; off += PG) {
+		bool zero = (off / PG) % 4 == 1;
+		int r;
+
+		if (zero)
+			memset(page, 0, PG);
+		else
+			vt_pattern_fill(page, off, PG, 11);
+		r = vmem_cold_sender_page(s, off, page, err, sizeof(err));
+		ck_assert_msg(r >= 0, "%s", err);
+		ck_assert_int_eq(r, vmem_plan_is_cold(&p, off));
+		if (r == 1 && !zero) {
+			memcpy(want + off, page, PG);
+			cold_nonzero += PG;
+		} else if (r == 1) {
+			zero_skipped++;
+		}
+	}
+	/* Re-dirtied: a cold page changes, one becomes zero, and a page
+	 * is sent twice while queued: the last value wins. */
+	for (uint64_t off = 0; off < 8 * MiB; off += 64 * PG) {
+		if (!vmem_plan_is_cold(&p, off))
+			continue;
+		vt_pattern_fill(page, off, PG, 12);
+		ck_assert_int_eq(vmem_cold_sender_page(s, off, page, err,
+						       sizeof(err)), 1);
+		vt_pattern_fill(page, off, PG, 13);
+		ck_assert_int_eq(vmem_cold_sender_page(s, off, page, err,
+						       sizeof(err)), 1);
+		memcpy(want + off, page, PG);
+		memset(page, 0, PG);
+		ck_assert_int_eq(vmem_cold_sender_page(s, off + 2 * PG, page,
+						       err, sizeof(err)), 1);
+		memset(want + off + 2 * PG, 0, PG);
+	}
+	ck_assert_msg(vmem_cold_sender_drain(s, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_int_eq(nbd_pread(h, buf, 8 * MiB, 0, 0), 0);
+	for (uint64_t off = 0; off < 8 * MiB; off += PG)
+		ck_assert_msg(memcmp(buf + off, want + off, PG) == 0,
+			      "export page %#" PRIx64 " differs (cold %d)",
+			      off, vmem_plan_is_cold(&p, off));
+	vmem_cold_sender_get_stats(s, 0, &st);
+	ck_assert_uint_eq(st.zero_skipped, zero_skipped);
+	ck_assert_uint_ge(st.bytes, cold_nonzero);
+	/* Coalesced: the runs of three non-zero pages between zero pages
+	 * go as one request each. */
+	ck_assert_uint_le(st.requests, st.pages / 2);
+	vmem_cold_sender_free(s);
+	nbd_close(h);
+	free(buf);
+	free(want);
+	free(page);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_sender_subhost_dies)
+{
+	struct vmem_config cfg;
+	struct vmem_vm *vm = sender_conf(&cfg);
+	struct vmem_cold_sender *s;
+	struct vmem_plan p;
+	char err[512], *page = malloc(PG);
+	double t0;
+	int r = 0;
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	s = vmem_cold_sender_new(&p, vm, err, sizeof(err));
+	ck_assert_msg(s, "%s", err);
+	vt_nbdkit_kill(&nbdkit);
+	t0 = vt_now_ms();
+	vt_pattern_fill(page, 0, PG, 3);
+	for (uint64_t off = 0; off < 8 * MiB && r >= 0; off += PG)
+		r = vmem_cold_sender_page(s, off, page, err, sizeof(err));
+	if (r >= 0)
+		r = vmem_cold_sender_drain(s, err, sizeof(err));
+	ck_assert_int_eq(r, -1);
+	ck_assert_msg(strstr(err, nbdkit.uri), "'%s' does not name %s", err,
+		      nbdkit.uri);
+	/* Within the config's timeout (1 s), with slack for the machine. */
+	ck_assert_double_lt(vt_now_ms() - t0, 3000);
+	/* It stays failed. */
+	ck_assert_int_eq(vmem_cold_sender_drain(s, err, sizeof(err)), -1);
+	vmem_cold_sender_free(s);
+	free(page);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+static Suite *plan_suite(void)
+{
+	Suite *s = suite_create("plan");
+	TCase *tc = vt_tcase_checked(s, "plan", NULL, NULL, 20);
+
+	tcase_add_test(tc, test_window_brute_force);
+	tcase_add_test(tc, test_plan_covers_ram);
+	tcase_add_test(tc, test_plan_choice);
+	tcase_add_test(tc, test_plan_unhomed_too_big);
+	tcase_add_test(tc, test_config_hash);
+	tcase_add_test(tc, test_plan_accept);
+	tcase_add_test(tc, test_incoming_commit);
+	tc = vt_tcase_unchecked(s, "sender", nbdkit_up, nbdkit_down, 30);
+	tcase_add_test(tc, test_sender_writes_cold_pages);
+	tcase_add_test(tc, test_sender_subhost_dies);
+	return s;
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return vt_run_suite(plan_suite());
+}
