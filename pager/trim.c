@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Trimming off the critical path.  Moving a page in ends with discarding
+ * its copy on the home sub-host ("a page lives in one place").  That is a
+ * second NBD round trip per move, and nobody waits for its result: the
+ * page is already installed and its waiters woken.  So a move queues the
+ * discard here, and one trim thread sends the queued discards in batches,
+ * pipelined, one round trip per batch and sub-host.
+ *
+ * What this promises (README.md, "Trimming"):
+ *   - A page is never lost.  A discard is queued only after the page is
+ *     installed in the memory file, and it is sent only if the chunk was
+ *     not moved out since (each move-out bumps the chunk's generation
+ *     under the chunk lock; a queued discard carries the generation of its
+ *     move-in and is dropped when they differ).  The check and the send
+ *     happen with the chunk lock held, so no move-out can start until the
+ *     discard has been answered: a discard can never overtake the write
+ *     of a later move-out on the wire.
+ *   - A discard that is late, dropped, failed, or lost with the process
+ *     leaves a stale copy on the sub-host, which is harmless by the rule
+ *     that a page's home copy is read only while the page is a hole in
+ *     the memory file, and a page becomes a hole only by a move-out that
+ *     first writes the page home, replacing the stale copy.
+ *   - Bounded: at most TRIM_QMAX discards wait; beyond that (or with no
+ *     trim thread running) the mover discards synchronously, as before.
+ *
+ * The trim thread only ever try-locks chunk locks (it may hold several,
+ * and holds none while it waits), so it adds no lock-order cycle.
+ */
+#include "pager_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/timeutil.h"
+#include "remote.h"
+
+/* How long the trim thread waits before it tries busy chunks again. */
+#define TRIM_BUSY_NAP_MS 1
+
+/* Discard now, under the caller's chunk lock, as the move did before. */
+static void trim_now(struct vmem_pager *pg, struct sub *sh, uint64_t s,
+		     uint64_t len)
+{
+	char err[256];
+
+	if (vp_remote_discard(sh->remote, len, s, pg->timeout_ms, err,
+			      sizeof(err)) == -1)
+		vp_sub_failed(pg, sh, err);
+	ADD(pg->st.trims, 1);
+}
+
+void vp_trim_queue(struct vmem_pager *pg, struct sub *sh, uint64_t c,
+		   uint64_t s, uint64_t e)
+{
+	struct vp_trim *t;
+
+	pthread_mutex_lock(&pg->trim_mu);
+	if (!pg->has_trimmer || pg->trim_n >= TRIM_QMAX) {
+		pthread_mutex_unlock(&pg->trim_mu);
+		trim_now(pg, sh, s, e - s);
+		return;
+	}
+	t = &pg->trim_q[(pg->trim_head + pg->trim_n) % TRIM_QMAX];
+	*t = (struct vp_trim){
+		.sh = sh, .c = c, .off = s, .len = e - s,
+		.gen = pg->chunk_evgen[c],
+	};
+	pg->trim_n++;
+	pthread_cond_signal(&pg->trim_cv);
+	pthread_mutex_unlock(&pg->trim_mu);
+}
+
+void vp_trim_moved_out(struct vmem_pager *pg, uint64_t c)
+{
+	pg->chunk_evgen[c]++;
+}
+
+/* Take up to TRIM_BATCH entries: first the carried-over busy ones. */
+static size_t take(struct vmem_pager *pg, struct vp_trim *batch)
+{
+	size_t n = 0;
+
+	while (n < TRIM_BATCH && pg->trim_ncarry > 0)
+		batch[n++] = pg->trim_carry[--pg->trim_ncarry];
+	while (n < TRIM_BATCH && pg->trim_n > 0) {
+		batch[n++] = pg->trim_q[pg->trim_head];
+		pg->trim_head = (pg->trim_head + 1) % TRIM_QMAX;
+		pg->trim_n--;
+	}
+	return n;
+}
+
+/*
+ * Lock the batch's chunks (try only), drop what a move-out superseded,
+ * send the rest per sub-host, unlock.  Entries whose chunk is busy go to
+ * the carry-over list; returns how many did.
+ */
+static size_t run_batch(struct vmem_pager *pg, struct vp_trim *batch,
+			size_t n, struct vp_trim *carry)
+{
+	uint32_t held[TRIM_BATCH];
+	bool live[TRIM_BATCH];
+	uint64_t offs[TRIM_BATCH], lens[TRIM_BATCH];
+	size_t nheld = 0, ncarry = 0;
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t stripe = (uint32_t)(batch[i].c % NSTRIPES);
+		bool mine = false;
+
+		live[i] = false;
+		for (size_t k = 0; k < nheld && !mine; k++)
+			mine = held[k] == stripe;
+		if (!mine) {
+			if (pthread_mutex_trylock(&pg->stripes[stripe])) {
+				carry[ncarry++] = batch[i];
+				continue;
+			}
+			held[nheld++] = stripe;
+		}
+		if (pg->chunk_evgen[batch[i].c] != batch[i].gen) {
+			/* Moved out since: its home copy is the new one. */
+			ADD(pg->st.trims_dropped, 1);
+			continue;
+		}
+		live[i] = true;
+	}
+	/* One pipelined round trip per sub-host. */
+	for (size_t i = 0; i < n; i++) {
+		struct sub *sh = batch[i].sh;
+		size_t m = 0;
+
+		if (!live[i])
+			continue;
+		for (size_t k = i; k < n; k++) {
+			if (!live[k] || batch[k].sh != sh)
+				continue;
+			offs[m] = batch[k].off;
+			lens[m] = batch[k].len;
+			m++;
+			live[k] = false;
+		}
+		if (vp_remote_discardv(sh->remote, offs, lens, m,
+				       pg->timeout_ms, err, sizeof(err)) == -1)
+			vp_sub_failed(pg, sh, err);
+		ADD(pg->st.trims, m);
+	}
+	for (size_t k = 0; k < nheld; k++)
+		pthread_mutex_unlock(&pg->stripes[held[k]]);
+	return ncarry;
+}
+
+void *vp_trim_thread(void *arg)
+{
+	struct vmem_pager *pg = arg;
+	struct vp_trim batch[TRIM_BATCH], carry[TRIM_BATCH];
+
+	pthread_mutex_lock(&pg->trim_mu);
+	while (!LOAD(pg->stopping)) {
+		size_t n, nc;
+
+		if (pg->trim_hold || (pg->trim_n == 0 &&
+				      pg->trim_ncarry == 0)) {
+			pthread_cond_wait(&pg->trim_cv, &pg->trim_mu);
+			continue;
+		}
+		n = take(pg, batch);
+		pg->trim_busy = n;
+		pthread_mutex_unlock(&pg->trim_mu);
+
+		nc = run_batch(pg, batch, n, carry);
+
+		pthread_mutex_lock(&pg->trim_mu);
+		memcpy(pg->trim_carry, carry, nc * sizeof(carry[0]));
+		pg->trim_ncarry = nc;
+		pg->trim_busy = 0;
+		pthread_cond_broadcast(&pg->trim_done_cv);
+		if (nc == n && nc > 0) {
+			/* Every chunk busy: let their holders go on. */
+			pthread_mutex_unlock(&pg->trim_mu);
+			vp_nap(pg, TRIM_BUSY_NAP_MS);
+			pthread_mutex_lock(&pg->trim_mu);
+		}
+	}
+	pthread_mutex_unlock(&pg->trim_mu);
+	return NULL;
+}
+
+int vmem_pager_trim_flush(struct vmem_pager *pg, uint64_t timeout_ms)
+{
+	uint64_t deadline = vmem_deadline_ns(timeout_ms);
+	struct timespec ts = vmem_timespec(deadline);
+	int rc = 0;
+
+	pthread_mutex_lock(&pg->trim_mu);
+	while (pg->trim_n || pg->trim_ncarry || pg->trim_busy) {
+		if (!pg->has_trimmer || pg->trim_hold ||
+		    pthread_cond_timedwait(&pg->trim_done_cv, &pg->trim_mu,
+					   &ts) == ETIMEDOUT) {
+			rc = -1;
+			errno = pg->has_trimmer && !pg->trim_hold ?
+				ETIMEDOUT : EAGAIN;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&pg->trim_mu);
+	return rc;
+}
+
+void vmem_pager_trim_hold(struct vmem_pager *pg, bool hold)
+{
+	pthread_mutex_lock(&pg->trim_mu);
+	pg->trim_hold = hold;
+	pthread_cond_broadcast(&pg->trim_cv);
+	pthread_cond_broadcast(&pg->trim_done_cv);
+	pthread_mutex_unlock(&pg->trim_mu);
+}
+
+size_t vmem_pager_trims_pending(struct vmem_pager *pg)
+{
+	size_t n;
+
+	pthread_mutex_lock(&pg->trim_mu);
+	n = pg->trim_n + pg->trim_ncarry + pg->trim_busy;
+	pthread_mutex_unlock(&pg->trim_mu);
+	return n;
+}
