@@ -110,6 +110,7 @@ int vp_fetch_pieces(struct vmem_pager *pg, struct vp_piece *pc, size_t n,
 	if (total == 0)
 		return 0;
 
+	ADD(pg->moving_in, 1);	/* for vmem_pager_trim_flush() */
 	vp_reserve(pg, total, pc[0].c);
 	for (size_t i = 0; i < n; i++) {
 		if (!pc[i].absent)
@@ -196,6 +197,7 @@ out:
 		pc[i].b = NULL;
 	}
 	vp_unreserve(pg, total);
+	__atomic_fetch_sub(&pg->moving_in, 1, __ATOMIC_RELEASE);
 	if (rc)
 		errno = err_no;
 	return rc;

@@ -317,6 +317,8 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	pg->chunk_homed = calloc(pg->nchunks, 1);
 	pg->chunk_stamp = calloc(pg->nchunks, sizeof(*pg->chunk_stamp));
 	pg->chunk_evgen = calloc(pg->nchunks, sizeof(*pg->chunk_evgen));
+	pg->chunk_trimming = calloc(pg->nchunks,
+				    sizeof(*pg->chunk_trimming));
 	pg->trim_q = calloc(TRIM_QMAX, sizeof(*pg->trim_q));
 	/* Chunks resident from before we started are not young. */
 	pg->pagein_seq = 1ULL << 31;
@@ -325,7 +327,7 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 			  sizeof(*pg->subs));
 	if (!pg->chunk_res || !pg->chunk_ref || !pg->chunk_pin ||
 	    !pg->chunk_homed || !pg->chunk_stamp || !pg->zeros || !pg->subs ||
-	    !pg->chunk_evgen || !pg->trim_q)
+	    !pg->chunk_evgen || !pg->chunk_trimming || !pg->trim_q)
 		goto nomem;
 	memset(pg->zeros, 0, pg->cs);
 	pg->n_subs = p->n_subhosts;
@@ -517,6 +519,7 @@ void vmem_pager_free(struct vmem_pager *pg)
 	pthread_cond_destroy(&pg->trim_done_cv);
 	free(pg->trim_q);
 	free(pg->chunk_evgen);
+	free(pg->chunk_trimming);
 	free(pg->subs);
 	free(pg->zeros);
 	free(pg->chunk_res);

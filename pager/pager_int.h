@@ -115,11 +115,13 @@ struct vmem_pager {
 	uint32_t *chunk_stamp;
 	/* Move-outs of the chunk so far, under the chunk lock (trim.c). */
 	uint32_t *chunk_evgen;
+	/* atomic: discards of the chunk in flight (trim.c) */
+	uint16_t *chunk_trimming;
 
 	/* The trim queue (trim.c), under trim_mu. */
 	pthread_mutex_t trim_mu;
 	pthread_cond_t trim_cv;		/* wakes the trim thread */
-	pthread_cond_t trim_done_cv;	/* a batch finished */
+	pthread_cond_t trim_done_cv;	/* a batch finished, or a discard */
 	struct vp_trim *trim_q;		/* ring of TRIM_QMAX */
 	size_t trim_head, trim_n;
 	struct vp_trim trim_carry[TRIM_BATCH];	/* busy chunks, retried */
@@ -128,6 +130,8 @@ struct vmem_pager {
 	pthread_t trim_thr;
 
 	struct vp_ctl *ctl;		/* the control socket, or NULL */
+	/* atomic: fetches between their start and their discards' queueing */
+	uint64_t moving_in;
 
 	pthread_mutex_t acct_mu;
 	pthread_cond_t acct_cv;	/* wakes the eviction thread */
@@ -255,7 +259,8 @@ void *vp_fault_thread(void *arg);
  * thread runs. */
 void vp_trim_queue(struct vmem_pager *pg, struct sub *sh, uint64_t c,
 		   uint64_t s, uint64_t e);
-/* Chunk @c (its lock held) is being moved out: drop its queued discards. */
+/* Chunk @c (its lock held) is being moved out: drop its queued discards
+ * and wait for those in flight. */
 void vp_trim_moved_out(struct vmem_pager *pg, uint64_t c);
 /* The trim thread (pthread start routine; @arg is the pager). */
 void *vp_trim_thread(void *arg);

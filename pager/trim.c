@@ -12,9 +12,10 @@
  *     installed in the memory file, and it is sent only if the chunk was
  *     not moved out since (each move-out bumps the chunk's generation
  *     under the chunk lock; a queued discard carries the generation of its
- *     move-in and is dropped when they differ).  The check and the send
- *     happen with the chunk lock held, so no move-out can start until the
- *     discard has been answered: a discard can never overtake the write
+ *     move-in and is dropped when they differ).  The check is made under
+ *     the chunk lock, which also marks the chunk "trim in flight"; a
+ *     move-out (under the same lock) first waits until no discard of
+ *     its chunk is in flight.  So a discard can never overtake the write
  *     of a later move-out on the wire.
  *   - A discard that is late, dropped, failed, or lost with the process
  *     leaves a stale copy on the sub-host, which is harmless by the rule
@@ -24,8 +25,10 @@
  *   - Bounded: at most TRIM_QMAX discards wait; beyond that (or with no
  *     trim thread running) the mover discards synchronously, as before.
  *
- * The trim thread only ever try-locks chunk locks (it may hold several,
- * and holds none while it waits), so it adds no lock-order cycle.
+ * The trim thread only ever try-locks a chunk lock, one at a time, and
+ * holds none across network I/O: a busy chunk's discard waits for the
+ * next round.  A move-out waits for an in-flight discard while holding
+ * its chunk lock, which the trim thread never needs to finish one.
  */
 #include "pager_int.h"
 
@@ -75,6 +78,13 @@ void vp_trim_queue(struct vmem_pager *pg, struct sub *sh, uint64_t c,
 void vp_trim_moved_out(struct vmem_pager *pg, uint64_t c)
 {
 	pg->chunk_evgen[c]++;
+	if (!LOAD(pg->chunk_trimming[c]))
+		return;
+	/* Bounded: a discard in flight ends within timeout_ms. */
+	pthread_mutex_lock(&pg->trim_mu);
+	while (LOAD(pg->chunk_trimming[c]))
+		pthread_cond_wait(&pg->trim_done_cv, &pg->trim_mu);
+	pthread_mutex_unlock(&pg->trim_mu);
 }
 
 /* Take up to TRIM_BATCH entries: first the carried-over busy ones. */
@@ -93,62 +103,60 @@ static size_t take(struct vmem_pager *pg, struct vp_trim *batch)
 }
 
 /*
- * Lock the batch's chunks (try only), drop what a move-out superseded,
- * send the rest per sub-host, unlock.  Entries whose chunk is busy go to
- * the carry-over list; returns how many did.
+ * Check each entry under its chunk lock (try only): drop what a move-out
+ * superseded, mark the rest in flight; send them per sub-host without
+ * any lock; clear the marks.  Entries whose chunk is busy go to the
+ * carry-over list; returns how many did.
  */
 static size_t run_batch(struct vmem_pager *pg, struct vp_trim *batch,
 			size_t n, struct vp_trim *carry)
 {
-	uint32_t held[TRIM_BATCH];
-	bool live[TRIM_BATCH];
+	bool live[TRIM_BATCH], sent[TRIM_BATCH];
 	uint64_t offs[TRIM_BATCH], lens[TRIM_BATCH];
-	size_t nheld = 0, ncarry = 0;
+	size_t ncarry = 0;
 	char err[256];
 
 	for (size_t i = 0; i < n; i++) {
-		uint32_t stripe = (uint32_t)(batch[i].c % NSTRIPES);
-		bool mine = false;
+		pthread_mutex_t *mu = vp_chunk_lock(pg, batch[i].c);
 
-		live[i] = false;
-		for (size_t k = 0; k < nheld && !mine; k++)
-			mine = held[k] == stripe;
-		if (!mine) {
-			if (pthread_mutex_trylock(&pg->stripes[stripe])) {
-				carry[ncarry++] = batch[i];
-				continue;
-			}
-			held[nheld++] = stripe;
+		live[i] = sent[i] = false;
+		if (pthread_mutex_trylock(mu)) {
+			carry[ncarry++] = batch[i];
+			continue;
 		}
 		if (pg->chunk_evgen[batch[i].c] != batch[i].gen) {
 			/* Moved out since: its home copy is the new one. */
 			ADD(pg->st.trims_dropped, 1);
-			continue;
+		} else {
+			ADD(pg->chunk_trimming[batch[i].c], 1);
+			live[i] = true;
 		}
-		live[i] = true;
+		pthread_mutex_unlock(mu);
 	}
 	/* One pipelined round trip per sub-host. */
 	for (size_t i = 0; i < n; i++) {
 		struct sub *sh = batch[i].sh;
 		size_t m = 0;
 
-		if (!live[i])
+		if (!live[i] || sent[i])
 			continue;
 		for (size_t k = i; k < n; k++) {
-			if (!live[k] || batch[k].sh != sh)
+			if (!live[k] || sent[k] || batch[k].sh != sh)
 				continue;
 			offs[m] = batch[k].off;
 			lens[m] = batch[k].len;
 			m++;
-			live[k] = false;
+			sent[k] = true;
 		}
 		if (vp_remote_discardv(sh->remote, offs, lens, m,
 				       pg->timeout_ms, err, sizeof(err)) == -1)
 			vp_sub_failed(pg, sh, err);
 		ADD(pg->st.trims, m);
 	}
-	for (size_t k = 0; k < nheld; k++)
-		pthread_mutex_unlock(&pg->stripes[held[k]]);
+	for (size_t i = 0; i < n; i++)
+		if (live[i])
+			__atomic_fetch_sub(&pg->chunk_trimming[batch[i].c], 1,
+					   __ATOMIC_RELEASE);
 	return ncarry;
 }
 
@@ -188,25 +196,37 @@ void *vp_trim_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Polls (1 ms): the moves that have not queued their discard yet signal
+ * nothing, and this is for tests and shutdown, not a fast path.
+ */
 int vmem_pager_trim_flush(struct vmem_pager *pg, uint64_t timeout_ms)
 {
 	uint64_t deadline = vmem_deadline_ns(timeout_ms);
-	struct timespec ts = vmem_timespec(deadline);
-	int rc = 0;
 
-	pthread_mutex_lock(&pg->trim_mu);
-	while (pg->trim_n || pg->trim_ncarry || pg->trim_busy) {
-		if (!pg->has_trimmer || pg->trim_hold ||
-		    pthread_cond_timedwait(&pg->trim_done_cv, &pg->trim_mu,
-					   &ts) == ETIMEDOUT) {
-			rc = -1;
-			errno = pg->has_trimmer && !pg->trim_hold ?
-				ETIMEDOUT : EAGAIN;
-			break;
+	for (;;) {
+		bool idle, stuck;
+
+		pthread_mutex_lock(&pg->trim_mu);
+		idle = !pg->trim_n && !pg->trim_ncarry && !pg->trim_busy &&
+		       !LOAD(pg->moving_in);
+		stuck = !pg->has_trimmer || pg->trim_hold;
+		pthread_mutex_unlock(&pg->trim_mu);
+		if (idle)
+			return 0;
+		if (stuck) {
+			errno = EAGAIN;
+			return -1;
+		}
+		if (vmem_ms_left(deadline) == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (vp_nap(pg, 1)) {
+			errno = EAGAIN;
+			return -1;
 		}
 	}
-	pthread_mutex_unlock(&pg->trim_mu);
-	return rc;
 }
 
 void vmem_pager_trim_hold(struct vmem_pager *pg, bool hold)

@@ -1812,10 +1812,17 @@ static void ctl_send(int fd, uint32_t magic, uint16_t op, uint16_t n,
 static int ctl_call(int fd, uint16_t op, const struct vmem_ctl_range *rg,
 		    uint16_t n)
 {
+	struct vmem_ctl_req rq = { .magic = VMEM_CTL_MAGIC, .op = op, .n = n,
+				   .tag = 0x1234 + op };
 	struct vmem_ctl_reply rp;
 	int r;
 
-	ctl_send(fd, VMEM_CTL_MAGIC, op, n, rg, n);
+	/* A connection the pager closed at once fails here already. */
+	if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != (ssize_t)sizeof(rq))
+		return -2;
+	if (n && send(fd, rg, n * sizeof(*rg), MSG_NOSIGNAL) !=
+	    (ssize_t)(n * sizeof(*rg)))
+		return -2;
 	r = ctl_reply(fd, &rp, 10000);
 	if (r <= 0)
 		return r == 0 ? -2 : -1;
