@@ -302,8 +302,9 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	}
 	pthread_mutex_init(&pg->buf_mu, NULL);
 	pthread_mutex_init(&pg->trim_mu, NULL);
-	pthread_cond_init(&pg->trim_cv, NULL);
-	e = vmem_cond_init_monotonic(&pg->trim_done_cv);
+	e = vmem_cond_init_monotonic(&pg->trim_cv);
+	if (!e)
+		e = vmem_cond_init_monotonic(&pg->trim_done_cv);
 	if (e) {
 		snprintf(err, errlen, "pthread_cond_init: %s", strerror(e));
 		goto fail;

@@ -126,7 +126,7 @@ struct vmem_pager {
 	size_t trim_head, trim_n;
 	struct vp_trim trim_carry[TRIM_BATCH];	/* busy chunks, retried */
 	size_t trim_ncarry, trim_busy;
-	bool trim_hold, has_trimmer;
+	bool trim_hold, has_trimmer, trim_lingered, trim_idle;
 	pthread_t trim_thr;
 
 	struct vp_ctl *ctl;		/* the control socket, or NULL */

@@ -39,6 +39,8 @@
 #include "../common/timeutil.h"
 #include "remote.h"
 
+/* How long the trim thread lets discards gather before it sends them. */
+#define TRIM_LINGER_MS 2
 /* How long the trim thread waits before it tries busy chunks again. */
 #define TRIM_BUSY_NAP_MS 1
 
@@ -71,7 +73,9 @@ void vp_trim_queue(struct vmem_pager *pg, struct sub *sh, uint64_t c,
 		.gen = pg->chunk_evgen[c],
 	};
 	pg->trim_n++;
-	pthread_cond_signal(&pg->trim_cv);
+	/* A lingering thread waits for a full batch (or its time). */
+	if (pg->trim_idle || pg->trim_n >= TRIM_BATCH)
+		pthread_cond_signal(&pg->trim_cv);
 	pthread_mutex_unlock(&pg->trim_mu);
 }
 
@@ -171,9 +175,24 @@ void *vp_trim_thread(void *arg)
 
 		if (pg->trim_hold || (pg->trim_n == 0 &&
 				      pg->trim_ncarry == 0)) {
+			pg->trim_idle = true;
 			pthread_cond_wait(&pg->trim_cv, &pg->trim_mu);
+			pg->trim_idle = false;
 			continue;
 		}
+		if (pg->trim_n < TRIM_BATCH && !pg->trim_ncarry &&
+		    !pg->trim_lingered) {
+			/* A little later, a batch: one round trip for many
+			 * moves, and none between a page-in's read and the
+			 * next one's. */
+			struct timespec ts = vmem_timespec(
+				vmem_deadline_ns(TRIM_LINGER_MS));
+
+			pg->trim_lingered = true;
+			pthread_cond_timedwait(&pg->trim_cv, &pg->trim_mu, &ts);
+			continue;
+		}
+		pg->trim_lingered = false;
 		n = take(pg, batch);
 		pg->trim_busy = n;
 		pthread_mutex_unlock(&pg->trim_mu);

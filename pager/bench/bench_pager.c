@@ -4,7 +4,11 @@
  *
  *   page-in throughput (1 MiB chunk), fault driven and via page_in(),
  *   vs raw libnbd 1 MiB reads (one at a time, and pipelined);
- *   per-fault latency with 4K, 64K and 1M chunks.
+ *   per-fault latency with 4K, 64K and 1M chunks;
+ *   what one page_in() of a 64K chunk costs against a raw libnbd 64K
+ *   read (and read + trim, the two round trips the old page-in made),
+ *   and page_in() of a list of 16 x 64K ranges against 16 pipelined
+ *   raw 64K reads.
  *
  * Usage: bench_pager [tcp|unix] [MiB]   (default tcp, 256 MiB)
  * Starts nbdkit (file plugin on a /dev/shm image) and kills it by PID.
@@ -186,6 +190,140 @@ static double median(double *v)
 	return v[REPS / 2];
 }
 
+#define NLAT 1000
+
+static double p50_us(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_d);
+	return v[n / 2] * 1e6;
+}
+
+/* Chunk-aligned offsets in a shuffled order, each used once. */
+static void shuffled(uint64_t *o, size_t n, uint64_t unit)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] = (uint64_t)i * (size / unit / n) * unit;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = (size_t)rand() % (i + 1);
+		uint64_t t = o[i];
+
+		o[i] = o[j];
+		o[j] = t;
+	}
+}
+
+static void pagein_latency(char *map, int mem_fd)
+{
+	const uint64_t cs = 64 << 10;
+	struct nbd_handle *h = nbd_create();
+	static double lat[NLAT];
+	static uint64_t off[NLAT];
+	struct vmem_pager_range rg[16];
+	char err[256], *b = malloc(16 * cs);
+	double raw, rawtrim, pin, pinheld, raw16, pin16, t0;
+	struct vmem_pager *pg;
+	size_t n16 = size / (16 * cs) < 200 ? size / (16 * cs) : 200;
+
+	if (!h || !b || nbd_connect_uri(h, uri) == -1) {
+		fprintf(stderr, "%s\n", nbd_get_error());
+		exit(1);
+	}
+	reset(mem_fd);
+	shuffled(off, NLAT, cs);
+	for (size_t i = 0; i < NLAT; i++) {
+		t0 = now_s();
+		if (nbd_pread(h, b, cs, off[i], 0) == -1)
+			exit(1);
+		lat[i] = now_s() - t0;
+	}
+	raw = p50_us(lat, NLAT);
+	for (size_t i = 0; i < NLAT; i++) {
+		t0 = now_s();
+		if (nbd_pread(h, b, cs, off[i], 0) == -1 ||
+		    nbd_trim(h, cs, off[i], 0) == -1)
+			exit(1);
+		lat[i] = now_s() - t0;
+	}
+	rawtrim = p50_us(lat, NLAT);
+	/* 16 x 64K pipelined, one round trip */
+	reset(mem_fd);
+	shuffled(off, n16, 16 * cs);
+	for (size_t i = 0; i < n16; i++) {
+		t0 = now_s();
+		for (int k = 0; k < 16; k++)
+			if (nbd_aio_pread(h, b + k * cs, cs, off[i] + k * cs,
+					  NBD_NULL_COMPLETION, 0) == -1)
+				exit(1);
+		while (nbd_aio_in_flight(h) > 0)
+			if (nbd_poll(h, -1) == -1)
+				exit(1);
+		lat[i] = now_s() - t0;
+	}
+	raw16 = p50_us(lat, n16);
+
+	reset(mem_fd);
+	pg = mkpager(map, mem_fd, cs);
+	shuffled(off, NLAT, cs);
+	for (size_t i = 0; i < NLAT; i++) {
+		t0 = now_s();
+		if (vmem_pager_page_in(pg, off[i], cs, err, sizeof(err))) {
+			fprintf(stderr, "page_in: %s\n", err);
+			exit(1);
+		}
+		lat[i] = now_s() - t0;
+	}
+	pin = p50_us(lat, NLAT);
+	vmem_pager_free(pg);
+
+	/* The same with the trims held back: what they cost meanwhile. */
+	reset(mem_fd);
+	pg = mkpager(map, mem_fd, cs);
+	vmem_pager_trim_hold(pg, true);
+	for (size_t i = 0; i < NLAT; i++) {
+		t0 = now_s();
+		if (vmem_pager_page_in(pg, off[i], cs, err, sizeof(err))) {
+			fprintf(stderr, "page_in: %s\n", err);
+			exit(1);
+		}
+		lat[i] = now_s() - t0;
+	}
+	pinheld = p50_us(lat, NLAT);
+	vmem_pager_free(pg);
+
+	reset(mem_fd);
+	pg = mkpager(map, mem_fd, cs);
+	shuffled(off, n16, 16 * cs);
+	for (size_t i = 0; i < n16; i++) {
+		for (int k = 0; k < 16; k++)
+			rg[k] = (struct vmem_pager_range){ off[i] + k * cs,
+							   cs };
+		t0 = now_s();
+		if (vmem_pager_page_in_ranges(pg, rg, 16, err, sizeof(err))) {
+			fprintf(stderr, "page_in_ranges: %s\n", err);
+			exit(1);
+		}
+		lat[i] = now_s() - t0;
+	}
+	pin16 = p50_us(lat, n16);
+	vmem_pager_free(pg);
+	nbd_shutdown(h, 0);
+	nbd_close(h);
+	free(b);
+
+	printf("one 64K chunk (p50 of %d, shuffled, nothing local):\n", NLAT);
+	printf("  raw libnbd 64K read:                  %7.1f us\n", raw);
+	printf("  raw libnbd 64K read + trim:           %7.1f us\n",
+	       rawtrim);
+	printf("  page_in() of 64K:                     %7.1f us  "
+	       "(%.2fx raw read)\n", pin, pin / raw);
+	printf("  page_in() of 64K, no trim sent:       %7.1f us  "
+	       "(%.2fx raw read)\n", pinheld, pinheld / raw);
+	printf("16 x 64K (p50 of %zu):\n", n16);
+	printf("  raw libnbd, 16 reads pipelined:       %7.1f us\n", raw16);
+	printf("  page_in() of a list of 16 ranges:     %7.1f us  "
+	       "(%.2fx raw)\n", pin16, pin16 / raw16);
+}
+
 int main(int argc, char **argv)
 {
 	bool tcp = !(argc > 1 && strcmp(argv[1], "unix") == 0);
@@ -299,6 +437,7 @@ int main(int argc, char **argv)
 		free(lat);
 		free(order);
 	}
+	pagein_latency(map, mem_fd);
 	(void)sink;
 	munmap(map, size);
 	close(mem_fd);
