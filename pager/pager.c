@@ -198,6 +198,8 @@ void vmem_pager_params_from_vm(struct vmem_pager_params *p,
 	p->timeout_ms = vm->timeout_ms;
 	p->mem_path = vm->memory_file;
 	p->seq_path = NULL;
+	p->ctl_path = NULL;
+	p->ctl_beside_mem = true;
 	for (size_t i = 0; i < vm->n_subhosts; i++) {
 		subs[i].uri = vm->subhosts[i].uri;
 		subs[i].start = vm->subhosts[i].start;
@@ -384,6 +386,15 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 		pg->ctl = vp_ctl_new(pg, p->ctl_path, err, errlen);
 		if (!pg->ctl)
 			goto fail;
+	} else if (p->ctl_beside_mem && p->mem_path) {
+		/* Optional: without it, QMP still pages in. */
+		char path[4096], why[256];
+
+		snprintf(path, sizeof(path), "%s%s", p->mem_path,
+			 VMEM_PAGER_CTL_SUFFIX);
+		pg->ctl = vp_ctl_new(pg, path, why, sizeof(why));
+		if (!pg->ctl)
+			vp_logmsg(pg, "no control socket: %s", why);
 	}
 	pg->st.ram_size = pg->size;
 	pg->st.local_limit = pg->limit;

@@ -108,6 +108,12 @@ struct vmem_pager_params {
 	 * the path is replaced; anything else there is an error.
 	 */
 	const char *ctl_path;
+	/*
+	 * With ctl_path NULL: serve it at mem_path + VMEM_PAGER_CTL_SUFFIX,
+	 * and if that fails, log it and go on without (QMP still works).
+	 * vmem_pager_params_from_vm() sets it.
+	 */
+	bool ctl_beside_mem;
 };
 
 /*
@@ -192,6 +198,8 @@ int vmem_pager_page_in_ranges(struct vmem_pager *pg,
 int vmem_pager_trim_flush(struct vmem_pager *pg, uint64_t timeout_ms);
 void vmem_pager_trim_hold(struct vmem_pager *pg, bool hold);
 size_t vmem_pager_trims_pending(struct vmem_pager *pg);
+
+#define VMEM_PAGER_CTL_SUFFIX ".ctl"
 
 /* The control socket's path, or NULL when the pager serves none. */
 const char *vmem_pager_ctl_path(struct vmem_pager *pg);

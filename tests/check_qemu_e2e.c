@@ -131,6 +131,8 @@ static void env_down(void)
 		unlink(E->mem);
 		snprintf(path, sizeof(path), "%s.seq", E->mem);
 		unlink(path);
+		snprintf(path, sizeof(path), "%s.ctl", E->mem);
+		unlink(path);
 	}
 	if (E->dir[0]) {
 		snprintf(path, sizeof(path), "%s/qemu.log", E->dir);

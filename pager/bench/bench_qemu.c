@@ -76,6 +76,8 @@ static void down(void)
 		unlink(S.mem);
 		snprintf(path, sizeof(path), "%s.seq", S.mem);
 		unlink(path);
+		snprintf(path, sizeof(path), "%s.ctl", S.mem);
+		unlink(path);
 		S.mem[0] = '\0';
 	}
 	if (S.dir[0]) {
