@@ -21,6 +21,15 @@
  *     sub-host, against raw libnbd reads of the same 256 MiB from the same
  *     sub-host, 1 MiB at a time and 16 in flight.
  *
+ * (c) With the guest running: a counter loop in the guest (vmt-procs
+ *     spin, 20 ms steps of its own clock) while the host pages in 256 MiB
+ *     that are on the sub-host, by QMP vmem-page-in and by the pager's
+ *     control socket, against the same loop with no page-in.  For each
+ *     run the rate is the lowest mean over any window as long as the
+ *     page-in took (the window of the page-in is one of them, so this
+ *     bounds the rate during it from below; without a page-in it is the
+ *     noise floor), and the ratio is with / without (target >= 0.8).
+ *
  * Every measurement is repeated (-r, default 3), interleaved, and the
  * median reported.  Everything started is killed by PID at exit, also on
  * SIGINT/SIGTERM.
@@ -36,8 +45,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "../../common/pagerctl.h"
 
 #include "../../tests/lib/guest.h"
 #include "../../tests/lib/hosts.h"
@@ -76,7 +89,7 @@ static void down(void)
 		unlink(S.mem);
 		snprintf(path, sizeof(path), "%s.seq", S.mem);
 		unlink(path);
-		snprintf(path, sizeof(path), "%s.ctl", S.mem);
+		snprintf(path, sizeof(path), "%.150s.ctl", S.mem);
 		unlink(path);
 		S.mem[0] = '\0';
 	}
@@ -181,6 +194,101 @@ static double guest_time(const char *cmd)
 		die("guest `%s` -> %d: %s", cmd, st, out);
 	t = (vt_now_ms() - t0) / 1000 - console_s;
 	return t > 0 ? t : 0;
+}
+
+/* ---- (c) the guest's counter loop during a page-in ---- */
+
+#define SPIN_MS 3000
+#define SPIN_STEP_MS 20
+#define SPIN_N (SPIN_MS / SPIN_STEP_MS)
+#define SPIN_SKIP 10		/* the loop's first steps fault it in */
+
+/* vmem page-in of [off, off + len) on the pager's control socket. */
+static void ctl_page_in(uint64_t off, uint64_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct {
+		struct vmem_ctl_req rq;
+		struct vmem_ctl_range rg;
+	} m = { { VMEM_CTL_MAGIC, VMEM_CTL_PAGE_IN, 1, 7 }, { off, len } };
+	struct vmem_ctl_reply rp;
+	size_t got = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s.ctl", S.mem);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m))
+		die("control socket %s: %s", sa.sun_path, strerror(errno));
+	while (got < sizeof(rp)) {
+		ssize_t r = read(fd, (char *)&rp + got, sizeof(rp) - got);
+
+		if (r <= 0)
+			die("control socket: no reply");
+		got += (size_t)r;
+	}
+	close(fd);
+	if (rp.err)
+		die("control socket page-in: %s", rp.msg);
+}
+
+enum spin_load { SPIN_IDLE, SPIN_QMP, SPIN_CTL };
+
+/*
+ * Run the counter loop for SPIN_MS; after 1 s, page in 256 MiB (or not).
+ * Returns the lowest window rate (counts per step) over windows of
+ * @win steps (0: as long as this run's page-in took, returned in *win).
+ */
+static double spin(enum spin_load load, size_t *win, double *pagein_ms)
+{
+	char out[8192], *p;
+	unsigned long c[SPIN_N];
+	double t0 = vt_now_ms(), low = -1;
+	size_t n = 0;
+	int st;
+
+	page_out(PAGEIN_START, PAGEIN_LEN);
+	st = vt_guest_run(&S.guest, "vmt-procs spin 3000 20 > /tmp/spin &",
+			  out, sizeof(out), 10000);
+	if (st != 0)
+		die("guest spin: %d: %s", st, out);
+	usleep(1000000);
+	if (load != SPIN_IDLE) {
+		double t1 = vt_now_ms();
+
+		if (load == SPIN_QMP)
+			page_in(PAGEIN_START, PAGEIN_LEN);
+		else
+			ctl_page_in(PAGEIN_START, PAGEIN_LEN);
+		*pagein_ms = vt_now_ms() - t1;
+		if (!*win)
+			*win = (size_t)(*pagein_ms / SPIN_STEP_MS) + 1;
+	}
+	while (vt_now_ms() - t0 < SPIN_MS + 1500)
+		usleep(50000);
+	st = vt_guest_run(&S.guest, "cat /tmp/spin", out, sizeof(out), 10000);
+	if (st != 0)
+		die("guest cat /tmp/spin: %d: %s", st, out);
+	for (p = out; n < SPIN_N && *p; n++) {
+		char *e;
+
+		c[n] = strtoul(p, &e, 10);
+		if (e == p)
+			break;
+		p = e;
+	}
+	if (n != SPIN_N)
+		die("guest spin: %zu of %d steps", n, SPIN_N);
+	if (*win < 1)
+		*win = 1;
+	for (size_t i = SPIN_SKIP; i + *win <= n; i++) {
+		double sum = 0;
+
+		for (size_t k = 0; k < *win; k++)
+			sum += (double)c[i + k];
+		if (low < 0 || sum / *win < low)
+			low = sum / *win;
+	}
+	return low;
 }
 
 static bool resident(int fd, uint64_t off)
@@ -357,6 +465,9 @@ int main(int argc, char **argv)
 	uint64_t *where, *sorted, split, lowest;
 	char cmd[512], read_cmd[128];
 	double ml, mh, ma, mp, m1, m16;
+	double s_idle_q[MAX_REPS], s_qmp[MAX_REPS], s_idle_c[MAX_REPS];
+	double s_ctl[MAX_REPS], d_qmp[MAX_REPS], d_ctl[MAX_REPS];
+	double rq[MAX_REPS], rc[MAX_REPS];
 	int c, fd;
 
 	while ((c = getopt(argc, argv, "r:m:h")) != -1) {
@@ -459,6 +570,21 @@ int main(int argc, char **argv)
 	}
 	qmp("{\"execute\":\"cont\"}");
 
+	/* (c) The guest's counter loop while 256 MiB come in. */
+	for (int r = 0; r < reps; r++) {
+		size_t wq = 0, wc = 0;
+
+		s_qmp[r] = spin(SPIN_QMP, &wq, &d_qmp[r]);
+		s_idle_q[r] = spin(SPIN_IDLE, &wq, NULL);
+		s_ctl[r] = spin(SPIN_CTL, &wc, &d_ctl[r]);
+		s_idle_c[r] = spin(SPIN_IDLE, &wc, NULL);
+		rq[r] = s_qmp[r] / s_idle_q[r];
+		rc[r] = s_ctl[r] / s_idle_c[r];
+		note("run %d: counter loop during a %.0f ms QMP page-in %.2fx, "
+		     "during a %.0f ms control-socket page-in %.2fx of its "
+		     "rate without", r + 1, d_qmp[r], rq[r], d_ctl[r], rc[r]);
+	}
+
 	ml = median(t_local, reps);
 	mh = median(t_half, reps);
 	ma = median(t_all, reps);
@@ -487,6 +613,11 @@ int main(int argc, char **argv)
 	printf("\npage-in / raw one at a time = %.2f, page-in / raw 16 in "
 	       "flight = %.2f (target >= 0.5)\n", mp / m1, mp / m16);
 	printf("guest file read, half remote / all local = %.2f\n", mh / ml);
+	printf("(c) guest counter loop during a 256 MiB page-in / without "
+	       "(worst window as long as the page-in):\n"
+	       "    QMP vmem-page-in (%.0f ms): %.2fx   control socket "
+	       "(%.0f ms): %.2fx   (target >= 0.8)\n", median(d_qmp, reps),
+	       median(rq, reps), median(d_ctl, reps), median(rc, reps));
 	free(where);
 	free(sorted);
 	return 0;
