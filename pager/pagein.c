@@ -7,11 +7,13 @@
  *   - One call may carry a list of ranges (all chunks of one vmemfs read
  *     in one command, one reply).  Ranges may overlap and come in any
  *     order; the chunks they touch are each fetched once.
- *   - The chunks are taken in batches of up to VP_MAX_PIECES chunks that
- *     share one home: a batch holds all its chunk locks and sends all its
+ *   - The chunks are taken in batches of up to VP_MAX_PIECES chunks
+ *     (and about BATCH_BYTES) that share one home: a batch holds all its chunk locks and sends all its
  *     reads pipelined on one connection, so a 1 MiB read of 64K chunks is
  *     one round trip, not sixteen.  Large requests are spread over up to
- *     PAGE_IN_WORKERS threads, each with its own connection.
+ *     PAGE_IN_WORKERS threads, each with its own connection; a long one
+ *     (over LONG_ITEMS chunks) runs on niced helpers only, so that it
+ *     does not take the CPU from the VM's vCPUs.
  *   - Lock order: a batch blocks (with the deadline) only on its first
  *     chunk's lock and only try-locks the others; a busy chunk ends the
  *     batch and starts the next one.  So a batch never waits while it
@@ -26,10 +28,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "../common/timeutil.h"
 
 #define PAGE_IN_WORKERS 4
+/*
+ * A batch stops growing at this many bytes: enough for one round trip
+ * to carry a 1 MiB read of small chunks, small enough that the workers'
+ * reads and installs still overlap when chunks are large.
+ */
+#define BATCH_BYTES (1ULL << 20)
 
 /* One chunk's share of the request: [s, e) inside chunk c. */
 struct item {
@@ -42,6 +52,8 @@ struct page_in_job {
 	size_t n;
 	size_t next;			/* atomic: next slice to take */
 	bool failed;			/* atomic */
+	bool background;		/* helpers run niced */
+	pthread_t caller;
 	pthread_mutex_t mu;		/* first error */
 	int err_no;
 	char err[256];
@@ -106,6 +118,7 @@ static int run_slice(struct page_in_job *j, size_t i, size_t end,
 
 	while (i < end && !LOAD(j->failed)) {
 		uint64_t deadline = vmem_deadline_ns(pg->timeout_ms);
+		uint64_t bytes;
 		struct sub *sh;
 		size_t n = 0;
 		int rc;
@@ -126,8 +139,10 @@ static int run_slice(struct page_in_job *j, size_t i, size_t end,
 					   .e = j->it[i].e };
 		stripes[0] = (uint32_t)(j->it[i].c % NSTRIPES);
 		n = 1;
+		bytes = j->it[i].e - j->it[i].s;
 		/* Grow the batch with chunks we can lock without waiting. */
-		while (i + n < end && n < VP_MAX_PIECES) {
+		while (i + n < end && n < VP_MAX_PIECES &&
+		       bytes < BATCH_BYTES) {
 			const struct item *x = &j->it[i + n];
 			uint32_t st = (uint32_t)(x->c % NSTRIPES);
 			bool clash = false;
@@ -140,6 +155,7 @@ static int run_slice(struct page_in_job *j, size_t i, size_t end,
 			pc[n] = (struct vp_piece){ .c = x->c, .s = x->s,
 						   .e = x->e };
 			stripes[n] = st;
+			bytes += x->e - x->s;
 			n++;
 		}
 		rc = vp_fetch_pieces(pg, pc, n, sh, RETRY_DEADLINE, deadline,
@@ -156,6 +172,11 @@ static int run_slice(struct page_in_job *j, size_t i, size_t end,
 	return 0;
 }
 
+/* How much a long page-in's helpers yield to the vCPUs (nice). */
+#define BACKGROUND_NICE 10
+/* A page-in of more than this many items is long (background). */
+#define LONG_ITEMS 256
+
 /* Slices of this many items are what a worker takes at a time. */
 #define SLICE (4 * VP_MAX_PIECES)
 
@@ -163,6 +184,16 @@ static void *page_in_worker(void *arg)
 {
 	struct page_in_job *j = arg;
 	char err[256];
+
+	/*
+	 * A long page-in is background work: it must not take the CPU from
+	 * the vCPUs of the VM it pages for.  The caller's own thread (QEMU's
+	 * main loop, a control-socket thread) is left alone.
+	 */
+	if (j->background && !pthread_equal(pthread_self(), j->caller))
+		/* If not allowed, it runs as it is: still correct. */
+		(void)setpriority(PRIO_PROCESS, (id_t)gettid(),
+				  BACKGROUND_NICE);
 
 	while (!LOAD(j->failed)) {
 		size_t i = ADD(j->next, SLICE);
@@ -251,7 +282,7 @@ int vmem_pager_page_in_ranges(struct vmem_pager *pg,
 			      char *err, size_t errlen)
 {
 	struct page_in_job j = { .pg = pg };
-	pthread_t helpers[PAGE_IN_WORKERS - 1];
+	pthread_t helpers[PAGE_IN_WORKERS];
 	unsigned int n_helpers = 0;
 	uint64_t bytes = 0;
 	int rc = 0;
@@ -277,12 +308,20 @@ int vmem_pager_page_in_ranges(struct vmem_pager *pg,
 		ADD(pg->chunk_pin[j.it[i].c], 1);
 
 	pthread_mutex_init(&j.mu, NULL);
-	while (n_helpers < PAGE_IN_WORKERS - 1 &&
-	       (n_helpers + 1) * SLICE < j.n &&
+	/*
+	 * A long page-in runs on PAGE_IN_WORKERS niced helpers while the
+	 * caller only waits; a short one on the caller (and helpers), at
+	 * its priority, because someone waits for it.
+	 */
+	j.caller = pthread_self();
+	j.background = j.n > LONG_ITEMS;
+	while (n_helpers < PAGE_IN_WORKERS - (j.background ? 0 : 1) &&
+	       (n_helpers + 1) * SLICE < j.n + (j.background ? SLICE : 0) &&
 	       pthread_create(&helpers[n_helpers], NULL, page_in_worker,
 			      &j) == 0)
 		n_helpers++;
-	page_in_worker(&j);
+	if (!j.background || n_helpers == 0)
+		page_in_worker(&j);
 	for (unsigned int i = 0; i < n_helpers; i++)
 		pthread_join(helpers[i], NULL);
 	pthread_mutex_destroy(&j.mu);

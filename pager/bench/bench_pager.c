@@ -27,6 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "../../common/pagerctl.h"
 #include "../pager.h"
 
 #define MiB ((uint64_t)1 << 20)
@@ -160,6 +164,8 @@ static double raw_nbd(bool pipelined)
 	return size / MiB / t0;
 }
 
+static char ctl_path[96];
+
 static struct vmem_pager *mkpager(char *map, int mem_fd, uint64_t chunk)
 {
 	struct vmem_pager_subhost sub = { uri, 0, size };
@@ -167,6 +173,7 @@ static struct vmem_pager *mkpager(char *map, int mem_fd, uint64_t chunk)
 		.host_addr = map, .size = size, .mem_fd = mem_fd,
 		.mem_path = mem_path, .chunk_size = chunk,
 		.subhosts = &sub, .n_subhosts = 1,
+		.ctl_path = ctl_path[0] ? ctl_path : NULL,
 	};
 	char err[256];
 	struct vmem_pager *pg = vmem_pager_new(&p, err, sizeof(err));
@@ -192,6 +199,29 @@ static double median(double *v)
 }
 
 #define NLAT 1000
+
+/* One request on the control socket: 0 when it succeeded. */
+static int ctl_call(int fd, uint16_t op, uint64_t off, uint64_t len)
+{
+	struct {
+		struct vmem_ctl_req rq;
+		struct vmem_ctl_range rg;
+	} m = { { VMEM_CTL_MAGIC, op, op == VMEM_CTL_PING ? 0 : 1, 1 },
+		{ off, len } };
+	struct vmem_ctl_reply rp;
+	size_t got = 0, l = op == VMEM_CTL_PING ? sizeof(m.rq) : sizeof(m);
+
+	if (write(fd, &m, l) != (ssize_t)l)
+		return -1;
+	while (got < sizeof(rp)) {
+		ssize_t r = read(fd, (char *)&rp + got, sizeof(rp) - got);
+
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return rp.err;
+}
 
 static double p50_us(double *v, size_t n)
 {
@@ -221,7 +251,8 @@ static void pagein_latency(char *map, int mem_fd)
 	static uint64_t off[NLAT];
 	struct vmem_pager_range rg[16];
 	char err[256], *b = malloc(16 * cs);
-	double raw, rawtrim, pin, pinheld, raw16, pin16, t0;
+	double raw, rawtrim, pin, pinheld, raw16, pin16, ping, pctl, alloc64;
+	double t0;
 	struct vmem_pager *pg;
 	size_t n16 = size / (16 * cs) < 200 ? size / (16 * cs) : 200;
 
@@ -307,6 +338,60 @@ static void pagein_latency(char *map, int mem_fd)
 	}
 	pin16 = p50_us(lat, n16);
 	vmem_pager_free(pg);
+
+	/*
+	 * The floor of installing a chunk: new tmpfs pages of 64K, written
+	 * (allocation, accounting, copy; UFFDIO_COPY does the same work).
+	 */
+	{
+		char scratch[160];
+		int sfd;
+
+		snprintf(scratch, sizeof(scratch), "%s.scratch", mem_path);
+		sfd = open(scratch, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (sfd < 0 || ftruncate(sfd, (off_t)(NLAT * cs)))
+			die("scratch file");
+		for (size_t i = 0; i < NLAT; i++) {
+			t0 = now_s();
+			if (pwrite(sfd, b, cs, (off_t)(i * cs)) != (ssize_t)cs)
+				die("pwrite scratch");
+			lat[i] = now_s() - t0;
+		}
+		alloc64 = p50_us(lat, NLAT);
+		close(sfd);
+		unlink(scratch);
+	}
+
+	/* The control socket: a round trip, and a 64K page-in through it. */
+	snprintf(ctl_path, sizeof(ctl_path), "/tmp/bpager.%d.ctl", getpid());
+	reset(mem_fd);
+	pg = mkpager(map, mem_fd, cs);
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			die("connect control socket");
+		for (size_t i = 0; i < NLAT; i++) {
+			t0 = now_s();
+			if (ctl_call(fd, VMEM_CTL_PING, 0, 0))
+				die("ping");
+			lat[i] = now_s() - t0;
+		}
+		ping = p50_us(lat, NLAT);
+		shuffled(off, NLAT, cs);
+		for (size_t i = 0; i < NLAT; i++) {
+			t0 = now_s();
+			if (ctl_call(fd, VMEM_CTL_PAGE_IN, off[i], cs))
+				die("control socket page-in");
+			lat[i] = now_s() - t0;
+		}
+		pctl = p50_us(lat, NLAT);
+		close(fd);
+	}
+	vmem_pager_free(pg);
+	ctl_path[0] = '\0';
 	nbd_shutdown(h, 0);
 	nbd_close(h);
 	free(b);
@@ -319,6 +404,10 @@ static void pagein_latency(char *map, int mem_fd)
 	       "(%.2fx raw read)\n", pin, pin / raw);
 	printf("  page_in() of 64K, no trim sent:       %7.1f us  "
 	       "(%.2fx raw read)\n", pinheld, pinheld / raw);
+	printf("  64K of new tmpfs pages (install floor):%7.1f us\n", alloc64);
+	printf("  control socket round trip (ping):     %7.1f us\n", ping);
+	printf("  page-in of 64K by control socket:     %7.1f us  "
+	       "(%.2fx raw read)\n", pctl, pctl / raw);
 	printf("16 x 64K (p50 of %zu):\n", n16);
 	printf("  raw libnbd, 16 reads pipelined:       %7.1f us\n", raw16);
 	printf("  page_in() of a list of 16 ranges:     %7.1f us  "

@@ -247,8 +247,9 @@ static double spin(enum spin_load load, size_t *win, double *pagein_ms)
 	int st;
 
 	page_out(PAGEIN_START, PAGEIN_LEN);
-	st = vt_guest_run(&S.guest, "vmt-procs spin 3000 20 > /tmp/spin &",
-			  out, sizeof(out), 10000);
+	st = vt_guest_run(&S.guest, "rm -f /tmp/spin /tmp/spin.done; "
+			  "(vmt-procs spin 3000 20 > /tmp/spin; "
+			  "touch /tmp/spin.done) &", out, sizeof(out), 10000);
 	if (st != 0)
 		die("guest spin: %d: %s", st, out);
 	usleep(1000000);
@@ -265,7 +266,9 @@ static double spin(enum spin_load load, size_t *win, double *pagein_ms)
 	}
 	while (vt_now_ms() - t0 < SPIN_MS + 1500)
 		usleep(50000);
-	st = vt_guest_run(&S.guest, "cat /tmp/spin", out, sizeof(out), 10000);
+	st = vt_guest_run(&S.guest, "i=0; while [ ! -e /tmp/spin.done ] && "
+			  "[ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+			  "cat /tmp/spin", out, sizeof(out), 40000);
 	if (st != 0)
 		die("guest cat /tmp/spin: %d: %s", st, out);
 	for (p = out; n < SPIN_N && *p; n++) {
