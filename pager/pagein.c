@@ -12,7 +12,7 @@
  *     reads pipelined on one connection, so a 1 MiB read of 64K chunks is
  *     one round trip, not sixteen.  Large requests are spread over up to
  *     PAGE_IN_WORKERS threads, each with its own connection; a long one
- *     (over LONG_ITEMS chunks) runs on niced helpers only, so that it
+ *     (over LONG_BYTES) runs on niced helpers only, so that it
  *     does not take the CPU from the VM's vCPUs.
  *   - Lock order: a batch blocks (with the deadline) only on its first
  *     chunk's lock and only try-locks the others; a busy chunk ends the
@@ -174,8 +174,8 @@ static int run_slice(struct page_in_job *j, size_t i, size_t end,
 
 /* How much a long page-in's helpers yield to the vCPUs (nice). */
 #define BACKGROUND_NICE 10
-/* A page-in of more than this many items is long (background). */
-#define LONG_ITEMS 256
+/* A page-in of more than this many bytes is long (background). */
+#define LONG_BYTES (16ULL << 20)
 
 /* Slices of this many items are what a worker takes at a time. */
 #define SLICE (4 * VP_MAX_PIECES)
@@ -314,7 +314,7 @@ int vmem_pager_page_in_ranges(struct vmem_pager *pg,
 	 * its priority, because someone waits for it.
 	 */
 	j.caller = pthread_self();
-	j.background = j.n > LONG_ITEMS;
+	j.background = bytes > LONG_BYTES;
 	while (n_helpers < PAGE_IN_WORKERS - (j.background ? 0 : 1) &&
 	       (n_helpers + 1) * SLICE < j.n + (j.background ? SLICE : 0) &&
 	       pthread_create(&helpers[n_helpers], NULL, page_in_worker,
