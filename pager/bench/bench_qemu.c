@@ -25,7 +25,8 @@
  *     spin, 20 ms steps of its own clock) while the host pages in 256 MiB
  *     that are on the sub-host, by QMP vmem-page-in and by the pager's
  *     control socket.  The ratio, in one run, is the loop's rate in the
- *     steps of the page-in (from the host's clock) over its median rate
+ *     steps of the page-in (the host's clock lined up with the guest's
+ *     over the console, within its round trip) over its median rate
  *     in the rest of the run (target >= 0.8); a run with no page-in,
  *     the same steps, gives the noise.
  *
@@ -251,7 +252,7 @@ static double spin(enum spin_load load, size_t *a, size_t *b,
 {
 	char out[8192], *p;
 	unsigned long c[SPIN_N], rest[SPIN_N];
-	double t0 = vt_now_ms(), sum = 0;
+	double t0, g0, gnow, sum = 0;
 	size_t n = 0, nrest = 0;
 	int st;
 
@@ -261,18 +262,31 @@ static double spin(enum spin_load load, size_t *a, size_t *b,
 			  "touch /tmp/spin.done) &", out, sizeof(out), 10000);
 	if (st != 0)
 		die("guest spin: %d: %s", st, out);
-	t0 = vt_now_ms();	/* the loop started about now */
 	usleep(1000000);
+	/*
+	 * Line the clocks up: the loop's start and the guest's "now", in
+	 * the guest's clock, and the host's clock when the answer came (the
+	 * guest printed "now" within the console's round trip before).
+	 */
+	st = vt_guest_run(&S.guest, "cat /tmp/spin.t0; vmt-procs now", out,
+			  sizeof(out), 10000);
+	t0 = vt_now_ms();
+	if (st != 0 || sscanf(out, "%lf %lf", &g0, &gnow) != 2)
+		die("guest spin clock: %d: %s", st, out);
 	if (load != SPIN_IDLE) {
-		double t1 = vt_now_ms();
+		double t1 = vt_now_ms(), at;
 
 		if (load == SPIN_QMP)
 			page_in(PAGEIN_START, PAGEIN_LEN);
 		else
 			ctl_page_in(PAGEIN_START, PAGEIN_LEN);
 		*pagein_ms = vt_now_ms() - t1;
-		*a = (size_t)((t1 - t0) / SPIN_STEP_MS);
-		*b = (size_t)((t1 - t0 + *pagein_ms) / SPIN_STEP_MS) + 1;
+		/* The page-in's start in the loop's own time. */
+		at = gnow - g0 + (t1 - t0);
+		if (at < 0)
+			die("guest spin: the loop started after the page-in");
+		*a = (size_t)(at / SPIN_STEP_MS);
+		*b = (size_t)((at + *pagein_ms) / SPIN_STEP_MS) + 1;
 		if (*b > SPIN_N)
 			*b = SPIN_N;
 	}

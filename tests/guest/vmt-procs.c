@@ -17,7 +17,11 @@
  *                        count in a tight loop for MS ms of the guest's
  *                        CLOCK_MONOTONIC, then print the count of every
  *                        STEP_MS step, one per line (bench_qemu (c): does
- *                        the guest keep running while a page-in runs?)
+ *                        the guest keep running while a page-in runs?);
+ *                        its start (CLOCK_MONOTONIC ms) goes to
+ *                        /tmp/spin.t0 first
+ *   vmt-procs now        print CLOCK_MONOTONIC in ms (to line the host's
+ *                        clock up with the guest's)
  *
  * The zoo (comm is set with PR_SET_NAME; every process re-executes this
  * binary, so /proc/PID/cmdline is its own argv):
@@ -271,6 +275,15 @@ static int spin(long ms, long step_ms)
 	if (!counts)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	{
+		FILE *f = fopen("/tmp/spin.t0", "w");
+
+		if (!f)
+			return 1;
+		fprintf(f, "%ld\n", (long)t0.tv_sec * 1000 +
+			t0.tv_nsec / 1000000);
+		fclose(f);
+	}
 	for (;;) {
 		long el, k;
 
@@ -302,8 +315,16 @@ int main(int argc, char **argv)
 		forkloop();
 	if (argc == 2 && strcmp(argv[1], "stop") == 0)
 		return stop();
+	if (argc == 2 && strcmp(argv[1], "now") == 0) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		printf("%ld\n", (long)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+		return 0;
+	}
 	if (argc == 4 && strcmp(argv[1], "spin") == 0)
 		return spin(atol(argv[2]), atol(argv[3]));
-	fprintf(stderr, "usage: vmt-procs start|forkloop|stop|spin MS STEP\n");
+	fprintf(stderr, "usage: vmt-procs start|forkloop|stop|spin MS STEP|"
+		"now\n");
 	return 2;
 }
