@@ -98,7 +98,10 @@ struct vp_ctl *vp_ctl_new(struct vmem_pager *pg, const char *path,
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	c->path = strdup(path);
 	c->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a client gone between poll and accept must not
+	 * leave the accept thread (which stop joins) blocked in accept. */
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
 	if (!c->path || c->stop_efd < 0 || c->lfd < 0) {
 		snprintf(err, errlen, "control socket: %s", strerror(errno));
 		goto fail;
@@ -282,6 +285,7 @@ static void *accept_thread(void *arg)
 		bool ok;
 
 		if (fd < 0) {
+			/* EAGAIN: that client left already. */
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOMEM)
 				vp_nap(c->pg, 10);
