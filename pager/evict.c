@@ -64,6 +64,8 @@ int64_t vp_evict_range(struct vmem_pager *pg, struct sub *sh,
 		errno = ENOMEM;
 		return -1;
 	}
+	/* Before anything goes home: no queued discard may follow it. */
+	vp_trim_moved_out(pg, offs[0] >> pg->cshift);
 	vmem_seq_move_begin(pg->seq, offs[0],
 			    offs[n - 1] + lens[n - 1] - offs[0]);
 	for (size_t i = 0; i < n; i++) {

@@ -21,25 +21,14 @@
 
 #define MSG_BATCH	16
 
-/*
- * Make [s, e) resident (one home or none, inside chunk @c, lock held):
- * fetch the span from the first to the last hole in one request, install
- * only the holes, wake waiters, then discard the span on the sub-host.
- * RETRY_FOREVER is the fault path; RETRY_DEADLINE gives up at @deadline
- * (common/timeutil.h).
- */
-int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
-		   uint64_t e, enum vp_retry mode, uint64_t deadline,
-		   char *err, size_t errlen)
+/* The holes of [s, e): the span from the first to the last in *hs, *he;
+ * returns their bytes (0: nothing to fetch). */
+static uint64_t find_holes(struct vmem_pager *pg, uint64_t s, uint64_t e,
+			   uint64_t *hs, uint64_t *he)
 {
-	uint64_t hs = UINT64_MAX, he = 0, absent = 0, pos = s, ds, de;
-	uint64_t backoff = 10, installed = 0;
-	struct sub *sh = vp_home_of(pg, s);
-	struct buf *b = NULL;
-	const char *src;
-	int rc = -1, err_no;
+	uint64_t absent = 0, pos = s, ds, de;
 
-	/* The holes of [s, e). */
+	*hs = *he = s;
 	while (pos < e) {
 		uint64_t hend = e;
 
@@ -48,60 +37,25 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 		else
 			de = e;
 		if (hend > pos) {
-			if (hs == UINT64_MAX)
-				hs = pos;
-			he = hend;
+			if (absent == 0)
+				*hs = pos;
+			*he = hend;
 			absent += hend - pos;
 		}
 		pos = de;
 	}
-	if (absent == 0)
-		return 0;
+	return absent;
+}
 
-	vp_reserve(pg, absent, c);
-	vmem_seq_move_begin(pg->seq, hs, he - hs);
-	if (sh) {
-		b = vp_buf_get(pg);
-		if (!b) {
-			snprintf(err, errlen, "out of memory");
-			errno = ENOMEM;
-			goto out;
-		}
-		for (;;) {
-			uint64_t t = pg->timeout_ms;
+/* Install the holes of [hs, he) from @src (which holds [hs, he)), hole by
+ * hole: present pages may be newer than the fetch.  Bytes installed, or
+ * -1 with errno and @err. */
+static int64_t install_holes(struct vmem_pager *pg, const char *src,
+			     uint64_t hs, uint64_t he, char *err,
+			     size_t errlen)
+{
+	uint64_t pos = hs, ds, de, installed = 0;
 
-			if (mode == RETRY_DEADLINE) {
-				uint64_t left = (uint64_t)vmem_ms_left(deadline);
-
-				if (left == 0) {
-					/* err holds the last failure */
-					errno = ETIMEDOUT;
-					goto out;
-				}
-				if (left < t)
-					t = left;
-			}
-			if (vp_remote_pread(sh->remote, b->data, he - hs, hs,
-					    t, err, errlen) == 0)
-				break;
-			vp_sub_failed(pg, sh, err);
-			ADD(pg->st.retries, 1);
-			if (vp_nap(pg, backoff)) {
-				snprintf(err, errlen, "pager stopping");
-				errno = ECANCELED;
-				goto out;
-			}
-			backoff = backoff * 2 > MAX_BACKOFF_MS ?
-				  MAX_BACKOFF_MS : backoff * 2;
-		}
-		vp_sub_ok(pg, sh);
-		src = b->data;
-	} else {
-		src = pg->zeros;
-	}
-
-	/* Install hole by hole: present pages may be newer than the fetch. */
-	pos = hs;
 	while (pos < he) {
 		uint64_t hend = he;
 		int64_t r;
@@ -116,42 +70,152 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 			if (r < 0) {
 				snprintf(err, errlen, "UFFDIO_COPY: %s",
 					 strerror(errno));
-				goto out;
+				return -1;
 			}
 			installed += (uint64_t)r;
 		}
 		pos = de;
 	}
-	rc = 0;
-	if (sh) {
-		ADD(sh->bytes_in, installed);
-		ADD(pg->st.bytes_in, installed);
-		/*
-		 * One place only.  A failed discard leaves a stale copy on
-		 * the sub-host, which is never read while the page is local
-		 * and is overwritten when it is evicted: report, go on.
-		 */
-		if (vp_remote_discard(sh->remote, he - hs, hs, pg->timeout_ms,
-				      err, errlen) == -1)
-			vp_sub_failed(pg, sh, err);
-	} else {
-		ADD(pg->st.bytes_zero, installed);
+	return (int64_t)installed;
+}
+
+/*
+ * Make the pieces resident: each piece's holes span is fetched as one
+ * request, all pieces' requests pipelined on one connection (one round
+ * trip when they fit its window), only holes are installed, waiters are
+ * woken by the install, and the sub-host's copies are queued for
+ * discarding (trim.c), off this path.  RETRY_FOREVER is the fault path;
+ * RETRY_DEADLINE gives up at @deadline (common/timeutil.h).
+ */
+int vp_fetch_pieces(struct vmem_pager *pg, struct vp_piece *pc, size_t n,
+		    struct sub *sh, enum vp_retry mode, uint64_t deadline,
+		    char *err, size_t errlen)
+{
+	void *bufs[VP_MAX_PIECES];
+	uint64_t offs[VP_MAX_PIECES], lens[VP_MAX_PIECES];
+	uint64_t total = 0, backoff = 10;
+	size_t m = 0;
+	int rc = -1, err_no = 0;
+
+	if (n > VP_MAX_PIECES) {
+		snprintf(err, errlen, "too many pieces");
+		errno = EINVAL;
+		return -1;
 	}
-	ADD(pg->st.page_ins, 1);
-	STORE(pg->chunk_stamp[c], (uint32_t)(ADD(pg->pagein_seq, 1) + 1));
+	for (size_t i = 0; i < n; i++) {
+		pc[i].b = NULL;
+		pc[i].absent = find_holes(pg, pc[i].s, pc[i].e, &pc[i].hs,
+					  &pc[i].he);
+		total += pc[i].absent;
+	}
+	if (total == 0)
+		return 0;
+
+	ADD(pg->moving_in, 1);	/* for vmem_pager_trim_flush() */
+	vp_reserve(pg, total, pc[0].c);
+	for (size_t i = 0; i < n; i++) {
+		if (!pc[i].absent)
+			continue;
+		vmem_seq_move_begin(pg->seq, pc[i].hs, pc[i].he - pc[i].hs);
+		if (sh) {
+			pc[i].b = vp_buf_get(pg);
+			if (!pc[i].b) {
+				snprintf(err, errlen, "out of memory");
+				errno = ENOMEM;
+				goto out;
+			}
+			bufs[m] = pc[i].b->data;
+			offs[m] = pc[i].hs;
+			lens[m] = pc[i].he - pc[i].hs;
+			m++;
+		}
+	}
+	while (sh) {
+		uint64_t t = pg->timeout_ms;
+
+		if (mode == RETRY_DEADLINE) {
+			uint64_t left = (uint64_t)vmem_ms_left(deadline);
+
+			if (left == 0) {
+				/* err holds the last failure */
+				errno = ETIMEDOUT;
+				goto out;
+			}
+			if (left < t)
+				t = left;
+		}
+		if (vp_remote_preadv(sh->remote, bufs, offs, lens, m, t, err,
+				     errlen) == 0)
+			break;
+		vp_sub_failed(pg, sh, err);
+		ADD(pg->st.retries, 1);
+		if (vp_nap(pg, backoff)) {
+			snprintf(err, errlen, "pager stopping");
+			errno = ECANCELED;
+			goto out;
+		}
+		backoff = backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS :
+			  backoff * 2;
+	}
+	if (sh)
+		vp_sub_ok(pg, sh);
+
+	for (size_t i = 0; i < n; i++) {
+		const char *src = sh ? (pc[i].b ? pc[i].b->data : NULL) :
+				  pg->zeros;
+		int64_t r;
+
+		if (!pc[i].absent)
+			continue;
+		r = install_holes(pg, src, pc[i].hs, pc[i].he, err, errlen);
+		if (r < 0)
+			goto out;
+		if (sh) {
+			ADD(sh->bytes_in, (uint64_t)r);
+			ADD(pg->st.bytes_in, (uint64_t)r);
+			/* One place only; stale copies are harmless. */
+			vp_trim_queue(pg, sh, pc[i].c, pc[i].hs, pc[i].he);
+		} else {
+			ADD(pg->st.bytes_zero, (uint64_t)r);
+		}
+		ADD(pg->st.page_ins, 1);
+		STORE(pg->chunk_stamp[pc[i].c],
+		      (uint32_t)(ADD(pg->pagein_seq, 1) + 1));
+	}
+	rc = 0;
 out:
 	/* The recount probes the data map (cachestat, lseek: ENXIO past
 	 * the last data), which must not replace the failure's errno. */
 	err_no = errno;
-	vp_recount(pg, c);
-	vp_unreserve(pg, absent);
-	vmem_seq_move_end(pg->seq, hs, he - hs);
-	STORE(pg->chunk_ref[c], 1);
-	if (b)
-		vp_buf_put(pg, b);
+	for (size_t i = 0; i < n; i++) {
+		if (!pc[i].absent)
+			continue;
+		vp_recount(pg, pc[i].c);
+		vmem_seq_move_end(pg->seq, pc[i].hs, pc[i].he - pc[i].hs);
+		STORE(pg->chunk_ref[pc[i].c], 1);
+		if (pc[i].b)
+			vp_buf_put(pg, pc[i].b);
+		pc[i].b = NULL;
+	}
+	vp_unreserve(pg, total);
+	__atomic_fetch_sub(&pg->moving_in, 1, __ATOMIC_RELEASE);
 	if (rc)
 		errno = err_no;
 	return rc;
+}
+
+/*
+ * Make [s, e) resident (one home or none, inside chunk @c, lock held):
+ * one piece.
+ */
+int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
+		   uint64_t e, enum vp_retry mode, uint64_t deadline,
+		   char *err, size_t errlen)
+{
+	struct vp_piece p = { .c = c, .s = s, .e = e };
+
+	return vp_fetch_pieces(pg, &p, 1, vp_home_of(pg, s), mode, deadline,
+			       err, errlen);
 }
 
 /* ---- the fault threads ---- */

@@ -198,6 +198,8 @@ void vmem_pager_params_from_vm(struct vmem_pager_params *p,
 	p->timeout_ms = vm->timeout_ms;
 	p->mem_path = vm->memory_file;
 	p->seq_path = NULL;
+	p->ctl_path = NULL;
+	p->ctl_beside_mem = true;
 	for (size_t i = 0; i < vm->n_subhosts; i++) {
 		subs[i].uri = vm->subhosts[i].uri;
 		subs[i].start = vm->subhosts[i].start;
@@ -302,6 +304,14 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 		goto fail;
 	}
 	pthread_mutex_init(&pg->buf_mu, NULL);
+	pthread_mutex_init(&pg->trim_mu, NULL);
+	e = vmem_cond_init_monotonic(&pg->trim_cv);
+	if (!e)
+		e = vmem_cond_init_monotonic(&pg->trim_done_cv);
+	if (e) {
+		snprintf(err, errlen, "pthread_cond_init: %s", strerror(e));
+		goto fail;
+	}
 	for (int i = 0; i < NSTRIPES; i++)
 		pthread_mutex_init(&pg->stripes[i], NULL);
 
@@ -310,13 +320,18 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	pg->chunk_pin = calloc(pg->nchunks, sizeof(*pg->chunk_pin));
 	pg->chunk_homed = calloc(pg->nchunks, 1);
 	pg->chunk_stamp = calloc(pg->nchunks, sizeof(*pg->chunk_stamp));
+	pg->chunk_evgen = calloc(pg->nchunks, sizeof(*pg->chunk_evgen));
+	pg->chunk_trimming = calloc(pg->nchunks,
+				    sizeof(*pg->chunk_trimming));
+	pg->trim_q = calloc(TRIM_QMAX, sizeof(*pg->trim_q));
 	/* Chunks resident from before we started are not young. */
 	pg->pagein_seq = 1ULL << 31;
 	pg->zeros = aligned_alloc(PAGE, pg->cs);
 	pg->subs = calloc(p->n_subhosts ? p->n_subhosts : 1,
 			  sizeof(*pg->subs));
 	if (!pg->chunk_res || !pg->chunk_ref || !pg->chunk_pin ||
-	    !pg->chunk_homed || !pg->chunk_stamp || !pg->zeros || !pg->subs)
+	    !pg->chunk_homed || !pg->chunk_stamp || !pg->zeros || !pg->subs ||
+	    !pg->chunk_evgen || !pg->chunk_trimming || !pg->trim_q)
 		goto nomem;
 	memset(pg->zeros, 0, pg->cs);
 	pg->n_subs = p->n_subhosts;
@@ -369,6 +384,20 @@ struct vmem_pager *vmem_pager_new(const struct vmem_pager_params *p,
 	if (open_seq(pg, p, err, errlen) || vp_uffd_setup(pg, err, errlen))
 		goto fail;
 	vp_count_initial(pg);
+	if (p->ctl_path) {
+		pg->ctl = vp_ctl_new(pg, p->ctl_path, err, errlen);
+		if (!pg->ctl)
+			goto fail;
+	} else if (p->ctl_beside_mem && p->mem_path) {
+		/* Optional: without it, QMP still pages in. */
+		char path[4096], why[256];
+
+		snprintf(path, sizeof(path), "%s%s", p->mem_path,
+			 VMEM_PAGER_CTL_SUFFIX);
+		pg->ctl = vp_ctl_new(pg, path, why, sizeof(why));
+		if (!pg->ctl)
+			vp_logmsg(pg, "no control socket: %s", why);
+	}
 	pg->st.ram_size = pg->size;
 	pg->st.local_limit = pg->limit;
 	pg->st.chunk_size = pg->cs;
@@ -415,6 +444,17 @@ int vmem_pager_start(struct vmem_pager *pg)
 			vp_logmsg(pg, "no eviction thread (%s); faults will "
 				  "evict for themselves", strerror(e));
 	}
+	/* No trim thread: movers discard synchronously, as they used to. */
+	e = pthread_create(&pg->trim_thr, NULL, vp_trim_thread, pg);
+	pthread_mutex_lock(&pg->trim_mu);
+	pg->has_trimmer = e == 0;
+	pthread_mutex_unlock(&pg->trim_mu);
+	if (e)
+		vp_logmsg(pg, "no trim thread (%s); moves discard at once",
+			  strerror(e));
+	if (pg->ctl && vp_ctl_start(pg->ctl))
+		vp_logmsg(pg, "control socket %s not served: %s",
+			  vp_ctl_path(pg->ctl), strerror(errno));
 	pg->running = true;
 	return 0;
 }
@@ -431,6 +471,18 @@ void vmem_pager_stop(struct vmem_pager *pg)
 	pthread_mutex_lock(&pg->acct_mu);
 	pthread_cond_broadcast(&pg->acct_cv);
 	pthread_mutex_unlock(&pg->acct_mu);
+	/* The control socket first: its requests may wait on faults. */
+	if (pg->ctl)
+		vp_ctl_stop(pg->ctl);
+	pthread_mutex_lock(&pg->trim_mu);
+	pthread_cond_broadcast(&pg->trim_cv);
+	pthread_mutex_unlock(&pg->trim_mu);
+	if (pg->has_trimmer) {
+		pthread_join(pg->trim_thr, NULL);
+		pthread_mutex_lock(&pg->trim_mu);
+		pg->has_trimmer = false;
+		pthread_mutex_unlock(&pg->trim_mu);
+	}
 	for (unsigned int i = 0; i < pg->n_threads; i++)
 		pthread_join(pg->fault_thr[i], NULL);
 	if (pg->has_evictor)
@@ -445,6 +497,8 @@ void vmem_pager_free(struct vmem_pager *pg)
 	if (!pg)
 		return;
 	vmem_pager_stop(pg);
+	/* Queued discards are dropped: stale copies are harmless. */
+	vp_ctl_free(pg->ctl);
 	if (pg->uffd >= 0) {
 		struct uffdio_range r = {
 			.start = (uintptr_t)pg->base, .len = pg->size,
@@ -474,6 +528,12 @@ void vmem_pager_free(struct vmem_pager *pg)
 	pthread_mutex_destroy(&pg->acct_mu);
 	pthread_cond_destroy(&pg->acct_cv);
 	pthread_mutex_destroy(&pg->buf_mu);
+	pthread_mutex_destroy(&pg->trim_mu);
+	pthread_cond_destroy(&pg->trim_cv);
+	pthread_cond_destroy(&pg->trim_done_cv);
+	free(pg->trim_q);
+	free(pg->chunk_evgen);
+	free(pg->chunk_trimming);
 	free(pg->subs);
 	free(pg->zeros);
 	free(pg->chunk_res);
@@ -502,123 +562,6 @@ static int clip(struct vmem_pager *pg, uint64_t *off, uint64_t *len,
 	*off = s;
 	*len = e - s;
 	return 0;
-}
-
-/*
- * page_in() of many chunks is spread over a few threads, each with its
- * own pooled NBD connection, so requests overlap on the wire.  Each
- * worker runs the same locked fetch as a fault, one chunk at a time, so
- * this changes speed only, never what is installed.
- */
-#define PAGE_IN_WORKERS 4
-
-struct page_in_job {
-	struct vmem_pager *pg;
-	uint64_t offset, end;
-	uint64_t next_c, last_c;	/* atomic: next chunk to take */
-	bool failed;			/* atomic */
-	pthread_mutex_t mu;		/* first error */
-	int err_no;
-	char err[256];
-};
-
-static void *page_in_worker(void *arg)
-{
-	struct page_in_job *j = arg;
-	struct vmem_pager *pg = j->pg;
-	char err[256];
-
-	while (!LOAD(j->failed)) {
-		uint64_t c = ADD(j->next_c, 1), pos, end;
-		uint64_t deadline = vmem_deadline_ns(pg->timeout_ms);
-		int rc, e = 0;
-
-		if (c > j->last_c)
-			break;
-		pos = c << pg->cshift > j->offset ? c << pg->cshift : j->offset;
-		end = (c + 1) << pg->cshift < j->end ? (c + 1) << pg->cshift :
-		      j->end;
-		rc = vp_lock_until(pg, c, deadline, err, sizeof(err));
-		if (rc) {
-			e = errno;
-		} else {
-			while (rc == 0 && pos < end) {
-				uint64_t re = vp_home_run_end(pg, pos, end);
-
-				rc = vp_fetch_range(pg, c, pos, re,
-						    RETRY_DEADLINE, deadline,
-						    err, sizeof(err));
-				pos = re;
-			}
-			if (rc)
-				e = errno;
-			STORE(pg->chunk_ref[c], 1);
-			pthread_mutex_unlock(vp_chunk_lock(pg, c));
-		}
-		if (rc) {
-			pthread_mutex_lock(&j->mu);
-			if (!j->failed) {
-				snprintf(j->err, sizeof(j->err), "%s", err);
-				j->err_no = e ? e : EIO;
-			}
-			STORE(j->failed, true);
-			pthread_mutex_unlock(&j->mu);
-		}
-	}
-	return NULL;
-}
-
-int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
-		       uint64_t length, char *err, size_t errlen)
-{
-	struct page_in_job j = { .pg = pg };
-	pthread_t helpers[PAGE_IN_WORKERS - 1];
-	unsigned int n_helpers = 0;
-	uint64_t end, c0, c1;
-	int rc = 0;
-
-	if (clip(pg, &offset, &length, err, errlen))
-		return -1;
-	end = offset + length;
-	if (pg->limit && length + (pg->n_threads + PAGE_IN_WORKERS) * pg->cs >
-	    pg->limit) {
-		snprintf(err, errlen, "cannot hold %" PRIu64 " bytes resident "
-			 "under local-limit %" PRIu64, length, pg->limit);
-		errno = EFBIG;
-		return -1;
-	}
-	c0 = offset >> pg->cshift;
-	c1 = (end - 1) >> pg->cshift;
-	for (uint64_t c = c0; c <= c1; c++)
-		ADD(pg->chunk_pin[c], 1);
-
-	j.offset = offset;
-	j.end = end;
-	j.next_c = c0;
-	j.last_c = c1;
-	pthread_mutex_init(&j.mu, NULL);
-	while (n_helpers < PAGE_IN_WORKERS - 1 && n_helpers < c1 - c0 &&
-	       pthread_create(&helpers[n_helpers], NULL, page_in_worker,
-			      &j) == 0)
-		n_helpers++;
-	page_in_worker(&j);
-	for (unsigned int i = 0; i < n_helpers; i++)
-		pthread_join(helpers[i], NULL);
-	pthread_mutex_destroy(&j.mu);
-
-	if (j.failed) {
-		snprintf(err, errlen, "%s", j.err);
-		errno = j.err_no;
-		rc = -1;
-	} else if (vp_count_data(pg, offset, end) != length) {
-		/* Someone punched it behind our back (not the pager). */
-		snprintf(err, errlen, "range was punched while paging in");
-		errno = EAGAIN;
-		rc = -1;
-	}
-	for (uint64_t c = c0; c <= c1; c++)
-		__atomic_fetch_sub(&pg->chunk_pin[c], 1, __ATOMIC_RELAXED);
-	return rc;
 }
 
 int vmem_pager_page_out(struct vmem_pager *pg, uint64_t offset,
@@ -701,6 +644,8 @@ void vmem_pager_get_stats(struct vmem_pager *pg, struct vmem_pager_stats *s,
 	s->bytes_out = LOAD(pg->st.bytes_out);
 	s->retries = LOAD(pg->st.retries);
 	s->over_limit = LOAD(pg->st.over_limit);
+	s->trims = LOAD(pg->st.trims);
+	s->trims_dropped = LOAD(pg->st.trims_dropped);
 	s->n_subhosts = pg->n_subs;
 	for (size_t i = 0; sh && i < pg->n_subs; i++) {
 		struct sub *x = &pg->subs[i];
@@ -747,4 +692,9 @@ uint64_t vmem_pager_resident_in(struct vmem_pager *pg, uint64_t start,
 		start = e;
 	}
 	return n;
+}
+
+const char *vmem_pager_ctl_path(struct vmem_pager *pg)
+{
+	return pg->ctl ? vp_ctl_path(pg->ctl) : NULL;
 }

@@ -21,8 +21,8 @@
  * Fault path: the chunk-size aligned window around the faulting page,
  * clipped to the faulting page's home range, is fetched with one NBD read,
  * its still-absent pages are installed with UFFDIO_COPY (present pages are
- * never overwritten), the faulting thread is woken, and the window is
- * trimmed on the sub-host.  Pages without a home are zero-filled.
+ * never overwritten), the faulting thread is woken, and the window's
+ * discard on the sub-host is queued for the trim thread.  Pages without a home are zero-filled.
  *
  * Eviction (local-limit): see pager/README.md.  CLOCK over chunk-sized
  * units whose reference bit is set when the chunk is paged in, sparing
@@ -102,6 +102,19 @@ struct vmem_pager_params {
 
 	unsigned int n_fault_threads;	/* 0 = 2 */
 	bool quiet;			/* no log lines on stderr */
+
+	/*
+	 * Serve the control socket (common/pagerctl.h) at this path from
+	 * vmem_pager_start() on, NULL = none.  A stale socket of ours at
+	 * the path is replaced; anything else there is an error.
+	 */
+	const char *ctl_path;
+	/*
+	 * With ctl_path NULL: serve it at mem_path + VMEM_PAGER_CTL_SUFFIX,
+	 * and if that fails, log it and go on without (QMP still works).
+	 * vmem_pager_params_from_vm() sets it.
+	 */
+	bool ctl_beside_mem;
 };
 
 /*
@@ -156,6 +169,42 @@ void vmem_pager_free(struct vmem_pager *pg);
 int vmem_pager_page_in(struct vmem_pager *pg, uint64_t offset,
 		       uint64_t length, char *err, size_t errlen);
 
+/* The most ranges one vmem_pager_page_in_ranges() call takes. */
+#define VMEM_PAGER_MAX_RANGES 1024
+
+struct vmem_pager_range {
+	uint64_t offset, length;
+};
+
+/*
+ * vmem_pager_page_in() of a list of @n ranges (any order, may overlap),
+ * in one call: 0 when all of them are resident, else -1 as there (the
+ * first error; what got in stays).  The chunks of all ranges are fetched
+ * in batches whose reads go out pipelined; the local-limit check is on
+ * the sum of the (chunk-clipped) ranges.
+ */
+int vmem_pager_page_in_ranges(struct vmem_pager *pg,
+			      const struct vmem_pager_range *r, size_t n,
+			      char *err, size_t errlen);
+
+/*
+ * Discards of sub-host copies after a move in are queued and sent by a
+ * trim thread, off the fault and page-in paths (README.md "Trimming" says
+ * why a late or lost one is harmless).  trim_flush() waits until none is
+ * queued or in flight: 0, or -1 with errno ETIMEDOUT, or EAGAIN when
+ * trims are held or no trim thread runs.  trim_hold(true) keeps the
+ * thread from sending any (tests: a crash before the trim, a move-out
+ * overtaking a queued trim); while held, a full queue discards at once.
+ */
+int vmem_pager_trim_flush(struct vmem_pager *pg, uint64_t timeout_ms);
+void vmem_pager_trim_hold(struct vmem_pager *pg, bool hold);
+size_t vmem_pager_trims_pending(struct vmem_pager *pg);
+
+#define VMEM_PAGER_CTL_SUFFIX ".ctl"
+
+/* The control socket's path, or NULL when the pager serves none. */
+const char *vmem_pager_ctl_path(struct vmem_pager *pg);
+
 /*
  * Move the resident pages of [offset, offset + length) to their home
  * sub-hosts.  Pages without a home stay.  Returns 0 when every homed page
@@ -188,6 +237,8 @@ struct vmem_pager_stats {
 	uint64_t bytes_out;		/* written to sub-hosts */
 	uint64_t retries;		/* failed sub-host attempts retried */
 	uint64_t over_limit;		/* times nothing could be evicted */
+	uint64_t trims;			/* discards sent to sub-hosts */
+	uint64_t trims_dropped;		/* superseded by a move-out */
 	size_t n_subhosts;
 };
 

@@ -11,7 +11,8 @@
 # Objects have their own directory and rules so that this file does not
 # depend on how the top Makefile lays out its objects.  Every pager/*.c
 # is part of the library (pager.c, datamap.c, uffd.c, evict.c, fault.c,
-# remote.c; see README.md), as QEMU's build takes them all too.
+# pagein.c, trim.c, ctl.c, remote.c; see README.md), as QEMU's build
+# takes them all too.
 PAGER_SRCS := $(wildcard pager/*.c)
 PAGER_OBJDIR := $(B)/pager/obj
 PAGER_OBJS := $(patsubst pager/%.c,$(PAGER_OBJDIR)/%.o,$(PAGER_SRCS)) \

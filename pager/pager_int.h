@@ -11,6 +11,9 @@
  *   evict.c     eviction: CLOCK, reservation under local-limit, the
  *               eviction thread, the write-protect move-out
  *   fault.c     the fault path: moving pages in, the fault threads
+ *   pagein.c    page_in(): lists of ranges, batched, pipelined
+ *   trim.c      discarding sub-host copies off the critical path
+ *   ctl.c       the control socket (page-in requests off QEMU's loop)
  *
  * Locking.  RAM is cut into chunk-size units ("chunks").  Every move of a
  * chunk's pages (in or out) runs under that chunk's lock, a mutex from a
@@ -65,6 +68,28 @@ struct sub {
 	uint64_t suppressed;
 };
 
+/* A queued discard of [off, off + len) of chunk c on @sh (trim.c). */
+struct vp_trim {
+	struct sub *sh;
+	uint64_t c, off, len;
+	uint32_t gen;		/* chunk_evgen[c] when it was moved in */
+};
+
+#define TRIM_QMAX	4096
+#define TRIM_BATCH	64
+
+/* One chunk's part of a fetch (fault.c, pagein.c). */
+struct vp_piece {
+	uint64_t c, s, e;	/* [s, e) inside chunk c: in */
+	uint64_t hs, he, absent;	/* the holes' span and bytes */
+	struct buf *b;
+};
+
+/* Pieces one fetch takes at most: 16 x 64K = 1 MiB in one round trip. */
+#define VP_MAX_PIECES	16
+
+struct vp_ctl;
+
 struct buf {
 	struct buf *next;
 	char *data;
@@ -88,6 +113,25 @@ struct vmem_pager {
 	uint8_t *chunk_homed;	/* constant */
 	/* atomic: pagein_seq when the chunk was last paged in */
 	uint32_t *chunk_stamp;
+	/* Move-outs of the chunk so far, under the chunk lock (trim.c). */
+	uint32_t *chunk_evgen;
+	/* atomic: discards of the chunk in flight (trim.c) */
+	uint16_t *chunk_trimming;
+
+	/* The trim queue (trim.c), under trim_mu. */
+	pthread_mutex_t trim_mu;
+	pthread_cond_t trim_cv;		/* wakes the trim thread */
+	pthread_cond_t trim_done_cv;	/* a batch finished, or a discard */
+	struct vp_trim *trim_q;		/* ring of TRIM_QMAX */
+	size_t trim_head, trim_n;
+	struct vp_trim trim_carry[TRIM_BATCH];	/* busy chunks, retried */
+	size_t trim_ncarry, trim_busy;
+	bool trim_hold, has_trimmer, trim_lingered, trim_idle;
+	pthread_t trim_thr;
+
+	struct vp_ctl *ctl;		/* the control socket, or NULL */
+	/* atomic: fetches between their start and their discards' queueing */
+	uint64_t moving_in;
 
 	pthread_mutex_t acct_mu;
 	pthread_cond_t acct_cv;	/* wakes the eviction thread */
@@ -193,6 +237,13 @@ void *vp_evict_thread(void *arg);
 /* How long vp_fetch_range() retries a failing sub-host. */
 enum vp_retry { RETRY_FOREVER, RETRY_DEADLINE };
 
+/* Make the @n (<= VP_MAX_PIECES) pieces resident, all homed on @sh (or
+ * all without a home: @sh NULL), every piece's chunk lock held: their
+ * reads pipelined in one go.  0, or -1 with errno and @err. */
+int vp_fetch_pieces(struct vmem_pager *pg, struct vp_piece *pc, size_t n,
+		    struct sub *sh, enum vp_retry mode, uint64_t deadline,
+		    char *err, size_t errlen);
+
 /* Make [s, e) (one home or none, inside chunk @c, its lock held)
  * resident: 0, or -1 with errno and @err. */
 int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
@@ -200,5 +251,28 @@ int vp_fetch_range(struct vmem_pager *pg, uint64_t c, uint64_t s,
 		   char *err, size_t errlen);
 /* A fault thread (pthread start routine; @arg is the pager). */
 void *vp_fault_thread(void *arg);
+
+/* ---- trim.c: discards off the critical path ---- */
+
+/* Queue the discard of [s, e) of chunk @c (its lock held, the pages just
+ * installed) on @sh; discards at once when the queue is full or no trim
+ * thread runs. */
+void vp_trim_queue(struct vmem_pager *pg, struct sub *sh, uint64_t c,
+		   uint64_t s, uint64_t e);
+/* Chunk @c (its lock held) is being moved out: drop its queued discards
+ * and wait for those in flight. */
+void vp_trim_moved_out(struct vmem_pager *pg, uint64_t c);
+/* The trim thread (pthread start routine; @arg is the pager). */
+void *vp_trim_thread(void *arg);
+
+/* ---- ctl.c: the control socket ---- */
+
+/* Bind and listen on @path (mode 0600); NULL with @err on failure. */
+struct vp_ctl *vp_ctl_new(struct vmem_pager *pg, const char *path,
+			  char *err, size_t errlen);
+int vp_ctl_start(struct vp_ctl *c);
+void vp_ctl_stop(struct vp_ctl *c);
+void vp_ctl_free(struct vp_ctl *c);
+const char *vp_ctl_path(const struct vp_ctl *c);
 
 #endif

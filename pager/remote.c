@@ -154,9 +154,11 @@ int vp_remote_discard(struct vp_remote *r, uint64_t len, uint64_t off,
 			 "trim", err, errlen);
 }
 
-int vp_remote_pwritev(struct vp_remote *r, void *const *bufs,
-		      const uint64_t *offs, const uint64_t *lens, size_t n,
-		      uint64_t timeout_ms, char *err, size_t errlen)
+/* @n runs of @op, cut into requests and all pipelined on one handle. */
+static int run_runs(struct vp_remote *r, enum nbdconn_op op,
+		    void *const *bufs, const uint64_t *offs,
+		    const uint64_t *lens, size_t n, uint64_t timeout_ms,
+		    const char *what, char *err, size_t errlen)
 {
 	size_t max = 0, k = 0;
 	struct nbdconn_req *rq;
@@ -168,9 +170,33 @@ int vp_remote_pwritev(struct vp_remote *r, void *const *bufs,
 	if (!rq)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		k += cut(rq + k, max - k, NBDCONN_WRITE, bufs[i], offs[i],
+		k += cut(rq + k, max - k, op, bufs ? bufs[i] : NULL, offs[i],
 			 lens[i]);
-	rc = run(r, rq, k, timeout_ms, "write", err, errlen);
+	rc = run(r, rq, k, timeout_ms, what, err, errlen);
 	free(rq);
 	return rc;
+}
+
+int vp_remote_pwritev(struct vp_remote *r, void *const *bufs,
+		      const uint64_t *offs, const uint64_t *lens, size_t n,
+		      uint64_t timeout_ms, char *err, size_t errlen)
+{
+	return run_runs(r, NBDCONN_WRITE, bufs, offs, lens, n, timeout_ms,
+			"write", err, errlen);
+}
+
+int vp_remote_preadv(struct vp_remote *r, void *const *bufs,
+		     const uint64_t *offs, const uint64_t *lens, size_t n,
+		     uint64_t timeout_ms, char *err, size_t errlen)
+{
+	return run_runs(r, NBDCONN_READ, bufs, offs, lens, n, timeout_ms,
+			"read", err, errlen);
+}
+
+int vp_remote_discardv(struct vp_remote *r, const uint64_t *offs,
+		       const uint64_t *lens, size_t n, uint64_t timeout_ms,
+		       char *err, size_t errlen)
+{
+	return run_runs(r, NBDCONN_DISCARD, NULL, offs, lens, n, timeout_ms,
+			"trim", err, errlen);
 }

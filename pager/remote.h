@@ -41,6 +41,17 @@ int vp_remote_pwritev(struct vp_remote *r, void *const *bufs,
 		      const uint64_t *offs, const uint64_t *lens, size_t n,
 		      uint64_t timeout_ms, char *err, size_t errlen);
 
+/* Read @n runs into bufs[i], pipelined on one handle (one round trip
+ * for all of them when they fit the window). */
+int vp_remote_preadv(struct vp_remote *r, void *const *bufs,
+		     const uint64_t *offs, const uint64_t *lens, size_t n,
+		     uint64_t timeout_ms, char *err, size_t errlen);
+
+/* Discard @n runs, pipelined, as vp_remote_discard() does one. */
+int vp_remote_discardv(struct vp_remote *r, const uint64_t *offs,
+		       const uint64_t *lens, size_t n, uint64_t timeout_ms,
+		       char *err, size_t errlen);
+
 /*
  * Discard [off, off + len) so it holds no space: NBD trim when the
  * export can, else write-zeroes allowing holes.  Trim is only advisory

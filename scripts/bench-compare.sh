@@ -311,7 +311,7 @@ none_f=$(med none fetched_mib guest)
 	echo "(a) reader time: direct fetch, remote paging; raw-chnk: libnbd fetching the same chunks direct fetch fetches"
 	echo "(b) guest workload time after the reader; in-*: what the guest then paged in from the sub-host"
 	printf "(c) memory file allocated after the reader; %.0f MiB before it (the local half)\n" "$(med raw memfile_mib)"
-	echo "p50: median time per sub-host request (direct: one NBD read; remote paging: one vmem-page-in command)"
+	echo "p50: median time per chunk (direct: one NBD read; remote paging: a page-in command over the pager's control socket, or vmem-page-in over QMP with VMEMFS_PAGE_IN_CHANNEL=qmp, divided by its chunks)"
 	echo "same: both backends read exactly the bytes raw libnbd read"
 	echo "scattered / scan seconds:"
 	for c in $CHUNKS; do

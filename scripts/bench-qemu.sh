@@ -42,7 +42,8 @@ cleanup() {
 			done
 			ip netns delete "vmt-bq-$pid" 2>/dev/null || true
 		fi
-		rm -f "/dev/shm/vmt-bq-$pid.mem" "/dev/shm/vmt-bq-$pid.mem.seq"
+		rm -f "/dev/shm/vmt-bq-$pid.mem" "/dev/shm/vmt-bq-$pid.mem.seq" \
+			"/dev/shm/vmt-bq-$pid.mem.ctl"
 	fi
 	exit "$rc"
 }

@@ -220,7 +220,7 @@ cleanup() {
 		done
 		ip netns del "$ns"
 	fi
-	rm -f "$mem" "$mem.seq"
+	rm -f "$mem" "$mem.seq" "$mem.ctl"
 	rm -rf "$work"
 	if [ "$rc" = 0 ]; then
 		echo "demo: done in $((SECONDS - start)) s; QEMU, nbdkit," \

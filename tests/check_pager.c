@@ -21,13 +21,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/evictseq.h"
+#include "../common/pagerctl.h"
 #include "../pager/pager.h"
 #include "lib/suite.h"
 
@@ -430,9 +433,11 @@ START_TEST(test_fault_fetch)
 
 	/*
 	 * The sub-host no longer holds it: trimmed to a hole of zeros.  The
-	 * last fault's trim runs after its waiter was woken; stopping joins
-	 * the fault threads, so it is done.
+	 * trims are queued after the install and sent by the trim thread;
+	 * once flushed, none is left.
 	 */
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 5000), 0);
+	ck_assert_uint_eq(vmem_pager_trims_pending(E.pg), 0);
 	vmem_pager_stop(E.pg);
 	ck_assert_uint_eq(data_bytes(img, 0, size), 0);
 	ck_assert_int_eq(pread(img, buf, he - hs, (off_t)hs),
@@ -569,6 +574,8 @@ START_TEST(test_eviction_budget)
 	ck_assert_msg(mon.max <= limit, "resident %" PRIu64 " > limit",
 		      mon.max);
 	ck_assert_uint_le(data_bytes(E.mem_fd, 0, size), limit);
+	/* "One place" below holds once the queued trims are done. */
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 5000), 0);
 	/* The eviction thread keeps its headroom: stop it to compare. */
 	vmem_pager_stop(E.pg);
 	s = stats(NULL);
@@ -775,7 +782,8 @@ static void *writer_thread(void *arg)
 }
 
 struct outer {
-	uint64_t size, calls, fails;
+	uint64_t size, calls, fails, raced;
+	char err[256];
 };
 
 static void *pageout_thread(void *arg)
@@ -798,12 +806,48 @@ static void *pageout_thread(void *arg)
 	return NULL;
 }
 
+/* Lists of scattered ranges paged in while the others race (the
+ * batched, pipelined page-in path). */
+static void *pagein_thread(void *arg)
+{
+	struct outer *o = arg;
+	unsigned int r = 4242;
+	char err[256];
+
+	while (!STOPPING()) {
+		struct vmem_pager_range rg[4];
+
+		for (int i = 0; i < 4; i++) {
+			uint64_t off = ((uint64_t)rand_r(&r) %
+					(o->size / (64 * KiB))) * 64 * KiB;
+
+			rg[i].offset = off + (uint64_t)rand_r(&r) % PG;
+			rg[i].length = 64 * KiB < o->size - rg[i].offset ?
+				       64 * KiB : o->size - rg[i].offset;
+		}
+		/* page_out may punch what it just paged in (EAGAIN): a
+		 * race the caller is told about, not an error. */
+		if (vmem_pager_page_in_ranges(E.pg, rg, 4, err,
+					      sizeof(err))) {
+			if (errno == EAGAIN) {
+				o->raced++;
+			} else {
+				o->fails++;
+				snprintf(o->err, sizeof(o->err), "%s", err);
+			}
+		}
+		o->calls++;
+		usleep(200);
+	}
+	return NULL;
+}
+
 START_TEST(test_race_writers)
 {
 	const uint64_t size = 16 * MiB, npages = size / PG;
 	struct writer w[NWRITERS];
-	struct outer out = { .size = size };
-	pthread_t wt[NWRITERS], ot;
+	struct outer out = { .size = size }, in = { .size = size };
+	pthread_t wt[NWRITERS], ot, it;
 	struct vmem_pager_stats s;
 	uint64_t iters = 0;
 
@@ -817,11 +861,13 @@ START_TEST(test_race_writers)
 		pthread_create(&wt[i], NULL, writer_thread, &w[i]);
 	}
 	pthread_create(&ot, NULL, pageout_thread, &out);
+	pthread_create(&it, NULL, pagein_thread, &in);
 	usleep(RACE_MS * 1000);
 	__atomic_store_n(&race_stop, true, __ATOMIC_RELAXED);
 	for (int i = 0; i < NWRITERS; i++)
 		pthread_join(wt[i], NULL);
 	pthread_join(ot, NULL);
+	pthread_join(it, NULL);
 
 	s = stats(NULL);
 	for (int i = 0; i < NWRITERS; i++) {
@@ -832,9 +878,15 @@ START_TEST(test_race_writers)
 	}
 	fprintf(stderr, "race: %" PRIu64 " writes, %" PRIu64 " faults, %"
 		PRIu64 " wp faults, %" PRIu64 " evictions, %" PRIu64
-		" page_outs (%" PRIu64 " calls)\n", iters, s.faults,
-		s.wp_faults, s.evictions, s.page_outs, out.calls);
+		" page_outs (%" PRIu64 " calls), %" PRIu64 " page_in "
+		"lists, %" PRIu64 " trims (%" PRIu64 " superseded)\n", iters,
+		s.faults, s.wp_faults, s.evictions, s.page_outs, out.calls,
+		in.calls, s.trims, s.trims_dropped);
 	ck_assert_uint_eq(out.fails, 0);
+	ck_assert_msg(in.fails == 0, "%" PRIu64 " page_in failures: %s",
+		      in.fails, in.err);
+	ck_assert_uint_lt(in.raced, in.calls / 2);
+	ck_assert_uint_gt(in.calls, 100);
 	vmem_pager_stop(E.pg);
 	/* The race really happened: many moves each way. */
 	ck_assert_uint_gt(s.evictions, 100);
@@ -906,6 +958,7 @@ START_TEST(test_page_in_out)
 					    sizeof(err)), 0);
 	ck_assert_uint_eq(data_bytes(E.mem_fd, hs, 8 * MiB), 1 * MiB);
 	ck_assert_uint_eq(data_bytes(E.mem_fd, 5 * MiB, 6 * MiB), 1 * MiB);
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 5000), 0);
 	ck_assert_uint_eq(data_bytes(img, 5 * MiB, 6 * MiB), 0);
 	ck_assert_uint_eq(data_bytes(img, hs, 8 * MiB), 3 * MiB);
 	ck_assert_int_eq(pread(E.mem_fd, buf, 1 * MiB, (off_t)(5 * MiB)),
@@ -1526,6 +1579,448 @@ START_TEST(test_bad_params)
 }
 END_TEST
 
+/* ---- trims off the critical path: crash and move-out safety ---- */
+
+/*
+ * A crash between install and trim: the pages are in the memory file and
+ * still on the sub-host.  Nothing is lost, and the stale copy is harmless
+ * to a pager that starts on the same file: it never reads it while the
+ * page is local, and a move-out replaces it first.
+ */
+START_TEST(test_trim_crash_between_install_and_trim)
+{
+	const uint64_t size = 8 * MiB, seed = 0x7717;
+	char err[256], *buf = malloc(MiB);
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, 2000);
+	vmem_pager_trim_hold(E.pg, true);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 2 * MiB, MiB, err,
+					    sizeof(err)), 0);
+	ck_assert_uint_eq(vmem_pager_trims_pending(E.pg), 16);
+	/* Held: flushing cannot finish, and says so. */
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 100), -1);
+	ck_assert_int_eq(errno, EAGAIN);
+	/* The "crash": the pager goes away with its queue. */
+	vmem_pager_free(E.pg);
+	E.pg = NULL;
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 2 * MiB, 3 * MiB), MiB);
+	ck_assert_uint_eq(data_bytes(img, 2 * MiB, 3 * MiB), MiB);
+	ck_assert_int_eq(pread(E.mem_fd, buf, MiB, 2 * MiB), (ssize_t)MiB);
+	ck_assert_uint_eq(mismatch(buf, 2 * MiB, MiB, seed), UINT64_MAX);
+
+	/* A new pager on the same file; the guest writes the pages. */
+	pager_up(0, size, 64 * KiB, 0, 2000);
+	for (uint64_t o = 2 * MiB; o < 3 * MiB; o += PG)
+		fill(E.map + o, o, PG, seed + 1);
+	/* Out and in again: the new data, never the stale copy. */
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, 2 * MiB, MiB, err,
+					     sizeof(err)), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 2 * MiB, 3 * MiB), 0);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, 2 * MiB, MiB, err,
+					    sizeof(err)), 0);
+	for (uint64_t o = 2 * MiB; o < 3 * MiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed + 1),
+				  UINT64_MAX);
+	/* Faults on the rest read the sub-host's (never trimmed) data. */
+	for (uint64_t o = 4 * MiB; o < 5 * MiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed),
+				  UINT64_MAX);
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 5000), 0);
+	ck_assert_uint_eq(data_bytes(img, 2 * MiB, 3 * MiB), 0);
+	ck_assert_uint_eq(data_bytes(img, 4 * MiB, 5 * MiB), 0);
+	close(img);
+	free(buf);
+	cleanup();
+}
+END_TEST
+
+/*
+ * A queued trim must never be sent after a move-out of the same chunk:
+ * it would discard the only copy of what the move-out wrote home.
+ */
+START_TEST(test_trim_superseded_by_move_out)
+{
+	const uint64_t size = 8 * MiB, seed = 0x7718, off = 3 * MiB;
+	struct vmem_pager_stats s;
+	char err[256];
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(0, size, 64 * KiB, 0, 2000);
+	vmem_pager_trim_hold(E.pg, true);
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, off, 256 * KiB, err,
+					    sizeof(err)), 0);
+	ck_assert_uint_eq(vmem_pager_trims_pending(E.pg), 4);
+	for (uint64_t o = off; o < off + 256 * KiB; o += PG)
+		fill(E.map + o, o, PG, seed + 2);
+	/* Home again with the new data, while the old trims wait. */
+	ck_assert_int_eq(vmem_pager_page_out(E.pg, off, 256 * KiB, err,
+					     sizeof(err)), 0);
+	vmem_pager_trim_hold(E.pg, false);
+	ck_assert_int_eq(vmem_pager_trim_flush(E.pg, 5000), 0);
+	/* The sub-host still holds the new data, and it comes back. */
+	ck_assert_int_eq(vmem_pager_page_in(E.pg, off, 256 * KiB, err,
+					    sizeof(err)), 0);
+	for (uint64_t o = off; o < off + 256 * KiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed + 2),
+				  UINT64_MAX);
+	s = stats(NULL);
+	ck_assert_uint_eq(s.trims_dropped, 4);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- one page_in call, a list of ranges ---- */
+
+START_TEST(test_page_in_ranges)
+{
+	const uint64_t size = 16 * MiB, hs = 4 * MiB, seed = 0x7719;
+	struct vmem_pager_range rg[VMEM_PAGER_MAX_RANGES + 1];
+	struct vmem_pager_stats s0, s1;
+	char err[256];
+	int img;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	pager_up(hs, size, 64 * KiB, 4 * MiB, 2000);
+
+	/* Out of order, overlapping, unaligned, one without a home. */
+	rg[0] = (struct vmem_pager_range){ 9 * MiB + 100, 64 * KiB };
+	rg[1] = (struct vmem_pager_range){ 5 * MiB, 128 * KiB };
+	rg[2] = (struct vmem_pager_range){ 5 * MiB + 64 * KiB, 128 * KiB };
+	rg[3] = (struct vmem_pager_range){ 1 * MiB, PG };
+	s0 = stats(NULL);
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 4, err,
+						   sizeof(err)), 0);
+	s1 = stats(NULL);
+	/* Exactly the covering pages, each once. */
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 9 * MiB, 9 * MiB + 68 * KiB),
+			  68 * KiB);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 5 * MiB, 5 * MiB + 192 * KiB),
+			  192 * KiB);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size),
+			  68 * KiB + 192 * KiB + PG);
+	ck_assert_uint_eq(s1.bytes_in - s0.bytes_in, 68 * KiB + 192 * KiB);
+	ck_assert_uint_eq(s1.bytes_zero - s0.bytes_zero, PG);
+	for (uint64_t o = 5 * MiB; o < 5 * MiB + 192 * KiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed),
+				  UINT64_MAX);
+	for (uint64_t o = 9 * MiB; o < 9 * MiB + 68 * KiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed),
+				  UINT64_MAX);
+
+	/* Bounds: checked before anything moves. */
+	rg[0] = (struct vmem_pager_range){ 12 * MiB, 64 * KiB };
+	rg[1] = (struct vmem_pager_range){ size - PG, 2 * PG };
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 2, err,
+						   sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	rg[1] = (struct vmem_pager_range){ 8 * PG, UINT64_MAX - 4 * PG };
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 2, err,
+						   sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	rg[1] = (struct vmem_pager_range){ 12 * MiB, 0 };
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 2, err,
+						   sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 12 * MiB, 13 * MiB), 0);
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 0, err,
+						   sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	for (size_t i = 0; i <= VMEM_PAGER_MAX_RANGES; i++)
+		rg[i] = (struct vmem_pager_range){ 12 * MiB, PG };
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg,
+						   VMEM_PAGER_MAX_RANGES + 1,
+						   err, sizeof(err)), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	/* The same range many times is one range. */
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg,
+						   VMEM_PAGER_MAX_RANGES,
+						   err, sizeof(err)), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 12 * MiB, 13 * MiB), PG);
+	/* The sum must fit under local-limit (4M, less the slack). */
+	rg[0] = (struct vmem_pager_range){ 6 * MiB, 2 * MiB };
+	rg[1] = (struct vmem_pager_range){ 10 * MiB, 2 * MiB };
+	ck_assert_int_eq(vmem_pager_page_in_ranges(E.pg, rg, 2, err,
+						   sizeof(err)), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	close(img);
+	cleanup();
+}
+END_TEST
+
+/* ---- the control socket ---- */
+
+static char ctl_path[96];
+
+static int ctl_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read a reply within @ms: 1, 0 at EOF, -1 on timeout. */
+static int ctl_reply(int fd, struct vmem_ctl_reply *rp, int ms)
+{
+	size_t got = 0;
+
+	while (got < sizeof(*rp)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, ms) != 1)
+			return -1;
+		r = read(fd, (char *)rp + got, sizeof(*rp) - got);
+		if (r <= 0)
+			return got ? -1 : 0;
+		got += (size_t)r;
+	}
+	return 1;
+}
+
+static void ctl_send(int fd, uint32_t magic, uint16_t op, uint16_t n,
+		     const struct vmem_ctl_range *rg, size_t nsend)
+{
+	struct vmem_ctl_req rq = { .magic = magic, .op = op, .n = n,
+				   .tag = 0x1234 + op };
+
+	ck_assert_int_eq(send(fd, &rq, sizeof(rq), MSG_NOSIGNAL),
+			 (ssize_t)sizeof(rq));
+	if (nsend)
+		ck_assert_int_eq(send(fd, rg, nsend * sizeof(*rg),
+				      MSG_NOSIGNAL),
+				 (ssize_t)(nsend * sizeof(*rg)));
+}
+
+/* One request; the reply's err (-1: no reply, -2: EOF). */
+static int ctl_call(int fd, uint16_t op, const struct vmem_ctl_range *rg,
+		    uint16_t n)
+{
+	struct vmem_ctl_req rq = { .magic = VMEM_CTL_MAGIC, .op = op, .n = n,
+				   .tag = 0x1234 + op };
+	struct vmem_ctl_reply rp;
+	int r;
+
+	/* A connection the pager closed at once fails here already. */
+	if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != (ssize_t)sizeof(rq))
+		return -2;
+	if (n && send(fd, rg, n * sizeof(*rg), MSG_NOSIGNAL) !=
+	    (ssize_t)(n * sizeof(*rg)))
+		return -2;
+	r = ctl_reply(fd, &rp, 10000);
+	if (r <= 0)
+		return r == 0 ? -2 : -1;
+	ck_assert_uint_eq(rp.magic, VMEM_CTL_MAGIC);
+	ck_assert_uint_eq(rp.tag, 0x1234 + op);
+	return rp.err;
+}
+
+/* As user nobody, in a child: does a PING get an answer?  1 yes, 0 the
+ * connection was closed, 2 connect refused. */
+static int ctl_ping_as_nobody(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(9);
+		fd = ctl_connect();
+		if (fd < 0)
+			_exit(2);
+		{
+			struct vmem_ctl_req rq = { .magic = VMEM_CTL_MAGIC,
+						   .op = VMEM_CTL_PING };
+			struct vmem_ctl_reply rp;
+
+			if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) < 0)
+				_exit(0);
+			_exit(ctl_reply(fd, &rp, 5000) == 1 ? 1 : 0);
+		}
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+START_TEST(test_ctl_socket)
+{
+	const uint64_t size = 16 * MiB, hs = 4 * MiB, seed = 0x771a;
+	struct vmem_pager_params p = { 0 };
+	struct vmem_ctl_range rg[VMEM_CTL_MAX_RANGES + 1];
+	struct vmem_ctl_reply rp;
+	int fd, fds[VMEM_CTL_MAX_CONNS], img;
+	char err[256] = "";
+	struct stat st;
+	uint64_t t0;
+
+	env_setup(size);
+	img = img_fd();
+	write_pattern(img, 0, size, seed);
+	close(img);
+	snprintf(ctl_path, sizeof(ctl_path), "/tmp/ckpager.%d.ctl",
+		 (int)runner_pid);
+
+	/* Something that is not our socket at the path: refused, kept. */
+	unlink(ctl_path);
+	fd = open(ctl_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	E.sub[0] = (struct vmem_pager_subhost){ E.uri, hs, size };
+	p = (struct vmem_pager_params){
+		.host_addr = E.map, .size = E.size, .mem_fd = E.mem_fd,
+		.mem_path = E.mem_path, .chunk_size = 64 * KiB,
+		.timeout_ms = 2000, .subhosts = E.sub, .n_subhosts = 1,
+		.quiet = true, .ctl_path = ctl_path,
+	};
+	ck_assert_ptr_null(vmem_pager_new(&p, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "not a socket of ours"), "%s", err);
+	ck_assert_int_eq(stat(ctl_path, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	unlink(ctl_path);
+
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	ck_assert_str_eq(vmem_pager_ctl_path(E.pg), ctl_path);
+	ck_assert_int_eq(stat(ctl_path, &st), 0);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+
+	fd = ctl_connect();
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PING, NULL, 0), 0);
+	/* One command, a list of ranges: all resident when it answers. */
+	rg[0] = (struct vmem_ctl_range){ 8 * MiB, 256 * KiB };
+	rg[1] = (struct vmem_ctl_range){ 5 * MiB, 64 * KiB };
+	rg[2] = (struct vmem_ctl_range){ 1 * MiB, PG };
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PAGE_IN, rg, 3), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size),
+			  256 * KiB + 64 * KiB + PG);
+	for (uint64_t o = 8 * MiB; o < 8 * MiB + 256 * KiB; o += PG)
+		ck_assert_uint_eq(mismatch(E.map + o, o, PG, seed),
+				  UINT64_MAX);
+	/* Hostile but well-framed: an error reply, the connection stays. */
+	rg[0] = (struct vmem_ctl_range){ size - PG, 2 * PG };
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PAGE_IN, rg, 1), EINVAL);
+	rg[0] = (struct vmem_ctl_range){ UINT64_MAX - PG, 2 * PG };
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PAGE_IN, rg, 1), EINVAL);
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PAGE_IN, rg, 0), EINVAL);
+	ck_assert_int_eq(ctl_call(fd, 77, rg, 1), EOPNOTSUPP);
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PING, NULL, 0), 0);
+	ck_assert_uint_eq(data_bytes(E.mem_fd, 0, size),
+			  256 * KiB + 64 * KiB + PG);
+	/* Too many ranges: E2BIG, then closed (before reading them). */
+	ctl_send(fd, VMEM_CTL_MAGIC, VMEM_CTL_PAGE_IN,
+		 VMEM_CTL_MAX_RANGES + 1, NULL, 0);
+	ck_assert_int_eq(ctl_reply(fd, &rp, 5000), 1);
+	ck_assert_int_eq(rp.err, E2BIG);
+	ck_assert_int_eq(ctl_reply(fd, &rp, 5000), 0);
+	close(fd);
+	/* Bad magic: EPROTO, then closed. */
+	fd = ctl_connect();
+	ck_assert_int_ge(fd, 0);
+	ctl_send(fd, 0xdeadbeef, VMEM_CTL_PING, 0, NULL, 0);
+	ck_assert_int_eq(ctl_reply(fd, &rp, 5000), 1);
+	ck_assert_int_eq(rp.err, EPROTO);
+	ck_assert_int_eq(ctl_reply(fd, &rp, 5000), 0);
+	close(fd);
+	/* Half a frame, then silence: closed after VMEM_CTL_FRAME_MS. */
+	fd = ctl_connect();
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(send(fd, "VM", 2, MSG_NOSIGNAL), 2);
+	t0 = now_ms();
+	ck_assert_int_eq(ctl_reply(fd, &rp, VMEM_CTL_FRAME_MS + 3000), 0);
+	ck_assert_uint_ge(now_ms() - t0, VMEM_CTL_FRAME_MS - 100);
+	close(fd);
+	/* A client that leaves before its reply does not hurt the pager. */
+	fd = ctl_connect();
+	rg[0] = (struct vmem_ctl_range){ 10 * MiB, MiB };
+	ctl_send(fd, VMEM_CTL_MAGIC, VMEM_CTL_PAGE_IN, 1, rg, 1);
+	close(fd);
+
+	/* At most VMEM_CTL_MAX_CONNS: the next one is closed at once. */
+	for (int i = 0; i < VMEM_CTL_MAX_CONNS; i++) {
+		/* The threads of the connections closed above may take a
+		 * moment to go (one finishes its page-in first). */
+		for (int tries = 0;; tries++) {
+			int r;
+
+			fds[i] = ctl_connect();
+			ck_assert_int_ge(fds[i], 0);
+			r = ctl_call(fds[i], VMEM_CTL_PING, NULL, 0);
+			if (r == 0)
+				break;
+			ck_assert_int_eq(r, -2);
+			ck_assert_int_lt(tries, 100);
+			close(fds[i]);
+			usleep(50000);
+		}
+	}
+	fd = ctl_connect();
+	if (fd >= 0) {
+		struct vmem_ctl_req rq = { .magic = VMEM_CTL_MAGIC,
+					   .op = VMEM_CTL_PING };
+
+		/* The send may already find it closed. */
+		if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) ==
+		    (ssize_t)sizeof(rq))
+			ck_assert_int_eq(ctl_reply(fd, &rp, 5000), 0);
+		close(fd);
+	}
+	for (int i = 0; i < VMEM_CTL_MAX_CONNS; i++)
+		close(fds[i]);
+
+	/* Another user: the mode keeps it out, and so does SO_PEERCRED. */
+	ck_assert_int_eq(ctl_ping_as_nobody(), 2);
+	ck_assert_int_eq(chmod(ctl_path, 0666), 0);
+	ck_assert_int_eq(ctl_ping_as_nobody(), 0);
+	ck_assert_int_eq(chmod(ctl_path, 0600), 0);
+
+	/* Gone with the pager; a stale socket of ours is replaced. */
+	vmem_pager_free(E.pg);
+	E.pg = NULL;
+	ck_assert_int_eq(access(ctl_path, F_OK), -1);
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int l = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path);
+		ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)),
+				 0);
+		close(l);
+	}
+	E.pg = vmem_pager_new(&p, err, sizeof(err));
+	ck_assert_msg(E.pg != NULL, "vmem_pager_new: %s", err);
+	ck_assert_int_eq(vmem_pager_start(E.pg), 0);
+	fd = ctl_connect();
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ctl_call(fd, VMEM_CTL_PING, NULL, 0), 0);
+	close(fd);
+	cleanup();
+	unlink(ctl_path);
+}
+END_TEST
+
 static Suite *pager_suite(void)
 {
 	Suite *s = suite_create("pager");
@@ -1547,6 +2042,10 @@ static Suite *pager_suite(void)
 	tcase_add_test(tc, test_errno_survives_recount);
 	tcase_add_test(tc, test_fault_thread_poll_error);
 	tcase_add_test(tc, test_swapped_pages_are_resident);
+	tcase_add_test(tc, test_trim_crash_between_install_and_trim);
+	tcase_add_test(tc, test_trim_superseded_by_move_out);
+	tcase_add_test(tc, test_page_in_ranges);
+	tcase_add_test(tc, test_ctl_socket);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -1558,6 +2057,7 @@ static void remove_leftovers(void)
 		"/dev/shm/ckpager.%d.mem", "/dev/shm/ckpager.%d.mem" VMEM_SEQ_SUFFIX,
 		"/dev/shm/ckpager.%d.img", "/tmp/ckpager.%d.sock",
 		"/tmp/ckpager.%d.pid", "/dev/shm/ckpager.%d.log",
+		"/tmp/ckpager.%d.ctl", "/tmp/ckpager.%d.ctl.new",
 	};
 	char path[128];
 

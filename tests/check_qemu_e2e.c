@@ -45,8 +45,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "../common/pagerctl.h"
 
 #include "lib/datamap.h"
 #include "lib/guest.h"
@@ -130,6 +134,8 @@ static void env_down(void)
 	if (E->mem[0]) {
 		unlink(E->mem);
 		snprintf(path, sizeof(path), "%s.seq", E->mem);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s.ctl", E->mem);
 		unlink(path);
 	}
 	if (E->dir[0]) {
@@ -372,6 +378,47 @@ START_TEST(test_query_config)
 	snprintf(want, sizeof(want), "%s",
 		 json_object_get_string(json_object_object_get(s, "uri")));
 	ck_assert_str_eq(want, E->sub.uri);
+
+	/* The pager's control socket: beside the memory file, 0600, ours,
+	 * and it answers. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct vmem_ctl_req rq = { .magic = VMEM_CTL_MAGIC,
+					   .op = VMEM_CTL_PING, .tag = 9 };
+		struct vmem_ctl_reply rp;
+		struct stat st;
+		json_object *cs;
+		size_t got = 0;
+		int fd;
+
+		ck_assert_msg(json_object_object_get_ex(q, "control-socket",
+							&cs),
+			      "query-vmem has no control-socket");
+		snprintf(want, sizeof(want), "%s.ctl", E->mem);
+		ck_assert_str_eq(json_object_get_string(cs), want);
+		ck_assert_int_eq(lstat(want, &st), 0);
+		ck_assert(S_ISSOCK(st.st_mode));
+		ck_assert_uint_eq(st.st_mode & 0777, 0600);
+		ck_assert_uint_eq(st.st_uid, geteuid());
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", want);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa,
+					 sizeof(sa)), 0);
+		ck_assert_int_eq(write(fd, &rq, sizeof(rq)),
+				 (ssize_t)sizeof(rq));
+		while (got < sizeof(rp)) {
+			ssize_t r = read(fd, (char *)&rp + got,
+					 sizeof(rp) - got);
+
+			ck_assert_int_gt(r, 0);
+			got += (size_t)r;
+		}
+		close(fd);
+		ck_assert_uint_eq(rp.magic, VMEM_CTL_MAGIC);
+		ck_assert_uint_eq(rp.tag, 9);
+		ck_assert_int_eq(rp.err, 0);
+	}
 	json_object_put(q);
 }
 END_TEST

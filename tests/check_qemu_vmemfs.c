@@ -603,6 +603,10 @@ START_TEST(test_backends_identical)
 	/* It had to page in every chunk of the homed half, which was all
 	 * out: one command per chunk at least. */
 	ck_assert_uint_ge(req, (HOME_END - HOME_START) / CHUNK);
+	/* The patched QEMU names its pager's control socket: every page-in
+	 * went there, none over QMP. */
+	ck_assert_uint_gt(stat_of(0, false, "page_in_ctl_commands"), 0);
+	ck_assert_uint_eq(stat_of(0, false, "page_in_qmp_commands"), 0);
 	/*
 	 * The VM pages in all 256 MiB of the homed half, evicting to stay
 	 * under local-limit; so the file must hold at least about what

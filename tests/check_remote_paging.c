@@ -6,20 +6,29 @@
  * does.  The bytes vmemfs serves must be the pattern; the memory file must
  * grow by exactly the chunks paged in; a VM that fails, goes silent, or
  * evicts the range again at once must give EIO, not zeros.
+ *
+ * With a control socket announced in query-vmem (a stand-in for the
+ * pager's, common/pagerctl.h): one command per read, one range per chunk,
+ * no QMP page-in; an error reply is EIO; a socket that breaks falls back
+ * to QMP and still serves the right bytes.
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/config.h"
 #include "../common/evictseq.h"
+#include "../common/pagerctl.h"
 #include "../vmemfs/reader.h"
 #include "lib/fakeqmp.h"
 #include "lib/suite.h"
@@ -31,15 +40,21 @@
 
 enum vm_mode { PAGE_IN, FAIL, SILENT, EVICT_AGAIN };
 
+/* The stand-in control socket: what it does with a command. */
+enum ctl_mode { CTL_NONE, CTL_OK, CTL_ERR, CTL_DROP };
+
 struct vm {
 	enum vm_mode mode;
 	int memfd;
 	struct vmem_seq_map *seq;
-	int commands;
+	int commands;		/* QMP vmem-page-in */
 	uint64_t last_len;
+	enum ctl_mode ctl;	/* CTL_NONE: query-vmem names no socket */
+	int ctl_commands, ctl_ranges;	/* atomics */
+	uint64_t ctl_first_off, ctl_last_len;
 };
 
-static char mem_path[64], seq_path[80], conf_text[1024];
+static char mem_path[64], seq_path[80], conf_text[1024], ctl_path[80];
 static pid_t runner;	/* names the scratch files; main removes them */
 static struct vm vm;
 static struct fakeqmp qmp;
@@ -62,16 +77,27 @@ static void fill(unsigned char *buf, uint64_t off, size_t len)
 	}
 }
 
+static void page_in_range(struct vm *v, uint64_t off, uint64_t len);
+
 static bool vm_command(struct fakeqmp *s, int fd, json_object *cmd, void *opaque)
 {
 	struct vm *v = opaque;
 	json_object *args, *o;
 	uint64_t off, len;
-	unsigned char *buf;
 
 	(void)s;
-	__atomic_fetch_add(&v->commands, 1, __ATOMIC_RELAXED);
 	ck_assert(json_object_object_get_ex(cmd, "execute", &o));
+	if (strcmp(json_object_get_string(o), "query-vmem") == 0) {
+		json_object *ret = json_object_new_object();
+
+		if (v->ctl != CTL_NONE)
+			json_object_object_add(ret, "control-socket",
+					       json_object_new_string(ctl_path));
+		fakeqmp_reply(fd, cmd, ret);
+		json_object_put(cmd);
+		return true;
+	}
+	__atomic_fetch_add(&v->commands, 1, __ATOMIC_RELAXED);
 	ck_assert_str_eq(json_object_get_string(o), "vmem-page-in");
 	ck_assert(json_object_object_get_ex(cmd, "arguments", &args));
 	ck_assert(json_object_object_get_ex(args, "offset", &o));
@@ -88,12 +114,7 @@ static bool vm_command(struct fakeqmp *s, int fd, json_object *cmd, void *opaque
 		break;
 	case PAGE_IN:
 	case EVICT_AGAIN:
-		buf = malloc(len);
-		fill(buf, off, len);
-		vmem_seq_move_begin(v->seq, off, len);
-		ck_assert_int_eq(pwrite(v->memfd, buf, len, (off_t)off), (ssize_t)len);
-		vmem_seq_move_end(v->seq, off, len);
-		free(buf);
+		page_in_range(v, off, len);
 		if (v->mode == EVICT_AGAIN) {
 			/* The VM needed the room back before our reader got
 			 * to it (done before the reply, to be deterministic). */
@@ -110,10 +131,104 @@ static bool vm_command(struct fakeqmp *s, int fd, json_object *cmd, void *opaque
 	return true;
 }
 
+/* Page [off, off + len) in as the pager would (pattern, bracketed). */
+static void page_in_range(struct vm *v, uint64_t off, uint64_t len)
+{
+	unsigned char *buf = malloc(len);
+
+	fill(buf, off, len);
+	vmem_seq_move_begin(v->seq, off, len);
+	ck_assert_int_eq(pwrite(v->memfd, buf, len, (off_t)off), (ssize_t)len);
+	vmem_seq_move_end(v->seq, off, len);
+	free(buf);
+}
+
+static int ctl_lfd = -1;
+static pthread_t ctl_thr;
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t r = read(fd, p, len);
+
+		if (r <= 0)
+			return false;
+		p += r;
+		len -= (size_t)r;
+	}
+	return true;
+}
+
+/* The stand-in control socket: one connection at a time is enough. */
+static void *ctl_server(void *arg)
+{
+	struct vm *v = arg;
+	int fd;
+
+	while ((fd = accept(ctl_lfd, NULL, NULL)) >= 0) {
+		struct vmem_ctl_req rq;
+		struct vmem_ctl_range rg[VMEM_CTL_MAX_RANGES];
+
+		while (read_all(fd, &rq, sizeof(rq)) && rq.n &&
+		       rq.n <= VMEM_CTL_MAX_RANGES &&
+		       read_all(fd, rg, rq.n * sizeof(rg[0]))) {
+			struct vmem_ctl_reply rp = { .magic = VMEM_CTL_MAGIC,
+						     .tag = rq.tag };
+
+			__atomic_fetch_add(&v->ctl_commands, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&v->ctl_ranges, rq.n, __ATOMIC_RELAXED);
+			v->ctl_first_off = rg[0].offset;
+			v->ctl_last_len = rg[rq.n - 1].length;
+			if (v->ctl == CTL_DROP)
+				break;
+			if (v->ctl == CTL_ERR) {
+				rp.err = EIO;
+				snprintf(rp.msg, sizeof(rp.msg), "sub-host down");
+			} else {
+				for (unsigned int i = 0; i < rq.n; i++)
+					page_in_range(v, rg[i].offset,
+						      rg[i].length);
+			}
+			if (write(fd, &rp, sizeof(rp)) != (ssize_t)sizeof(rp))
+				break;
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void ctl_start(enum ctl_mode mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	vm.ctl = mode;
+	unlink(ctl_path);
+	ctl_lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(ctl_lfd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ctl_path);
+	ck_assert_int_eq(bind(ctl_lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(ctl_lfd, 4), 0);
+	ck_assert_int_eq(pthread_create(&ctl_thr, NULL, ctl_server, &vm), 0);
+}
+
+static void ctl_stop(void)
+{
+	if (ctl_lfd < 0)
+		return;
+	shutdown(ctl_lfd, SHUT_RDWR);
+	pthread_join(ctl_thr, NULL);
+	close(ctl_lfd);
+	ctl_lfd = -1;
+	unlink(ctl_path);
+}
+
 static void setup_paths(void)
 {
 	snprintf(mem_path, sizeof(mem_path), "/dev/shm/vmt-rp-%d.mem", (int)runner);
 	snprintf(seq_path, sizeof(seq_path), "%s" VMEM_SEQ_SUFFIX, mem_path);
+	snprintf(ctl_path, sizeof(ctl_path), "%s.ctl", mem_path);
 }
 
 static void setup(void)
@@ -129,6 +244,9 @@ static void setup(void)
 	fill(buf, 0, 2 * M);
 	ck_assert_int_eq(pwrite(vm.memfd, buf, 2 * M, 0), (ssize_t)(2 * M));
 	free(buf);
+	vm.ctl = CTL_NONE;
+	vm.ctl_commands = vm.ctl_ranges = 0;
+	vm.commands = 0;
 	sfd = open(seq_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(sfd, 0);
 	ck_assert_int_eq(ftruncate(sfd, VMEM_SEQ_FILE_SIZE), 0);
@@ -147,6 +265,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	ctl_stop();
 	munmap(vm.seq, VMEM_SEQ_FILE_SIZE);
 	close(vm.memfd);
 	unlink(mem_path);
@@ -298,6 +417,80 @@ START_TEST(empty_request_and_bad_home)
 }
 END_TEST
 
+/* One read, one control-socket command with a range per chunk. */
+START_TEST(control_socket_one_command_per_read)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char *got = malloc(M), *want = malloc(M);
+
+	vm.mode = FAIL;		/* QMP page-in must not be used */
+	ctl_start(CTL_OK);
+	open_reader(&cfg, &r);
+	fill(want, 3 * M, M);
+	/* 1 MiB from an unaligned start: 17 chunks, one command. */
+	ck_assert_int_eq(vmem_read(&r, got, M - 4096, 3 * M + 4096),
+			 (ssize_t)(M - 4096));
+	ck_assert_mem_eq(got, want + 4096, M - 4096);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.ctl_ranges, 16);
+	ck_assert_uint_eq(vm.ctl_first_off, 3 * M);
+	ck_assert_uint_eq(vm.ctl_last_len, CHUNK);
+	ck_assert_int_eq(vm.commands, 0);
+	ck_assert_uint_eq(allocated(), 2 * M + M);
+	ck_assert_uint_eq(r.stats.sub[0].requests, 16);
+	close_all(&cfg, &r);
+	free(got);
+	free(want);
+}
+END_TEST
+
+/* The pager said no: EIO, never zeros, and no fallback that would hide
+ * it. */
+START_TEST(control_socket_error_is_eio)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char buf[4096];
+
+	vm.mode = PAGE_IN;
+	ctl_start(CTL_ERR);
+	open_reader(&cfg, &r);
+	ck_assert_int_eq(vmem_read(&r, buf, sizeof(buf), 4 * M), -EIO);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.commands, 0);
+	ck_assert_uint_eq(r.stats.sub[0].errors, 1);
+	ck_assert_uint_eq(allocated(), 2 * M);
+	close_all(&cfg, &r);
+}
+END_TEST
+
+/* A socket that breaks mid-command: the read still gets the right bytes,
+ * by QMP. */
+START_TEST(control_socket_broken_falls_back_to_qmp)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char *got = malloc(4096), *want = malloc(4096);
+
+	vm.mode = PAGE_IN;
+	ctl_start(CTL_DROP);
+	open_reader(&cfg, &r);
+	fill(want, 5 * M, 4096);
+	ck_assert_int_eq(vmem_read(&r, got, 4096, 5 * M), 4096);
+	ck_assert_mem_eq(got, want, 4096);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.commands, 1);
+	/* And it stays on QMP for a while rather than retry the socket. */
+	ck_assert_int_eq(vmem_read(&r, got, 4096, 6 * M), 4096);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.commands, 2);
+	close_all(&cfg, &r);
+	free(got);
+	free(want);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("remote-paging");
@@ -311,10 +504,14 @@ int main(void)
 	tcase_add_test(tc, silent_vm_is_eio_within_timeout);
 	tcase_add_test(tc, evicted_again_is_bounded);
 	tcase_add_test(tc, empty_request_and_bad_home);
+	tcase_add_test(tc, control_socket_one_command_per_read);
+	tcase_add_test(tc, control_socket_error_is_eio);
+	tcase_add_test(tc, control_socket_broken_falls_back_to_qmp);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's teardown: clean up here too. */
 	setup_paths();
 	unlink(mem_path);
 	unlink(seq_path);
+	unlink(ctl_path);
 	return rc;
 }

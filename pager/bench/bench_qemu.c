@@ -21,6 +21,15 @@
  *     sub-host, against raw libnbd reads of the same 256 MiB from the same
  *     sub-host, 1 MiB at a time and 16 in flight.
  *
+ * (c) With the guest running: a counter loop in the guest (vmt-procs
+ *     spin, 20 ms steps of its own clock) while the host pages in 256 MiB
+ *     that are on the sub-host, by QMP vmem-page-in and by the pager's
+ *     control socket.  The ratio, in one run, is the loop's rate in the
+ *     steps of the page-in (the host's clock lined up with the guest's
+ *     over the console, within its round trip) over its median rate
+ *     in the rest of the run (target >= 0.8); a run with no page-in,
+ *     the same steps, gives the noise.
+ *
  * Every measurement is repeated (-r, default 3), interleaved, and the
  * median reported.  Everything started is killed by PID at exit, also on
  * SIGINT/SIGTERM.
@@ -36,8 +45,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include "../../common/pagerctl.h"
 
 #include "../../tests/lib/guest.h"
 #include "../../tests/lib/hosts.h"
@@ -75,6 +88,8 @@ static void down(void)
 	if (S.mem[0]) {
 		unlink(S.mem);
 		snprintf(path, sizeof(path), "%s.seq", S.mem);
+		unlink(path);
+		snprintf(path, sizeof(path), "%.150s.ctl", S.mem);
 		unlink(path);
 		S.mem[0] = '\0';
 	}
@@ -179,6 +194,129 @@ static double guest_time(const char *cmd)
 		die("guest `%s` -> %d: %s", cmd, st, out);
 	t = (vt_now_ms() - t0) / 1000 - console_s;
 	return t > 0 ? t : 0;
+}
+
+/* ---- (c) the guest's counter loop during a page-in ---- */
+
+#define SPIN_MS 3000
+#define SPIN_STEP_MS 20
+#define SPIN_N (SPIN_MS / SPIN_STEP_MS)
+#define SPIN_SKIP 10		/* the loop's first steps fault it in */
+
+/* vmem page-in of [off, off + len) on the pager's control socket. */
+static void ctl_page_in(uint64_t off, uint64_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct {
+		struct vmem_ctl_req rq;
+		struct vmem_ctl_range rg;
+	} m = { { VMEM_CTL_MAGIC, VMEM_CTL_PAGE_IN, 1, 7 }, { off, len } };
+	struct vmem_ctl_reply rp;
+	size_t got = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s.ctl", S.mem);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, &m, sizeof(m)) != (ssize_t)sizeof(m))
+		die("control socket %s: %s", sa.sun_path, strerror(errno));
+	while (got < sizeof(rp)) {
+		ssize_t r = read(fd, (char *)&rp + got, sizeof(rp) - got);
+
+		if (r <= 0)
+			die("control socket: no reply");
+		got += (size_t)r;
+	}
+	close(fd);
+	if (rp.err)
+		die("control socket page-in: %s", rp.msg);
+}
+
+enum spin_load { SPIN_IDLE, SPIN_QMP, SPIN_CTL };
+
+static int cmp_ul(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a;
+	unsigned long y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Run the counter loop for SPIN_MS; after 1 s, page in 256 MiB (or not).
+ * Returns the loop's rate during the steps [*a, *b) (those of the
+ * page-in, from the host's clock; with no page-in, the same steps as the
+ * run before) over its median rate in the other steps of the same run.
+ */
+static double spin(enum spin_load load, size_t *a, size_t *b,
+		   double *pagein_ms)
+{
+	char out[8192], *p;
+	unsigned long c[SPIN_N], rest[SPIN_N];
+	double t0, g0, gnow, sum = 0;
+	size_t n = 0, nrest = 0;
+	int st;
+
+	page_out(PAGEIN_START, PAGEIN_LEN);
+	st = vt_guest_run(&S.guest, "rm -f /tmp/spin /tmp/spin.done; "
+			  "(vmt-procs spin 3000 20 > /tmp/spin; "
+			  "touch /tmp/spin.done) &", out, sizeof(out), 10000);
+	if (st != 0)
+		die("guest spin: %d: %s", st, out);
+	usleep(1000000);
+	/*
+	 * Line the clocks up: the loop's start and the guest's "now", in
+	 * the guest's clock, and the host's clock when the answer came (the
+	 * guest printed "now" within the console's round trip before).
+	 */
+	st = vt_guest_run(&S.guest, "cat /tmp/spin.t0; vmt-procs now", out,
+			  sizeof(out), 10000);
+	t0 = vt_now_ms();
+	if (st != 0 || sscanf(out, "%lf %lf", &g0, &gnow) != 2)
+		die("guest spin clock: %d: %s", st, out);
+	if (load != SPIN_IDLE) {
+		double t1 = vt_now_ms(), at;
+
+		if (load == SPIN_QMP)
+			page_in(PAGEIN_START, PAGEIN_LEN);
+		else
+			ctl_page_in(PAGEIN_START, PAGEIN_LEN);
+		*pagein_ms = vt_now_ms() - t1;
+		/* The page-in's start in the loop's own time. */
+		at = gnow - g0 + (t1 - t0);
+		if (at < 0)
+			die("guest spin: the loop started after the page-in");
+		*a = (size_t)(at / SPIN_STEP_MS);
+		*b = (size_t)((at + *pagein_ms) / SPIN_STEP_MS) + 1;
+		if (*b > SPIN_N)
+			*b = SPIN_N;
+	}
+	st = vt_guest_run(&S.guest, "i=0; while [ ! -e /tmp/spin.done ] && "
+			  "[ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+			  "cat /tmp/spin", out, sizeof(out), 40000);
+	if (st != 0)
+		die("guest cat /tmp/spin: %d: %s", st, out);
+	for (p = out; n < SPIN_N && *p; n++) {
+		char *e;
+
+		c[n] = strtoul(p, &e, 10);
+		if (e == p)
+			break;
+		p = e;
+	}
+	if (n != SPIN_N)
+		die("guest spin: %zu of %d steps", n, SPIN_N);
+	for (size_t i = SPIN_SKIP; i < n; i++) {
+		/* Two steps of margin: the clocks are not the same. */
+		if (i + 2 >= *a && i < *b + 2)
+			continue;
+		rest[nrest++] = c[i];
+	}
+	for (size_t i = *a; i < *b; i++)
+		sum += (double)c[i];
+	qsort(rest, nrest, sizeof(rest[0]), cmp_ul);
+	if (!nrest || *b <= *a || !rest[nrest / 2])
+		die("guest spin: no steps to compare");
+	return sum / (double)(*b - *a) / (double)rest[nrest / 2];
 }
 
 static bool resident(int fd, uint64_t off)
@@ -355,6 +493,10 @@ int main(int argc, char **argv)
 	uint64_t *where, *sorted, split, lowest;
 	char cmd[512], read_cmd[128];
 	double ml, mh, ma, mp, m1, m16;
+	double s_idle_q[MAX_REPS], s_idle_c[MAX_REPS];
+	double d_qmp[MAX_REPS], d_ctl[MAX_REPS];
+	bool has_ctl;
+	double rq[MAX_REPS], rc[MAX_REPS];
 	int c, fd;
 
 	while ((c = getopt(argc, argv, "r:m:h")) != -1) {
@@ -457,6 +599,27 @@ int main(int argc, char **argv)
 	}
 	qmp("{\"execute\":\"cont\"}");
 
+	/* (c) The guest's counter loop while 256 MiB come in. */
+	snprintf(cmd, sizeof(cmd), "%.100s.ctl", S.mem);
+	/* A QEMU from before the control socket (VMEM_QEMU=...): QMP only. */
+	has_ctl = access(cmd, F_OK) == 0;
+	for (int r = 0; r < reps; r++) {
+		size_t qa = 0, qb = 0, ca = 0, cb = 0;
+
+		rq[r] = spin(SPIN_QMP, &qa, &qb, &d_qmp[r]);
+		s_idle_q[r] = spin(SPIN_IDLE, &qa, &qb, NULL);
+		rc[r] = d_ctl[r] = s_idle_c[r] = 0;
+		if (has_ctl) {
+			rc[r] = spin(SPIN_CTL, &ca, &cb, &d_ctl[r]);
+			s_idle_c[r] = spin(SPIN_IDLE, &ca, &cb, NULL);
+		}
+		note("run %d: counter loop during a %.0f ms QMP page-in %.2fx "
+		     "(same steps, no page-in: %.2fx), during a %.0f ms "
+		     "control-socket page-in %.2fx (%.2fx) of its rate in the "
+		     "rest of the run", r + 1, d_qmp[r], rq[r], s_idle_q[r],
+		     d_ctl[r], rc[r], s_idle_c[r]);
+	}
+
 	ml = median(t_local, reps);
 	mh = median(t_half, reps);
 	ma = median(t_all, reps);
@@ -485,6 +648,13 @@ int main(int argc, char **argv)
 	printf("\npage-in / raw one at a time = %.2f, page-in / raw 16 in "
 	       "flight = %.2f (target >= 0.5)\n", mp / m1, mp / m16);
 	printf("guest file read, half remote / all local = %.2f\n", mh / ml);
+	printf("(c) guest counter loop during a 256 MiB page-in / its rate in "
+	       "the rest of the run (target >= 0.8):\n"
+	       "    QMP vmem-page-in (%.0f ms): %.2fx (no page-in, same "
+	       "steps: %.2fx)\n    control socket (%.0f ms): %.2fx (no "
+	       "page-in, same steps: %.2fx)\n", median(d_qmp, reps),
+	       median(rq, reps), median(s_idle_q, reps), median(d_ctl, reps),
+	       median(rc, reps), median(s_idle_c, reps));
 	free(where);
 	free(sorted);
 	return 0;

@@ -213,5 +213,5 @@ split_vm_down() {
 	QEMU_PID= NBD_PID=
 	ip link del "$VH" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
-	rm -f "$MEM" "$MEM.seq"
+	rm -f "$MEM" "$MEM.seq" "$MEM.ctl"
 }

@@ -13,6 +13,15 @@
  *                        (each exits at once); for ps-while-forking
  *   vmt-procs stop       kill every zoo process (by the pids remembered in
  *                        /tmp/vmt-procs.pids)
+ *   vmt-procs spin MS STEP_MS
+ *                        count in a tight loop for MS ms of the guest's
+ *                        CLOCK_MONOTONIC, then print the count of every
+ *                        STEP_MS step, one per line (bench_qemu (c): does
+ *                        the guest keep running while a page-in runs?);
+ *                        its start (CLOCK_MONOTONIC ms) goes to
+ *                        /tmp/spin.t0 first
+ *   vmt-procs now        print CLOCK_MONOTONIC in ms (to line the host's
+ *                        clock up with the guest's)
  *
  * The zoo (comm is set with PR_SET_NAME; every process re-executes this
  * binary, so /proc/PID/cmdline is its own argv):
@@ -253,6 +262,48 @@ static int stop(void)
 	return 0;
 }
 
+static int spin(long ms, long step_ms)
+{
+	long nsteps = step_ms > 0 ? ms / step_ms : 0;
+	unsigned long *counts;
+	struct timespec t0, t;
+	volatile unsigned long n = 0;
+
+	if (nsteps <= 0 || nsteps > 100000)
+		return 2;
+	counts = calloc((size_t)nsteps, sizeof(*counts));
+	if (!counts)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	{
+		FILE *f = fopen("/tmp/spin.t0", "w");
+
+		if (!f)
+			return 1;
+		fprintf(f, "%ld\n", (long)t0.tv_sec * 1000 +
+			t0.tv_nsec / 1000000);
+		fclose(f);
+	}
+	for (;;) {
+		long el, k;
+
+		for (int i = 0; i < 4096; i++)
+			n++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		el = (t.tv_sec - t0.tv_sec) * 1000 +
+		     (t.tv_nsec - t0.tv_nsec) / 1000000;
+		k = el / step_ms;
+		if (k >= nsteps)
+			break;
+		counts[k] += 4096;
+	}
+	for (long k = 0; k < nsteps; k++)
+		printf("%lu\n", counts[k]);
+	free(counts);
+	(void)n;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -264,6 +315,16 @@ int main(int argc, char **argv)
 		forkloop();
 	if (argc == 2 && strcmp(argv[1], "stop") == 0)
 		return stop();
-	fprintf(stderr, "usage: vmt-procs start|forkloop|stop\n");
+	if (argc == 2 && strcmp(argv[1], "now") == 0) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		printf("%ld\n", (long)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+		return 0;
+	}
+	if (argc == 4 && strcmp(argv[1], "spin") == 0)
+		return spin(atol(argv[2]), atol(argv[3]));
+	fprintf(stderr, "usage: vmt-procs start|forkloop|stop|spin MS STEP|"
+		"now\n");
 	return 2;
 }

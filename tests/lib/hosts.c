@@ -978,6 +978,8 @@ int vt_run_dir(const char *tag, pid_t pid, char dir[static 64],
 	unlink(mem);
 	snprintf(path, sizeof(path), "%s.seq", mem);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s.ctl", mem);
+	unlink(path);
 	return 0;
 }
 
@@ -989,6 +991,10 @@ void vt_run_dir_remove(char *dir, char *mem, const char *const *names,
 	if (mem[0]) {
 		unlink(mem);
 		snprintf(path, sizeof(path), "%s.seq", mem);
+		unlink(path);
+		/* The pager's control socket (QEMU may die before it
+		 * removes it). */
+		snprintf(path, sizeof(path), "%s.ctl", mem);
 		unlink(path);
 		mem[0] = '\0';
 	}
