@@ -1885,7 +1885,7 @@ START_TEST(test_ctl_socket)
 	fd = open(ctl_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
-	E.sub[0] = (struct vmem_pager_subhost){ E.uri, hs, size };
+	E.sub[0] = (struct vmem_pager_subhost){ E.uri, hs, size, NULL };
 	p = (struct vmem_pager_params){
 		.host_addr = E.map, .size = E.size, .mem_fd = E.mem_fd,
 		.mem_path = E.mem_path, .chunk_size = 64 * KiB,
