@@ -445,6 +445,34 @@ START_TEST(control_socket_one_command_per_read)
 }
 END_TEST
 
+/* fetch-merge = off: the paper's method, one command per chunk. */
+START_TEST(control_socket_fetch_merge_off_one_command_per_chunk)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char *got = malloc(M), *want = malloc(M);
+
+	vm.mode = FAIL;		/* QMP page-in must not be used */
+	strncat(conf_text, "fetch-merge = off\n",
+		sizeof(conf_text) - strlen(conf_text) - 1);
+	ctl_start(CTL_OK);
+	open_reader(&cfg, &r);
+	fill(want, 3 * M, M);
+	ck_assert_int_eq(vmem_read(&r, got, M - 4096, 3 * M + 4096),
+			 (ssize_t)(M - 4096));
+	ck_assert_mem_eq(got, want + 4096, M - 4096);
+	ck_assert_int_eq(vm.ctl_commands, 16);
+	ck_assert_int_eq(vm.ctl_ranges, 16);
+	ck_assert_uint_eq(vm.ctl_last_len, CHUNK);
+	ck_assert_int_eq(vm.commands, 0);
+	ck_assert_uint_eq(allocated(), 2 * M + M);
+	ck_assert_uint_eq(r.stats.sub[0].requests, 16);
+	close_all(&cfg, &r);
+	free(got);
+	free(want);
+}
+END_TEST
+
 /* The pager said no: EIO, never zeros, and no fallback that would hide
  * it. */
 START_TEST(control_socket_error_is_eio)
@@ -505,6 +533,7 @@ int main(void)
 	tcase_add_test(tc, evicted_again_is_bounded);
 	tcase_add_test(tc, empty_request_and_bad_home);
 	tcase_add_test(tc, control_socket_one_command_per_read);
+	tcase_add_test(tc, control_socket_fetch_merge_off_one_command_per_chunk);
 	tcase_add_test(tc, control_socket_error_is_eio);
 	tcase_add_test(tc, control_socket_broken_falls_back_to_qmp);
 	rc = vt_run_suite(s);

@@ -309,12 +309,29 @@ static int rp_fetch(void *h, unsigned int home, void *buf, uint64_t off,
 	 * The pager's control socket: one command for the whole read, with
 	 * one range per chunk, served off QEMU's main loop.
 	 */
-	if (n <= VMEM_CTL_MAX_RANGES && channel(rp) == CH_CTL)
+	if (rp->vm->fetch_merge_off && channel(rp) == CH_CTL) {
+		/*
+		 * fetch-merge = off: the paper's method, one command per
+		 * chunk, each answered before the next is sent.
+		 */
+		for (c = start, rc = 0; c < end && rc == 0; c += chunk) {
+			uint64_t e = end - c < chunk ? end : c + chunk;
+
+			rc = ctl_page_in(rp, c, e, chunk, 1, err, sizeof(err));
+			if (rc <= 0)
+				vmem_stat_add(rp->ctl_cmds, 1);
+		}
+		if (rc <= 0)
+			goto done;
+		/* The socket failed part way: QMP pages in the whole read
+		 * (what is already local is a no-op for the pager). */
+	} else if (n <= VMEM_CTL_MAX_RANGES && channel(rp) == CH_CTL) {
 		rc = ctl_page_in(rp, start, end, chunk, n, err, sizeof(err));
-	if (rc <= 0) {
-		vmem_stat_add(rp->ctl_cmds, 1);
-		goto done;
+		if (rc <= 0)
+			vmem_stat_add(rp->ctl_cmds, 1);
 	}
+	if (rc <= 0)
+		goto done;
 	vmem_stat_add(rp->qmp_cmds, n);
 	/*
 	 * QMP: one command per chunk, as the method is defined, but queued
