@@ -34,6 +34,10 @@
 #
 # Knobs (defaults in brackets):
 #   COMPARE_CHUNKS ["4K 16K 64K 256K 1M"]
+#   COMPARE_PAPER_CHUNKS ["64K 1M"]  also run both backends with
+#                                fetch-merge = off (the paper's methods:
+#                                one request / command per chunk) at
+#                                these chunk sizes; "" for none
 #   COMPARE_RUNS [3]             repetitions of every run (median reported)
 #   COMPARE_NSCATTER [4096]      scattered reads ...
 #   COMPARE_SCATTER_BS [256]     ... of this many bytes, over [512M, 1G)
@@ -62,6 +66,7 @@ GUEST=$B/guest
 VMEMFS=${VMEMFS:-$B/vmemfs}
 READER=$B/bench/ids_reader
 CHUNKS=${COMPARE_CHUNKS:-"4K 16K 64K 256K 1M"}
+PAPER_CHUNKS=${COMPARE_PAPER_CHUNKS-"64K 1M"}
 RUNS=${COMPARE_RUNS:-3}
 NSCATTER=${COMPARE_NSCATTER:-4096}
 SCATTER_BS=${COMPARE_SCATTER_BS:-256}
@@ -153,14 +158,18 @@ sub_p50() {
 		print $2; exit }' "$MNT/stats"
 }
 
-# run_vmemfs BACKEND CHUNK RUN
+# run_vmemfs BACKEND CHUNK RUN [MERGE]
+# MERGE off: fetch-merge = off, the paper's method, named BACKEND-paper-CHUNK.
 run_vmemfs() {
 	local name="$1-$2" conf="$TMP/vmemfs.conf" res raw rawc rawm req p50 rss same
+	local merge=${4:-on}
+	[ "$merge" = off ] && name="$1-paper-$2"
 	cat >"$conf" <<EOF
 [cmp]
 memory-file = $MEM
 backend     = $1
 chunk-size  = $2
+fetch-merge = $merge
 timeout     = 5s
 qmp         = $QMP2
 tls         = off
@@ -179,7 +188,7 @@ EOF
 	echo "$rawc run=$3 before=$name" >>"$RAWOUT"
 	# ... and the same requests as direct fetch sends (adjacent chunks
 	# of a read in one request), the floor for direct's own cost.
-	if [ "$1" = direct ]; then
+	if [ "$1" = direct ] && [ "$merge" = on ]; then
 		# shellcheck disable=SC2046
 		rawm=$("$READER" -n "rawm-$2" -c "$2" -m "$URI" $(reader_args)) ||
 			die "raw merged reader"
@@ -251,6 +260,10 @@ EOF
 		for c in $CHUNKS; do
 			run_vmemfs direct "$c" "$run"
 			run_vmemfs remote-paging "$c" "$run"
+		done
+		for c in $PAPER_CHUNKS; do
+			run_vmemfs direct "$c" "$run" off
+			run_vmemfs remote-paging "$c" "$run" off
 		done
 	done
 }
@@ -326,6 +339,17 @@ none_f=$(med none fetched_mib guest)
 		printf '  %-5s direct %8.3f s  raw-same %8.3f s  dir/raw-same %6s\n' \
 			"$c" "$d" "$rm_" "$(ratio "$d" "$rm_")"
 	done
+	if [ -n "$PAPER_CHUNKS" ]; then
+		echo "the paper's methods (fetch-merge = off: one NBD request / one page-in command per chunk) next to ours, (a) reader seconds:"
+		for c in $PAPER_CHUNKS; do
+			dp=$(med "direct-paper-$c" total_s)
+			rpp=$(med "remote-paging-paper-$c" total_s)
+			printf '  %-5s paper: direct %7.3f  rp %7.3f  rp/dir %6s   ours: direct %7.3f  rp %7.3f  rp/dir %6s\n' \
+				"$c" "$dp" "$rpp" "$(ratio "$rpp" "$dp")" \
+				"$(med "direct-$c" total_s)" "$(med "remote-paging-$c" total_s)" \
+				"$(ratio "$(med "remote-paging-$c" total_s)" "$(med "direct-$c" total_s)")"
+		done
+	fi
 	echo "goals: rp/dir <= 1.3 at chunks >= 64K; direct within 1.5x of raw libnbd"
 } | tee "$OUT"
 
