@@ -43,7 +43,7 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WERROR ?= 1
 VERSION := 0.1.0
-PKGS := fuse3 libnbd json-c libbpf
+PKGS := fuse3 libnbd json-c libbpf libvirt libvirt-qemu
 WERROR_FLAG := $(if $(filter 1,$(WERROR)),-Werror)
 override CFLAGS += -std=gnu11 -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE \
 	-pthread -DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
@@ -89,6 +89,8 @@ DEPS_PKGS += libbpf-dev bpftool xz-utils lz4 zstd file binutils
 DEPS_PKGS += python3-drgn crash makedumpfile
 # The host tools the shadow /proc tests and make demo run on the guest.
 DEPS_PKGS += procps net-tools
+# VMs under libvirt: the client library, and libvirtd for the tests.
+DEPS_PKGS += libvirt-dev libvirt-clients libvirt-daemon-system
 
 all: $(B)/vmemfs
 
