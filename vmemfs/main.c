@@ -14,6 +14,7 @@
 
 #include "../common/config.h"
 #include "domain.h"
+#include "domain_follow.h"
 #include "fs.h"
 #include "log.h"
 #include "qemu_info.h"
@@ -386,6 +387,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		     const struct vmem_vm *vm)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct vmem_domain_follow *follow = NULL;
 	struct fuse_loop_config *lc;
 	struct fuse_session *se;
 	char base[512], err[256];
@@ -420,7 +422,10 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	vmem_libvirt_disconnect(fs->reader.qmp);
 	if (fuse_daemonize(o->foreground) != 0)
 		goto out_unmount;
-	if (vmem_libvirt_start_events(fs->reader.qmp, err, sizeof(err)) < 0) {
+	err[0] = '\0';
+	if (vmem_libvirt_start_events(fs->reader.qmp, err, sizeof(err)) < 0 ||
+	    (!(follow = vmem_domain_follow_start(&fs->reader, &fs->physmem,
+						  err, sizeof(err))) && *err)) {
 		vmem_log(LOG_ERR, "%s", err);
 		goto out_unmount;
 	}
@@ -455,6 +460,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	fuse_loop_cfg_destroy(lc);
 	vmem_fs_remote_stop(fs);
 out_unmount:
+	vmem_domain_follow_stop(follow);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
