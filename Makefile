@@ -38,6 +38,8 @@ SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/vmemtrans
+SYSTEMDDIR ?= /etc/systemd/system
+LIBVIRTHOOKDIR ?= $(SYSCONFDIR)/libvirt/hooks
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
@@ -245,6 +247,18 @@ install: all
 	install -D -m 0644 vmemtrans.conf $(DESTDIR)$(DOCDIR)/examples/vmemtrans.conf
 	install -D -m 0644 doc/vmemfs.8 $(DESTDIR)$(MANDIR)/man8/vmemfs.8
 	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5
+	# libvirt domains (vmemfs(8), LIBVIRT): the hook, the unit, an example.
+	install -D -m 0644 scripts/libvirt/vmem-split-domain.xml \
+		$(DESTDIR)$(DOCDIR)/examples/vmem-split-domain.xml
+	install -d $(DESTDIR)$(LIBVIRTHOOKDIR)
+	@h=$(DESTDIR)$(LIBVIRTHOOKDIR)/qemu; \
+	if [ -e $$h ] && ! cmp -s $$h scripts/libvirt/qemu-hook; then \
+		echo "install: $$h exists: installing ours as $$h.vmemtrans"; \
+		h=$$h.vmemtrans; fi; \
+	install -m 0755 scripts/libvirt/qemu-hook $$h
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' 'scripts/libvirt/vmemfs@.service' \
+		> '$(DESTDIR)$(SYSTEMDDIR)/vmemfs@.service'
 
 clean:
 	rm -rf build build-san
