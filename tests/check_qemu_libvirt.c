@@ -459,7 +459,7 @@ static int define_domain(const char *emu)
 		goto fail_write;
 	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
 	if (write_text(path, 0644, "[%s]\ndomain = %s\nlibvirt = %s\n"
-		       "chunk-size = 64K\ntimeout = 3000ms\n"
+		       "chunk-size = 64K\ntimeout = 10s\n"
 		       "backend = remote-paging\n", E->dom, E->dom, E->uri) < 0)
 		goto fail_write;
 	snprintf(path, sizeof(path), "%s/dom.xml", E->dir);
@@ -903,9 +903,9 @@ START_TEST(test_destroy_start)
 	}
 	ck_assert_msg(n == (ssize_t)sizeof(buf), "no read after the restart: %s",
 		      strerror(errno));
-	vt_ck_read_text(vt_vmemfs_path(&E->vfs[0], "kernel"), out, sizeof(out));
-	ck_assert_msg(strstr(out, E->release), "kernel after restart: %.300s",
-		      out);
+	ck_assert_msg(wait_kernel(vt_vmemfs_path(&E->vfs[0], "kernel"), out,
+				  sizeof(out), 60000),
+		      "kernel after restart: %.300s", out);
 	ck_assert_msg(wait_hook_mount(true, 60000), "the hook did not mount "
 		      "again");
 }
