@@ -210,6 +210,9 @@ bench: all $(BENCH_BINS)
 bench-qemu: all
 	scripts/bench-qemu.sh
 
+bench-libvirt: all $(B)/bench/ids_reader $(GUEST_PARTS)
+	scripts/bench-libvirt.sh
+
 bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 	scripts/bench-compare.sh
 
@@ -266,7 +269,7 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel bench-proc demo demo-file deps install clean FORCE
+	bench-kernel bench-proc bench-libvirt demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \
