@@ -193,11 +193,12 @@ one_run() {	# WAY CHUNK -> "scatter_s scan_s total_s"
 	fi
 	mkdir -p "$mnt"
 	"$VMEMFS" -f -c "$conf" --vm "$DOM" "$mnt" 2>"$D/vmemfs.log" &
+	local vpid=$!
 	for _ in $(seq 100); do [ -e "$mnt/ram" ] && break; sleep 0.1; done
 	out=$("$READER" -n "$way" "$mnt/ram" 256M 256M "$NSCATTER" "$SCATTER_BS" \
 		256M "$SCAN_LEN" "$SCAN_BS") || { tail -5 "$D/vmemfs.log" >&2; exit 1; }
 	fusermount3 -u "$mnt"
-	wait
+	wait "$vpid"
 	echo "$out" | sed -n 's/.*scatter_s=\([0-9.]*\) scan_s=\([0-9.]*\) total_s=\([0-9.]*\).*/\1 \2 \3/p'
 }
 
