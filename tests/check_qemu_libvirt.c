@@ -217,7 +217,7 @@ static void env_down(void)
 	/* libvirtd first: it talks to virtlogd. */
 	stop_pid(&E->libvirtd, SIGTERM, 10000);
 	stop_pid(&E->virtlogd, SIGTERM, 5000);
-	stop_pid(&E->reaper, SIGTERM, 5000);
+	stop_pid(&E->reaper, SIGKILL, 5000);
 	vt_nbdkit_kill(&E->sub);
 	vt_netns_delete(&E->ns);
 	if (E->shm[0]) {
@@ -301,6 +301,11 @@ static int run_wait(char *const argv[])
  * is a sub-reaper of its own, and reaps until the daemons and their
  * QEMUs are gone.  Never returns.
  */
+static void on_term(int sig)
+{
+	(void)sig;
+}
+
 static void daemons_child(void)
 {
 	static const char *const binds[][2] = {
@@ -311,7 +316,17 @@ static void daemons_child(void)
 	char src[160], pidf[160];
 	size_t i;
 
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/*
+	 * A session of its own, and deaf to SIGTERM (a handler, not
+	 * SIG_IGN, which the daemons would inherit): a signal that the
+	 * daemons' side sends to its session, group or parent must not
+	 * reach the test runner, whose group this fork was in.  Seen once
+	 * as the runner dying of a SIGTERM from libvirtd's side; torn
+	 * down with SIGKILL, and with the runner (PDEATHSIG).
+	 */
+	setsid();
+	signal(SIGTERM, on_term);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0 || unshare(CLONE_NEWNS) < 0 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		perror("unshare");
