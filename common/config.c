@@ -884,6 +884,8 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 			       "memory file is not known yet", vm->domain);
 			return -1;
 		}
+		if (vm->ram_size_set && !vm->local_limit_set)
+			vm->local_limit = vm->ram_size;
 		seterr(err, errlen, path, vm->line, "domain '%s': the memory "
 		       "file is libvirt's, found over QMP when the domain "
 		       "runs%s", vm->domain, vm->ram_size_set ? "" :

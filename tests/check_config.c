@@ -879,7 +879,7 @@ START_TEST(shipped_example)
 		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
 	ck_assert_msg(vmem_config_load(path, &cfg, err, sizeof(err)) == 0,
 		      "%s", err);
-	ck_assert_uint_eq(cfg.n_vms, 2);
+	ck_assert_uint_eq(cfg.n_vms, 3);
 	vm = vmem_config_find(&cfg, "vm1", err, sizeof(err));
 	ck_assert_ptr_nonnull(vm);
 	ck_assert_uint_eq(vm->ram_size, 2 * GiB);
@@ -889,6 +889,10 @@ START_TEST(shipped_example)
 	vm = vmem_config_find(&cfg, "vm2", err, sizeof(err));
 	ck_assert_ptr_nonnull(vm);
 	ck_assert_str_eq(vm->backend, "remote-paging");
+	vm = vmem_config_find(&cfg, "vm3", err, sizeof(err));
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_str_eq(vm->domain, "vm3");
+	ck_assert_ptr_null(vm->memory_file);
 	vmem_config_free(&cfg);
 }
 END_TEST
