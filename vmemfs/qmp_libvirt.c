@@ -53,6 +53,8 @@ struct lv {
 	void *event_opaque;
 	vmem_libvirt_life_fn *life_fn;
 	void *life_opaque;
+	int in_cb;			/* callbacks running now */
+	pthread_cond_t cb_done;		/* in_cb went down */
 };
 
 struct job {
@@ -116,6 +118,26 @@ static int start_loop(char *err, size_t errlen)
 
 /* ---- callbacks, on the event thread ------------------------------------ */
 
+/*
+ * A callback's owner may free what it points to once it has set the
+ * callback to NULL (vmem_qmp_set_event_cb, vmem_libvirt_set_life_cb):
+ * those wait here until no callback is running.
+ */
+static void cb_end(struct lv *lv)
+{
+	pthread_mutex_lock(&lv->lock);
+	lv->in_cb--;
+	pthread_cond_broadcast(&lv->cb_done);
+	pthread_mutex_unlock(&lv->lock);
+}
+
+/* With lv->lock held. */
+static void cb_wait(struct lv *lv)
+{
+	while (lv->in_cb)
+		pthread_cond_wait(&lv->cb_done, &lv->lock);
+}
+
 static void on_monitor_event(virConnectPtr conn, virDomainPtr dom,
 			     const char *event, long long seconds,
 			     unsigned int micros, const char *details,
@@ -130,16 +152,20 @@ static void on_monitor_event(virConnectPtr conn, virDomainPtr dom,
 	(void)dom;
 	(void)seconds;
 	(void)micros;
+	if (!event)
+		return;
 	pthread_mutex_lock(&lv->lock);
 	fn = lv->event_fn;
 	fo = lv->event_opaque;
+	lv->in_cb += fn != NULL;
 	pthread_mutex_unlock(&lv->lock);
-	if (!fn || !event)
+	if (!fn)
 		return;
 	if (details && strlen(details) <= LV_MAX_REPLY)
 		data = json_tokener_parse(details);
 	fn(fo, event, data);
 	json_object_put(data);
+	cb_end(lv);
 }
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
@@ -160,9 +186,12 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event,
 	pthread_mutex_lock(&lv->lock);
 	fn = lv->life_fn;
 	fo = lv->life_opaque;
+	lv->in_cb += fn != NULL;
 	pthread_mutex_unlock(&lv->lock);
-	if (fn)
+	if (fn) {
 		fn(fo, event == VIR_DOMAIN_EVENT_STARTED);
+		cb_end(lv);
+	}
 	return 0;
 }
 
@@ -453,6 +482,8 @@ static void lv_set_event_cb(void *priv, vmem_qmp_event_fn *fn, void *opaque)
 	pthread_mutex_lock(&lv->lock);
 	lv->event_fn = fn;
 	lv->event_opaque = opaque;
+	if (!fn)
+		cb_wait(lv);
 	pthread_mutex_unlock(&lv->lock);
 }
 
@@ -482,6 +513,7 @@ static void lv_put(struct lv *lv)
 	drop_conn(lv);
 	pthread_mutex_unlock(&lv->conn_mu);
 	pthread_mutex_destroy(&lv->lock);
+	pthread_cond_destroy(&lv->cb_done);
 	pthread_mutex_destroy(&lv->conn_mu);
 	free(lv->uri);
 	free(lv->domain);
@@ -496,6 +528,7 @@ static void lv_free(void *priv)
 	pthread_mutex_lock(&lv->lock);
 	lv->event_fn = NULL;
 	lv->life_fn = NULL;
+	cb_wait(lv);
 	pthread_mutex_unlock(&lv->lock);
 	lv_put(lv);
 }
@@ -542,6 +575,7 @@ struct vmem_qmp *vmem_qmp_new_libvirt(const char *uri, const char *domain,
 	lv->mon_cb = lv->life_cb = -1;
 	lv->refs = 1;
 	pthread_mutex_init(&lv->lock, NULL);
+	pthread_cond_init(&lv->cb_done, NULL);
 	pthread_mutex_init(&lv->conn_mu, NULL);
 	return vmem_qmp_new_transport(&lv_transport, lv);
 }
@@ -579,6 +613,8 @@ void vmem_libvirt_set_life_cb(struct vmem_qmp *q, vmem_libvirt_life_fn *fn,
 	pthread_mutex_lock(&lv->lock);
 	lv->life_fn = fn;
 	lv->life_opaque = opaque;
+	if (!fn)
+		cb_wait(lv);
 	pthread_mutex_unlock(&lv->lock);
 }
 

@@ -48,7 +48,10 @@ struct vmem_qmp *vmem_qmp_for_vm(const struct vmem_vm *vm, bool *none,
 /*
  * The domain's life as libvirt reports it (lifecycle events), on the
  * event thread: @running true at start (the new QEMU is up and its
- * monitor answers), false at stop.  Only with events started.
+ * monitor answers), false at stop.  Only with events started.  Setting
+ * NULL (as vmem_qmp_set_event_cb(NULL) on this transport) returns once
+ * no callback runs any more: then what @opaque points to may go.  Not
+ * from a callback.
  */
 typedef void vmem_libvirt_life_fn(void *opaque, bool running);
 void vmem_libvirt_set_life_cb(struct vmem_qmp *q, vmem_libvirt_life_fn *fn,
