@@ -40,12 +40,14 @@ SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/vmemtrans
+SYSTEMDDIR ?= /etc/systemd/system
+LIBVIRTHOOKDIR ?= $(SYSCONFDIR)/libvirt/hooks
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
 WERROR ?= 1
 VERSION := 0.1.0
-PKGS := fuse3 libnbd json-c libbpf
+PKGS := fuse3 libnbd json-c libbpf libvirt libvirt-qemu
 WERROR_FLAG := $(if $(filter 1,$(WERROR)),-Werror)
 override CFLAGS += -std=gnu11 -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE \
 	-pthread -DVMEM_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
@@ -94,6 +96,8 @@ DEPS_PKGS += procps net-tools
 # The TLS tests capture the sub-hosts' traffic and make X.509
 # certificates with certtool (tests/check_*tls.c).
 DEPS_PKGS += tcpdump gnutls-bin
+# VMs under libvirt: the client library, and libvirtd for the tests.
+DEPS_PKGS += libvirt-dev libvirt-clients libvirt-daemon-system
 
 all: $(B)/vmemfs
 
@@ -218,6 +222,9 @@ bench: all $(BENCH_BINS)
 bench-qemu: all
 	scripts/bench-qemu.sh
 
+bench-libvirt: all $(B)/bench/ids_reader $(GUEST_PARTS)
+	scripts/bench-libvirt.sh
+
 bench-compare: all $(B)/bench/ids_reader $(GUEST_PARTS)
 	scripts/bench-compare.sh
 
@@ -258,6 +265,18 @@ install: all
 	install -D -m 0644 vmemtrans.conf $(DESTDIR)$(DOCDIR)/examples/vmemtrans.conf
 	install -D -m 0644 doc/vmemfs.8 $(DESTDIR)$(MANDIR)/man8/vmemfs.8
 	install -D -m 0644 doc/vmemtrans.conf.5 $(DESTDIR)$(MANDIR)/man5/vmemtrans.conf.5
+	# libvirt domains (vmemfs(8), LIBVIRT): the hook, the unit, an example.
+	install -D -m 0644 scripts/libvirt/vmem-split-domain.xml \
+		$(DESTDIR)$(DOCDIR)/examples/vmem-split-domain.xml
+	install -d $(DESTDIR)$(LIBVIRTHOOKDIR)
+	@h=$(DESTDIR)$(LIBVIRTHOOKDIR)/qemu; \
+	if [ -e $$h ] && ! cmp -s $$h scripts/libvirt/qemu-hook; then \
+		echo "install: $$h exists: installing ours as $$h.vmemtrans"; \
+		h=$$h.vmemtrans; fi; \
+	install -m 0755 scripts/libvirt/qemu-hook $$h
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' 'scripts/libvirt/vmemfs@.service' \
+		> '$(DESTDIR)$(SYSTEMDDIR)/vmemfs@.service'
 
 clean:
 	rm -rf build build-san
@@ -265,7 +284,7 @@ clean:
 FORCE:
 
 .PHONY: all tests check check-quick fuzz bench bench-qemu bench-compare \
-	bench-kernel bench-proc bench-tls demo demo-file deps install clean FORCE
+	bench-kernel bench-proc bench-tls bench-libvirt demo demo-file deps install clean FORCE
 # Test helpers are shared by every test program: keep them between runs.
 .SECONDARY: $(TEST_HELPER_OBJS)
 -include $(wildcard $(B)/obj/*/*.d $(B)/obj/tests/lib/*.d $(B)/tests/*.d \

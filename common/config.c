@@ -14,6 +14,7 @@
 #include "config.h"
 #include "memunits.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,6 +51,8 @@ enum key {
 	K_TLS_CERTS,
 	K_TLS_USER,
 	K_FETCH_MERGE,
+	K_DOMAIN,
+	K_LIBVIRT,
 	N_KEYS
 };
 
@@ -73,6 +76,8 @@ static const char *const key_names[N_KEYS] = {
 	[K_TLS_CERTS] = "tls-certificates",
 	[K_TLS_USER] = "tls-username",
 	[K_FETCH_MERGE] = "fetch-merge",
+	[K_DOMAIN] = "domain",
+	[K_LIBVIRT] = "libvirt",
 };
 
 static void verr(char *err, size_t errlen, const char *path, unsigned int line,
@@ -189,6 +194,8 @@ static void vm_free(struct vmem_vm *vm)
 	free(vm->memory_file);
 	free(vm->backend);
 	free(vm->qmp);
+	free(vm->domain);
+	free(vm->libvirt);
 	free(vm->kernel_btf);
 	free(vm->kernel_map);
 	free(vm->tls_psk);
@@ -464,6 +471,22 @@ static int add_subhost(struct parser *ps, unsigned int line, char *val)
 	return r;
 }
 
+/*
+ * A domain name as we take it: it becomes a mount point under
+ * /run/vmemtrans and a systemd instance, so no '/' and no blanks.
+ */
+static bool valid_domain_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 200 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-+", *s))
+			return false;
+	return true;
+}
+
 static int set_key(struct parser *ps, unsigned int line, enum key k,
 		   char *val)
 {
@@ -568,6 +591,19 @@ static int set_key(struct parser *ps, unsigned int line, enum key k,
 		if (!vm->qmp)
 			return perr(ps, line, "out of memory");
 		return 0;
+	case K_DOMAIN:
+	case K_LIBVIRT:
+		if (k == K_DOMAIN && !valid_domain_name(val))
+			return perr(ps, line, "domain '%s' is not a libvirt "
+				    "domain name (letters, digits, '_', '.', "
+				    "'-', '+')", val);
+		if (k == K_DOMAIN)
+			vm->domain = strdup(val);
+		else
+			vm->libvirt = strdup(val);
+		if (!(k == K_DOMAIN ? vm->domain : vm->libvirt))
+			return perr(ps, line, "out of memory");
+		return 0;
 	case K_KERNEL_BTF:
 	case K_KERNEL_MAP:
 		/* Absolute: vmemfs runs from / once it is a daemon. */
@@ -651,17 +687,27 @@ static int finish_vm(struct parser *ps)
 	if (!vm)
 		return 0;
 	ps->vm = NULL;
-	if (!vm->memory_file)
+	if (vm->domain && (vm->memory_file || vm->qmp))
+		return perr(ps, ps->key_line[vm->memory_file ? K_MEMORY_FILE :
+					     K_QMP],
+			    "VM '%s' is libvirt domain '%s': its memory-file "
+			    "and qmp come from libvirt, drop this line",
+			    vm->name, vm->domain);
+	if (vm->libvirt && !vm->domain)
+		return perr(ps, ps->key_line[K_LIBVIRT],
+			    "libvirt = URI needs domain = NAME");
+	if (!vm->memory_file && !vm->domain)
 		return perr(ps, vm->line,
-			    "VM '%s' has no memory-file (it is required)",
-			    vm->name);
+			    "VM '%s' has no memory-file (it is required, or "
+			    "domain = NAME for a libvirt domain)", vm->name);
 	if (!ps->key_line[K_LAYOUT])
-		vm->layout = vm->qmp ? VMEM_LAYOUT_AUTO : VMEM_LAYOUT_FLAT;
-	else if (vm->layout == VMEM_LAYOUT_AUTO && !vm->qmp)
+		vm->layout = vmem_vm_has_qmp(vm) ? VMEM_LAYOUT_AUTO :
+						   VMEM_LAYOUT_FLAT;
+	else if (vm->layout == VMEM_LAYOUT_AUTO && !vmem_vm_has_qmp(vm))
 		return perr(ps, ps->key_line[K_LAYOUT],
 			    "layout 'auto' needs qmp = PATH (QEMU's memory map comes from it)");
 	info = backend_info(vm->backend, &known);
-	if (info && info->needs_qmp && !vm->qmp)
+	if (info && info->needs_qmp && !vmem_vm_has_qmp(vm))
 		return perr(ps, ps->key_line[K_BACKEND],
 			    "backend '%s' needs qmp = PATH (the VM's QMP socket)",
 			    vm->backend);
@@ -1138,6 +1184,22 @@ static int resolve(struct vmem_vm *vm, const char *path, bool unstarted,
 	 * must not be allowed to send its memory in clear. */
 	if (vmem_vm_check_tls(vm, path, err, errlen))
 		return -1;
+	if (!vm->memory_file) {
+		/* A domain whose file libvirt has not made (or we not
+		 * asked for) yet: like a file that does not exist. */
+		if (!unstarted) {
+			seterr(err, errlen, path, vm->line, "domain '%s': its "
+			       "memory file is not known yet", vm->domain);
+			return -1;
+		}
+		if (vm->ram_size_set && !vm->local_limit_set)
+			vm->local_limit = vm->ram_size;
+		seterr(err, errlen, path, vm->line, "domain '%s': the memory "
+		       "file is libvirt's, found over QMP when the domain "
+		       "runs%s", vm->domain, vm->ram_size_set ? "" :
+		       "; ram-size is its size");
+		return 1;
+	}
 	if (stat(vm->memory_file, &st) < 0) {
 		if (!unstarted || errno != ENOENT) {
 			seterr(err, errlen, path, mf_line,
@@ -1229,8 +1291,15 @@ void vmem_vm_print(const struct vmem_vm *vm, FILE *out)
 	size_t i;
 
 	fprintf(out, "[%s]\n", vm->name ? vm->name : "");
+	if (vm->domain) {
+		fprintf(out, "domain      = %s\n", vm->domain);
+		fprintf(out, "libvirt     = %s\n", vm->libvirt ? vm->libvirt :
+			VMEM_DEFAULT_LIBVIRT);
+	}
 	if (vm->memory_file)
 		fprintf(out, "memory-file = %s\n", vm->memory_file);
+	else if (vm->domain)
+		fprintf(out, "# memory-file: libvirt's, found when the domain runs\n");
 	else
 		fprintf(out, "# memory-file is not set (required)\n");
 	if (vm->ram_size) {

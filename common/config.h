@@ -55,6 +55,10 @@
 #define VMEM_SUBHOSTS_MAX	128
 
 #define VMEM_DEFAULT_BACKEND "direct"
+#define VMEM_DEFAULT_LIBVIRT "qemu:///system"
+
+/* Has the VM a QMP monitor: its own socket, or libvirt's for a domain. */
+#define vmem_vm_has_qmp(vm) ((vm)->qmp || (vm)->domain)
 
 /*
  * What the parser knows of a backend: its name, and whether it needs the
@@ -106,7 +110,7 @@ struct vmem_vm {
 	char *name;
 	unsigned int line;		/* line of the [section] header */
 
-	char *memory_file;		/* required */
+	char *memory_file;		/* required unless domain is set */
 	uint64_t ram_size;		/* 0 until set or resolved */
 	bool ram_size_set;		/* given in the file */
 	char *backend;			/* a backend's name; default direct */
@@ -128,6 +132,12 @@ struct vmem_vm {
 					 * required by remote-paging */
 	enum vmem_layout_kind layout;	/* default auto with qmp, else flat;
 					 * auto needs qmp */
+	char *domain;			/* a libvirt domain's name, instead of
+					 * memory-file and qmp: both come from
+					 * libvirt (vmemfs/qmp_libvirt.c); for
+					 * QEMU, memory-file is the memdev's */
+	char *libvirt;			/* libvirt URI; NULL = the default
+					 * VMEM_DEFAULT_LIBVIRT */
 	char *kernel_btf;		/* kernel-btf: a vmlinux with .BTF or
 					 * raw BTF used instead of the guest's
 					 * own; NULL = the guest's */

@@ -562,11 +562,14 @@ START_TEST(err_sections)
 		   "vm.conf:1: unexpected 'junk' after section header [vm1]");
 	/* the required key, reported at the header of its section */
 	expect_err("# c\n[vm1]\nchunk-size = 64K\n",
-		   "vm.conf:2: VM 'vm1' has no memory-file (it is required)");
+		   "vm.conf:2: VM 'vm1' has no memory-file (it is required, "
+		   "or domain = NAME for a libvirt domain)");
 	expect_err("[vm1]\n[vm2]\nmemory-file = /x\n",
-		   "vm.conf:1: VM 'vm1' has no memory-file (it is required)");
+		   "vm.conf:1: VM 'vm1' has no memory-file (it is required, "
+		   "or domain = NAME for a libvirt domain)");
 	expect_err(MIN "\n[vm2]\n",
-		   "vm.conf:4: VM 'vm2' has no memory-file (it is required)");
+		   "vm.conf:4: VM 'vm2' has no memory-file (it is required, "
+		   "or domain = NAME for a libvirt domain)");
 }
 END_TEST
 
@@ -878,7 +881,7 @@ START_TEST(shipped_example)
 		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
 	ck_assert_msg(vmem_config_load(path, &cfg, err, sizeof(err)) == 0,
 		      "%s", err);
-	ck_assert_uint_eq(cfg.n_vms, 2);
+	ck_assert_uint_eq(cfg.n_vms, 3);
 	vm = vmem_config_find(&cfg, "vm1", err, sizeof(err));
 	ck_assert_ptr_nonnull(vm);
 	ck_assert_uint_eq(vm->ram_size, 2 * GiB);
@@ -888,6 +891,10 @@ START_TEST(shipped_example)
 	vm = vmem_config_find(&cfg, "vm2", err, sizeof(err));
 	ck_assert_ptr_nonnull(vm);
 	ck_assert_str_eq(vm->backend, "remote-paging");
+	vm = vmem_config_find(&cfg, "vm3", err, sizeof(err));
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_str_eq(vm->domain, "vm3");
+	ck_assert_ptr_null(vm->memory_file);
 	vmem_config_free(&cfg);
 }
 END_TEST
@@ -1374,6 +1381,46 @@ START_TEST(roundtrip_resolved)
 }
 END_TEST
 
+/* A libvirt domain: domain (and libvirt) in place of memory-file and qmp. */
+START_TEST(libvirt_domain)
+{
+	struct vmem_config cfg;
+	char err[512];
+
+	parse_ok("[vm1]\ndomain = vm1\nbackend = remote-paging\n", &cfg);
+	ck_assert_str_eq(cfg.vms[0].domain, "vm1");
+	ck_assert_ptr_null(cfg.vms[0].libvirt);
+	ck_assert_ptr_null(cfg.vms[0].memory_file);
+	ck_assert_int_eq(cfg.vms[0].layout, VMEM_LAYOUT_AUTO);
+	/* Not started: no file to check yet, only a warning. */
+	ck_assert_int_eq(vmem_vm_resolve_unstarted(&cfg.vms[0], "vm.conf", err,
+						   sizeof(err)), 1);
+	ck_assert_int_eq(vmem_vm_resolve(&cfg.vms[0], "vm.conf", err,
+					 sizeof(err)), -1);
+	ck_assert_str_eq(err, "vm.conf:1: domain 'vm1': its memory file is "
+			 "not known yet");
+	vmem_config_free(&cfg);
+	parse_ok("[d]\ndomain = a.b-c+d_1\nlibvirt = qemu+ssh://h/system\n",
+		 &cfg);
+	ck_assert_str_eq(cfg.vms[0].libvirt, "qemu+ssh://h/system");
+	vmem_config_free(&cfg);
+	expect_err("[vm1]\ndomain = vm1\nmemory-file = /dev/shm/x\n",
+		   "vm.conf:3: VM 'vm1' is libvirt domain 'vm1': its "
+		   "memory-file and qmp come from libvirt, drop this line");
+	expect_err("[vm1]\ndomain = vm1\nqmp = /run/q.sock\n",
+		   "vm.conf:3: VM 'vm1' is libvirt domain 'vm1': its "
+		   "memory-file and qmp come from libvirt, drop this line");
+	expect_err(MIN "libvirt = qemu:///system\n",
+		   "vm.conf:3: libvirt = URI needs domain = NAME");
+	expect_err("[vm1]\ndomain = a/b\n",
+		   "vm.conf:2: domain 'a/b' is not a libvirt domain name "
+		   "(letters, digits, '_', '.', '-', '+')");
+	expect_err("[vm1]\nram-size = 1G\n",
+		   "vm.conf:1: VM 'vm1' has no memory-file (it is required, "
+		   "or domain = NAME for a libvirt domain)");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1406,6 +1453,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, err_subhosts);
 	tcase_add_test(tc, err_second_vm_discards_all);
 	tcase_add_test(tc, find);
+	tcase_add_test(tc, libvirt_domain);
 
 	tc = vt_tcase_unchecked(s, "files", tmpdir_setup, tmpdir_teardown, 0);
 	tcase_add_test(tc, load);

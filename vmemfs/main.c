@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "domain.h"
+#include "domain_follow.h"
 #include "fs.h"
 #include "log.h"
 #include "qemu_info.h"
+#include "qmp_libvirt.h"
 
 #ifndef VMEM_VERSION
 #define VMEM_VERSION "unknown"
@@ -25,6 +28,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 "Usage: vmemfs [-c CONFIG] [--vm NAME] [-f] [-d] [-o FUSEOPTS] MOUNTPOINT\n"
+"       vmemfs --domain NAME [--connect URI] [-c CONFIG] [-f] ... MOUNTPOINT\n"
 "       vmemfs --check-config [-c CONFIG] [--vm NAME]\n"
 "\n"
 "Mount the memory of one VM, whose RAM may be split between this host's\n"
@@ -35,6 +39,10 @@ static void usage(FILE *out)
 "\n"
 "  -c, --config=FILE    configuration file (default " VMEM_DEFAULT_CONFIG ")\n"
 "      --vm=NAME        VM section to mount (optional if there is only one)\n"
+"      --domain=NAME    mount libvirt domain NAME: the section with\n"
+"                       domain = NAME, or defaults when the config has none;\n"
+"                       QMP and the memory file come through libvirt\n"
+"      --connect=URI    libvirt URI for --domain (default " VMEM_DEFAULT_LIBVIRT ")\n"
 "  -f, --foreground     do not daemonize; log to stderr\n"
 "  -d, --debug          FUSE debug output (implies -f)\n"
 "  -o OPT[,OPT...]      FUSE mount options, e.g. allow_other (lets users\n"
@@ -54,6 +62,9 @@ static void usage(FILE *out)
 struct opts {
 	const char *config;
 	const char *vm;
+	const char *domain;	/* --domain */
+	const char *connect;	/* --connect */
+	bool config_given;	/* -c */
 	char *mountpoint;
 	char *fuse_opts;
 	bool foreground;
@@ -107,10 +118,12 @@ static int add_o(struct opts *o, const char *arg)
 /* Returns 0 to go on, 1 to exit 0 (help/version), -1 on a usage error. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	enum { OPT_VM = 256, OPT_CHECK };
+	enum { OPT_VM = 256, OPT_CHECK, OPT_DOMAIN, OPT_CONNECT };
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "vm", required_argument, NULL, OPT_VM },
+		{ "domain", required_argument, NULL, OPT_DOMAIN },
+		{ "connect", required_argument, NULL, OPT_CONNECT },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -125,6 +138,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'c':
 			o->config = optarg;
+			o->config_given = true;
+			break;
+		case OPT_DOMAIN:
+			o->domain = optarg;
+			break;
+		case OPT_CONNECT:
+			o->connect = optarg;
 			break;
 		case OPT_VM:
 			o->vm = optarg;
@@ -156,6 +176,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			fprintf(stderr, "Try 'vmemfs --help'.\n");
 			return -1;
 		}
+	}
+	if (o->connect && !o->domain) {
+		fprintf(stderr, "vmemfs: --connect needs --domain\n");
+		return -1;
+	}
+	if (o->domain && o->vm) {
+		fprintf(stderr, "vmemfs: --domain and --vm exclude each other\n");
+		return -1;
 	}
 	if (o->check_config) {
 		if (optind != argc) {
@@ -335,18 +363,13 @@ static int check_config(struct vmem_config *cfg, const char *vm_name)
  * A VM that is not up yet is fine when the config names the sub-hosts
  * itself; otherwise we would serve holes as zeros, so refuse.
  */
-static int learn_from_qemu(struct vmem_vm *vm, const char *path)
+static int learn_from_qemu(struct vmem_vm *vm, const char *path,
+			   struct vmem_qmp *q)
 {
-	struct vmem_qmp *q = vmem_qmp_new(vm->qmp, vm->timeout_ms);
 	char err[512];
 	int n;
 
-	if (!q) {
-		fprintf(stderr, "vmemfs: out of memory\n");
-		return -1;
-	}
 	n = vmem_qemu_learn_subhosts(q, vm, err, sizeof(err));
-	vmem_qmp_free(q);
 	if (n >= 0)
 		return 0;
 	if (vm->n_subhosts) {
@@ -364,6 +387,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		     const struct vmem_vm *vm)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct vmem_domain_follow *follow = NULL;
 	struct fuse_loop_config *lc;
 	struct fuse_session *se;
 	char base[512], err[256];
@@ -394,8 +418,17 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 		goto out_session;
 	if (fuse_session_mount(se, o->mountpoint) != 0)
 		goto out_signals;
+	/* libvirt's client does not survive fork(): reconnect after it. */
+	vmem_libvirt_disconnect(fs->reader.qmp);
 	if (fuse_daemonize(o->foreground) != 0)
 		goto out_unmount;
+	err[0] = '\0';
+	if (vmem_libvirt_start_events(fs->reader.qmp, err, sizeof(err)) < 0 ||
+	    (!(follow = vmem_domain_follow_start(&fs->reader, &fs->physmem,
+						  err, sizeof(err))) && *err)) {
+		vmem_log(LOG_ERR, "%s", err);
+		goto out_unmount;
+	}
 	if (!o->foreground)
 		vmem_log_to_syslog("vmemfs");
 	/*
@@ -427,6 +460,7 @@ static int run_mount(struct vmem_fs *fs, const struct opts *o,
 	fuse_loop_cfg_destroy(lc);
 	vmem_fs_remote_stop(fs);
 out_unmount:
+	vmem_domain_follow_stop(follow);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -437,13 +471,80 @@ out_args:
 	return rc;
 }
 
+/*
+ * The config of --domain NAME: the section of the config with domain =
+ * NAME, or (when no config was named and the default has none) one of
+ * defaults.  --connect wins over the section's libvirt = URI.
+ */
+static struct vmem_vm *find_domain(struct vmem_config *cfg,
+				   const struct opts *o, char *err,
+				   size_t errlen)
+{
+	char text[512];
+	size_t i;
+
+	if (vmem_config_load(o->config, cfg, err, errlen) == 0) {
+		for (i = 0; i < cfg->n_vms; i++)
+			if (cfg->vms[i].domain &&
+			    strcmp(cfg->vms[i].domain, o->domain) == 0)
+				return &cfg->vms[i];
+		if (o->config_given) {
+			snprintf(err, errlen, "%s: no VM with domain = %s",
+				 o->config, o->domain);
+			vmem_config_free(cfg);
+			return NULL;
+		}
+		vmem_config_free(cfg);
+	} else if (o->config_given || access(o->config, F_OK) == 0) {
+		return NULL;
+	}
+	snprintf(text, sizeof(text), "[%s]\ndomain = %s\n", o->domain,
+		 o->domain);
+	if (vmem_config_parse(text, "--domain", cfg, err, errlen) < 0)
+		return NULL;
+	return &cfg->vms[0];
+}
+
+/*
+ * A domain's memory file, asked of QEMU through libvirt, into
+ * vm->memory_file; *@pid is its QEMU, *@st the file as it was found.
+ */
+static int resolve_domain(struct vmem_vm *vm, const char *cfg_path,
+			  struct vmem_qmp *q, pid_t *pid, struct stat *st)
+{
+	char err[512], *path;
+
+	if (vmem_domain_memory_file(q, &path, pid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmemfs: %s:%u: domain %s: %s\n", cfg_path,
+			vm->line, vm->domain, err);
+		return -1;
+	}
+	if (stat(path, st) < 0 ||
+	    vmem_domain_check_mapped(*pid, st->st_dev, st->st_ino, path, err,
+				     sizeof(err)) < 0) {
+		if (errno && !*err)
+			snprintf(err, sizeof(err), "%s: %s", path,
+				 strerror(errno));
+		fprintf(stderr, "vmemfs: domain %s: %s\n", vm->domain, err);
+		free(path);
+		return -1;
+	}
+	free(vm->memory_file);
+	vm->memory_file = path;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmem_config cfg;
 	struct opts o = { 0 };
 	struct vmem_fs fs;
+	struct vmem_qmp *q = NULL;
 	struct vmem_vm *vm;
+	struct stat dom_st;
+	pid_t dom_pid = 0;
 	char err[512];
+	bool none;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
@@ -456,6 +557,26 @@ int main(int argc, char **argv)
 		free(o.fuse_opts);
 		free(o.mountpoint);
 		return 1;
+	}
+	if (o.domain) {
+		err[0] = '\0';
+		vm = find_domain(&cfg, &o, err, sizeof(err));
+		if (!vm) {
+			fprintf(stderr, "vmemfs: %s\n", err);
+			free(o.fuse_opts);
+			free(o.mountpoint);
+			return 1;
+		}
+		if (o.connect) {
+			free(vm->libvirt);
+			vm->libvirt = strdup(o.connect);
+		}
+		if (o.check_config) {
+			vmem_vm_print(vm, stdout);
+			rc = 0;
+			goto out_cfg;
+		}
+		goto have_vm;
 	}
 	if (vmem_config_load(o.config, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmemfs: %s\n", err);
@@ -479,27 +600,52 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmemfs: %s\n", err);
 		goto out_cfg;
 	}
-	if (vmem_vm_resolve(vm, cfg.path, err, sizeof(err)) < 0) {
+have_vm:
+	rc = 1;
+	/* One client for everything: for a domain, one libvirt connection. */
+	q = vmem_qmp_for_vm(vm, &none, err, sizeof(err));
+	if (!q && !none) {
 		fprintf(stderr, "vmemfs: %s\n", err);
 		goto out_cfg;
 	}
-	if (vm->qmp && learn_from_qemu(vm, cfg.path) < 0)
-		goto out_cfg;
+	if (vm->domain &&
+	    resolve_domain(vm, cfg.path, q, &dom_pid, &dom_st) < 0)
+		goto out_q;
+	if (vmem_vm_resolve(vm, cfg.path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vmemfs: %s\n", err);
+		goto out_q;
+	}
+	if (q && learn_from_qemu(vm, cfg.path, q) < 0)
+		goto out_q;
 	/* The sub-hosts QEMU named are reached by the direct backend with
 	 * this config's TLS settings: the same rules as for its own lines.
 	 * (remote-paging never connects to them: QEMU does.) */
-	if (vm->qmp && strcmp(vm->backend, "direct") == 0 &&
+	if (q && strcmp(vm->backend, "direct") == 0 &&
 	    vmem_vm_check_tls(vm, cfg.path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vmemfs: %s\n", err);
-		goto out_cfg;
+		goto out_q;
 	}
 	memset(&fs, 0, sizeof(fs));
 	fs.uid = getuid();
 	fs.gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &fs.start_time);
-	if (vmem_reader_open(&fs.reader, vm, err, sizeof(err)) < 0) {
+	rc = vmem_reader_open_qmp(&fs.reader, vm, q, err, sizeof(err));
+	q = NULL;	/* the reader's now */
+	if (rc < 0) {
 		fprintf(stderr, "vmemfs: %s:%u: VM %s: %s\n", cfg.path, vm->line,
 			vm->name, err);
+		rc = 1;
+		goto out_cfg;
+	}
+	rc = 1;
+	/* The file opened must be the one QEMU maps, not one put in its
+	 * place since we looked. */
+	if (vm->domain && (fs.reader.mf.dev != dom_st.st_dev ||
+			   fs.reader.mf.ino != dom_st.st_ino)) {
+		fprintf(stderr, "vmemfs: domain %s: %s changed while it was "
+			"opened (the domain restarted?)\n", vm->domain,
+			vm->memory_file);
+		vmem_reader_close(&fs.reader);
 		goto out_cfg;
 	}
 	if (vmem_physmem_init(&fs.physmem, &fs.reader, err, sizeof(err)) < 0) {
@@ -518,6 +664,8 @@ int main(int argc, char **argv)
 	vmem_kernel_view_fini(&fs.kview);
 	vmem_physmem_fini(&fs.physmem);
 	vmem_reader_close(&fs.reader);
+out_q:
+	vmem_qmp_free(q);
 out_cfg:
 	vmem_config_free(&cfg);
 	free(o.fuse_opts);

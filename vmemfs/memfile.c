@@ -247,8 +247,22 @@ fail:
 	return -1;
 }
 
+/* The paths a revive replaced: readers may still hold them. */
+struct vmem_memfile_retired {
+	char *path, *seq_path;
+	struct vmem_memfile_retired *next;
+};
+
 void vmem_memfile_close(struct vmem_memfile *mf)
 {
+	while (mf->retired) {
+		struct vmem_memfile_retired *r = mf->retired;
+
+		mf->retired = r->next;
+		free(r->path);
+		free(r->seq_path);
+		free(r);
+	}
 	if (mf->seq) {
 		seq_map_unregister(mf);
 		munmap(mf->seq, VMEM_SEQ_FILE_SIZE);
@@ -278,10 +292,12 @@ static void mark_dead(struct vmem_memfile *mf, const char *why)
 {
 	int empty;
 
+	__atomic_store_n(&mf->dead_ns, vmem_now_ns(), __ATOMIC_SEQ_CST);
 	__atomic_store_n(&mf->dead, true, __ATOMIC_SEQ_CST);
 	vmem_log(LOG_ERR, "%s: %s: the VM whose memory this mount showed is "
 		 "gone; reads fail with EIO until vmemfs is restarted for the "
-		 "new one", mf->path, why);
+		 "new one (a libvirt domain's next start is followed)",
+		 mf->path, why);
 	empty = memfd_create("vmemfs-dead", MFD_CLOEXEC);
 	if (empty >= 0) {
 		if (dup3(empty, mf->fd, O_CLOEXEC) < 0)
@@ -341,6 +357,123 @@ dead:
 		mark_dead(mf, why);
 	pthread_mutex_unlock(&mf->check_mu);
 	return -EIO;
+}
+
+int vmem_memfile_revive(struct vmem_memfile *mf, const char *path,
+			uint64_t quiet_ms, char *err, size_t errlen)
+{
+	struct vmem_memfile_retired *old = calloc(1, sizeof(*old));
+	enum vmem_datamap_kind kind;
+	char *seq_path = NULL;
+	int fd, seq_fd = -1;
+	struct stat st;
+	void *p;
+
+	if (!old || !(old->path = strdup(path)) ||
+	    asprintf(&seq_path, "%s%s", path, VMEM_SEQ_SUFFIX) < 0) {
+		free(old ? old->path : NULL);
+		free(old);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	old->seq_path = seq_path;	/* swapped with the live ones below */
+	if (!vmem_memfile_dead(mf)) {
+		snprintf(err, errlen, "%s: still in use", mf->path);
+		goto fail;
+	}
+	if (vmem_now_ns() - __atomic_load_n(&mf->dead_ns, __ATOMIC_SEQ_CST) <
+	    quiet_ms * VMEM_NS_PER_MS) {
+		snprintf(err, errlen, "%s: died less than %llu ms ago",
+			 mf->path, (unsigned long long)quiet_ms);
+		goto fail;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    vmem_datamap_kind(fd, path, &kind, err, errlen) < 0) {
+		if (fd < 0 || !S_ISREG(st.st_mode))
+			snprintf(err, errlen, "%s: %s", path, fd < 0 ?
+				 strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		goto fail;
+	}
+	if ((uint64_t)st.st_size != mf->size || (int)kind != mf->kind) {
+		snprintf(err, errlen, "%s: %llu bytes, the old file had %llu: "
+			 "not the same VM; remount", path,
+			 (unsigned long long)st.st_size,
+			 (unsigned long long)mf->size);
+		close(fd);
+		goto fail;
+	}
+	/* The seq file: over the old mapping, or a new one. */
+	seq_fd = open(seq_path, O_RDONLY | O_CLOEXEC);
+	p = NULL;
+	if (seq_fd >= 0) {
+		struct stat sst;
+
+		if (fstat(seq_fd, &sst) < 0 || sst.st_size < VMEM_SEQ_FILE_SIZE)
+			p = MAP_FAILED;
+		else
+			p = mmap(mf->seq, VMEM_SEQ_FILE_SIZE, PROT_READ,
+				 MAP_SHARED | (mf->seq ? MAP_FIXED : 0),
+				 seq_fd, 0);
+		if (p == MAP_FAILED) {
+			snprintf(err, errlen, "%s: cannot map it", seq_path);
+			close(seq_fd);
+			close(fd);
+			goto fail;
+		}
+	}
+	if (dup3(fd, mf->fd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "%s: dup3: %s", path, strerror(errno));
+		close(fd);
+		if (seq_fd >= 0)
+			close(seq_fd);
+		goto fail;
+	}
+	close(fd);
+	if (seq_fd >= 0 && mf->seq_fd >= 0) {
+		dup3(seq_fd, mf->seq_fd, O_CLOEXEC);
+		close(seq_fd);
+	} else if (seq_fd >= 0) {
+		mf->seq_fd = seq_fd;
+	}
+	if (p && !mf->seq) {
+		mf->seq = p;
+		if (seq_map_register(mf) < 0) {
+			/* No SIGBUS cover: go on without the sequence. */
+			__atomic_store_n(&mf->seq_lost, true, __ATOMIC_SEQ_CST);
+		}
+	}
+	/* A file without a seq keeps seq_lost: no sequence, no cache. */
+	if (p) {
+		__atomic_store_n(&mf->seq_lost_logged, false, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&mf->seq_lost, false, __ATOMIC_SEQ_CST);
+	}
+	/* Swap the paths; the old strings stay until close. */
+	{
+		char *op = mf->path, *os = mf->seq_path;
+
+		__atomic_store_n(&mf->path, old->path, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&mf->seq_path, old->seq_path, __ATOMIC_SEQ_CST);
+		old->path = op;
+		old->seq_path = os;
+	}
+	old->next = mf->retired;
+	mf->retired = old;
+	mf->dev = st.st_dev;
+	mf->ino = st.st_ino;
+	__atomic_store_n(&mf->checked_ns, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mf->dead, false, __ATOMIC_SEQ_CST);
+	vmem_log(LOG_INFO, "%s: reading the VM's new memory file", path);
+	return 0;
+fail:
+	free(old->path);
+	free(old->seq_path);
+	free(old);
+	return -1;
 }
 
 /* ---- the data map --------------------------------------------------- */

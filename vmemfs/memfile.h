@@ -35,6 +35,8 @@ struct vmem_memfile {
 	 */
 	bool seq_lost, seq_lost_logged, dead;
 	uint64_t checked_ns;		/* atomic: last look at the path */
+	uint64_t dead_ns;		/* when it was marked dead */
+	struct vmem_memfile_retired *retired;	/* old paths, see revive */
 	pthread_mutex_t check_mu;	/* one checker at a time */
 };
 
@@ -60,6 +62,19 @@ void vmem_memfile_close(struct vmem_memfile *mf);
  */
 #define VMEM_MEMFILE_CHECK_MS 10
 int vmem_memfile_check(struct vmem_memfile *mf, bool force);
+
+/*
+ * Bring a dead memfile back on the file at @path, which must be as large
+ * as the old one: a VM that was stopped and started again under a new
+ * memory file (a libvirt domain).  Readers go on with the same mf->fd
+ * (now the new file, dup3) and the same seq mapping address (mapped over,
+ * MAP_FIXED), so nothing they hold changes under them; they see dead
+ * until everything is in place.  Refused until @quiet_ms (the cache TTL:
+ * no cache entry of the old VM is served after it) has passed since the
+ * memfile died.  0, or -1 with a message.  One caller at a time.
+ */
+int vmem_memfile_revive(struct vmem_memfile *mf, const char *path,
+			uint64_t quiet_ms, char *err, size_t errlen);
 
 static inline bool vmem_memfile_dead(const struct vmem_memfile *mf)
 {

@@ -63,6 +63,9 @@ struct conn {
 };
 
 struct vmem_qmp {
+	const struct vmem_qmp_transport *tr;	/* NULL: the socket below */
+	void *tr_priv;
+
 	char *path;
 	uint64_t timeout_ms;
 
@@ -113,9 +116,33 @@ struct vmem_qmp *vmem_qmp_new(const char *socket_path, uint64_t timeout_ms)
 	return q;
 }
 
+struct vmem_qmp *vmem_qmp_new_transport(const struct vmem_qmp_transport *tr,
+					void *priv)
+{
+	struct vmem_qmp *q = calloc(1, sizeof(*q));
+
+	if (!q) {
+		tr->free(priv);
+		return NULL;
+	}
+	q->tr = tr;
+	q->tr_priv = priv;
+	return q;
+}
+
+void *vmem_qmp_transport_priv(struct vmem_qmp *q,
+			      const struct vmem_qmp_transport *tr)
+{
+	return q && q->tr == tr ? q->tr_priv : NULL;
+}
+
 void vmem_qmp_set_event_cb(struct vmem_qmp *q, vmem_qmp_event_fn *fn,
 			   void *opaque)
 {
+	if (q->tr) {
+		q->tr->set_event_cb(q->tr_priv, fn, opaque);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
 	q->event_fn = fn;
 	q->event_opaque = opaque;
@@ -126,6 +153,8 @@ uint64_t vmem_qmp_connects(struct vmem_qmp *q)
 {
 	uint64_t n;
 
+	if (q->tr)
+		return q->tr->connects(q->tr_priv);
 	pthread_mutex_lock(&q->lock);
 	n = q->connects;
 	pthread_mutex_unlock(&q->lock);
@@ -501,6 +530,9 @@ static int run_batch(struct vmem_qmp *q, const char *cmd, size_t n,
 
 	if (ret)
 		*ret = NULL;
+	if (q->tr)
+		return q->tr->execute_batch(q->tr_priv, cmd, n, args, ret, err,
+					    errlen);
 	if (n > sizeof(stack_me) / sizeof(stack_me[0]))
 		me = calloc(n, sizeof(*me));
 	if (!me) {
@@ -608,6 +640,11 @@ void vmem_qmp_free(struct vmem_qmp *q)
 {
 	if (!q)
 		return;
+	if (q->tr) {
+		q->tr->free(q->tr_priv);
+		free(q);
+		return;
+	}
 	pthread_mutex_lock(&q->lock);
 	if (q->conn)
 		shutdown(q->conn->fd, SHUT_RDWR);	/* wakes the reader */

@@ -65,4 +65,28 @@ int vmem_qmp_feed(struct vmem_qmp *q, json_tokener *tok, size_t *msg,
 /* Number of connections made so far (for stats and tests). */
 uint64_t vmem_qmp_connects(struct vmem_qmp *q);
 
+/*
+ * Another way to reach the same monitor: a transport takes over every
+ * call above (vmemfs/qmp_libvirt.c goes through libvirtd, which owns a
+ * libvirt domain's only monitor).  It keeps the promises of this header:
+ * bounded waits, -EIO for an unreachable VM, -EREMOTEIO for QEMU's
+ * errors, events to the callback.  @execute_batch takes @args; @ret is
+ * NULL for a batch.  @free releases @priv.
+ */
+struct vmem_qmp_transport {
+	int (*execute_batch)(void *priv, const char *cmd, size_t n,
+			     json_object **args, json_object **ret,
+			     char *err, size_t errlen);
+	void (*set_event_cb)(void *priv, vmem_qmp_event_fn *fn, void *opaque);
+	uint64_t (*connects)(void *priv);
+	void (*free)(void *priv);
+};
+
+/* A client on @tr (which owns @priv from now on, also on failure). */
+struct vmem_qmp *vmem_qmp_new_transport(const struct vmem_qmp_transport *tr,
+					void *priv);
+/* @q's transport's @priv when it is @tr, else NULL. */
+void *vmem_qmp_transport_priv(struct vmem_qmp *q,
+			      const struct vmem_qmp_transport *tr);
+
 #endif

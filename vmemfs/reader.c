@@ -28,6 +28,7 @@
 #include "../common/memunits.h"
 #include "../common/timeutil.h"
 #include "homes.h"
+#include "qmp_libvirt.h"
 #include "reader.h"
 
 #define SEGMENT_STOPPED 1	/* read_segment(): the rest needs the backend */
@@ -35,27 +36,36 @@
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen)
 {
+	struct vmem_qmp *q;
+	bool none;
+
+	q = vmem_qmp_for_vm(vm, &none, err, errlen);
+	if (!q && !none) {
+		memset(r, 0, sizeof(*r));
+		return -1;
+	}
+	return vmem_reader_open_qmp(r, vm, q, err, errlen);
+}
+
+int vmem_reader_open_qmp(struct vmem_reader *r, const struct vmem_vm *vm,
+			 struct vmem_qmp *qmp, char *err, size_t errlen)
+{
 	memset(r, 0, sizeof(*r));
 	r->vm = vm;
+	r->qmp = qmp;
 	r->mf.fd = -1;
 	r->mf.seq_fd = -1;
 	r->ops = vmem_backend_lookup(vm->backend, err, errlen);
-	if (!r->ops)
-		return -1;
-	if (vmem_stats_init(&r->stats, vm->n_subhosts) < 0) {
-		snprintf(err, errlen, "out of memory");
+	if (!r->ops || vmem_stats_init(&r->stats, vm->n_subhosts) < 0) {
+		if (r->ops)
+			snprintf(err, errlen, "out of memory");
+		vmem_qmp_free(qmp);
+		r->qmp = NULL;
 		return -1;
 	}
 	pthread_mutex_init(&r->seq_lock, NULL);	/* destroyed from here on */
 	if (vmem_memfile_open(&r->mf, vm->memory_file, err, errlen) < 0)
 		goto fail;
-	if (vm->qmp) {
-		r->qmp = vmem_qmp_new(vm->qmp, vm->timeout_ms);
-		if (!r->qmp) {
-			snprintf(err, errlen, "out of memory");
-			goto fail;
-		}
-	}
 	r->bh = r->ops->open(vm, &r->mf, &r->stats, r->qmp, err, errlen);
 	if (!r->bh)
 		goto fail;

@@ -43,11 +43,16 @@ struct vmem_reader {
 };
 
 /*
- * Open the memory file and the backend for @vm.  With vm->qmp, the QMP
- * client is created here and shared by everything that talks to QEMU.
+ * Open the memory file and the backend for @vm.  With vm->qmp or
+ * vm->domain, the QMP client (qmp_libvirt.h: vmem_qmp_for_vm) is created
+ * here and shared by everything that talks to QEMU.
  */
 int vmem_reader_open(struct vmem_reader *r, const struct vmem_vm *vm,
 		     char *err, size_t errlen);
+/* The same with the client @qmp (may be NULL), which @r owns from now on,
+ * also on failure. */
+int vmem_reader_open_qmp(struct vmem_reader *r, const struct vmem_vm *vm,
+			 struct vmem_qmp *qmp, char *err, size_t errlen);
 void vmem_reader_close(struct vmem_reader *r);
 
 /*
