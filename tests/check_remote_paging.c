@@ -519,6 +519,50 @@ START_TEST(control_socket_broken_falls_back_to_qmp)
 }
 END_TEST
 
+/*
+ * Whose socket is used: one owned by the memory file's owner (a QEMU
+ * running as a user of its own, as under libvirt) is; one owned by some
+ * other user is not, and QMP pages in instead.
+ */
+START_TEST(control_socket_owner_must_match)
+{
+	struct vmem_config cfg;
+	struct vmem_reader r;
+	unsigned char *got = malloc(4096), *want = malloc(4096);
+
+	vm.mode = PAGE_IN;
+	ctl_start(CTL_OK);
+	ck_assert_int_eq(fchown(vm.memfd, 65534, 65534), 0);
+	ck_assert_int_eq(chown(ctl_path, 65534, 65534), 0);
+	open_reader(&cfg, &r);
+	fill(want, 5 * M, 4096);
+	ck_assert_int_eq(vmem_read(&r, got, 4096, 5 * M), 4096);
+	ck_assert_mem_eq(got, want, 4096);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.commands, 0);
+	close_all(&cfg, &r);
+
+	/* The same socket owned by a user who is not the file's. */
+	memset(&qmp, 0, sizeof(qmp));
+	fakeqmp_start(&qmp, vm_command, &vm, 1);
+	snprintf(conf_text, sizeof(conf_text),
+		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
+		 "chunk-size = 64K\ntimeout = 500ms\n"
+		 "subhost = nbd://192.0.2.1:1 2M-8M tls=off\n",
+		 mem_path, qmp.path);
+	ck_assert_int_eq(chown(ctl_path, 65533, 65533), 0);
+	open_reader(&cfg, &r);
+	fill(want, 6 * M, 4096);
+	ck_assert_int_eq(vmem_read(&r, got, 4096, 6 * M), 4096);
+	ck_assert_mem_eq(got, want, 4096);
+	ck_assert_int_eq(vm.ctl_commands, 1);
+	ck_assert_int_eq(vm.commands, 1);
+	close_all(&cfg, &r);
+	free(got);
+	free(want);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("remote-paging");
@@ -536,6 +580,7 @@ int main(void)
 	tcase_add_test(tc, control_socket_fetch_merge_off_one_command_per_chunk);
 	tcase_add_test(tc, control_socket_error_is_eio);
 	tcase_add_test(tc, control_socket_broken_falls_back_to_qmp);
+	tcase_add_test(tc, control_socket_owner_must_match);
 	rc = vt_run_suite(s);
 	/* Check skips a failed test's teardown: clean up here too. */
 	setup_paths();

@@ -35,6 +35,7 @@
 #include "../common/timeutil.h"
 #include "backend.h"
 #include "log.h"
+#include "memfile.h"
 #include "qmp.h"
 #include "stats.h"
 
@@ -47,6 +48,7 @@ enum rp_channel { CH_UNKNOWN, CH_CTL, CH_QMP };
 
 struct rp {
 	const struct vmem_vm *vm;
+	const struct vmem_memfile *mf;	/* the reader's; its owner made the socket */
 	struct vmem_qmp *qmp;		/* shared, not ours to free */
 	struct vmem_stats *stats;
 	bool qmp_only;			/* VMEMFS_PAGE_IN_CHANNEL=qmp */
@@ -67,7 +69,6 @@ static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 {
 	struct rp *rp;
 
-	(void)mf;
 	if (!qmp) {
 		snprintf(err, errlen, "backend 'remote-paging' needs qmp = PATH");
 		return NULL;
@@ -79,6 +80,7 @@ static void *rp_open(const struct vmem_vm *vm, const struct vmem_memfile *mf,
 	}
 	rp->qmp = qmp;
 	rp->vm = vm;
+	rp->mf = mf;
 	rp->stats = stats;
 	pthread_mutex_init(&rp->mu, NULL);
 	/* For comparing the channels (make bench-compare): QMP only. */
@@ -102,8 +104,21 @@ static void rp_close(void *h)
  * Which channel to use: the pager's control socket when query-vmem
  * names one (asked once, again CTL_REPROBE_MS after it did not or after
  * the socket failed), else QMP.  Only a socket that is one, and belongs
- * to root or to us, is used: nobody else can have put it there.
+ * to root, to us, or to the owner of the memory file, is used: nobody
+ * else can have put it there.  The last is a QEMU that runs as a user of
+ * its own (libvirt's libvirt-qemu) and made both; whoever is that user
+ * already holds the VM's memory.
  */
+static bool ctl_owner_ok(const struct rp *rp, uid_t uid)
+{
+	struct stat mst;
+	int fd = __atomic_load_n(&rp->mf->fd, __ATOMIC_RELAXED);
+
+	if (uid == 0 || uid == geteuid())
+		return true;
+	return fd >= 0 && fstat(fd, &mst) == 0 && mst.st_uid == uid;
+}
+
 static enum rp_channel channel(struct rp *rp)
 {
 	json_object *ret = NULL, *cs;
@@ -126,8 +141,7 @@ static enum rp_channel channel(struct rp *rp)
 	    json_object_is_type(cs, json_type_string) &&
 	    (size_t)json_object_get_string_len(cs) < sizeof(rp->ctl_path) &&
 	    lstat(json_object_get_string(cs), &st) == 0 &&
-	    S_ISSOCK(st.st_mode) && (st.st_uid == 0 ||
-				      st.st_uid == geteuid()))
+	    S_ISSOCK(st.st_mode) && ctl_owner_ok(rp, st.st_uid))
 		ch = CH_CTL;
 	pthread_mutex_lock(&rp->mu);
 	if (ch == CH_CTL) {
