@@ -140,6 +140,7 @@ libvirt = $URI
 ram-size = 512M
 chunk-size = 64K
 timeout = 10s
+tls = off
 subhost = $SUB 256M-512M
 EOF
 chmod 644 "$D/vmt.conf"

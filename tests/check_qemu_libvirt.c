@@ -469,7 +469,8 @@ static int define_domain(const char *emu)
 	snprintf(path, sizeof(path), "%s/vmt.conf", E->dir);
 	if (write_text(path, 0644, "[%s]\ndomain = %s\nlibvirt = %s\n"
 		       "ram-size = 512M\nchunk-size = 64K\nlocal-limit = 384M\n"
-		       "timeout = 3000ms\nsubhost = %s 256M-512M\n", E->dom,
+		       "timeout = 3000ms\ntls = off\n"	/* a clear sub-host in its own netns */
+		       "subhost = %s 256M-512M\n", E->dom,
 		       E->dom, E->uri, E->sub.uri) < 0)
 		goto fail_write;
 	snprintf(path, sizeof(path), "%s/rp.conf", E->dir);
@@ -826,6 +827,14 @@ START_TEST(test_ram_equals_pmemsave)
 					    "bytes", &v));
 	ck_assert_msg(json_object_get_int64(v) > 0, "remote-paging paged "
 		      "nothing in: %s", json_object_to_json_string(st));
+	/* ... over the pager's control socket, which QEMU (running as
+	 * libvirt-qemu, the memory file's owner) made, not over QMP. */
+	ck_assert(json_object_object_get_ex(st, "page_in_ctl_commands", &v));
+	ck_assert_msg(json_object_get_int64(v) > 0, "no page-in went over "
+		      "the control socket: %s", json_object_to_json_string(st));
+	ck_assert(json_object_object_get_ex(st, "page_in_qmp_commands", &v));
+	ck_assert_msg(json_object_get_int64(v) == 0, "page-ins over QMP "
+		      "through libvirt: %s", json_object_to_json_string(st));
 	json_object_put(st);
 
 	/* QEMU's own view (pages the homed half back in: last). */
