@@ -17,7 +17,8 @@
 #     /dev/shm, vmem-split, QEMU as libvirt-qemu, and one more QMP socket
 #     (-qmp in <qemu:commandline>) for the direct way.
 # Then for each chunk size and way (libvirt: vmemfs --domain; socket:
-# memory-file + qmp = the extra socket), COMPARE_RUNS times: the homed
+# memory-file + qmp = the extra socket; each also with -qmp, page-in
+# commands over QMP instead of the pager's control socket), LV_RUNS times: the homed
 # half is paged out (QMP through libvirt), the domain is suspended,
 # vmemfs is mounted with backend remote-paging, bench/ids_reader reads
 # `ram` (scattered small reads over the homed half, then a sequential
@@ -179,8 +180,11 @@ log "domain $DOM up; QEMU as $(ps -o user= -p "$(cat "$D/run/libvirt/qemu/$DOM.p
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-one_run() {	# WAY CHUNK -> "scatter_s scan_s total_s"
-	local way=$1 chunk=$2 mnt=$D/mnt conf=$D/bench.conf out
+one_run() {	# WAY[-qmp] CHUNK -> "scatter_s scan_s total_s"
+	local way=${1%-qmp} chunk=$2 mnt=$D/mnt conf=$D/bench.conf out chan=
+	# -qmp: page-in commands over QMP (through libvirt or the socket),
+	# not the pager's control socket.
+	[ "$1" != "$way" ] && chan=qmp
 	virsh_ resume "$DOM" >/dev/null 2>&1 || true
 	virsh_ qemu-monitor-command "$DOM" \
 		'{"execute":"vmem-page-out","arguments":{"offset":268435456,"length":268435456}}' >/dev/null
@@ -193,7 +197,7 @@ one_run() {	# WAY CHUNK -> "scatter_s scan_s total_s"
 			"$DOM" "$MEMFILE" "$D/s/qmp.sock" "$chunk" >"$conf"
 	fi
 	mkdir -p "$mnt"
-	"$VMEMFS" -f -c "$conf" --vm "$DOM" "$mnt" 2>"$D/vmemfs.log" &
+	VMEMFS_PAGE_IN_CHANNEL=$chan "$VMEMFS" -f -c "$conf" --vm "$DOM" "$mnt" 2>"$D/vmemfs.log" &
 	local vpid=$!
 	for _ in $(seq 100); do [ -e "$mnt/ram" ] && break; sleep 0.1; done
 	out=$("$READER" -n "$way" "$mnt/ram" 256M 256M "$NSCATTER" "$SCATTER_BS" \
@@ -206,7 +210,7 @@ one_run() {	# WAY CHUNK -> "scatter_s scan_s total_s"
 printf '%-6s %-8s %10s %10s %10s\n' chunk way scatter_s scan_s total_s
 for chunk in $CHUNKS; do
 	declare -A tot=()
-	for way in socket libvirt; do
+	for way in socket libvirt socket-qmp libvirt-qmp; do
 		: >"$D/r"
 		for _ in $(seq "$RUNS"); do one_run "$way" "$chunk" >>"$D/r"; done
 		s=$(cut -d' ' -f1 "$D/r" | median)
@@ -216,5 +220,6 @@ for chunk in $CHUNKS; do
 		printf '%-6s %-8s %10s %10s %10s\n' "$chunk" "$way" "$s" "$c" "$t"
 	done
 	awk -v a="${tot[libvirt]}" -v b="${tot[socket]}" -v c="$chunk" \
-		'BEGIN {printf "%-6s libvirt/socket total: %.2fx\n", c, a / b}'
+		-v d="${tot[libvirt-qmp]}" -v e="${tot[socket-qmp]}" \
+		'BEGIN {printf "%-6s libvirt/socket total: %.2fx (page-ins on the pager control socket), %.2fx (page-ins over QMP)\n", c, a / b, d / e}'
 done
