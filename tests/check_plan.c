@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -329,9 +330,12 @@ START_TEST(test_incoming_commit)
 	struct vmem_vm *vm = load(&cfg, odd_conf);
 	struct vmem_plan p;
 	struct vt_datamap m;
-	char path[64], err[512];
-	uint64_t punched, cold_written = 0, hot_written = 0;
+	char path[64], err[512], want_at[32];
+	uint64_t touched, hot_written = 0, cold_page = UINT64_MAX;
+	uint64_t cold_page2 = UINT64_MAX;
 	char *page = malloc(PG);
+	volatile const char *map;
+	char c;
 	int fd;
 
 	snprintf(path, sizeof(path), "/dev/shm/vmt-migrate-plan-%d.mem",
@@ -342,33 +346,55 @@ START_TEST(test_incoming_commit)
 	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
 	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
 	ck_assert_uint_gt(p.cold_bytes, 0);
-	/* Every third page holds data, in hot and cold windows alike. */
+	/* Every third page of the hot windows holds data (the stream's);
+	 * the stream refuses every cold page. */
 	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
-		vt_pattern_fill(page, off, PG, 7);
-		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)off), (ssize_t)PG);
 		if (vmem_plan_is_cold(&p, off)) {
-			cold_written += PG;
 			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
 								  sizeof(err)),
 					 -1);
-		} else {
-			hot_written += PG;
-			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
-								  sizeof(err)),
-					 0);
+			if (cold_page == UINT64_MAX)
+				cold_page = off;
+			cold_page2 = off;
+			continue;
 		}
+		ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
+							  sizeof(err)), 0);
+		vt_pattern_fill(page, off, PG, 7);
+		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)off), (ssize_t)PG);
+		hot_written += PG;
 	}
-	ck_assert_msg(vmem_incoming_commit(&p, fd, &punched, err,
+	ck_assert_uint_ne(cold_page, cold_page2);
+	/* Clean: the commit goes through. */
+	ck_assert_msg(vmem_incoming_commit(&p, fd, &touched, err,
 					   sizeof(err)) == 0, "%s", err);
-	ck_assert_uint_eq(punched, cold_written);
+	ck_assert_uint_eq(touched, 0);
+
+	/* A read fault on a cold page through a shared mapping (what a
+	 * device model reading guest memory does): tmpfs allocates the
+	 * page, and the commit fails naming it. */
+	map = mmap(NULL, vm->ram_size, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert(map != MAP_FAILED);
+	c = map[cold_page + 100];
+	ck_assert_int_eq(c, 0);
+	ck_assert_int_eq(vmem_incoming_commit(&p, fd, &touched, err,
+					      sizeof(err)), -1);
+	ck_assert_uint_eq(touched, PG);
+	snprintf(want_at, sizeof(want_at), "[%#" PRIx64 ",", cold_page);
+	ck_assert_msg(strstr(err, want_at) && strstr(err, "cold"),
+		      "'%s' does not name %s", err, want_at);
+	/* A write through the file counts as well. */
+	vt_pattern_fill(page, cold_page2, PG, 8);
+	ck_assert_int_eq(pwrite(fd, page, PG, (off_t)cold_page2),
+			 (ssize_t)PG);
+	ck_assert_int_eq(vmem_incoming_commit(&p, fd, &touched, err,
+					      sizeof(err)), -1);
+	ck_assert_uint_eq(touched, 2 * PG);
+	/* Nothing was changed: the evidence stays. */
 	ck_assert(vt_datamap_get(path, 0, UINT64_MAX, &m, err,
 				 sizeof(err)) == 0);
-	ck_assert_uint_eq(m.bytes, hot_written);
-	for (size_t i = 0; i < m.n; i++)
-		for (uint64_t off = m.ext[i].start; off < m.ext[i].end;
-		     off += PG)
-			ck_assert_msg(!vmem_plan_is_cold(&p, off), "cold page "
-				      "%#" PRIx64 " left", off);
+	ck_assert_uint_eq(m.bytes, hot_written + 2 * PG);
+	ck_assert(vt_datamap_has(&m, cold_page));
 	/* The hot data is untouched. */
 	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
 		char want[PG];
@@ -379,6 +405,7 @@ START_TEST(test_incoming_commit)
 		ck_assert_int_eq(pread(fd, page, PG, (off_t)off), (ssize_t)PG);
 		ck_assert(memcmp(page, want, PG) == 0);
 	}
+	munmap((void *)map, vm->ram_size);
 	vt_datamap_free(&m);
 	close(fd);
 	unlink(path);
