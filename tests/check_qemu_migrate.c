@@ -997,9 +997,10 @@ START_TEST(test_split_migration)
 		/*
 		 * /tmp/hotsrc was only ever read on the source (the loop's
 		 * dd input): the TLB-fill sampling of patch 0005 saw it, so
-		 * it is local.  Without read sampling it is cold, and the
-		 * loop's last rounds after cont or this re-read fetch its
-		 * 16 MiB: count from cont on.
+		 * it is local.  Without read sampling most of it is cold,
+		 * and the loop's last rounds after cont or this re-read
+		 * fetch it: count from cont on (9.4 MiB measured on QEMU
+		 * without 0005, about 1 MiB with it).
 		 */
 		ck_assert_int_eq(gsh(&E->dst, "md5sum /tmp/hotsrc", out,
 				     sizeof(out), 120000), 0);
@@ -1010,7 +1011,7 @@ START_TEST(test_split_migration)
 		printf("info: from cont until the read-only set (%d MiB) was "
 		       "re-read the destination fetched %" PRIu64 " KiB\n",
 		       HOT_MIB, (inr - in_cont) / 1024);
-		ck_assert_uint_lt(inr - in_cont, HOT_MIB * MiB / 2);
+		ck_assert_uint_lt(inr - in_cont, HOT_MIB * MiB / 4);
 		ck_assert_int_eq(gsh(&E->dst, "md5sum /tmp/cold", out,
 				     sizeof(out), 120000), 0);
 		ck_assert_msg(strstr(out, E->cold_sum), "cold: %s", out);
