@@ -114,7 +114,10 @@ enum nbdconn_op {
 	 * the writes' call returned.  Against a server that does not
 	 * advertise flush (it has no volatile cache) nothing goes out and
 	 * the request succeeds with parts == 0.  Never retried on a new
-	 * connection (the writes it covers went on the old one).
+	 * connection (the writes it covers went on the old one).  It goes
+	 * on whichever pooled connection is free, so it covers writes of
+	 * other connections only when the server advertises multi-conn:
+	 * a pool of max_conns 1 (the migration sender's) has no such case.
 	 */
 	NBDCONN_FLUSH,
 };
