@@ -693,7 +693,8 @@ static void retire_done(struct nbd_handle *h)
 static const char *op_name(enum nbdconn_op op)
 {
 	return op == NBDCONN_READ ? "read" :
-	       op == NBDCONN_WRITE ? "write" : "discard";
+	       op == NBDCONN_WRITE ? "write" :
+	       op == NBDCONN_FLUSH ? "flush" : "discard";
 }
 
 /*
@@ -728,7 +729,7 @@ static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q, uint64_t max)
 	char *buf = q->buf ? (char *)q->buf + at : NULL;
 	int64_t cookie = -1;
 
-	if (q->op != NBDCONN_DISCARD && len > max)
+	if ((q->op == NBDCONN_READ || q->op == NBDCONN_WRITE) && len > max)
 		len = max;
 	q->issued_ += len;
 	q->left_++;
@@ -744,6 +745,9 @@ static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q, uint64_t max)
 			cookie = nbd_aio_trim(h, len, q->off + at, cb, 0);
 		else
 			cookie = nbd_aio_zero(h, len, q->off + at, cb, 0);
+		break;
+	case NBDCONN_FLUSH:
+		cookie = nbd_aio_flush(h, cb, 0);
 		break;
 	}
 	if (cookie == -1) {
@@ -785,6 +789,13 @@ static int run_on(struct nbdconn *c, struct nbd_handle *h,
 
 			if (!q->sent)
 				q->ns = vmem_now_ns();
+			if (q->op == NBDCONN_FLUSH && nbd_can_flush(h) != 1) {
+				/* No volatile cache to flush. */
+				q->answered = true;
+				q->ns = 0;
+				next++;
+				continue;
+			}
 			/* Counted first: if the handle is already dead,
 			 * libnbd may complete it before returning. */
 			run->pending++;
@@ -846,10 +857,13 @@ int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 {
 	char why[512] = "";
 	struct run run;
+	bool flush = false;
 	int rc;
 
 	if (n == 0)
 		return 0;	/* nothing to ask: no connection needed */
+	for (size_t i = 0; i < n; i++)
+		flush |= reqs[i].op == NBDCONN_FLUSH;
 	for (int attempt = 0;; attempt++) {
 		struct nbd_handle *h;
 		bool fresh = false, timed_out = false;
@@ -875,7 +889,7 @@ int nbdconn_run(struct nbdconn *c, struct nbdconn_req *reqs, size_t n,
 			pool_put(c, h);
 			break;
 		}
-		if (fresh || timed_out || attempt > 0 ||
+		if (fresh || timed_out || attempt > 0 || flush ||
 		    vmem_ms_left(deadline_ns) == 0) {
 			pool_fail(c, h, true, why);
 			break;

@@ -108,14 +108,26 @@ enum nbdconn_op {
 	/* Reads as zeros afterwards: trim when the export can, else
 	 * write-zeroes that may punch holes. */
 	NBDCONN_DISCARD,
+	/*
+	 * Everything the server acknowledged before this was sent is on
+	 * stable storage (NBD_CMD_FLUSH): give it a call of its own after
+	 * the writes' call returned.  Against a server that does not
+	 * advertise flush (it has no volatile cache) nothing goes out and
+	 * the request succeeds with parts == 0.  Never retried on a new
+	 * connection (the writes it covers went on the old one).  It goes
+	 * on whichever pooled connection is free, so it covers writes of
+	 * other connections only when the server advertises multi-conn:
+	 * a pool of max_conns 1 (the migration sender's) has no such case.
+	 */
+	NBDCONN_FLUSH,
 };
 
 struct nbdconn_req {
 	/* in */
 	enum nbdconn_op op;
 	void *buf;		/* READ: filled, WRITE: sent, else unused */
-	uint64_t off;
-	uint64_t len;		/* any length: see below */
+	uint64_t off;		/* FLUSH: unused (0) */
+	uint64_t len;		/* any length: see below; FLUSH: 0 */
 	/* out */
 	bool sent;		/* it went on the wire (on the last try) */
 	bool answered;		/* the server replied to all of it */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int vmem_incoming_check_page(const struct vmem_plan *p, uint64_t off,
@@ -65,9 +66,25 @@ uint64_t vmem_incoming_data_in(int mem_fd, uint64_t s, uint64_t e)
 }
 
 int vmem_incoming_commit(const struct vmem_plan *p, int mem_fd,
-			 uint64_t *punched, char *err, size_t errlen)
+			 uint64_t *touched, char *err, size_t errlen)
 {
-	*punched = 0;
+	const struct vmem_plan_window *first = NULL;
+	uint64_t fs = 0, fe = 0;
+	struct stat st;
+
+	*touched = 0;
+	if (fstat(mem_fd, &st) < 0) {
+		snprintf(err, errlen, "the memory file: fstat: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if ((uint64_t)st.st_size < p->size) {
+		snprintf(err, errlen, "the memory file has %" PRIu64 " bytes, "
+			 "less than RAM's %" PRIu64, (uint64_t)st.st_size,
+			 p->size);
+		errno = EINVAL;
+		return -1;
+	}
 	for (size_t i = 0; i < p->n; i++) {
 		const struct vmem_plan_window *w = &p->w[i];
 		uint64_t pos = w->start, ds, de;
@@ -75,18 +92,22 @@ int vmem_incoming_commit(const struct vmem_plan *p, int mem_fd,
 		if (w->main)
 			continue;
 		while (next_data(mem_fd, pos, w->end, &ds, &de)) {
-			if (fallocate(mem_fd, FALLOC_FL_PUNCH_HOLE |
-				      FALLOC_FL_KEEP_SIZE, (off_t)ds,
-				      (off_t)(de - ds)) < 0) {
-				snprintf(err, errlen, "punching [%#" PRIx64
-					 ", %#" PRIx64 ") of a cold window "
-					 "from the memory file: %s", ds, de,
-					 strerror(errno));
-				return -1;
+			if (!first) {
+				first = w;
+				fs = ds;
+				fe = de;
 			}
-			*punched += de - ds;
+			*touched += de - ds;
 			pos = de;
 		}
 	}
-	return 0;
+	if (!first)
+		return 0;
+	snprintf(err, errlen, "%" PRIu64 " bytes of cold windows were "
+		 "touched before the commit, first [%#" PRIx64 ", %#" PRIx64
+		 ") of window [%#" PRIx64 ", %#" PRIx64 ") homed on sub-host "
+		 "%ld: a fault on memory the plan left on a sub-host",
+		 *touched, fs, fe, first->start, first->end, first->home);
+	errno = EIO;
+	return -1;
 }

@@ -256,13 +256,40 @@ int vmem_cold_sender_page(struct vmem_cold_sender *s, uint64_t off,
 	return 1;
 }
 
+/*
+ * NBD FLUSH on @d's connection, in a call of its own: the server
+ * acknowledged every write of @d before it goes, so it covers them all.
+ */
+static int flush_one(struct vmem_cold_sender *s, struct dest *d,
+		     char *err, size_t errlen)
+{
+	struct nbdconn_req q = { .op = NBDCONN_FLUSH };
+	char why[256] = "";
+	int rc;
+
+	rc = nbdconn_run(d->nc, &q, 1, vmem_deadline_ns(s->timeout_ms), why,
+			 sizeof(why));
+	if (rc != 0)
+		return fail(s, err, errlen, "sub-host %s: flush before the "
+			    "commit: %s", d->sh->uri, rc == NBDCONN_REFUSED ?
+			    (q.err ? strerror(q.err) : "refused") :
+			    why[0] ? why : strerror(-rc));
+	if (q.parts)
+		d->st.flushes++;
+	return 0;
+}
+
 int vmem_cold_sender_drain(struct vmem_cold_sender *s, char *err,
 			   size_t errlen)
 {
 	if (s->failed)
 		return fail(s, err, errlen, "%s", "");
+	/* Every write answered everywhere first, then the flushes. */
 	for (size_t i = 0; i < s->n; i++)
 		if (run_batch(s, &s->d[i], err, errlen) < 0)
+			return -1;
+	for (size_t i = 0; i < s->n; i++)
+		if (flush_one(s, &s->d[i], err, errlen) < 0)
 			return -1;
 	return 0;
 }

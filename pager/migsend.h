@@ -15,7 +15,10 @@
  *    at a time per sub-host.  Two writes of the same page are never in
  *    flight together, so the later one always wins on the sub-host.
  *  - vmem_cold_sender_drain() returns once every page handed over is
- *    acknowledged by its sub-host.
+ *    acknowledged by its sub-host and then flushed there (NBD FLUSH, on
+ *    the connection that carried the writes, after their replies): a
+ *    commit record that follows it names only pages on stable storage.
+ *    A failed or unanswered flush fails the drain like a failed write.
  *  - Every NBD request has the config's timeout as its deadline.  The
  *    first failure (refusal, broken connection, deadline) is kept: every
  *    later call fails with the same message, which names the sub-host.
@@ -41,6 +44,7 @@ struct vmem_cold_sender_stats {
 	uint64_t pages;		/* pages written (re-sends counted again) */
 	uint64_t zero_skipped;	/* zero pages not sent */
 	uint64_t requests;	/* NBD writes */
+	uint64_t flushes;	/* NBD flushes answered (0: server has none) */
 };
 
 /*
@@ -60,7 +64,10 @@ void vmem_cold_sender_free(struct vmem_cold_sender *s);
 int vmem_cold_sender_page(struct vmem_cold_sender *s, uint64_t off,
 			  const void *page, char *err, size_t errlen);
 
-/* Send what is queued and wait for every acknowledgement.  0 or -1. */
+/*
+ * Send what is queued, wait for every acknowledgement, then flush every
+ * sub-host.  0 or -1 (naming the sub-host).
+ */
 int vmem_cold_sender_drain(struct vmem_cold_sender *s, char *err,
 			   size_t errlen);
 

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../common/config.h"
@@ -327,9 +330,12 @@ START_TEST(test_incoming_commit)
 	struct vmem_vm *vm = load(&cfg, odd_conf);
 	struct vmem_plan p;
 	struct vt_datamap m;
-	char path[64], err[512];
-	uint64_t punched, cold_written = 0, hot_written = 0;
+	char path[64], err[512], want_at[32];
+	uint64_t touched, hot_written = 0, cold_page = UINT64_MAX;
+	uint64_t cold_page2 = UINT64_MAX;
 	char *page = malloc(PG);
+	volatile const char *map;
+	char c;
 	int fd;
 
 	snprintf(path, sizeof(path), "/dev/shm/vmt-migrate-plan-%d.mem",
@@ -340,33 +346,55 @@ START_TEST(test_incoming_commit)
 	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
 	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
 	ck_assert_uint_gt(p.cold_bytes, 0);
-	/* Every third page holds data, in hot and cold windows alike. */
+	/* Every third page of the hot windows holds data (the stream's);
+	 * the stream refuses every cold page. */
 	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
-		vt_pattern_fill(page, off, PG, 7);
-		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)off), (ssize_t)PG);
 		if (vmem_plan_is_cold(&p, off)) {
-			cold_written += PG;
 			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
 								  sizeof(err)),
 					 -1);
-		} else {
-			hot_written += PG;
-			ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
-								  sizeof(err)),
-					 0);
+			if (cold_page == UINT64_MAX)
+				cold_page = off;
+			cold_page2 = off;
+			continue;
 		}
+		ck_assert_int_eq(vmem_incoming_check_page(&p, off, err,
+							  sizeof(err)), 0);
+		vt_pattern_fill(page, off, PG, 7);
+		ck_assert_int_eq(pwrite(fd, page, PG, (off_t)off), (ssize_t)PG);
+		hot_written += PG;
 	}
-	ck_assert_msg(vmem_incoming_commit(&p, fd, &punched, err,
+	ck_assert_uint_ne(cold_page, cold_page2);
+	/* Clean: the commit goes through. */
+	ck_assert_msg(vmem_incoming_commit(&p, fd, &touched, err,
 					   sizeof(err)) == 0, "%s", err);
-	ck_assert_uint_eq(punched, cold_written);
+	ck_assert_uint_eq(touched, 0);
+
+	/* A read fault on a cold page through a shared mapping (what a
+	 * device model reading guest memory does): tmpfs allocates the
+	 * page, and the commit fails naming it. */
+	map = mmap(NULL, vm->ram_size, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert(map != MAP_FAILED);
+	c = map[cold_page + 100];
+	ck_assert_int_eq(c, 0);
+	ck_assert_int_eq(vmem_incoming_commit(&p, fd, &touched, err,
+					      sizeof(err)), -1);
+	ck_assert_uint_eq(touched, PG);
+	snprintf(want_at, sizeof(want_at), "[%#" PRIx64 ",", cold_page);
+	ck_assert_msg(strstr(err, want_at) && strstr(err, "cold"),
+		      "'%s' does not name %s", err, want_at);
+	/* A write through the file counts as well. */
+	vt_pattern_fill(page, cold_page2, PG, 8);
+	ck_assert_int_eq(pwrite(fd, page, PG, (off_t)cold_page2),
+			 (ssize_t)PG);
+	ck_assert_int_eq(vmem_incoming_commit(&p, fd, &touched, err,
+					      sizeof(err)), -1);
+	ck_assert_uint_eq(touched, 2 * PG);
+	/* Nothing was changed: the evidence stays. */
 	ck_assert(vt_datamap_get(path, 0, UINT64_MAX, &m, err,
 				 sizeof(err)) == 0);
-	ck_assert_uint_eq(m.bytes, hot_written);
-	for (size_t i = 0; i < m.n; i++)
-		for (uint64_t off = m.ext[i].start; off < m.ext[i].end;
-		     off += PG)
-			ck_assert_msg(!vmem_plan_is_cold(&p, off), "cold page "
-				      "%#" PRIx64 " left", off);
+	ck_assert_uint_eq(m.bytes, hot_written + 2 * PG);
+	ck_assert(vt_datamap_has(&m, cold_page));
 	/* The hot data is untouched. */
 	for (uint64_t off = 0; off < vm->ram_size; off += 3 * PG) {
 		char want[PG];
@@ -377,6 +405,7 @@ START_TEST(test_incoming_commit)
 		ck_assert_int_eq(pread(fd, page, PG, (off_t)off), (ssize_t)PG);
 		ck_assert(memcmp(page, want, PG) == 0);
 	}
+	munmap((void *)map, vm->ram_size);
 	vt_datamap_free(&m);
 	close(fd);
 	unlink(path);
@@ -539,6 +568,168 @@ START_TEST(test_sender_subhost_dies)
 }
 END_TEST
 
+/* ---- the flush before the commit ---------------------------------- */
+
+/*
+ * nbdkit with @argv's plugin and filters (after the common options) on
+ * 127.0.0.1:@port, dying with us; its PID once it answers a handshake.
+ */
+static pid_t nbdkit_argv(int port, const char *const *argv, char *uri,
+			 size_t urilen)
+{
+	const char *av[24] = { "nbdkit", "-f", "-t", "1", "-i", "127.0.0.1",
+			       "-p" };
+	char ports[16], err[512];
+	struct nbd_handle *h;
+	size_t n = 7;
+	pid_t pid;
+
+	snprintf(ports, sizeof(ports), "%d", port);
+	av[n++] = ports;
+	for (size_t i = 0; argv[i] && n < 23; i++)
+		av[n++] = argv[i];
+	av[n] = NULL;
+	snprintf(uri, urilen, "nbd://127.0.0.1:%d", port);
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execvp("nbdkit", (char *const *)av);
+		_exit(127);
+	}
+	h = vt_nbd_connect(uri, 5000, err, sizeof(err));
+	ck_assert_msg(h, "nbdkit %s: %s", argv[0], err);
+	nbd_close(h);
+	return pid;
+}
+
+static void nbdkit_argv_kill(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static struct vmem_vm *uri_conf(struct vmem_config *cfg, const char *uri)
+{
+	snprintf(conf_text, sizeof(conf_text),
+		 "[v]\nmemory-file = /dev/shm/none\nram-size = 8M\n"
+		 "chunk-size = 64K\nlocal-limit = 4M\ntimeout = 1s\n"
+		 "subhost = %s 2M-8M\n", uri);
+	return load(cfg, conf_text);
+}
+
+/* Every cold page once, non-zero.  The drain's result. */
+static int send_all_cold(struct vmem_cold_sender *s,
+			 const struct vmem_plan *p, char *err, size_t errlen)
+{
+	char page[PG];
+
+	for (uint64_t off = 0; off < 8 * MiB; off += PG) {
+		if (!vmem_plan_is_cold(p, off))
+			continue;
+		vt_pattern_fill(page, off, PG, 21);
+		if (vmem_cold_sender_page(s, off, page, err, errlen) != 1)
+			return -1;
+	}
+	return vmem_cold_sender_drain(s, err, errlen);
+}
+
+/*
+ * The server's own log (nbdkit's log filter) shows an NBD FLUSH after
+ * the reply to the last write: what the commit record promises is on
+ * the sub-host's stable storage, not only in its cache.
+ */
+START_TEST(test_sender_flushes_before_commit)
+{
+	char log[96], uri[96], err[512], line[512];
+	const char *argv[] = { "--filter=log", "memory", "8M", log, NULL };
+	struct vmem_cold_sender_stats st;
+	struct vmem_cold_sender *s;
+	struct vmem_config cfg;
+	struct vmem_plan p;
+	long last_write_ret = -1, flush = -1, flush_ret = -1, ln = 0;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(log, sizeof(log), "logfile=/tmp/migrate2-flush-%d.log",
+		 (int)getpid());
+	unlink(log + 8);
+	pid = nbdkit_argv(24500 + (int)(getpid() % 200), argv, uri,
+			  sizeof(uri));
+	struct vmem_vm *vm = uri_conf(&cfg, uri);
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	s = vmem_cold_sender_new(&p, vm, err, sizeof(err));
+	ck_assert_msg(s, "%s", err);
+	ck_assert_msg(send_all_cold(s, &p, err, sizeof(err)) == 0, "%s", err);
+	vmem_cold_sender_get_stats(s, 0, &st);
+	vmem_cold_sender_free(s);
+	nbdkit_argv_kill(pid);
+
+	f = fopen(log + 8, "r");
+	ck_assert_msg(f, "%s: %s", log + 8, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		ln++;
+		/* "... Write id=N ..." asks, "...Write id=N return=0"
+		 * answers. */
+		if (strstr(line, " ...Write ") && strstr(line, "return=0"))
+			last_write_ret = ln;
+		else if (strstr(line, " Flush "))
+			flush = ln;
+		else if (strstr(line, " ...Flush ") &&
+			 strstr(line, "return=0"))
+			flush_ret = ln;
+	}
+	fclose(f);
+	ck_assert_msg(last_write_ret > 0, "no write in the server's log %s", log + 8);
+	ck_assert_msg(flush > last_write_ret, "no flush after the last write's "
+		      "reply (write reply at line %ld, flush at %ld)",
+		      last_write_ret, flush);
+	ck_assert_msg(flush_ret > flush, "the flush was not answered");
+	ck_assert_uint_eq(st.flushes, 1);
+	unlink(log + 8);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
+/* A sub-host whose flush fails (EIO): the drain, hence the migration,
+ * fails and names it. */
+START_TEST(test_sender_flush_fails)
+{
+	const char *argv[] = {
+		"eval", "get_size=echo 8M",
+		"pread=dd if=/dev/zero count=$3 iflag=count_bytes status=none",
+		"pwrite=cat >/dev/null", "trim=exit 0",
+		"flush=echo EIO flush refused by the test >&2; exit 1", NULL,
+	};
+	struct vmem_cold_sender *s;
+	struct vmem_config cfg;
+	struct vmem_plan p;
+	char uri[96], err[512];
+	pid_t pid;
+
+	pid = nbdkit_argv(24700 + (int)(getpid() % 200), argv, uri,
+			  sizeof(uri));
+	struct vmem_vm *vm = uri_conf(&cfg, uri);
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	s = vmem_cold_sender_new(&p, vm, err, sizeof(err));
+	ck_assert_msg(s, "%s", err);
+	ck_assert_int_eq(send_all_cold(s, &p, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, uri) && strstr(err, "flush"),
+		      "'%s' does not name %s and the flush", err, uri);
+	/* It stays failed. */
+	ck_assert_int_eq(vmem_cold_sender_drain(s, err, sizeof(err)), -1);
+	vmem_cold_sender_free(s);
+	nbdkit_argv_kill(pid);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
 static Suite *plan_suite(void)
 {
 	Suite *s = suite_create("plan");
@@ -554,6 +745,9 @@ static Suite *plan_suite(void)
 	tc = vt_tcase_unchecked(s, "sender", nbdkit_up, nbdkit_down, 30);
 	tcase_add_test(tc, test_sender_writes_cold_pages);
 	tcase_add_test(tc, test_sender_subhost_dies);
+	tc = vt_tcase_unchecked(s, "flush", NULL, NULL, 30);
+	tcase_add_test(tc, test_sender_flushes_before_commit);
+	tcase_add_test(tc, test_sender_flush_fails);
 	return s;
 }
 

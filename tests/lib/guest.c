@@ -198,7 +198,9 @@ int vt_guest_qmp(struct vt_guest *g, const char *json, char *reply,
 		 size_t replylen, int timeout_ms)
 {
 	double deadline = vt_now_ms() + timeout_ms;
-	char line[1 << 14];
+	size_t linelen = sizeof(g->qbuf);
+	char *line;
+	int rc = -1;
 
 	if (reply && replylen)
 		reply[0] = '\0';
@@ -207,19 +209,26 @@ int vt_guest_qmp(struct vt_guest *g, const char *json, char *reply,
 	if (write_all(g->qmp_fd, json, strlen(json)) < 0 ||
 	    write_all(g->qmp_fd, "\n", 1) < 0)
 		return -1;
+	line = malloc(linelen);
+	if (!line)
+		return -1;
 	for (;;) {
-		if (qmp_read_line(g, line, sizeof(line), deadline) < 0)
-			return -1;
+		if (qmp_read_line(g, line, linelen, deadline) < 0)
+			break;
 		/* Events and the greeting are not answers. */
 		if (strncmp(line, "{\"return\"", 9) == 0) {
 			snprintf(reply, replylen, "%s", line);
-			return 0;
+			rc = 0;
+			break;
 		}
 		if (strncmp(line, "{\"error\"", 8) == 0) {
 			snprintf(reply, replylen, "%s", line);
-			return 1;
+			rc = 1;
+			break;
 		}
 	}
+	free(line);
+	return rc;
 }
 
 static void build_argv(const struct vt_guest *g, const struct vt_guest_opts *o,

@@ -62,7 +62,7 @@ struct vt_guest {
 	/* Serial and QMP input not consumed yet. */
 	char sbuf[1 << 16];
 	size_t slen;
-	char qbuf[1 << 16];
+	char qbuf[1 << 21];	/* a QMP reply line at most (a split plan's is big) */
 	size_t qlen;
 };
 
