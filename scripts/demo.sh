@@ -163,9 +163,15 @@ inside() {
 		die "makedumpfile: the guest's log read from vmcore lacks" \
 		    "the line the demo wrote to it ('$DEMO_KMSG')"
 
+	# What the guest's own structures needed may all be local; show the
+	# sub-host's half read too: 1 MiB of ram at 256M (the homed half).
+	step "dd if=$mnt/ram bs=64K skip=4096 count=16 | md5sum    (1 MiB of the homed half)" \
+		sh -c "dd if='$mnt/ram' bs=64K skip=4096 count=16 status=none | md5sum"
+	cat "$out"
 	step "grep bytes_ $mnt/stats" grep -E '"bytes_(local|remote)"' \
 		"$mnt/stats"
 	cat "$out"
+	expect "stats after reading the homed half" '"bytes_remote": [1-9]'
 	echo
 	echo "demo: vmemfs read the VM's memory from the main host's memory" \
 		"file and, over NBD, from the sub-host; reading changed" \
