@@ -694,7 +694,8 @@ static const char *op_name(enum nbdconn_op op)
 {
 	return op == NBDCONN_READ ? "read" :
 	       op == NBDCONN_WRITE ? "write" :
-	       op == NBDCONN_FLUSH ? "flush" : "discard";
+	       op == NBDCONN_FLUSH ? "flush" :
+	       op == NBDCONN_ZERO ? "write zeroes" : "discard";
 }
 
 /*
@@ -745,6 +746,9 @@ static int64_t issue(struct nbd_handle *h, struct nbdconn_req *q, uint64_t max)
 			cookie = nbd_aio_trim(h, len, q->off + at, cb, 0);
 		else
 			cookie = nbd_aio_zero(h, len, q->off + at, cb, 0);
+		break;
+	case NBDCONN_ZERO:
+		cookie = nbd_aio_zero(h, len, q->off + at, cb, 0);
 		break;
 	case NBDCONN_FLUSH:
 		cookie = nbd_aio_flush(h, cb, 0);

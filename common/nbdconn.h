@@ -30,9 +30,9 @@
  *  - One retry: a pooled connection that fails before the deadline may
  *    have died while idle (the server restarted), which says nothing
  *    about the sub-host now, so the requests are sent once more on a
- *    new connection before the sub-host is called down.  Reads, writes
- *    and discards of the same bytes are idempotent, so repeating them is
- *    harmless.
+ *    new connection before the sub-host is called down.  Reads, writes,
+ *    discards and zeroes of the same bytes are idempotent, so repeating
+ *    them is harmless.
  *
  *  - After the sub-host was found down, the other idle connections are
  *    closed too (what broke one most likely broke them all), and for
@@ -109,6 +109,15 @@ enum nbdconn_op {
 	 * write-zeroes that may punch holes. */
 	NBDCONN_DISCARD,
 	/*
+	 * Reads as zeros afterwards, whatever the server: NBD write
+	 * zeroes (it may punch holes).  NBD TRIM is only a hint (the
+	 * protocol promises nothing about the contents afterwards;
+	 * qemu-nbd ignores it by default), which is fine for dropping a
+	 * stale copy but not for a range whose pages are then left out
+	 * as zeros.  A server without write zeroes fails the request.
+	 */
+	NBDCONN_ZERO,
+	/*
 	 * Everything the server acknowledged before this was sent is on
 	 * stable storage (NBD_CMD_FLUSH): give it a call of its own after
 	 * the writes' call returned.  Against a server that does not
@@ -150,8 +159,8 @@ struct nbdconn_req {
  * advertised, or the protocol's 32M when it said nothing) goes out as
  * several commands of at most that size, pipelined like the rest; it
  * succeeds only if every one of them does (answered and err are about
- * the whole request, parts says how many commands it took).  Discards go
- * out whole.
+ * the whole request, parts says how many commands it took).  Discards
+ * and zeroes go out whole.
  * Returns:
  *   0                 every request succeeded;
  *   NBDCONN_REFUSED   the server answered, and refused at least one

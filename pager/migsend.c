@@ -113,7 +113,10 @@ static int discard_home(struct vmem_cold_sender *s, struct dest *d,
 
 			if (len > TRIM_BYTES)
 				len = TRIM_BYTES;
-			q[n].op = NBDCONN_DISCARD;
+			/* Zeroes, not a trim: a trim is a hint the server
+			 * may ignore, and the zero pages left out below
+			 * must read as zeros. */
+			q[n].op = NBDCONN_ZERO;
 			q[n].off = off;
 			q[n].len = len;
 			n++;
@@ -122,7 +125,7 @@ static int discard_home(struct vmem_cold_sender *s, struct dest *d,
 		rc = nbdconn_run(d->nc, q, n, vmem_deadline_ns(s->timeout_ms),
 				 why, sizeof(why));
 		if (rc != 0)
-			return fail(s, err, errlen, "sub-host %s: discarding "
+			return fail(s, err, errlen, "sub-host %s: zeroing "
 				    "its home range [%#" PRIx64 ", %#" PRIx64
 				    ") at setup: %s", d->sh->uri, d->sh->start,
 				    d->sh->end, rc == NBDCONN_REFUSED ?

@@ -4,9 +4,11 @@
  * page (plan.h) of the VM's RAM straight to its home sub-host over NBD.
  *
  * What it promises:
- *  - At setup, the home range of every sub-host is discarded (reads as
- *    zeros), so a page left out is zero there, and nothing the sub-host
- *    held before (an earlier, failed migration) survives.
+ *  - At setup, the home range of every sub-host is zeroed (NBD write
+ *    zeroes, which may punch holes; not a trim, which a server may
+ *    ignore), so a page left out is zero there, and nothing the sub-host
+ *    held before (an earlier VM, a failed migration) survives.  A
+ *    sub-host without write zeroes fails the setup.
  *  - A zero page that was never written since is not sent; a page sent
  *    before that has become zero is written again (as zeros).
  *  - Writes are copied at once (the guest may go on writing the page;
@@ -48,7 +50,7 @@ struct vmem_cold_sender_stats {
 };
 
 /*
- * Connect to every sub-host of @vm and discard its home range.  @plan
+ * Connect to every sub-host of @vm and zero its home range.  @plan
  * (and @vm) must outlive the sender.  NULL with a message on failure.
  */
 struct vmem_cold_sender *vmem_cold_sender_new(const struct vmem_plan *plan,

@@ -730,6 +730,101 @@ START_TEST(test_sender_flush_fails)
 }
 END_TEST
 
+/*
+ * A sub-host whose TRIM succeeds and does nothing, as the NBD protocol
+ * allows ("the client MUST NOT make any assumptions about the contents
+ * of the export affected by this command"; qemu-nbd's default
+ * --discard=ignore does just that), holding garbage of an earlier VM.
+ * The sender leaves zero pages out because it cleared the home range at
+ * setup: that must leave zeros there, or the destination reads the
+ * garbage where the source had zeros.
+ */
+START_TEST(test_sender_home_zero_despite_noop_trim)
+{
+	char file[96], pread_m[192], pwrite_m[192], uri[96], err[512];
+	const char *argv[] = {
+		"eval", "get_size=echo 8M", pread_m, pwrite_m, "trim=exit 0",
+		NULL,
+	};
+	struct vmem_cold_sender *s;
+	struct vmem_config cfg;
+	struct vmem_plan p;
+	struct nbd_handle *h;
+	char *buf = malloc(8 * MiB), page[PG];
+	uint64_t bad = 0, first_bad = 0, cold_zero = 0;
+	int fd;
+	pid_t pid;
+
+	ck_assert(buf);
+	snprintf(file, sizeof(file), "/dev/shm/vt-plan-noop-trim-%d",
+		 (int)getpid());
+	fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_msg(fd >= 0, "%s: %s", file, strerror(errno));
+	memset(buf, 0xa5, 8 * MiB);	/* an earlier VM's pages */
+	ck_assert_int_eq(pwrite(fd, buf, 8 * MiB, 0), (ssize_t)(8 * MiB));
+	close(fd);
+	snprintf(pread_m, sizeof(pread_m), "pread=dd if=%s skip=$4 count=$3 "
+		 "iflag=skip_bytes,count_bytes status=none", file);
+	snprintf(pwrite_m, sizeof(pwrite_m), "pwrite=dd of=%s seek=$4 "
+		 "oflag=seek_bytes conv=notrunc status=none", file);
+	pid = nbdkit_argv(24900 + (int)(getpid() % 90), argv, uri,
+			  sizeof(uri));
+	struct vmem_vm *vm = uri_conf(&cfg, uri);
+
+	ck_assert(vmem_plan_init(&p, vm, err, sizeof(err)) == 0);
+	ck_assert(vmem_plan_choose(&p, NULL, err, sizeof(err)) == 0);
+	s = vmem_cold_sender_new(&p, vm, err, sizeof(err));
+	ck_assert_msg(s, "%s", err);
+	/* Every other cold page holds data, the rest are zero (left out). */
+	for (uint64_t off = 0; off < 8 * MiB; off += PG) {
+		bool zero = (off / PG) % 2;
+
+		if (!vmem_plan_is_cold(&p, off))
+			continue;
+		if (zero)
+			memset(page, 0, PG);
+		else
+			vt_pattern_fill(page, off, PG, 23);
+		cold_zero += zero;
+		ck_assert_int_eq(vmem_cold_sender_page(s, off, page, err,
+						       sizeof(err)), 1);
+	}
+	ck_assert_msg(vmem_cold_sender_drain(s, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_uint_gt(cold_zero, 0);
+	vmem_cold_sender_free(s);
+
+	h = vt_nbd_connect(uri, 5000, err, sizeof(err));
+	ck_assert_msg(h, "%s", err);
+	ck_assert_int_eq(nbd_pread(h, buf, 8 * MiB, 0, 0), 0);
+	nbd_close(h);
+	nbdkit_argv_kill(pid);
+	unlink(file);
+	for (uint64_t off = 0; off < 8 * MiB; off += PG) {
+		bool ok;
+
+		if (!vmem_plan_is_cold(&p, off))
+			continue;
+		if ((off / PG) % 2) {
+			memset(page, 0, PG);
+		} else {
+			vt_pattern_fill(page, off, PG, 23);
+		}
+		ok = !memcmp(buf + off, page, PG);
+		if (!ok && !bad++)
+			first_bad = off;
+	}
+	ck_assert_msg(bad == 0, "%" PRIu64 " cold pages read back wrong from "
+		      "a sub-host whose trim does nothing, first at %#" PRIx64
+		      " (%s)", bad, first_bad, (first_bad / PG) % 2 ?
+		      "a zero page left out: the earlier VM's garbage" :
+		      "a page with data");
+	free(buf);
+	vmem_plan_free(&p);
+	vmem_config_free(&cfg);
+}
+END_TEST
+
 static Suite *plan_suite(void)
 {
 	Suite *s = suite_create("plan");
@@ -748,6 +843,7 @@ static Suite *plan_suite(void)
 	tc = vt_tcase_unchecked(s, "flush", NULL, NULL, 30);
 	tcase_add_test(tc, test_sender_flushes_before_commit);
 	tcase_add_test(tc, test_sender_flush_fails);
+	tcase_add_test(tc, test_sender_home_zero_despite_noop_trim);
 	return s;
 }
 
