@@ -539,23 +539,36 @@ START_TEST(test_refuse_capabilities)
 }
 END_TEST
 
+/*
+ * The destination refuses the migration before it loads a page: the
+ * migration fails, the destination exits nonzero with @in_log in its
+ * log, and its memory file holds none of the guest's data.  @why gets
+ * the source's reason.
+ */
+static void migration_refused(bool split, const char *in_log, char *why,
+			      size_t whylen)
+{
+	const char *st;
+
+	set_split(split);
+	migrate();
+	st = wait_migration(60000, why, whylen, NULL);
+	ck_assert_str_eq(st, "failed");
+	dst_exits_nonzero(10000);
+	ck_assert_msg(dst_log_has(in_log), "destination log lacks '%s'",
+		      in_log);
+	ck_assert_uint_lt(dst_mem_bytes(), 8 * MiB);
+}
+
 /* A destination without vmem-split does not know the section. */
 START_TEST(test_refuse_stock_destination)
 {
 	char why[1024];
-	const char *st;
 
 	require_env();
 	dst_start(false, NULL, NULL);
 	set_bandwidth(1ULL << 30);
-	set_split(true);
-	migrate();
-	st = wait_migration(60000, why, sizeof(why), NULL);
-	ck_assert_str_eq(st, "failed");
-	dst_exits_nonzero(10000);
-	ck_assert(dst_log_has("vmem-split"));
-	/* No page of the guest's data reached it. */
-	ck_assert_uint_lt(dst_mem_bytes(), 8 * MiB);
+	migration_refused(true, "vmem-split", why, sizeof(why));
 	printf("info: stock destination: source says '%s'\n", why);
 	source_intact();
 }
@@ -564,17 +577,10 @@ END_TEST
 START_TEST(test_refuse_config_mismatch)
 {
 	char why[1024];
-	const char *st;
 
 	require_env();
 	dst_start(true, E->conf_bad, NULL);
-	set_split(true);
-	migrate();
-	st = wait_migration(60000, why, sizeof(why), NULL);
-	ck_assert_str_eq(st, "failed");
-	dst_exits_nonzero(10000);
-	ck_assert(dst_log_has("differs from this one"));
-	ck_assert_uint_lt(dst_mem_bytes(), 8 * MiB);
+	migration_refused(true, "differs from this one", why, sizeof(why));
 	source_intact();
 }
 END_TEST
@@ -583,17 +589,10 @@ END_TEST
 START_TEST(test_refuse_plain_into_split)
 {
 	char why[1024];
-	const char *st;
 
 	require_env();
 	dst_start(true, E->conf, NULL);
-	set_split(false);
-	migrate();
-	st = wait_migration(60000, why, sizeof(why), NULL);
-	ck_assert_str_eq(st, "failed");
-	dst_exits_nonzero(10000);
-	ck_assert(dst_log_has("without a plan"));
-	ck_assert_uint_lt(dst_mem_bytes(), 8 * MiB);
+	migration_refused(false, "without a plan", why, sizeof(why));
 	source_intact();
 }
 END_TEST

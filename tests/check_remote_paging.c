@@ -231,6 +231,16 @@ static void setup_paths(void)
 	snprintf(ctl_path, sizeof(ctl_path), "%s.ctl", mem_path);
 }
 
+/* The mount's config: the fake VM's QMP socket, and @extra lines. */
+static void write_conf(const char *extra)
+{
+	snprintf(conf_text, sizeof(conf_text),
+		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
+		 "chunk-size = 64K\ntimeout = 500ms\n"
+		 "subhost = nbd://192.0.2.1:1 2M-8M tls=off  # never contacted\n%s",
+		 mem_path, qmp.path, extra);
+}
+
 static void setup(void)
 {
 	unsigned char *buf = malloc(2 * M);
@@ -256,11 +266,7 @@ static void setup(void)
 	close(sfd);
 	memset(&qmp, 0, sizeof(qmp));
 	fakeqmp_start(&qmp, vm_command, &vm, 1);
-	snprintf(conf_text, sizeof(conf_text),
-		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
-		 "chunk-size = 64K\ntimeout = 500ms\n"
-		 "subhost = nbd://192.0.2.1:1 2M-8M tls=off  # never contacted\n",
-		 mem_path, qmp.path);
+	write_conf("");
 }
 
 static void teardown(void)
@@ -453,8 +459,7 @@ START_TEST(control_socket_fetch_merge_off_one_command_per_chunk)
 	unsigned char *got = malloc(M), *want = malloc(M);
 
 	vm.mode = FAIL;		/* QMP page-in must not be used */
-	strncat(conf_text, "fetch-merge = off\n",
-		sizeof(conf_text) - strlen(conf_text) - 1);
+	write_conf("fetch-merge = off\n");
 	ctl_start(CTL_OK);
 	open_reader(&cfg, &r);
 	fill(want, 3 * M, M);
@@ -545,11 +550,7 @@ START_TEST(control_socket_owner_must_match)
 	/* The same socket owned by a user who is not the file's. */
 	memset(&qmp, 0, sizeof(qmp));
 	fakeqmp_start(&qmp, vm_command, &vm, 1);
-	snprintf(conf_text, sizeof(conf_text),
-		 "[rp]\nmemory-file = %s\nbackend = remote-paging\nqmp = %s\n"
-		 "chunk-size = 64K\ntimeout = 500ms\n"
-		 "subhost = nbd://192.0.2.1:1 2M-8M tls=off\n",
-		 mem_path, qmp.path);
+	write_conf("");
 	ck_assert_int_eq(chown(ctl_path, 65533, 65533), 0);
 	open_reader(&cfg, &r);
 	fill(want, 6 * M, 4096);
