@@ -21,23 +21,18 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+BENCH_NAME=bench-migrate
+# shellcheck source=lib/runbench.sh
+. scripts/lib/runbench.sh
 TIMEOUT=${BENCH_MIGRATE_TIMEOUT:-600}
 BIN=build/pager/bench_migrate
 OUT=build/bench-migrate.txt
 PNG=${MIGRATE_PNG:-doc/migrate-bench.png}
-pid=
 
 cleanup() {
 	local rc=$?
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		# It stops QEMU and nbdkit and removes its files on SIGTERM.
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	local pid=$RUNBENCH_PID
+	runbench_stop
 	if [ -n "$pid" ]; then
 		# What a SIGKILLed run may leave, all named after its PID.
 		if ip netns list 2>/dev/null | grep -qw "vmt-bm-$pid"; then
@@ -62,17 +57,8 @@ scripts/build-qemu.sh >&2
 scripts/guest/build-guest.sh >&2
 make -s "$BIN" >&2
 
-"$BIN" "$@" >"$OUT.new" &
-pid=$!
-deadline=$((SECONDS + TIMEOUT))
-while kill -0 "$pid" 2>/dev/null; do
-	if [ "$SECONDS" -ge "$deadline" ]; then
-		echo "bench-migrate: no result after ${TIMEOUT} s; stopping" >&2
-		exit 1
-	fi
-	sleep 1
-done
-wait "$pid" || { cat "$OUT.new"; echo "bench-migrate: bench_migrate failed" >&2; exit 1; }
+: >"$OUT.new"
+runbench "$TIMEOUT" "$OUT.new" "$BIN" "$@" || { cat "$OUT.new"; echo "bench-migrate: bench_migrate failed" >&2; exit 1; }
 mv "$OUT.new" "$OUT"
 cat "$OUT"
 

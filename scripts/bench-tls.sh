@@ -17,22 +17,16 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+BENCH_NAME=bench-tls
+# shellcheck source=lib/runbench.sh
+. scripts/lib/runbench.sh
 TIMEOUT=${BENCH_TLS_TIMEOUT:-600}
 BIN=build/bench/tlsbench
 OUT=build/bench-tls.txt
-pid=
 
 cleanup() {
 	local rc=$?
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		# It stops what it started and removes its files on SIGTERM.
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	runbench_stop
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -51,18 +45,9 @@ run() {
 	local title=$1
 	shift
 	printf '\n%s\n\n' "$title" >>"$OUT.new"
-	env "$@" VMEMFS="$ROOT/build/vmemfs" "$BIN" $ARGS >>"$OUT.new" &
-	pid=$!
-	deadline=$((SECONDS + TIMEOUT))
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			echo "bench-tls: no result after ${TIMEOUT} s; stopping" >&2
-			exit 1
-		fi
-		sleep 1
-	done
-	wait "$pid" || { echo "bench-tls: tlsbench failed" >&2; exit 1; }
-	pid=
+	# shellcheck disable=SC2086
+	runbench "$TIMEOUT" "$OUT.new" env "$@" VMEMFS="$ROOT/build/vmemfs" "$BIN" $ARGS ||
+		{ echo "bench-tls: tlsbench failed" >&2; exit 1; }
 }
 ARGS="$*"
 # GnuTLS's own choice of cipher (libnbd and nbdkit both ask for NORMAL).
